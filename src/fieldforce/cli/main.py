@@ -1,0 +1,57 @@
+"""The ``fieldforce`` command: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module of this package and provides
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable
+``func(args) -> int`` (the exit code). User errors are
+:class:`fieldforce.errors.FieldforceError`; they are printed as one sentence on
+stderr with exit code 2. ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from fieldforce import __version__
+from fieldforce.errors import FieldforceError
+
+# Subcommand modules, in the order `fieldforce --help` lists them.
+SUBCOMMANDS = ("data", "label", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fieldforce",
+        description="Machine-learned electrostatics and electric-field response.",
+    )
+    parser.add_argument("--version", action="version", version=f"fieldforce {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full Python tracebacks on errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"fieldforce.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except FieldforceError as exc:
+        if args.debug:
+            raise
+        print(f"fieldforce {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fieldforce {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Canonical labels: names, shapes, where they live and their dimension.
+
+Every structure that fieldforce handles carries its reference labels under
+these names, in these shapes and in internal units (see :mod:`fieldforce.units`).
+Readers map foreign keys onto them and convert; nothing past the reader sees
+anything else.
+
+===============  ==========  ===========  =================  =====================
+name             per         shape        internal unit      meaning
+===============  ==========  ===========  =================  =====================
+energy           structure   ()           eV                 total energy U(R, E)
+forces           atom        (N, 3)       eV/Å               -dU/dr_i
+stress           structure   (3, 3)       eV/Å³              (1/V) dU/dstrain
+dipole           structure   (3,)         e·Å                sum_i q_i r_i + electrons
+polarizability   structure   (3, 3)       e·Å²/V             d mu_a / d E_b
+charges          atom        (N,)         e                  partial charges
+born_charges     atom        (N, 3, 3)    e                  Z*_{i,ab} = dF_{i,b}/dE_a
+polarization     structure   (3,)         e/Å²               cell dipole / volume
+efield           structure   (3,)         V/Å                applied uniform field
+total_charge     structure   ()           e                  net charge
+===============  ==========  ===========  =================  =====================
+
+Born charges follow the convention Z*_{i,ab} = dP_a/dr_{i,b} · V = dF_{i,b}/dE_a
+(first index: field / polarization direction, second: displacement / force).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Static description of one canonical label."""
+
+    name: str
+    per_atom: bool
+    shape: tuple[int, ...]  # shape per structure (per_atom=False) or per atom
+    dimension: str  # a dimension of fieldforce.units
+    description: str
+
+    @property
+    def size(self) -> int:
+        """Number of floats per structure or per atom."""
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+LABELS: dict[str, LabelSpec] = {
+    spec.name: spec
+    for spec in (
+        LabelSpec("energy", False, (), "energy", "total energy"),
+        LabelSpec("forces", True, (3,), "force", "atomic forces"),
+        LabelSpec("stress", False, (3, 3), "stress", "stress tensor"),
+        LabelSpec("dipole", False, (3,), "dipole", "dipole moment"),
+        LabelSpec("polarizability", False, (3, 3), "polarizability", "dipole polarizability"),
+        LabelSpec("charges", True, (), "charge", "atomic partial charges"),
+        LabelSpec("born_charges", True, (3, 3), "charge", "Born effective charges"),
+        LabelSpec("polarization", False, (3,), "polarization", "polarization (periodic)"),
+        LabelSpec("efield", False, (3,), "field", "applied uniform electric field"),
+        LabelSpec("total_charge", False, (), "charge", "net charge of the structure"),
+    )
+}
+
+#: Tensor labels that must be symmetric (checked on reading).
+SYMMETRIC_LABELS = ("polarizability", "stress")
