@@ -83,11 +83,11 @@ def run(args) -> int:
         f"{iso * units.COULOMB_CONSTANT:.3f} Å³ (experiment, gas phase: 1.45 Å³)"
     )
     print("forces (eV/Å)")
-    for sym, f in zip(monomer.atoms.get_chemical_symbols(), at_field["forces"]):
+    for sym, f in zip(monomer.atoms.get_chemical_symbols(), at_field["forces"], strict=True):
         print(f"  {sym:2s} {_fmt_vec(f)}")
     print("Born effective charges: diagonal of Z* (e)")
     zstar = at_field["born_charges"]
-    for sym, z in zip(monomer.atoms.get_chemical_symbols(), zstar):
+    for sym, z in zip(monomer.atoms.get_chemical_symbols(), zstar, strict=True):
         print(f"  {sym:2s} {_fmt_vec(np.diag(z))}")
 
     print("\n== 3. Checks against physics ==")
