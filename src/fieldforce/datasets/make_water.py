@@ -34,8 +34,8 @@ from fieldforce.datasets import water_sampling as ws
 SETTINGS = {"xc": "PBE0", "basis": "aug-cc-pvdz"}
 PROPERTIES = ("energy", "forces", "dipole", "polarizability", "born_charges")
 #: Structures per kind at zero field, and how many more at a finite field.
-COUNTS = {"monomer": 300, "dimer": 200, "trimer": 40}
-FIELD_COUNTS = {"monomer": 60, "dimer": 40, "trimer": 0}
+COUNTS = {"monomer": 300, "dimer": 200, "trimer": 30}
+FIELD_COUNTS = {"monomer": 60, "dimer": 30, "trimer": 0}
 TEMPERATURES = (300.0, 400.0, 500.0, 600.0)
 FIELD_RANGE = (0.01, 0.1)  # V/Å
 SEED = 20261122
@@ -56,22 +56,20 @@ def _forces_fn(backend):
 
 def relaxed_monomer(backend) -> Atoms:
     """The monomer relaxed at the labels' level of theory (fmax 1e-3 eV/Å)."""
-    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class _Adapter(Calculator):
+        # ASE's optimizer asks a calculator for energy and forces.
+        implemented_properties = ["energy", "free_energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            out = backend.label(self.atoms, np.zeros(3), {"energy", "forces"})
+            energy = float(out["energy"])
+            self.results = {"energy": energy, "free_energy": energy, "forces": out["forces"]}
 
     atoms = Atoms("OH2", positions=[[0, 0, 0.1173], [0, 0.7572, -0.4692], [0, -0.7572, -0.4692]])
-
-    class _Calc(SinglePointCalculator):
-        # A tiny adapter: ASE's optimizer asks for energy and forces.
-        implemented_properties = ["energy", "forces"]
-
-        def __init__(self):
-            super().__init__(atoms)
-
-        def get_property(self, name, atoms=None, allow_calculation=True):
-            out = backend.label(atoms or self.atoms, np.zeros(3), {"energy", "forces"})
-            return {"energy": float(out["energy"]), "forces": out["forces"]}[name]
-
-    atoms.calc = _Calc()
+    atoms.calc = _Adapter()
     BFGS(atoms, logfile=None).run(fmax=1e-3, steps=100)
     return Atoms("OH2", positions=atoms.positions - atoms.get_center_of_mass())
 

@@ -1,0 +1,226 @@
+"""Label many structures with a DFT backend: progress, workers, resume, failures.
+
+A labelling job is long and may be killed at any time, so every finished frame
+is written at once, atomically, to ``OUT.parts/NNNNNN.xyz`` beside the output,
+tagged with the backend's settings fingerprint and the properties asked for.
+A rerun reuses every part (and every frame of an existing ``OUT``) whose
+fingerprint, properties, field and positions match, and labels only the rest.
+Frames whose calculation fails are reported, listed in ``OUT.failures.json``
+and left out; the others are written to ``OUT`` atomically at the end, and the
+parts folder is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fieldforce.data.frame import Frame
+from fieldforce.errors import BackendError, FieldforceError
+from fieldforce.reference.backend import Backend, check_properties
+
+_FP_KEY = "label_fingerprint"
+_PROPS_KEY = "label_properties"
+
+
+@dataclass
+class LabelReport:
+    """What a labelling job did."""
+
+    output: Path
+    total: int
+    labelled: int = 0
+    reused: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    seconds_per_frame: float = float("nan")
+    stopped_early: bool = False
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.output}: {self.total} frames, {self.labelled} labelled now, "
+            f"{self.reused} reused, {len(self.failed)} failed, {self.seconds:.1f} s"
+            + (f" ({self.seconds_per_frame:.2f} s/frame)" if self.labelled else "")
+        ]
+        if self.stopped_early:
+            lines.append("stopped at the time limit; run the same command again to continue")
+        for index, reason in sorted(self.failed.items()):
+            lines.append(f"  frame {index}: {reason}")
+        return "\n".join(lines)
+
+
+def _frame_field(frame: Frame, efield: np.ndarray | None) -> np.ndarray:
+    return np.asarray(efield if efield is not None else frame.efield, dtype=float).reshape(3)
+
+
+def _matches(done: Frame, todo: Frame, fingerprint: str, props: set[str], efield) -> bool:
+    """Was ``done`` labelled from ``todo`` with these settings?"""
+    info = done.atoms.info
+    return (
+        info.get(_FP_KEY) == fingerprint
+        and set(str(info.get(_PROPS_KEY, "")).split(",")) >= props
+        and len(done.atoms) == len(todo.atoms)
+        and np.array_equal(done.atoms.numbers, todo.atoms.numbers)
+        and np.allclose(done.atoms.positions, todo.atoms.positions, atol=1e-8, rtol=0)
+        and np.allclose(done.efield, efield, atol=1e-10, rtol=0)
+    )
+
+
+def _label_one(backend: Backend, frame: Frame, efield, props: set[str]) -> Frame:
+    labels = backend.label(frame.atoms, efield, props)
+    out = Frame(frame.atoms.copy(), dict(labels), frame.source, frame.index)
+    # Labels the input carried but the backend did not produce stay (e.g. tags).
+    for key, value in frame.labels.items():
+        out.labels.setdefault(key, value)
+    out.atoms.info[_FP_KEY] = backend.settings_fingerprint()
+    out.atoms.info[_PROPS_KEY] = ",".join(sorted(props))
+    return out
+
+
+def _worker(backend: Backend, frame: Frame, efield, props, threads: int):
+    """Process-pool entry point: returns (index, Frame or error string)."""
+    if hasattr(backend, "config") and getattr(backend.config, "threads", 0) is None:
+        backend.config.threads = threads
+    try:
+        return frame.index, _label_one(backend, frame, efield, props)
+    except FieldforceError as exc:
+        return frame.index, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a DFT code can fail in many ways
+        return frame.index, f"{type(exc).__name__}: {exc}"
+
+
+def label_frames(
+    source: str | Path | Sequence[Frame],
+    output: str | Path,
+    backend: Backend,
+    properties: Iterable[str],
+    *,
+    efield: Sequence[float] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    max_seconds: float | None = None,
+) -> LabelReport:
+    """Label every frame of ``source`` and write a canonical extxyz to ``output``.
+
+    Parameters
+    ----------
+    source
+        canonical extxyz path, data-spec YAML, or a list of frames.
+    output
+        canonical extxyz to write (``.xyz`` or ``.xyz.gz``).
+    backend
+        a :class:`~fieldforce.reference.backend.Backend`.
+    properties
+        subset of energy, forces, dipole, polarizability, born_charges.
+    efield
+        [3] uniform field in V/Å for every frame; ``None``: each frame's own
+        ``efield`` label (zero where it has none).
+    workers
+        parallel processes; each gets ``cores // workers`` threads.
+    max_seconds
+        stop starting new frames after this wall time (finished frames are
+        kept in the parts folder; rerun to continue). ``OUT`` is written only
+        when every frame is done or failed.
+    """
+    from fieldforce.data.io import read_frames, write_frames
+
+    props = check_properties(properties)
+    output = Path(output)
+    frames = list(source) if isinstance(source, Sequence) and not isinstance(source, str) \
+        else read_frames(source)
+    for i, f in enumerate(frames):
+        if f.index is None:
+            f.index = i
+    if efield is not None and np.asarray(efield).shape != (3,):
+        raise BackendError(f"efield must be 3 numbers in V/Å, got {efield!r}")
+    fingerprint = backend.settings_fingerprint()
+    parts = output.with_name(output.name + ".parts")
+    report = LabelReport(output=output, total=len(frames))
+
+    done: dict[int, Frame] = {}
+    previous = read_frames(output) if output.exists() else []
+    for position, frame in enumerate(frames):
+        fe = _frame_field(frame, efield)
+        part = parts / f"{position:06d}.xyz"
+        candidates = [p for p in previous if p.atoms.info.get("label_position") == position]
+        if part.exists():
+            candidates += read_frames(part)
+        for cand in candidates:
+            if _matches(cand, frame, fingerprint, props, fe):
+                done[position] = cand
+                break
+    report.reused = len(done)
+    todo = [p for p in range(len(frames)) if p not in done]
+
+    start = time.perf_counter()
+    parts.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // max(1, workers))
+    bar = _progress(len(frames), report.reused, progress, output.name)
+
+    def finish(position: int, result) -> None:
+        if isinstance(result, Frame):
+            result.atoms.info["label_position"] = position
+            write_frames([result], parts / f"{position:06d}.xyz")
+            done[position] = result
+            report.labelled += 1
+        else:
+            report.failed[frames[position].index] = result
+        bar.update(1)
+        bar.set_postfix(failed=len(report.failed))
+
+    jobs = [(p, frames[p], _frame_field(frames[p], efield)) for p in todo]
+    if workers <= 1:
+        for position, frame, fe in jobs:
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                report.stopped_early = True
+                break
+            finish(position, _worker(backend, frame, fe, props, cores)[1])
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            pending = {}
+            queue = list(jobs)
+            while queue or pending:
+                while queue and len(pending) < workers:
+                    if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                        report.stopped_early = True
+                        queue.clear()
+                        break
+                    position, frame, fe = queue.pop(0)
+                    fut = pool.submit(_worker, backend, frame, fe, props, threads)
+                    pending[fut] = position
+                if not pending:
+                    break
+                fut = next(as_completed(pending))
+                finish(pending.pop(fut), fut.result()[1])
+    bar.close()
+    report.seconds = time.perf_counter() - start
+    if report.labelled:
+        report.seconds_per_frame = report.seconds / report.labelled
+
+    if report.stopped_early:
+        return report
+    ordered = [done[p] for p in sorted(done)]
+    if report.failed:
+        failures = output.with_name(output.name + ".failures.json")
+        failures.write_text(json.dumps({str(k): v for k, v in report.failed.items()}, indent=1))
+    if ordered:
+        write_frames(ordered, output)
+    for item in parts.glob("*.xyz"):
+        item.unlink()
+    parts.rmdir()
+    return report
+
+
+def _progress(total: int, initial: int, enabled: bool, name: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=f"labelling {name}",
+                unit="frame", dynamic_ncols=True)
