@@ -43,7 +43,7 @@ AVOGADRO = 6.02214076e23  # 1/mol (exact)
 EPSILON0_SI = 8.8541878128e-12  # F/m
 BOHR_M = 0.529177210903e-10  # m
 HARTREE_J = 4.3597447222071e-18  # J
-HBAR_JS = 1.054571817e-34  # J s (exact)
+HBAR_JS = 6.62607015e-34 / (2 * math.pi)  # J s (h is exact)
 
 #: Bohr radius in Å.
 BOHR = BOHR_M * 1e10
@@ -230,7 +230,7 @@ def parse_unit(unit: str, dimension: str | None = None) -> Unit:
         other = [d for d, t in _UNITS.items() if key in t and key != "au"]
         hint = f" ({unit!r} is a unit of {other[0]})" if other else ""
         raise UnitError(
-            f"unit {unit!r} is not a {dimension} unit{hint}; "
+            f"unit {unit!r} is not a unit of {dimension}{hint}; "
             f"expected one of: {', '.join(sorted(table))}"
         )
     if key == "au":
