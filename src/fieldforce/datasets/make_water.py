@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p = sub.add_parser("finish", help="write water_meta.json next to the labelled file")
     p.add_argument("labelled", type=Path)
-    p.add_argument("--sampling", type=Path, default=Path("water_sampling.json"))
+    p.add_argument("--sampling", type=Path, default=None,
+                   help="water_sampling.json written by `sample` (default: next to LABELLED)")
     p.add_argument("--cost", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -135,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         info.update(
             seed=args.seed, temperatures_K=list(TEMPERATURES), field_range_V_per_A=FIELD_RANGE
         )
-        Path("water_sampling.json").write_text(json.dumps(info, indent=1))
-        print(f"wrote {args.out} and water_sampling.json")
+        sampling = args.out.parent / "water_sampling.json"
+        sampling.write_text(json.dumps(info, indent=1) + "\n")
+        print(f"wrote {args.out} and {sampling}")
         return 0
     if args.step == "label":
         from fieldforce.reference.labelling import label_frames
@@ -151,16 +153,18 @@ def _finish(args) -> int:
     from fieldforce.data.io import read_frames
 
     frames = read_frames(args.labelled)
+    sampling = args.sampling or args.labelled.parent / "water_sampling.json"
     counts: dict[str, int] = {}
     for f in frames:
         kind = f.atoms.info.get("config_type", "?")
         key = kind + ("_field" if abs(f.efield).max() > 0 else "")
         counts[key] = counts.get(key, 0) + 1
     meta = {
-        "level_of_theory": SETTINGS | {"code": "PySCF", "field_coupling": "E·r, origin 0"},
+        "level_of_theory": _backend().settings()
+        | {"code": "PySCF", "field_coupling": "+E.r on electrons, -Z E.R on nuclei, origin 0"},
         "properties": list(PROPERTIES),
         "counts": counts,
-        "sampling": json.loads(args.sampling.read_text()) if args.sampling.exists() else {},
+        "sampling": json.loads(sampling.read_text()) if sampling.exists() else {},
         "commands": [
             "python -m fieldforce.datasets.make_water sample --out water_unlabelled.xyz",
             "python -m fieldforce.datasets.make_water label water_unlabelled.xyz water.xyz.gz "
