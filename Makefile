@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt -e ".[dft,dev]"
+	@bash scripts/install-gpaw.sh "$(PIP)"
 	@touch $(STAMP)
 
 demo: $(STAMP)
