@@ -4,8 +4,10 @@ Public API (everything else may change between versions):
 
 - :mod:`fieldforce.units` — constants and unit conversion (internal: eV, Å, e, V/Å)
 - :class:`Frame`, :func:`read_frames`, :func:`write_frames`, :class:`DataSpec`,
-  :func:`load_spec`, :func:`random_split`, :func:`split_by_tag` — labelled data
-- :func:`label_frames`, :class:`PySCFSettings` — DFT labelling under finite fields
+  :func:`load_spec`, :func:`validate_frame`, :func:`random_split`,
+  :func:`split_by_tag`, :func:`summarize` — labelled data
+- :func:`get_backend`, :class:`PySCFSettings`, :class:`GPAWSettings`,
+  :func:`label_frames` — DFT labelling under finite fields
 - :func:`load_water` — the shipped, self-labelled water dataset
 """
 
@@ -14,13 +16,45 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from fieldforce import units
-from fieldforce.errors import ConfigError, DataError, FieldforceError, UnitError
+from fieldforce.data.frame import Frame
+from fieldforce.data.info import summarize
+from fieldforce.data.io import read_frames, write_frames
+from fieldforce.data.spec import DataSpec, load_spec
+from fieldforce.data.splits import random_split, split_by_tag
+from fieldforce.data.validation import validate_frame
+from fieldforce.datasets import load_water
+from fieldforce.errors import (
+    BackendError,
+    ConfigError,
+    DataError,
+    FieldforceError,
+    UnitError,
+)
+from fieldforce.reference.backend import get_backend
+from fieldforce.reference.gpaw_backend import GPAWSettings
+from fieldforce.reference.labelling import label_frames
+from fieldforce.reference.pyscf_backend import PySCFSettings
 
 __all__ = [
     "__version__",
     "units",
+    "Frame",
+    "DataSpec",
+    "load_spec",
+    "read_frames",
+    "write_frames",
+    "validate_frame",
+    "random_split",
+    "split_by_tag",
+    "summarize",
+    "load_water",
+    "get_backend",
+    "label_frames",
+    "PySCFSettings",
+    "GPAWSettings",
     "FieldforceError",
     "DataError",
     "UnitError",
     "ConfigError",
+    "BackendError",
 ]

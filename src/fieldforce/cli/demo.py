@@ -99,10 +99,11 @@ def run(args) -> int:
     # The field derivatives are taken at E, not 0: alpha(E) differs from alpha(0)
     # at third order, so the residual is O(E^3).
     residual = float(at_field["energy"]) - predicted
+    field_energy = predicted - float(at_zero["energy"])
     print(
-        f"U(E) - [U0 - mu0·E - 1/2 E·alpha·E] = {residual * 1000:+.4f} meV  "
-        f"(field energy {(predicted - float(at_zero['energy'])) * 1000:+.3f} meV; "
-        "residual is third order in E)"
+        f"second-order expansion: field energy {field_energy * 1e3:+.4f} meV; "
+        f"U(E) - [U0 - mu0·E - 1/2 E·alpha·E] = {residual * 1e6:+.3f} µeV "
+        f"({abs(residual / field_energy):.1e} of it, third order in E)"
     )
     if settings["basis"] == lot["basis"] and "dipole" in monomer.labels:
         d = np.abs(at_zero["dipole"] - monomer.labels["dipole"]).max()
