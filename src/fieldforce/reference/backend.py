@@ -71,6 +71,22 @@ class Backend(ABC):
         """
 
 
+def make_settings(settings_class, settings, options: dict, label: str):
+    """A backend's settings dataclass from an instance or keyword options.
+
+    Unknown option names are one clear :class:`BackendError` listing the known ones.
+    """
+    if settings is not None:
+        return settings
+    known = set(settings_class.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BackendError(
+            f"unknown {label} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    return settings_class(**options)
+
+
 def check_properties(properties: Iterable[str]) -> set[str]:
     """Validate a property list; one clear error naming the unknown ones."""
     props = {p.strip() for p in properties if p.strip()}

@@ -32,7 +32,7 @@ import numpy as np
 from ase import Atoms
 
 from fieldforce.errors import BackendError
-from fieldforce.reference.backend import Backend, check_properties
+from fieldforce.reference.backend import Backend, check_properties, make_settings
 
 SUPPORTED = {"energy", "forces", "dipole"}
 
@@ -75,16 +75,9 @@ class GPAWBackend(Backend):
     name = "gpaw"
 
     def __init__(self, settings: GPAWSettings | None = None, **options) -> None:
-        if settings is None:
-            known = set(GPAWSettings.__dataclass_fields__)
-            unknown = sorted(set(options) - known)
-            if unknown:
-                raise BackendError(f"unknown GPAW option(s) {', '.join(unknown)}; "
-                                   f"known: {', '.join(sorted(known))}")
-            if "kpts" in options:
-                options["kpts"] = tuple(int(k) for k in options["kpts"])
-            settings = GPAWSettings(**options)
-        self.config = settings
+        if "kpts" in options:
+            options["kpts"] = tuple(int(k) for k in options["kpts"])
+        self.config = make_settings(GPAWSettings, settings, options, "GPAW")
 
     def settings(self) -> dict:
         return asdict(self.config)

@@ -29,7 +29,7 @@ from ase import Atoms
 
 from fieldforce import units
 from fieldforce.errors import BackendError
-from fieldforce.reference.backend import Backend, check_properties
+from fieldforce.reference.backend import Backend, check_properties, make_settings
 
 
 @dataclass
@@ -79,15 +79,7 @@ class PySCFBackend(Backend):
     name = "pyscf"
 
     def __init__(self, settings: PySCFSettings | None = None, **options) -> None:
-        if settings is None:
-            known = set(PySCFSettings.__dataclass_fields__)
-            unknown = sorted(set(options) - known)
-            if unknown:
-                raise BackendError(
-                    f"unknown PySCF option(s) {', '.join(unknown)}; "
-                    f"known: {', '.join(sorted(known))}"
-                )
-            settings = PySCFSettings(**options)
+        settings = make_settings(PySCFSettings, settings, options, "PySCF")
         if settings.field_step <= 0:
             raise BackendError(f"field_step must be positive, got {settings.field_step} V/Å")
         self.config = settings
