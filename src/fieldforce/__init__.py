@@ -9,6 +9,8 @@ Public API (everything else may change between versions):
 - :func:`get_backend`, :class:`PySCFSettings`, :class:`GPAWSettings`,
   :func:`label_frames` — DFT labelling under finite fields
 - :func:`load_water` — the shipped, self-labelled water dataset
+- :func:`coulomb_energy`, :func:`coulomb_potential` — Coulomb sums (direct,
+  Ewald, PME, P3M on torch-pme)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fieldforce.data.spec import DataSpec, load_spec
 from fieldforce.data.splits import random_split, split_by_tag
 from fieldforce.data.validation import validate_frame
 from fieldforce.datasets import load_water
+from fieldforce.electrostatics import coulomb_energy, coulomb_potential
 from fieldforce.errors import (
     BackendError,
     ConfigError,
@@ -48,6 +51,8 @@ __all__ = [
     "split_by_tag",
     "summarize",
     "load_water",
+    "coulomb_energy",
+    "coulomb_potential",
     "get_backend",
     "label_frames",
     "PySCFSettings",
