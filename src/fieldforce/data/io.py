@@ -90,8 +90,7 @@ def _read_with_spec(spec: DataSpec, index) -> list[Frame]:
 
 def _raw_sources(atoms) -> dict:
     """Everything ASE parsed for one frame: info, per-atom arrays, calculator results."""
-    raw = {}
-    raw.update({k: v for k, v in atoms.info.items()})
+    raw = dict(atoms.info)
     raw.update({k: v for k, v in atoms.arrays.items() if k not in ("numbers", "positions")})
     if atoms.calc is not None:
         raw.update(getattr(atoms.calc, "results", {}))
@@ -144,9 +143,8 @@ def _canonical_atoms(frame: Frame):
         spec = LABELS[name]
         arr = np.asarray(value, dtype=float)
         if spec.per_atom:
+            # [N] scalars, [N, 3] vectors, [N, 9] row-major tensors
             atoms.arrays[name] = arr.reshape(len(atoms), -1) if spec.shape else arr.reshape(-1)
-            if spec.shape == (3,):
-                atoms.arrays[name] = arr.reshape(len(atoms), 3)
         elif spec.shape == ():
             atoms.info[name] = float(arr)
         else:

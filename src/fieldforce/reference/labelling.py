@@ -85,15 +85,15 @@ def _label_one(backend: Backend, frame: Frame, efield, props: set[str]) -> Frame
 
 
 def _worker(backend: Backend, frame: Frame, efield, props, threads: int):
-    """Process-pool entry point: returns (index, Frame or error string)."""
+    """Process-pool entry point: the labelled Frame, or the reason it failed."""
     if hasattr(backend, "config") and getattr(backend.config, "threads", 0) is None:
         backend.config.threads = threads
     try:
-        return frame.index, _label_one(backend, frame, efield, props)
+        return _label_one(backend, frame, efield, props)
     except FieldforceError as exc:
-        return frame.index, str(exc)
+        return str(exc)
     except Exception as exc:  # noqa: BLE001 - a DFT code can fail in many ways
-        return frame.index, f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {exc}"
 
 
 def label_frames(
@@ -182,7 +182,7 @@ def label_frames(
             if max_seconds is not None and time.perf_counter() - start > max_seconds:
                 report.stopped_early = True
                 break
-            finish(position, _worker(backend, frame, fe, props, cores)[1])
+            finish(position, _worker(backend, frame, fe, props, cores))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             pending = {}
@@ -199,7 +199,7 @@ def label_frames(
                 if not pending:
                     break
                 fut = next(as_completed(pending))
-                finish(pending.pop(fut), fut.result()[1])
+                finish(pending.pop(fut), fut.result())
     bar.close()
     report.seconds = time.perf_counter() - start
     if report.labelled:
