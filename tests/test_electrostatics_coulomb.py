@@ -10,6 +10,7 @@ from ase.build import bulk
 from fieldforce import units
 from fieldforce.electrostatics import coulomb_energy, coulomb_potential
 from fieldforce.errors import ConfigError, DataError
+from finite_differences import position_derivative
 
 # Madelung constants referred to the nearest-neighbour distance (e.g. Glasser &
 # Zucker, in Theoretical Chemistry: Advances and Perspectives 5 (1980); Kittel).
@@ -87,15 +88,12 @@ def test_forces_are_minus_energy_gradient(periodic):
         atoms.pbc = False
     method = "ewald" if periodic else "direct"
     _, forces = _energy_forces(atoms, q, method, 1e-10)
-    h = 1e-5
+    def energy(moved):
+        return _energy_forces(moved, q, method, 1e-10)[0]
+
     for atom, axis in ((0, 0), (5, 1), (11, 2)):
-        energies = []
-        for sign in (1, -1):
-            moved = atoms.copy()
-            moved.positions[atom, axis] += sign * h
-            energies.append(_energy_forces(moved, q, method, 1e-10)[0])
-        assert forces[atom, axis] == pytest.approx(-(energies[0] - energies[1]) / (2 * h),
-                                                   rel=1e-6, abs=1e-8)
+        gradient = position_derivative(energy, atoms, atom, axis, 1e-5)
+        assert forces[atom, axis] == pytest.approx(-gradient, rel=1e-6, abs=1e-8)
 
 
 def test_direct_sum_of_two_charges():
