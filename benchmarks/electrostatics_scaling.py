@@ -63,15 +63,16 @@ def _torchpme_direct(atoms, q, accuracy):
     """PME through torch-pme alone, neighbour list computed beforehand (not timed)."""
     import torch
 
-    from fieldforce.electrostatics.coulomb import SplittingParameters, _calculator
+    from fieldforce.electrostatics import splitting_parameters
+    from fieldforce.electrostatics.coulomb import _calculator
     from fieldforce.neighbors import neighbor_pairs
 
-    params = SplittingParameters.for_accuracy(accuracy)
+    params = splitting_parameters("pme", accuracy, len(atoms), atoms.cell.array)
     i, j, s = neighbor_pairs(atoms.positions, atoms.cell.array, True, params.cutoff)
     cell = torch.tensor(atoms.cell.array)
     shifts = torch.tensor(s, dtype=torch.float64)
     ij = torch.stack([torch.tensor(i), torch.tensor(j)], dim=1)
-    calc = _calculator("pme", params).to(dtype=torch.float64)
+    calc = _calculator(params).to(dtype=torch.float64)
     qt = torch.tensor(q)[:, None]
 
     def run():

@@ -25,7 +25,15 @@ from fieldforce.data.spec import DataSpec, load_spec
 from fieldforce.data.splits import random_split, split_by_tag
 from fieldforce.data.validation import validate_frame
 from fieldforce.datasets import load_water
-from fieldforce.electrostatics import coulomb_energy, coulomb_potential
+from fieldforce.electrostatics import (
+    PolarizationTracker,
+    born_charges,
+    coulomb_energy,
+    coulomb_field,
+    coulomb_potential,
+    field_forces,
+    polarization,
+)
 from fieldforce.errors import (
     BackendError,
     ConfigError,
@@ -53,6 +61,11 @@ __all__ = [
     "load_water",
     "coulomb_energy",
     "coulomb_potential",
+    "coulomb_field",
+    "polarization",
+    "PolarizationTracker",
+    "born_charges",
+    "field_forces",
     "get_backend",
     "label_frames",
     "PySCFSettings",

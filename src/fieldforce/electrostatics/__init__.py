@@ -1,16 +1,30 @@
-"""Electrostatics of point charges on torch-pme (work in progress, see issue 4).
+"""Electrostatics on torch-pme: Coulomb sums, fields, polarization and Born charges.
 
-Available: direct sums for isolated systems; Ewald, PME and P3M for 3D periodic
-cells with tuned parameters; everything differentiable.
+* :mod:`~fieldforce.electrostatics.coulomb` — potential, energy and field of point
+  or Gaussian charges; isolated (direct sum), 3D periodic (Ewald, PME, P3M) and
+  slabs (Yeh-Berkowitz correction); all differentiable.
+* :mod:`~fieldforce.electrostatics.parameters` — splitting, cutoff and mesh from a
+  requested accuracy, cached per volume.
+* :mod:`~fieldforce.electrostatics.polarization` — dipole / polarization with a
+  continuous branch, Born effective charges by autograd, uniform-field forces.
 """
 
 from fieldforce.electrostatics.coulomb import (
     METHODS,
     coulomb_energy,
+    coulomb_field,
     coulomb_potential,
     direct_potential,
     fourier_potential,
 )
+from fieldforce.electrostatics.parameters import SplittingParameters, splitting_parameters
+from fieldforce.electrostatics.polarization import (
+    PolarizationTracker,
+    born_charges,
+    field_forces,
+    polarization,
+)
 
-__all__ = ["METHODS", "coulomb_energy", "coulomb_potential", "direct_potential",
-           "fourier_potential"]
+__all__ = ["METHODS", "PolarizationTracker", "SplittingParameters", "born_charges",
+           "coulomb_energy", "coulomb_field", "coulomb_potential", "direct_potential",
+           "field_forces", "fourier_potential", "polarization", "splitting_parameters"]

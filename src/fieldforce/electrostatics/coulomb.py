@@ -1,127 +1,196 @@
-"""Coulomb energy and potential of point charges: direct sums and torch-pme's Ewald, PME, P3M.
+"""Coulomb potential, energy and field of point or Gaussian charges.
 
 Conventions (internal units): charges q_i in e, positions in Å, energy in eV,
-potentials phi_i in V, k_e = :data:`fieldforce.units.COULOMB_CONSTANT`.
+potentials phi_i in V, fields in V/Å, k_e = :data:`fieldforce.units.COULOMB_CONSTANT`.
 
-    phi_i = k_e sum_{j != i} q_j / |r_ij|        (all periodic images for cells)
-    U     = 1/2 sum_i q_i phi_i
+    phi_i = k_e sum_{j != i} q_j erf(r_ij / (sqrt(2) g_ij)) / r_ij   (all periodic images)
+    U     = 1/2 sum_i q_i phi_i,        g_ij² = w_i² + w_j²
 
-torch-pme's per-atom "potential" already carries the 1/2 (U = sum_i q_i V_i),
-so phi_i = 2 V_i here. A charged periodic cell gets torch-pme's neutralising
-uniform background. Everything is differentiable: forces, stress and the field
-at the atoms (-d phi / d r) come from autograd.
+with w_i the standard deviation of atom i's Gaussian charge (0 for point
+charges, erf -> 1). The Gaussians' self-energies k_e q_i² / (2 sqrt(pi) w_i)
+are not included: U -> the point-charge energy as the widths -> 0. (The LES
+papers' single smearing sigma of the pair kernel corresponds to w = sigma / sqrt(2).)
 
-Parameters of the Fourier methods follow from the requested accuracy and the
-real-space cutoff alone (:class:`SplittingParameters`).
+Geometries:
+* isolated (no periodic direction): direct O(N²) sum;
+* 3D periodic, orthorhombic or triclinic: Ewald, PME or P3M from torch-pme; a
+  charged cell gets the uniform neutralising background;
+* slabs (two periodic directions): the 3D sum plus the Yeh-Berkowitz correction
+  with Ballenegger's terms for a net charge, as implemented by torch-pme. Its
+  assumptions are checked on input (:func:`check_slab`): the non-periodic
+  lattice vector is along its Cartesian axis and perpendicular to the other two,
+  no atom is wrapped across the vacuum, and the cell is at least three times
+  as tall as the slab is thick, the usual recommendation of Yeh and Berkowitz.
+
+torch-pme's per-atom "potential" already carries the 1/2 (U = sum_i q_i V_i), so
+phi_i = 2 V_i. Everything is differentiable: forces, stress and (through
+:func:`coulomb_field`) the field at the atoms come from autograd.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from fieldforce import units
+from fieldforce.electrostatics.parameters import (
+    SplittingParameters,
+    is_orthorhombic,
+    splitting_parameters,
+)
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.neighbors import neighbor_pairs, pair_vectors
 
 METHODS = ("direct", "ewald", "pme", "p3m")
-#: Real-space cutoff used for the Fourier methods, Å (the tuner picks the splitting).
-DEFAULT_CUTOFF = 6.0
+#: atoms closer than this (Å) are refused as overlapping.
+MIN_DISTANCE = 0.1
+#: a Gaussian pair kernel differs from 1/r by less than erfc(6) ~ 2e-17 beyond
+#: 6 sqrt(2) g_ij, where the width correction is cut off.
+_WIDTH_RANGE = 6.0 * np.sqrt(2.0)
 
 
-def _check_inputs(positions: torch.Tensor, charges: torch.Tensor, cell, pbc) -> None:
+def _pbc_tensor(pbc) -> torch.Tensor:
+    return torch.as_tensor(np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy())
+
+
+def _check_inputs(positions, charges, cell, pbc, widths) -> None:
     if positions.ndim != 2 or positions.shape[1] != 3:
         raise DataError(f"positions must have shape [N, 3], got {tuple(positions.shape)}")
-    if charges.shape != positions.shape[:1]:
-        raise DataError(f"charges must have shape [{positions.shape[0]}], "
-                        f"got {tuple(charges.shape)}")
+    if charges.shape[0] != positions.shape[0] or charges.ndim not in (1, 2):
+        raise DataError(f"charges must have shape [{positions.shape[0]}] (or "
+                        f"[{positions.shape[0]}, channels]), got {tuple(charges.shape)}")
     if not torch.isfinite(charges).all():
         raise DataError("charges contain NaN or inf")
-    if pbc.any() and abs(float(torch.det(cell))) < 1e-8:
+    if not torch.isfinite(positions).all():
+        raise DataError("positions contain NaN or inf")
+    if widths is not None:
+        if widths.shape != positions.shape[:1]:
+            raise DataError(f"widths must have shape [{positions.shape[0]}], "
+                            f"got {tuple(widths.shape)}")
+        if not torch.isfinite(widths).all() or (widths < 0).any():
+            raise DataError("Gaussian widths must be finite and >= 0 Å")
+    if pbc.any() and abs(float(torch.det(cell.detach()))) < 1e-8:
         raise DataError("periodic cell has zero volume")
+    pos = positions.detach().cpu().numpy()
+    i, j, _ = neighbor_pairs(pos, cell.detach().cpu().numpy(), pbc.numpy(), MIN_DISTANCE)
+    if len(i):
+        raise DataError(f"atoms {i[0]} and {j[0]} overlap (closer than {MIN_DISTANCE} Å); "
+                        "a Coulomb energy needs distinct positions")
 
 
-def direct_potential(positions: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
-    """phi_i = k_e sum_{j != i} q_j / r_ij for an isolated system, [N] in V (O(N²))."""
+def check_slab(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor) -> int:
+    """Check the assumptions of the slab correction; returns the non-periodic axis."""
+    axis = int(torch.nonzero(~pbc)[0])
+    c = cell[axis].detach().cpu().numpy()
+    others = cell[pbc].detach().cpu().numpy()
+    length = np.linalg.norm(c)
+    if length < 1e-8:
+        raise DataError(f"slab cell vector {axis} (the non-periodic one) is zero; give the "
+                        "cell height across the vacuum")
+    if np.abs(np.delete(c, axis)).max() > 1e-8 * length or np.abs(others[:, axis]).max() > 1e-8:
+        raise DataError(f"slab cell vector {axis} must lie along Cartesian axis {axis} and be "
+                        "perpendicular to the two periodic vectors (Yeh-Berkowitz geometry)")
+    z = positions[:, axis].detach().cpu().numpy()
+    if z.min() < -1e-8 or z.max() > length + 1e-8:
+        raise DataError(f"slab atoms must lie inside the cell along axis {axis} "
+                        f"(0..{length:.3f} Å), found {z.min():.3f}..{z.max():.3f} Å; "
+                        "do not wrap a slab across the vacuum")
+    thickness = float(z.max() - z.min())
+    if length < 3.0 * thickness:
+        raise DataError(f"slab is {thickness:.2f} Å thick in a {length:.2f} Å cell; the slab "
+                        "correction needs a cell at least 3x the slab thickness (more vacuum)")
+    return axis
+
+
+def direct_potential(positions: torch.Tensor, charges: torch.Tensor,
+                     widths: torch.Tensor | None = None) -> torch.Tensor:
+    """phi_i of an isolated system by the O(N²) direct sum, [N] or [N, C] in V."""
     diff = positions[:, None, :] - positions[None, :, :]
     n = positions.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=positions.device)
-    # Put 1 on the diagonal before the square root so its gradient stays finite.
-    r2 = torch.where(eye, torch.ones_like(diff[..., 0]), (diff**2).sum(-1))
-    inv_r = torch.where(eye, torch.zeros_like(r2), r2.rsqrt())
-    return units.COULOMB_CONSTANT * inv_r @ charges
+    # 1 on the diagonal before the square root keeps its gradient finite.
+    r = torch.where(eye, torch.ones_like(diff[..., 0]), (diff**2).sum(-1)).sqrt()
+    kernel = 1.0 / r
+    if widths is not None:
+        g = (widths[:, None] ** 2 + widths[None, :] ** 2).sqrt()
+        kernel = torch.where(g > 0, torch.erf(r / (np.sqrt(2) * g.clamp_min(1e-300))), 1.0) / r
+    kernel = torch.where(eye, torch.zeros_like(kernel), kernel)
+    return units.COULOMB_CONSTANT * kernel @ charges
 
 
-@dataclass(frozen=True)
-class SplittingParameters:
-    """Ewald splitting and Fourier resolution for one accuracy and cutoff.
-
-    With L = ln(1/accuracy): the Gaussian splitting width sigma = r_c / sqrt(2L)
-    makes the real-space terms erfc(r_c / (sqrt(2) sigma)) ~ accuracy at the
-    cutoff, and keeping Fourier components up to k_max = sqrt(2L) / sigma makes the
-    reciprocal terms exp(-sigma² k_max² / 2) ~ accuracy. torch-pme's
-    ``lr_wavelength`` and ``mesh_spacing`` are Nyquist spacings (k_max = pi / lambda).
-    PME uses 6-point interpolation on a mesh of lambda / 2; P3M 5 points on lambda / 5.
-    Measured on random neutral triclinic cells (see the tests): relative RMS force
-    error about 0.2 x accuracy for Ewald and <= accuracy for PME; P3M (torch-pme 0.5)
-    levels off near 1e-4.
-
-    The parameters depend on accuracy and cutoff only, never on the cell, so a
-    changing cell (NPT) needs no re-tuning; torch-pme sizes the k-grid from the
-    cell at every call.
-
-    torch-pme's own tuners were tried first: their choices gave energies whose
-    error did not decrease with the requested accuracy (e.g. 6e-5 relative for
-    cubic zincblende at accuracy 1e-7), so they are not used.
-    """
-
-    cutoff: float
-    smearing: float
-    wavelength: float
-
-    @classmethod
-    def for_accuracy(cls, accuracy: float, cutoff: float = DEFAULT_CUTOFF):
-        if not 0 < accuracy < 1:
-            raise ConfigError(f"accuracy must be between 0 and 1, got {accuracy}")
-        log_inv = np.log(1.0 / accuracy)
-        smearing = cutoff / np.sqrt(2 * log_inv)
-        return cls(cutoff, smearing, np.pi * smearing / np.sqrt(2 * log_inv))
+def _width_correction(positions, charges, cell, widths) -> torch.Tensor:
+    """-k_e sum_j q_j erfc(r_ij / (sqrt(2) g_ij)) / r_ij: Gaussian minus point-charge potential."""
+    reach = float(_WIDTH_RANGE * np.sqrt(2.0) * widths.max())
+    i, j, s = neighbor_pairs(positions.detach().cpu().numpy(), cell.detach().cpu().numpy(),
+                             True, reach)
+    i_t, j_t = torch.as_tensor(i), torch.as_tensor(j)
+    r = pair_vectors(positions, cell, i_t, j_t, s).norm(dim=-1)
+    g = (widths[i_t] ** 2 + widths[j_t] ** 2).sqrt()
+    screen = torch.where(g > 0, torch.erfc(r / (np.sqrt(2) * g.clamp_min(1e-300))), 0.0) / r
+    out = torch.zeros_like(charges)
+    out = out.index_add(0, i_t, screen[:, None] * charges[j_t])
+    out = out.index_add(0, j_t, screen[:, None] * charges[i_t])
+    return -units.COULOMB_CONSTANT * out
 
 
-def _calculator(method: str, params: SplittingParameters):
+def _calculator(params: SplittingParameters):
     import torchpme
 
     potential = torchpme.CoulombPotential(smearing=params.smearing,
                                           prefactor=units.COULOMB_CONSTANT)
-    if method == "ewald":
+    if params.method == "ewald":
         return torchpme.EwaldCalculator(potential, lr_wavelength=params.wavelength)
-    if method == "pme":
-        return torchpme.PMECalculator(potential, mesh_spacing=params.wavelength / 2,
-                                      interpolation_nodes=6)
-    return torchpme.P3MCalculator(potential, mesh_spacing=params.wavelength / 5,
-                                  interpolation_nodes=5)
+    if params.method == "pme":
+        return torchpme.PMECalculator(potential, mesh_spacing=params.mesh_spacing,
+                                      interpolation_nodes=params.interpolation_nodes)
+    return torchpme.P3MCalculator(potential, mesh_spacing=params.mesh_spacing,
+                                  interpolation_nodes=params.interpolation_nodes)
 
 
 def fourier_potential(
     positions: torch.Tensor,
     charges: torch.Tensor,
     cell: torch.Tensor,
-    method: str = "pme",
-    accuracy: float = 1e-6,
-    cutoff: float = DEFAULT_CUTOFF,
+    params: SplittingParameters,
+    periodic: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """phi_i [N] in V for a 3D periodic cell with Ewald, PME or P3M (torch-pme)."""
-    params = SplittingParameters.for_accuracy(accuracy, cutoff)
+    """phi_i [N, C] in V of charges [N, C] in a periodic cell (torch-pme, 3D or slab)."""
     i_np, j_np, s_np = neighbor_pairs(positions.detach().cpu().numpy(),
-                                      cell.detach().cpu().numpy(), True, cutoff)
+                                      cell.detach().cpu().numpy(), True, params.cutoff)
     i = torch.as_tensor(i_np, device=positions.device)
     j = torch.as_tensor(j_np, device=positions.device)
     d = pair_vectors(positions, cell, i, j, s_np).norm(dim=-1)
-    calculator = _calculator(method, params).to(dtype=positions.dtype, device=positions.device)
-    half = calculator(charges[:, None], cell, positions, torch.stack([i, j], dim=1), d)
-    return 2 * half[:, 0]
+    calculator = _calculator(params).to(dtype=positions.dtype, device=positions.device)
+    if periodic is not None:
+        periodic = periodic.to(positions.device)
+    half = calculator(charges, cell, positions, torch.stack([i, j], dim=1), d, periodic)
+    return 2 * half
+
+
+def _resolve_method(method: str, pbc: torch.Tensor, cell: torch.Tensor, n: int) -> str:
+    if method not in (*METHODS, "auto"):
+        raise ConfigError(f"unknown Coulomb method {method!r}; expected one of "
+                          f"{', '.join(METHODS)} or auto")
+    if not pbc.any():
+        if method not in ("direct", "auto"):
+            raise ConfigError(f"method {method!r} needs a periodic cell; use 'direct' for "
+                              "isolated systems")
+        return "direct"
+    if int(pbc.sum()) == 1:
+        raise ConfigError("one periodic direction (wires) is not supported; use a 3D "
+                          "periodic cell, a slab (two periodic directions) or no cell")
+    if method == "direct":
+        raise ConfigError("a direct sum does not converge for a periodic cell; "
+                          "use ewald, pme or p3m")
+    orthorhombic = is_orthorhombic(cell.detach().cpu().numpy())
+    if method == "p3m" and not orthorhombic:
+        raise ConfigError("P3M (torch-pme 0.5) is inaccurate in triclinic cells (forces off "
+                          "by ~1e-4 relative); use pme or ewald")
+    if method == "auto":
+        if n < 1000:
+            return "ewald"
+        return "p3m" if orthorhombic else "pme"
+    return method
 
 
 def coulomb_potential(
@@ -131,58 +200,115 @@ def coulomb_potential(
     pbc=False,
     method: str = "auto",
     accuracy: float = 1e-6,
+    widths: torch.Tensor | None = None,
+    cutoff: float | None = None,
 ) -> torch.Tensor:
-    """Electrostatic potential phi_i at every atom from all the other charges, [N] in V.
+    """Electrostatic potential phi_i at every atom from all the other charges, in V.
 
     Parameters
     ----------
     positions
         [N, 3] Å (requires_grad for forces).
     charges
-        [N] e.
+        [N] e, or [N, C] for C independent charge sets (output [N, C]).
     cell
         [3, 3] Å, rows are lattice vectors; needed when any ``pbc``.
     pbc
-        bool or [3] bools; only fully periodic (3D) or non-periodic systems so far.
+        bool or [3] bools: none (isolated), all (3D periodic) or two (slab).
     method
         ``direct`` (isolated systems), ``ewald``, ``pme``, ``p3m``, or ``auto``
-        (direct for isolated systems, Ewald below 1000 atoms, PME above).
+        (direct when isolated, Ewald below 1000 atoms, P3M above for orthorhombic
+        cells and PME for triclinic ones).
     accuracy
-        target relative accuracy handed to torch-pme's tuner.
+        target relative accuracy of energies and forces; Fourier parameters follow
+        from it (:mod:`fieldforce.electrostatics.parameters`).
+    widths
+        [N] Å, standard deviations of Gaussian charges (None: point charges).
+    cutoff
+        real-space cutoff, Å (default: balanced against the mesh for this density).
     """
-    pbc_t = torch.as_tensor(np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy())
+    pbc_t = _pbc_tensor(pbc)
     if cell is None:
         cell = torch.zeros(3, 3, dtype=positions.dtype, device=positions.device)
-    _check_inputs(positions, charges, cell, pbc_t)
-    if method not in (*METHODS, "auto"):
-        raise ConfigError(f"unknown Coulomb method {method!r}; expected one of "
-                          f"{', '.join(METHODS)} or auto")
-    if not pbc_t.any():
-        if method not in ("direct", "auto"):
-            raise ConfigError(f"method {method!r} needs a periodic cell; use 'direct' for "
-                              "isolated systems")
-        return direct_potential(positions, charges)
-    if not pbc_t.all():
-        raise ConfigError("partially periodic cells (slabs) are not supported yet; "
-                          "use a fully periodic or a non-periodic system")
+    _check_inputs(positions, charges, cell, pbc_t, widths)
+    n = positions.shape[0]
+    method = _resolve_method(method, pbc_t, cell, n)
+    q = charges[:, None] if charges.ndim == 1 else charges
     if method == "direct":
-        raise ConfigError("a direct sum does not converge for a periodic cell; "
-                          "use ewald, pme or p3m")
-    if method == "auto":
-        method = "ewald" if positions.shape[0] < 1000 else "pme"
-    return fourier_potential(positions, charges, cell, method, accuracy)
+        phi = direct_potential(positions, q, widths)
+    else:
+        periodic = None
+        if not pbc_t.all():
+            check_slab(positions, cell, pbc_t)
+            periodic = pbc_t
+        cell_np = cell.detach().cpu().numpy()
+        if cutoff is None:
+            params = splitting_parameters(method, accuracy, n, cell_np)
+        else:
+            params = SplittingParameters.for_accuracy(accuracy, cutoff, method)
+        phi = fourier_potential(positions, q, cell, params, periodic)
+        if widths is not None and float(widths.max()) > 0:
+            phi = phi + _width_correction(positions, q, cell, widths)
+    return phi[:, 0] if charges.ndim == 1 else phi
+
+
+def coulomb_field(
+    positions: torch.Tensor,
+    charges: torch.Tensor,
+    cell: torch.Tensor | None = None,
+    pbc=False,
+    method: str = "auto",
+    accuracy: float = 1e-6,
+    widths: torch.Tensor | None = None,
+    create_graph: bool = False,
+) -> torch.Tensor:
+    """Electric field E_i = -grad phi at every atom from all the other charges, [N, 3] V/Å.
+
+    phi is bilinear in charges with a symmetric kernel, B(a, b) = sum_ij a_i b_j K_ij,
+    so the gradient of B(1, q) is -E[q] - q * E[1] and that of B(1, 1) is -2 E[1]:
+    two autograd passes give E[q] even at atoms whose own charge is zero.
+    ``create_graph`` keeps the result differentiable (for models using the field).
+    Arguments as in :func:`coulomb_potential`.
+    """
+    pos = positions if positions.requires_grad else positions.detach().requires_grad_(True)
+    ones = torch.ones_like(charges)
+    phi = coulomb_potential(pos, torch.stack([charges, ones], dim=1), cell, pbc, method,
+                            accuracy, widths)
+    g_q = torch.autograd.grad(phi[:, 0].sum(), pos, retain_graph=True,
+                              create_graph=create_graph)[0]
+    g_1 = torch.autograd.grad(phi[:, 1].sum(), pos, create_graph=create_graph)[0]
+    return -g_q + 0.5 * charges[:, None] * g_1
+
+
+def resolve_widths(widths, numbers) -> np.ndarray | None:
+    """Per-atom widths [N] Å from None, a scalar, a per-atom sequence or {element: width}."""
+    if widths is None:
+        return None
+    numbers = np.asarray(numbers)
+    if isinstance(widths, dict):
+        from ase.data import atomic_numbers
+
+        table = {atomic_numbers[k] if isinstance(k, str) else int(k): float(v)
+                 for k, v in widths.items()}
+        missing = sorted(set(numbers.tolist()) - set(table))
+        if missing:
+            raise DataError(f"no Gaussian width given for atomic numbers {missing}")
+        return np.array([table[z] for z in numbers])
+    out = np.broadcast_to(np.asarray(widths, dtype=float), numbers.shape).copy()
+    return out
 
 
 def coulomb_energy(atoms, charges, method: str = "auto", accuracy: float = 1e-6,
                    widths=None) -> float:
-    """Coulomb energy (eV) of point charges on an ASE ``Atoms``; a convenience for users.
+    """Coulomb energy (eV) of the charges (e) on an ASE ``Atoms``; a convenience for users.
 
-    ``widths`` (Gaussian charges) are not supported yet and must be None.
+    ``widths``: None (point charges), one width in Å, one per atom, or a dict
+    {element symbol or Z: width}. Geometry (isolated, slab, 3D) follows ``atoms.pbc``.
     """
-    if widths is not None:
-        raise ConfigError("Gaussian charge widths are not supported yet; pass widths=None")
     positions = torch.as_tensor(atoms.positions, dtype=torch.float64)
     q = torch.as_tensor(np.asarray(charges, dtype=float), dtype=torch.float64)
     cell = torch.as_tensor(atoms.cell.array, dtype=torch.float64)
-    phi = coulomb_potential(positions, q, cell, atoms.pbc, method, accuracy)
+    w = resolve_widths(widths, atoms.numbers)
+    w_t = None if w is None else torch.as_tensor(w, dtype=torch.float64)
+    phi = coulomb_potential(positions, q, cell, atoms.pbc, method, accuracy, w_t)
     return float(0.5 * (q * phi).sum())
