@@ -1,0 +1,80 @@
+"""The one autograd helper: forces, stress and field terms from a model's energy.
+
+Every model family returns the energy U(R, E) per structure; this module makes
+the positions (and a strain, for stress) differentiable, evaluates the external
+field at the atoms inside the graph, and differentiates once:
+
+    F_i = -dU/dr_i          (includes (dmu/dr).E, 1/2 E.(dalpha/dr).E and, for a
+                             non-uniform field E(r), (mu_i + alpha_i E_i).dE/dr_i)
+    sigma = (1/V) dU/d(strain)   (periodic structures; ASE's sign convention)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from fieldforce.data.batch import Batch
+
+#: a field: None (the batch's own uniform fields), a [3] or [B, 3] tensor of uniform
+#: fields in V/Å, or a function (positions [N, 3] Å, time fs) -> [N, 3] V/Å.
+FieldLike = torch.Tensor | Callable | None
+
+
+def atom_fields(batch: Batch, positions: torch.Tensor, field: FieldLike = None,
+                time_fs: float = 0.0) -> torch.Tensor:
+    """The field at every atom, [N, 3] V/Å, differentiable through ``positions``."""
+    if field is None:
+        return batch.field[batch.structure_index]
+    if callable(field) and not isinstance(field, torch.Tensor):
+        values = field(positions, time_fs)
+        return torch.as_tensor(values).to(positions)
+    field = torch.as_tensor(field).to(positions)
+    if field.ndim == 1:
+        return field.expand(positions.shape[0], 3)
+    return field[batch.structure_index]
+
+
+def evaluate(
+    model: torch.nn.Module,
+    batch: Batch,
+    field: FieldLike = None,
+    time_fs: float = 0.0,
+    forces: bool = True,
+    stress: bool = False,
+    create_graph: bool = False,
+    **model_kwargs,
+) -> dict[str, torch.Tensor]:
+    """Run ``model`` on ``batch`` and add ``forces`` [N, 3] eV/Å and ``stress`` [B, 3, 3] eV/Å³.
+
+    ``create_graph`` keeps the derivatives differentiable (training on forces).
+    The model is called as ``model(batch, atom_field, **model_kwargs)`` and must
+    return at least ``energy`` [B] in eV.
+    """
+    positions = batch.positions.detach().requires_grad_(forces or stress)
+    cell = batch.cell
+    strain = None
+    if stress:
+        strain = torch.zeros_like(batch.cell, requires_grad=True)
+        deform = torch.eye(3, dtype=cell.dtype, device=cell.device) + strain
+        positions_used = torch.einsum("ni,nij->nj", positions, deform[batch.structure_index])
+        cell = cell @ deform
+    else:
+        positions_used = positions
+    moved = batch.with_positions(positions_used, cell)
+    e_atoms = atom_fields(moved, positions_used, field, time_fs)
+    out = model(moved, e_atoms, **model_kwargs)
+    out["atom_field"] = e_atoms
+    if not (forces or stress):
+        return out
+    inputs = [positions] + ([strain] if stress else [])
+    grads = torch.autograd.grad(out["energy"].sum(), inputs, create_graph=create_graph,
+                                allow_unused=True)
+    if forces:
+        out["forces"] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
+    if stress:
+        volume = torch.linalg.det(batch.cell).abs().clamp_min(1e-12)
+        virial = grads[1] if grads[1] is not None else torch.zeros_like(batch.cell)
+        out["stress"] = virial / volume[:, None, None]
+    return out
