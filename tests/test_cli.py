@@ -16,7 +16,7 @@ def test_version_and_help():
 
 def test_demo_runs_and_checks_physics(capsys):
     # a small basis keeps this fast; the shipped settings are exercised by `make demo`
-    assert main(["demo", "--basis", "6-31g", "--efield", "0", "0.02", "0"]) == 0
+    assert main(["demo", "--dft-check", "--basis", "6-31g", "--efield", "0", "0.02", "0"]) == 0
     out = capsys.readouterr().out
     assert "frames        620" in out
     asr = float(out.split("max|sum_i Z*_i| = ")[1].split()[0])

@@ -18,6 +18,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from fieldforce import units
+from fieldforce.analysis import IRSpectrum, ir_spectrum
+from fieldforce.calculator import FieldForceCalculator
 from fieldforce.data.frame import Frame
 from fieldforce.data.info import summarize
 from fieldforce.data.io import read_frames, write_frames
@@ -25,6 +27,7 @@ from fieldforce.data.spec import DataSpec, load_spec
 from fieldforce.data.splits import random_split, split_by_tag
 from fieldforce.data.validation import validate_frame
 from fieldforce.datasets import load_water
+from fieldforce.descriptors import DescriptorSettings, SOAPFeatures
 from fieldforce.electrostatics import (
     PolarizationTracker,
     born_charges,
@@ -41,10 +44,14 @@ from fieldforce.errors import (
     FieldforceError,
     UnitError,
 )
+from fieldforce.fields import ExternalField, as_field
+from fieldforce.md import run_md
+from fieldforce.models import build_model, evaluate, load_model, save_model
 from fieldforce.reference.backend import get_backend
 from fieldforce.reference.gpaw_backend import GPAWSettings
 from fieldforce.reference.labelling import label_frames
 from fieldforce.reference.pyscf_backend import PySCFSettings
+from fieldforce.training import evaluate_frames, load_config, train
 
 __all__ = [
     "__version__",
@@ -67,6 +74,21 @@ __all__ = [
     "born_charges",
     "field_forces",
     "get_backend",
+    "ir_spectrum",
+    "IRSpectrum",
+    "FieldForceCalculator",
+    "DescriptorSettings",
+    "SOAPFeatures",
+    "ExternalField",
+    "as_field",
+    "run_md",
+    "build_model",
+    "evaluate",
+    "load_model",
+    "save_model",
+    "evaluate_frames",
+    "load_config",
+    "train",
     "label_frames",
     "PySCFSettings",
     "GPAWSettings",

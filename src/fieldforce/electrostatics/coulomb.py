@@ -29,6 +29,8 @@ phi_i = 2 V_i. Everything is differentiable: forces, stress and (through
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -133,7 +135,14 @@ def _width_correction(positions, charges, cell, widths) -> torch.Tensor:
     return -units.COULOMB_CONSTANT * out
 
 
-def _calculator(params: SplittingParameters):
+@lru_cache(maxsize=32)
+def _calculator(params: SplittingParameters, dtype: torch.dtype, device: str):
+    """torch-pme calculator for ``params``, cached: building one (TorchScript) costs more
+    than a small system's whole sum."""
+    return _build_calculator(params).to(dtype=dtype, device=device)
+
+
+def _build_calculator(params: SplittingParameters):
     import torchpme
 
     potential = torchpme.CoulombPotential(smearing=params.smearing,
@@ -160,7 +169,7 @@ def fourier_potential(
     i = torch.as_tensor(i_np, device=positions.device)
     j = torch.as_tensor(j_np, device=positions.device)
     d = pair_vectors(positions, cell, i, j, s_np).norm(dim=-1)
-    calculator = _calculator(params).to(dtype=positions.dtype, device=positions.device)
+    calculator = _calculator(params, positions.dtype, str(positions.device))
     if periodic is not None:
         periodic = periodic.to(positions.device)
     half = calculator(charges, cell, positions, torch.stack([i, j], dim=1), d, periodic)

@@ -12,7 +12,10 @@ Per atom i (DESIGN.md, "Field coupling by response"):
   same way from the lambda = 2 features.
 
 E_i is the field at atom i ([N, 3] V/Å, uniform or not); forces and field terms
-come from :mod:`fieldforce.models.derivatives`. Units: eV, e·Å, e·Å²/V.
+come from :mod:`fieldforce.models.derivatives`. The reported ``dipole`` is the
+dipole at the applied field, sum_i (mu_i + alpha_i E_i) (= -dU/dE for a uniform
+field; what a DFT calculation at that field gives); ``permanent_dipole`` is sum_i
+mu_i. Units: eV, e·Å, e·Å²/V.
 """
 
 from __future__ import annotations
@@ -199,8 +202,11 @@ class ResponseModel(nn.Module):
             coupling = -(mu * atom_field).sum(-1) - 0.5 * torch.einsum(
                 "na,nab,nb->n", atom_field, alpha, atom_field)
             energy = energy + batch.sum_per_structure(coupling)
+            induced = torch.einsum("nab,nb->na", alpha, atom_field)
+            # the dipole at the applied field, -dU/dE for a uniform field: mu + alpha E
             out.update(atomic_dipoles=mu, atomic_polarizabilities=alpha,
-                       dipole=batch.sum_per_structure(mu),
+                       permanent_dipole=batch.sum_per_structure(mu),
+                       dipole=batch.sum_per_structure(mu + induced),
                        polarizability=batch.sum_per_structure(alpha))
         out["energy"] = energy
         return out

@@ -1,0 +1,188 @@
+"""An ASE calculator for fieldforce models, with an external electric field.
+
+The energy it reports is the electric enthalpy of the model,
+
+    U(R, E) = U0(R) - mu(R).E - 1/2 E.alpha(R).E     (eV)
+
+(for a non-uniform field, each atom couples to the field at its own position), and the
+forces are -dU/dr_i by autograd, so they include every field term (DESIGN.md, "Field
+coupling by response"). Under a static field, U + kinetic energy is the quantity that
+NVE dynamics conserves.
+
+Time
+----
+A time-dependent field (ramp, sinusoid, pulse, a callable of time) is evaluated at the
+calculator's ``time_fs``. That attribute is the one place time comes from:
+
+* setting ``calc.time_fs = t`` (the property) changes the time and drops cached results,
+  so the next ``get_*`` call recomputes at ``t``;
+* ``calc.advance_time(t)`` changes the time but keeps the results cached for the current
+  positions. MD drivers call it before each step: the integrator first re-reads the forces
+  of the current positions (computed at the old time, as they should be), then moves the
+  atoms, and the new forces are computed at the new time. :func:`fieldforce.md.run_md`
+  does this.
+
+``atoms.info`` is not read for the time.
+
+Results
+-------
+``energy``, ``free_energy`` (eV, the same number), ``forces`` [N, 3] eV/Å, ``stress``
+(Voigt [6] eV/Å³, only for cells periodic in all three directions), ``dipole`` [3] e·Å,
+``polarizability`` [3, 3] e·Å²/V, ``efield`` (the uniform field [3] V/Å, or the per-atom
+field [N, 3] V/Å for a non-uniform field), ``energy_zero_field`` (U0, eV) and, with
+``per_atom=True``, ``atomic_dipoles`` [N, 3] and ``atomic_polarizabilities`` [N, 3, 3].
+All are float64 numpy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase.calculators.calculator import (
+    Calculator,
+    PropertyNotImplementedError,
+    all_changes,
+)
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from fieldforce.data.batch import batch_from_atoms
+from fieldforce.errors import FieldforceError
+from fieldforce.fields import ExternalField, as_field
+from fieldforce.models import evaluate, load_model
+
+__all__ = ["FieldForceCalculator", "StressUnavailableError"]
+
+
+class StressUnavailableError(FieldforceError, PropertyNotImplementedError):
+    """Stress was requested for a structure that is not periodic in all three directions."""
+
+
+class FieldForceCalculator(Calculator):
+    """ASE calculator running a fieldforce model in an external electric field.
+
+    Parameters
+    ----------
+    model
+        a fieldforce model (``torch.nn.Module``) or the path of a model file
+        (:func:`fieldforce.models.load_model`). A module is moved to ``dtype``/``device``
+        in place.
+    efield
+        the external field: ``None`` (no field), a vector [3] V/Å, a function of time
+        ``f(time_fs) -> [3]`` V/Å, a function ``f(positions [N, 3] Å, time_fs) -> [N, 3]``
+        V/Å (built from torch operations so forces see dE/dr), a field config dict, or an
+        :class:`~fieldforce.fields.ExternalField` (see :func:`fieldforce.fields.as_field`).
+    time_fs
+        initial simulation time in fs (``None`` means 0); see the module docstring.
+    per_atom
+        also store ``atomic_dipoles`` and ``atomic_polarizabilities`` in ``results``.
+    dtype, device
+        precision and device of the model evaluation.
+    **kw
+        passed to :class:`ase.calculators.calculator.Calculator`.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "dipole",
+                              "polarizability"]
+    per_atom_properties = ["atomic_dipoles", "atomic_polarizabilities"]
+
+    def __init__(self, model: torch.nn.Module | str | Path, efield: Any = None,
+                 time_fs: float | None = None, per_atom: bool = False,
+                 dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        if isinstance(model, (str, Path)):
+            model = load_model(model)
+        self.dtype, self.device = dtype, torch.device(device)
+        self.model = model.to(device=self.device, dtype=dtype)
+        self.model.eval()
+        self.field: ExternalField | None = as_field(efield)
+        self.per_atom = bool(per_atom)
+        # An instance list, so per-atom properties are advertised only when computed.
+        self.implemented_properties = list(type(self).implemented_properties) + (
+            self.per_atom_properties if self.per_atom else [])
+        self._time_fs = 0.0 if time_fs is None else float(time_fs)
+
+    # -- time ------------------------------------------------------------------
+
+    @property
+    def time_fs(self) -> float:
+        """Simulation time (fs) at which a time-dependent field is evaluated."""
+        return self._time_fs
+
+    @time_fs.setter
+    def time_fs(self, value: float) -> None:
+        value = float(value)
+        if value != self._time_fs and self.field is not None and self._field_depends_on_time():
+            self.reset()
+        self._time_fs = value
+
+    def advance_time(self, time_fs: float) -> None:
+        """Set the time of the *next* evaluation, keeping the cached results (MD drivers)."""
+        self._time_fs = float(time_fs)
+
+    def _field_depends_on_time(self) -> bool:
+        from fieldforce.fields import GriddedField, PointChargeField, UniformField
+
+        return not isinstance(self.field, (UniformField, PointChargeField, GriddedField))
+
+    # -- evaluation ------------------------------------------------------------
+
+    def field_value(self, atoms=None) -> np.ndarray:
+        """The field now: [3] V/Å if uniform, else [N, 3] V/Å at the atoms (zeros: no field)."""
+        atoms = self.atoms if atoms is None else atoms
+        if self.field is None:
+            return np.zeros(3)
+        if self.field.is_uniform:
+            return self.field.uniform_value(self.time_fs).detach().cpu().numpy().astype(float)
+        positions = torch.as_tensor(atoms.positions, dtype=self.dtype, device=self.device)
+        with torch.no_grad():
+            return self.field(positions, self.time_fs).cpu().numpy().astype(float)
+
+    def _torch_field(self):
+        if self.field is None:
+            return None  # the batch's own field: zero
+        if self.field.is_uniform:
+            return self.field.uniform_value(self.time_fs, dtype=self.dtype, device=self.device)
+        return self.field
+
+    def calculate(self, atoms=None, properties=("energy",),
+                  system_changes=tuple(all_changes)) -> None:
+        """Evaluate the model on ``atoms``; fills ``self.results`` (see the module docstring)."""
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        want_stress = "stress" in properties
+        if want_stress and not bool(np.all(atoms.pbc)):
+            raise StressUnavailableError(
+                f"stress needs a cell periodic in all three directions, but this structure "
+                f"has pbc={atoms.pbc.tolist()}; request energy and forces only")
+        batch = batch_from_atoms(atoms, dtype=self.dtype, device=self.device)
+        out = evaluate(self.model, batch, field=self._torch_field(), time_fs=self.time_fs,
+                       forces=True, stress=want_stress)
+
+        def arr(name: str) -> np.ndarray:
+            return out[name].detach().cpu().numpy().astype(np.float64)
+
+        energy = float(arr("energy")[0])
+        self.results = {"energy": energy, "free_energy": energy, "forces": arr("forces")}
+        if "energy_zero_field" in out:
+            self.results["energy_zero_field"] = float(arr("energy_zero_field")[0])
+        if want_stress:
+            self.results["stress"] = full_3x3_to_voigt_6_stress(arr("stress")[0])
+        for name in ("dipole", "polarizability"):
+            if name in out:
+                self.results[name] = arr(name)[0]
+        if self.per_atom:
+            for name in self.per_atom_properties:
+                if name in out:
+                    self.results[name] = arr(name)
+        atom_field = arr("atom_field")
+        uniform = self.field is None or self.field.is_uniform
+        self.results["efield"] = atom_field[0].copy() if uniform and len(atom_field) else (
+            atom_field)
+
+    def get_polarizability(self, atoms=None) -> np.ndarray:
+        """Polarizability [3, 3] e·Å²/V of ``atoms``."""
+        return self.get_property("polarizability", atoms)

@@ -1,0 +1,48 @@
+"""``fieldforce eval MODEL DATA``: errors of a model on labelled data, parity plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval", help="score a model on labelled data",
+        description=("Per property RMSE, MAE and relative RMSE (RMSE / standard deviation of "
+                     "the reference labels, components pooled), in internal units; energies "
+                     "per atom. DATA is a data spec or a canonical extxyz."))
+    p.add_argument("model", type=Path, metavar="MODEL")
+    p.add_argument("data", type=Path, metavar="DATA")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write metrics here")
+    p.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                   help="write parity plots (PNG) to this directory")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from fieldforce.data.io import read_frames
+    from fieldforce.errors import DataError
+    from fieldforce.models import load_model
+    from fieldforce.training.evaluation import (
+        evaluate_frames,
+        format_metrics,
+        parity_plots,
+        write_json,
+    )
+
+    model = load_model(args.model)
+    if not args.data.exists():
+        raise DataError(f"{args.data}: no such data file")
+    frames = read_frames(args.data)
+    table, pairs = evaluate_frames(model, frames)
+    if not table:
+        raise DataError(f"{args.data}: no energy, forces, dipole or polarizability labels to "
+                        "score")
+    print(format_metrics(table, f"{args.model} on {args.data} ({len(frames)} frames)"))
+    if args.json:
+        write_json(table, args.json)
+        print(f"wrote {args.json}")
+    if args.plots:
+        for path in parity_plots(pairs, args.plots, table):
+            print(f"wrote {path}")
+    return 0

@@ -1,0 +1,110 @@
+"""The training configuration file (YAML): data, model, training, output.
+
+::
+
+    data:
+      train: train_spec.yaml     # a data spec, a canonical extxyz, or "fieldforce:water"
+      valid_fraction: 0.1        # or  valid: other_spec.yaml
+      test_fraction: 0.0         # held out, scored at the end (optional)
+    model:
+      family: response           # see fieldforce.models.response.DEFAULTS
+    training:
+      seed: 0
+      max_epochs: 500
+      loss_weights: {energy: 1.0, forces: 10.0, dipole: 10.0, polarizability: 10.0}
+    output: runs/water
+
+Paths are relative to the configuration file. Every unknown key is an error.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from fieldforce.errors import ConfigError
+
+TRAINING_DEFAULTS = {
+    "seed": 0,
+    "max_epochs": 500,
+    "batch_size": 16,
+    "learning_rate": 3e-3,
+    "weight_decay": 0.0,
+    "loss_weights": {"energy": 1.0, "forces": 10.0, "dipole": 10.0, "polarizability": 10.0},
+    "patience": 60,  # epochs without validation improvement before stopping
+    "lr_patience": 15,  # epochs without improvement before halving the learning rate
+    "min_learning_rate": 1e-5,
+    "checkpoint_every": 5,
+    "max_minutes": None,  # wall-time limit; the best model so far is kept
+}
+DATA_KEYS = {"train", "valid", "valid_fraction", "test_fraction"}
+TOP_KEYS = {"data", "model", "training", "output"}
+LOSS_TERMS = ("energy", "forces", "dipole", "polarizability")
+
+
+def _check_keys(section: dict, allowed, where: str, path) -> None:
+    unknown = set(section) - set(allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} in {where}; expected "
+                          f"some of {sorted(allowed)}")
+
+
+def load_config(source: str | Path | dict) -> dict:
+    """Read and validate a training config; returns it with defaults and absolute paths."""
+    if isinstance(source, dict):
+        raw, path, base = copy.deepcopy(source), "<config>", Path.cwd()
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise ConfigError(f"{path}: no such configuration file")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        base = path.resolve().parent
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {sorted(TOP_KEYS)}")
+    _check_keys(raw, TOP_KEYS, "the top level", path)
+    for key in ("data", "output"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing key '{key}'")
+    data = dict(raw["data"] or {})
+    _check_keys(data, DATA_KEYS, "data", path)
+    if "train" not in data:
+        raise ConfigError(f"{path}: missing key 'data.train' (a data spec or extxyz path)")
+    for key in ("train", "valid"):
+        if key in data and not str(data[key]).startswith("fieldforce:"):
+            data[key] = str((base / str(data[key])).resolve())
+    data.setdefault("valid_fraction", 0.1 if "valid" not in data else 0.0)
+    data.setdefault("test_fraction", 0.0)
+    for key in ("valid_fraction", "test_fraction"):
+        value = data[key]
+        if not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ConfigError(f"{path}: data.{key} must be a number in [0, 1), got {value!r}")
+    training = dict(raw.get("training") or {})
+    _check_keys(training, TRAINING_DEFAULTS, "training", path)
+    merged = copy.deepcopy(TRAINING_DEFAULTS)
+    if "loss_weights" in training:
+        weights = training.pop("loss_weights") or {}
+        _check_keys(weights, LOSS_TERMS, "training.loss_weights", path)
+        for name, w in weights.items():
+            if not isinstance(w, (int, float)) or w < 0:
+                raise ConfigError(f"{path}: training.loss_weights.{name} must be >= 0, "
+                                  f"got {w!r}")
+        merged["loss_weights"] = {k: float(v) for k, v in weights.items()}
+    merged.update(training)
+    for key in ("max_epochs", "batch_size", "checkpoint_every", "patience", "lr_patience"):
+        if not isinstance(merged[key], int) or merged[key] < 1:
+            raise ConfigError(f"{path}: training.{key} must be a positive integer, "
+                              f"got {merged[key]!r}")
+    model = dict(raw.get("model") or {})
+    from fieldforce.models.response import model_config
+
+    try:
+        model_config({**model, "species": model.get("species") or [1]})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return {"data": data, "model": model, "training": merged,
+            "output": str((base / str(raw["output"])).resolve()), "source": str(path)}
