@@ -195,6 +195,10 @@ def main() -> None:
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(row)
+            # keep what is measured even if a later size is interrupted
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"accuracy": ACCURACY, "rows": rows,
+                                            "partial": True}, indent=1) + "\n")
             err = f"{row['force_error']:.1e}" if "force_error" in row else "-"
             print(f"{method:14s}{n:8d}{row['seconds']:10.3f}{err:>11s}"
                   f"{row['max_rss_mb']:12.0f}", flush=True)
