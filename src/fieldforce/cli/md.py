@@ -26,14 +26,11 @@ def register(subparsers) -> None:
 
 def load_config(path: Path) -> dict:
     """The YAML mapping in ``path``; ConfigError naming the file otherwise."""
-    import yaml
+    from fieldforce.data.spec import read_yaml
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    config = read_yaml(path, "md configuration")
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of md config keys to values")
     return config

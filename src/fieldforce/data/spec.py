@@ -79,22 +79,27 @@ class DataSpec:
         return self.units.get(name)
 
 
+def read_yaml(path: str | Path, what: str):
+    """The parsed YAML in ``path``; one ConfigError naming the file and ``what`` it is."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def load_spec(source: str | Path | dict) -> DataSpec:
     """Read a spec from a YAML file or a dict (relative paths resolve against the file)."""
     if isinstance(source, dict):
         raw, base, origin = dict(source), Path.cwd(), "data spec"
     else:
-        import yaml
-
         origin = str(source)
-        try:
-            text = Path(source).read_text()
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read data spec ({exc.strerror})") from None
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML ({exc})") from None
+        raw = read_yaml(source, "data spec")
         base = Path(source).resolve().parent
     if not isinstance(raw, dict) or "path" not in raw:
         raise ConfigError(

@@ -22,8 +22,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
-
+from fieldforce.data.spec import read_yaml
 from fieldforce.errors import ConfigError
 
 TRAINING_DEFAULTS = {
@@ -59,10 +58,7 @@ def load_config(source: str | Path | dict) -> dict:
         path = Path(source)
         if not path.exists():
             raise ConfigError(f"{path}: no such configuration file")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        raw = read_yaml(path, "training configuration")
         base = path.resolve().parent
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with keys {sorted(TOP_KEYS)}")
