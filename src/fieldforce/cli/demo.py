@@ -155,6 +155,11 @@ def main_job(args) -> int:
 
 def _summary(result, test_table, md, mean_mu, spectrum, peaks, t_train, t_md, dt) -> str:
     cfg = md["config"]
+    along = mean_mu[2] / max(float(np.linalg.norm(mean_mu)), 1e-12)
+    alignment = (f"its component along the field is {mean_mu[2] / units.DEBYE:+.3f} D "
+                 f"({100 * along:.0f} % of its length)"
+                 + (": the field orients and polarizes the cluster" if along > 0.5 else
+                    ": no strong alignment along the field over this run"))
     temperature = md["summary"].get("mean_temperature_K", float("nan"))
     lines = [
         "# fieldforce demo: water in an electric field",
@@ -182,9 +187,8 @@ def _summary(result, test_table, md, mean_mu, spectrum, peaks, t_train, t_md, dt
         f"{cfg['steps']} steps ({cfg['steps'] * cfg['timestep_fs'] / 1000:g}"
         f" ps) in a static field of {FIELD} V/Å (= {FIELD * 100:g} MV/cm) along z; "
         f"{t_md:.0f} s wall time. Mean temperature {temperature:.0f} K. "
-        f"The mean dipole is {_vec(mean_mu / units.DEBYE)} D: the field orients the molecules "
-        "and induces a dipole along z. Plot: `dipole_vs_time.png`; trajectory: "
-        "`md/trajectory.xyz`.",
+        f"The mean dipole is {_vec(mean_mu / units.DEBYE)} D; {alignment}. Plot: "
+        "`dipole_vs_time.png`; trajectory: `md/trajectory.xyz`.",
         "",
         f"4. **IR spectrum** from the autocorrelation of the dipole derivative (frames every "
         f"{dt:g} fs, Hann window, 20 cm⁻¹ Gaussian broadening): `ir_spectrum.png`.",
