@@ -47,10 +47,8 @@ trajectory is never overwritten.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -58,6 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fieldforce.data.atomic import write_json
 from fieldforce.errors import ConfigError, DataError
 
 __all__ = ["run_md", "ENSEMBLES", "DEFAULTS"]
@@ -229,16 +228,6 @@ def _threads_for(n_atoms: int):
         torch.set_num_threads(threads)
 
 
-def _write_json_atomic(data: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = False,
@@ -345,5 +334,5 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
         "structure": str(c["structure"]), "model": str(c["model"]),
         "trajectory": str(traj_path), "log": str(log_path),
     }
-    _write_json_atomic(summary, out_dir / "summary.json")
+    write_json(summary, out_dir / "summary.json", indent=2)
     return summary

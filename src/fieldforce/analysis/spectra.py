@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from scipy import fft as sfft
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks, peak_widths
 
+from fieldforce.data.atomic import atomic_path
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.units import HBAR_JS, SPEED_OF_LIGHT_M_S
 
@@ -132,17 +132,8 @@ class IRSpectrum:
         ax.set_title(title if title is not None else f"IR spectrum ({self.method})")
         fig.tight_layout()
 
-        target = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(target))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                fig.savefig(handle, format="png", dpi=150)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_path(path, ".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=150)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary: grid, intensity, settings and peaks."""

@@ -100,7 +100,7 @@ def _dipole_series(trajectory: Path):
 def _plot_dipole(times, dipoles, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    from fieldforce.training.evaluation import _atomic_savefig
+    from fieldforce.training.evaluation import save_figure
 
     fig = Figure(figsize=(7, 3.5))
     ax = fig.add_subplot()
@@ -111,7 +111,7 @@ def _plot_dipole(times, dipoles, path: Path) -> None:
     ax.set_title(f"water trimer, 300 K, static field {FIELD} V/Å along z", fontsize=9)
     ax.legend(ncol=3, fontsize=8)
     fig.tight_layout()
-    _atomic_savefig(fig, path)
+    save_figure(fig, path)
 
 
 def main_job(args) -> int:

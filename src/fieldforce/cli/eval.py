@@ -20,6 +20,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from fieldforce.data.atomic import write_json
     from fieldforce.data.io import read_frames
     from fieldforce.errors import DataError
     from fieldforce.models import load_model
@@ -27,8 +28,7 @@ def run(args) -> int:
         evaluate_frames,
         format_metrics,
         parity_plots,
-        write_json,
-    )
+        )
 
     model = load_model(args.model)
     if not args.data.exists():

@@ -13,13 +13,12 @@ sees a half-written file. ``.gz`` names are compressed.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from fieldforce.data.atomic import atomic_path
 from fieldforce.data.frame import Frame
 from fieldforce.data.labels import LABELS, SYMMETRIC_LABELS
 from fieldforce.data.spec import DataSpec, load_spec
@@ -158,18 +157,6 @@ def write_frames(frames: Iterable[Frame], path: str | Path) -> Path:
 
     path = Path(path)
     images = [_canonical_atoms(f) for f in frames]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix or ".xyz"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         ase.io.write(tmp, images, format="extxyz", write_info=True)
-        # mkstemp creates the file 0600; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -11,12 +11,11 @@ the units and the package version; :func:`load_model` gives the model back.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from fieldforce.data.atomic import atomic_path
 from fieldforce.errors import DataError
 from fieldforce.models.derivatives import evaluate
 from fieldforce.models.response import ResponseModel
@@ -41,18 +40,11 @@ def save_model(model: torch.nn.Module, path: str | Path, extra: dict | None = No
     from fieldforce import __version__
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": "fieldforce-model", "family": model.family, "config": model.config,
                "state_dict": model.state_dict(), "units": UNITS, "version": __version__,
                "extra": extra or {}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -106,14 +106,18 @@ class ResponseModel(nn.Module):
             self.register_buffer(name, torch.ones(()))
         self.double()
 
+    def batch_features(self, batch: Batch, equivariant: bool) -> dict[str, torch.Tensor]:
+        """Descriptors of every atom of ``batch`` (see :class:`SOAPFeatures`)."""
+        return self.features(batch.positions, batch.numbers, batch.cell, batch.pbc,
+                             batch.structure_index, equivariant=equivariant)
+
     # -- statistics of the training data ------------------------------------
 
     @torch.no_grad()
     def fit_statistics(self, frames: Sequence[Frame]) -> None:
         """Feature standardisation, composition baseline and output scales from data."""
         batch = collate(frames)
-        feats = self.features(batch.positions, batch.numbers, batch.cell, batch.pbc,
-                              batch.structure_index, equivariant=True)
+        feats = self.batch_features(batch, equivariant=True)
         x = feats["invariant"]
         self.feature_mean.copy_(x.mean(0))
         self.feature_std.copy_(x.std(0).clamp_min(1e-3 * float(x.std(0).max())))
@@ -179,8 +183,7 @@ class ResponseModel(nn.Module):
             raise ValueError("cached equivariant features cannot be used at a non-zero "
                              "field: the forces need their position gradients")
         need_equivariant = (response or field_on) and equivariant is None
-        feats = self.features(batch.positions, batch.numbers, batch.cell, batch.pbc,
-                              batch.structure_index, equivariant=need_equivariant)
+        feats = self.batch_features(batch, equivariant=need_equivariant)
         if equivariant is not None:
             feats.update(equivariant)
         h = self.latent(feats["invariant"], batch.numbers)
@@ -214,8 +217,7 @@ class ResponseModel(nn.Module):
     def equivariant_features(self, batch: Batch) -> dict[str, torch.Tensor]:
         """lambda-SOAP features of a fixed batch, without gradients (for caching)."""
         with torch.no_grad():
-            feats = self.features(batch.positions, batch.numbers, batch.cell, batch.pbc,
-                                  batch.structure_index, equivariant=True)
+            feats = self.batch_features(batch, equivariant=True)
         return {"vector": feats["vector"], "tensor": feats["tensor"]}
 
 

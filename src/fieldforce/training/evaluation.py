@@ -7,15 +7,13 @@ evaluated at each frame's own uniform field.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fieldforce.data.atomic import atomic_path
 from fieldforce.data.batch import collate
 from fieldforce.data.frame import Frame
 from fieldforce.models.derivatives import evaluate
@@ -75,16 +73,10 @@ def format_metrics(table: dict[str, dict], title: str = "") -> str:
     return "\n".join(lines)
 
 
-def _atomic_savefig(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as PNG, atomically."""
+    with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def parity_plots(pairs: dict[str, dict[str, np.ndarray]], directory: str | Path,
@@ -110,21 +102,9 @@ def parity_plots(pairs: dict[str, dict[str, np.ndarray]], directory: str | Path,
                          fontsize=8)
         fig.tight_layout()
         path = Path(directory) / f"{prefix}_{name}.png"
-        _atomic_savefig(fig, path)
+        save_figure(fig, path)
         written.append(path)
     return written
-
-
-def write_json(data: dict, path: str | Path) -> Path:
-    """JSON written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
 
 
 def evaluate_frames(model, frames: Sequence[Frame]) -> tuple[dict, dict]:

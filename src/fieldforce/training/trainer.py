@@ -15,9 +15,7 @@ field run the full model, because their forces contain (dmu/dr).E and
 from __future__ import annotations
 
 import math
-import os
 import random
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fieldforce.data.atomic import atomic_path, write_json
 from fieldforce.data.batch import collate
 from fieldforce.data.frame import Frame
 from fieldforce.models import build_model, save_model
@@ -35,7 +34,6 @@ from fieldforce.training.evaluation import (
     evaluate_frames,
     format_metrics,
     parity_plots,
-    write_json,
 )
 
 
@@ -78,13 +76,6 @@ def split_data(config: dict) -> tuple[list[Frame], list[Frame], list[Frame]]:
 
 def _has_field(frame: Frame) -> bool:
     return bool(np.abs(frame.efield).max() > 0)
-
-
-def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class Trainer:
@@ -225,7 +216,8 @@ class Trainer:
                  "scheduler": self.scheduler.state_dict(), "best": self.best,
                  "best_state": self.best_state, "history": self.history, "stale": self.stale,
                  "rng": torch.get_rng_state(), "py_rng": random.getstate()}
-        _atomic_save(state, self.output / "checkpoint.pt")
+        with atomic_path(self.output / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
 
     def resume(self) -> bool:
         path = self.output / "checkpoint.pt"
@@ -306,7 +298,7 @@ def learning_curve(history: list[dict], path: Path) -> Path:
     """Training and validation loss per epoch (log scale), with the learning rate."""
     from matplotlib.figure import Figure
 
-    from fieldforce.training.evaluation import _atomic_savefig
+    from fieldforce.training.evaluation import save_figure
 
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
@@ -320,7 +312,7 @@ def learning_curve(history: list[dict], path: Path) -> Path:
     twin.set_ylabel("learning rate")
     ax.legend(loc="upper right")
     fig.tight_layout()
-    _atomic_savefig(fig, path)
+    save_figure(fig, path)
     return path
 
 
