@@ -104,6 +104,21 @@ def test_mesh_methods_agree_with_ewald_to_the_requested_accuracy(method, triclin
     assert abs(e - e_ref) / abs(e_ref) < accuracy
 
 
+@pytest.mark.parametrize("method", ["ewald", "pme", "p3m"])
+def test_accuracy_bounds_the_force_error_on_the_coulomb_force_scale(method):
+    # A nearly perfect crystal: its forces almost cancel (RMS ~ 1/10 of the force
+    # scale), so this is where the meaning of ``accuracy`` matters (parameters.py).
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(3)
+    atoms.positions += np.random.default_rng(0).uniform(-0.1, 0.1, atoms.positions.shape)
+    q = np.where(atoms.numbers == 11, 1.0, -1.0)
+    _, f_ref = _energy_forces(atoms, q, "ewald", 1e-11)
+    scale = units.COULOMB_CONSTANT * np.mean(q**2) * (len(atoms) / atoms.get_volume()) ** (2 / 3)
+    assert np.sqrt((f_ref**2).mean()) < 0.2 * scale
+    for accuracy in (1e-4, 1e-6):
+        _, f = _energy_forces(atoms, q, method, accuracy)
+        assert np.sqrt(((f - f_ref) ** 2).mean()) / scale < accuracy
+
+
 def test_p3m_is_refused_in_triclinic_cells():
     atoms, q = _random_cell(n=8)
     with pytest.raises(ConfigError, match="P3M.*triclinic"):

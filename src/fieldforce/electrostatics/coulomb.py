@@ -229,8 +229,10 @@ def coulomb_potential(
         (direct when isolated, Ewald below 1000 atoms, P3M above for orthorhombic
         cells and PME for triclinic ones).
     accuracy
-        target relative accuracy of energies and forces; Fourier parameters follow
-        from it (:mod:`fieldforce.electrostatics.parameters`).
+        target relative accuracy of energies, and RMS force error relative to the
+        Coulomb force scale k_e <q²> rho^(2/3) (the relative force error in
+        disordered systems); splitting, cutoff and mesh follow from it
+        (:mod:`fieldforce.electrostatics.parameters`).
     widths
         [N] Å, standard deviations of Gaussian charges (None: point charges).
     cutoff

@@ -1,5 +1,15 @@
 """Ewald splitting, real-space cutoff and Fourier resolution from a requested accuracy.
 
+What ``accuracy`` means. It bounds the RMS force error relative to the Coulomb
+force scale of the system, F_s = k_e <q²> rho^(2/3) (two RMS charges at the mean
+interparticle spacing). In disordered systems (liquids, random cells) the RMS
+force is of order F_s, so ``accuracy`` is the relative force error; in nearly
+perfect crystals the forces almost cancel (NaCl with 0.1 Å displacements: RMS
+force ~ F_s / 12), and the error relative to those small forces is larger by
+F_s / F_rms. The energy error relative to the total Coulomb energy is below
+``accuracy`` in both cases. Tests: random cells (relative to RMS forces) and a
+displaced NaCl crystal (relative to F_s).
+
 With L = ln(1/accuracy), the Gaussian splitting width sigma = r_c / sqrt(2L) makes
 the real-space terms erfc(r_c / (sqrt(2) sigma)) ~ accuracy at the cutoff, and
 keeping Fourier components up to k_max = sqrt(2L) / sigma makes the reciprocal
