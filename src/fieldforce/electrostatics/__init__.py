@@ -6,7 +6,8 @@
 * :mod:`~fieldforce.electrostatics.parameters` — splitting, cutoff and mesh from a
   requested accuracy, cached per volume.
 * :mod:`~fieldforce.electrostatics.polarization` — dipole / polarization with a
-  continuous branch, Born effective charges by autograd, uniform-field forces.
+  continuous branch, Born effective charges by autograd (one structure or a whole
+  batch), uniform-field forces.
 """
 
 from fieldforce.electrostatics.coulomb import (
@@ -20,11 +21,14 @@ from fieldforce.electrostatics.coulomb import (
 from fieldforce.electrostatics.parameters import SplittingParameters, splitting_parameters
 from fieldforce.electrostatics.polarization import (
     PolarizationTracker,
+    batch_born_charges,
+    batch_dipoles,
     born_charges,
     field_forces,
     polarization,
 )
 
-__all__ = ["METHODS", "PolarizationTracker", "SplittingParameters", "born_charges",
+__all__ = ["METHODS", "PolarizationTracker", "SplittingParameters", "batch_born_charges",
+           "batch_dipoles", "born_charges",
            "coulomb_energy", "coulomb_field", "coulomb_potential", "direct_potential",
            "field_forces", "fourier_potential", "polarization", "splitting_parameters"]

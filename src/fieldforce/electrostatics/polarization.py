@@ -26,6 +26,10 @@ which does not depend on the branch or on where molecules are cut by the cell,
 equals q_i I exactly for fixed charges in any (triclinic) cell, and equals V dP/dr
 up to O((2 pi d / L)²) for charges that depend on neighbours within d. The
 charges must sum to zero in a periodic cell.
+
+:func:`batch_born_charges` and :func:`batch_dipoles` do the same for a whole batch
+of structures (isolated and periodic mixed) at once; :func:`born_charges` and
+:func:`polarization` are their one-structure forms.
 """
 
 from __future__ import annotations
@@ -58,8 +62,66 @@ def _check_neutral(charges: torch.Tensor, pbc_t: torch.Tensor) -> None:
                         "periodic cell is not defined; pass neutral charges")
 
 
-def _fractional(positions, cell):
-    return positions @ torch.linalg.inv(cell)
+def _one_structure(positions, cell, pbc_t):
+    """Batch tensors (cell [1, 3, 3], pbc [1, 3], structure index [N]) of one structure."""
+    if cell is None:
+        cell = torch.zeros(3, 3, dtype=positions.dtype, device=positions.device)
+    index = torch.zeros(positions.shape[0], dtype=torch.long, device=positions.device)
+    return cell[None], pbc_t[None].to(positions.device), index
+
+
+def _lattice(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+    """[B, 3, 3] basis of each structure: its (detached) cell if any direction is
+    periodic, else the identity (so "fractional" coordinates are Cartesian ones)."""
+    periodic = pbc.any(dim=1)
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device).expand_as(cell)
+    lattice = torch.where(periodic[:, None, None], cell.detach(), eye)
+    volume = torch.linalg.det(lattice).abs()
+    if bool((volume[periodic] < 1e-8).any()):
+        raise DataError("polarization of a periodic system needs a cell with non-zero volume")
+    return lattice
+
+
+def _check_batch(charges, pbc, structure_index, n_structures):
+    if not torch.isfinite(charges).all():
+        raise DataError("charges contain NaN or inf")
+    q = charges.detach()
+    total = torch.zeros(n_structures, dtype=q.dtype, device=q.device)
+    total = total.index_add(0, structure_index, q)
+    size = torch.zeros_like(total).index_add(0, structure_index, q.abs())
+    charged = pbc.any(dim=1) & (total.abs() > 1e-6 * size.clamp_min(1.0))
+    if bool(charged.any()):
+        b = int(torch.nonzero(charged)[0])
+        raise DataError(f"charges of structure {b} sum to {float(total[b]):.3g} e: the "
+                        "polarization of a charged periodic cell is not defined; pass "
+                        "neutral charges")
+
+
+def batch_dipoles(
+    positions: torch.Tensor,
+    charges: torch.Tensor,
+    cell: torch.Tensor,
+    pbc: torch.Tensor,
+    structure_index: torch.Tensor,
+    reference: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Dipole of every structure of a batch, [B, 3] e·Å.
+
+    Isolated structures: M = sum_i q_i r_i. Structures with a periodic direction:
+    the cell dipole V P = sum_i q_i s_i @ cell, every periodic fractional
+    coordinate s on the branch nearest ``reference`` [N, 3] (default 0, i.e. in
+    [-1/2, 1/2)); divide by the volume for the polarization (e/Å²). Neutrality is
+    not checked here (:func:`polarization` does).
+    """
+    pbc = pbc.to(torch.bool)
+    lattice = _lattice(cell, pbc)
+    s = torch.einsum("ni,nij->nj", positions, torch.linalg.inv(lattice)[structure_index])
+    centre = torch.zeros_like(s) if reference is None else reference.to(s)
+    wrapped = s - torch.round((s - centre).detach())
+    s = torch.where(pbc[structure_index], wrapped, s)
+    moments = torch.zeros(cell.shape[0], 3, dtype=s.dtype, device=s.device)
+    moments = moments.index_add(0, structure_index, charges[:, None] * s)
+    return torch.einsum("ba,bac->bc", moments, lattice)
 
 
 def polarization(
@@ -76,39 +138,107 @@ def polarization(
     """
     pbc_t = _setup(positions, cell, pbc)
     _check_neutral(charges, pbc_t)
+    cells, pbcs, index = _one_structure(positions, cell, pbc_t)
+    dipole = batch_dipoles(positions, charges, cells, pbcs, index, reference)[0]
     if not pbc_t.any():
-        return charges @ positions
-    s = _fractional(positions, cell)
-    centre = torch.zeros_like(s) if reference is None else reference.to(s)
-    wrapped = s - torch.round((s - centre).detach())
-    s = torch.where(pbc_t.to(s.device), wrapped, s)
-    return (charges @ s) @ cell / torch.abs(torch.det(cell))
+        return dipole
+    return dipole / torch.abs(torch.det(cell))
 
 
-def _phase_derivatives(positions, charges_fn, cell, pbc_t):
-    """Rows of V dP/dr for the isolated/non-periodic directions and LES phases elsewhere.
+def _fractional(positions, cell):
+    return positions @ torch.linalg.inv(cell)
 
-    Returns [N, 3 (lattice direction a), 3 (b)]: Re[exp(-i theta_ia) d pi_a / d r_ib]
-    for periodic a, d(sum_j q_j s_ja)/d r_ib for non-periodic a.
+
+def batch_born_charges(
+    positions: torch.Tensor,
+    charges: torch.Tensor,
+    cell: torch.Tensor,
+    pbc: torch.Tensor,
+    structure_index: torch.Tensor,
+    total_charge: torch.Tensor | None = None,
+    acoustic_sum_rule: bool = False,
+    create_graph: bool = False,
+    structures: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Born effective charges of every atom of a batch, [N, 3, 3] e (Z*_{i,ab} = V dP_a/dr_ib).
+
+    Parameters
+    ----------
+    positions
+        [N, 3] Å, requiring grad; ``charges`` must have been computed from them.
+    charges
+        [N] e, a differentiable function of ``positions`` (or constants).
+    cell, pbc, structure_index
+        [B, 3, 3] Å, [B, 3] bool, [N]: the batch's geometry.
+    total_charge
+        [B] e, the net charge of each structure (default 0): the target of the
+        acoustic sum rule.
+    acoustic_sum_rule
+        subtract the per-structure mean so that sum_i Z*_i = Q I exactly (Q the net
+        charge; 0 for neutral structures): moving a whole structure must not
+        polarize it beyond carrying its net charge.
+    create_graph
+        keep Z* differentiable (training on Born charges).
+    structures
+        [B] bool: compute only these structures (the others get zeros).
+
+    Atoms of one structure do not change the charges of another, so each sum
+    sum_j q_j f(r_j) over all atoms of the batch gives, by one backward pass, the
+    derivatives for every atom at once: per lattice direction a, one pass for
+    sum q sin(theta_a) / 2 pi (periodic along a; for other structures, sum q s_a in
+    the same pass) and, only if some structure is periodic along a, one for
+    -sum q cos(theta_a) / 2 pi: at most six passes for the whole batch, three for
+    isolated structures. The math is that of :func:`born_charges` (module docstring).
     """
-    pos = positions.detach().requires_grad_(True)
-    q = charges_fn(pos)
-    _check_neutral(q, pbc_t)
-    s = _fractional(pos, cell)
+    if not positions.requires_grad:
+        raise ValueError("Born charges need positions that require grad, with the charges "
+                         "computed from them")
+    pbc = pbc.to(torch.bool)
+    n_structures = cell.shape[0]
+    _check_batch(charges, pbc, structure_index, n_structures)
+    lattice = _lattice(cell, pbc)
+    s = torch.einsum("ni,nij->nj", positions, torch.linalg.inv(lattice)[structure_index])
     theta = 2 * np.pi * s
+    atom_pbc = pbc[structure_index]
+    weight = charges
+    if structures is not None:
+        weight = charges * structures.to(charges)[structure_index]
+
+    def gradient(scalar):
+        grad = torch.autograd.grad(scalar, positions, retain_graph=True,
+                                   create_graph=create_graph, allow_unused=True)[0]
+        return torch.zeros_like(positions) if grad is None else grad
+
     rows = []
     for a in range(3):
-        if bool(pbc_t[a]):
-            # pi_a = sum_j q_j (cos + i sin) / (2 pi i) = (sum q sin - i sum q cos) / 2 pi
-            re = (q * torch.sin(theta[:, a])).sum() / (2 * np.pi)
-            im = -(q * torch.cos(theta[:, a])).sum() / (2 * np.pi)
-            g_re = torch.autograd.grad(re, pos, retain_graph=True)[0]
-            g_im = torch.autograd.grad(im, pos, retain_graph=True)[0]
-            t = theta[:, a, None].detach()
-            rows.append(g_re * torch.cos(t) + g_im * torch.sin(t))
-        else:
-            rows.append(torch.autograd.grad((q * s[:, a]).sum(), pos, retain_graph=True)[0])
-    return torch.stack(rows, dim=1)
+        periodic = atom_pbc[:, a]
+        # pi_a = sum_j q_j exp(i theta_ja) / (2 pi i) = (sum q sin - i sum q cos) / 2 pi
+        real = torch.where(periodic, torch.sin(theta[:, a]) / (2 * np.pi), s[:, a])
+        g_real = gradient((weight * real).sum())
+        if not bool(periodic.any()):
+            rows.append(g_real)
+            continue
+        imag = torch.where(periodic, -torch.cos(theta[:, a]) / (2 * np.pi),
+                           torch.zeros_like(s[:, a]))
+        g_imag = gradient((weight * imag).sum())
+        t = theta[:, a, None].detach()
+        rows.append(torch.where(periodic[:, None], g_real * torch.cos(t) + g_imag * torch.sin(t),
+                                g_real))
+    derivative = torch.stack(rows, dim=1)  # [N, a (lattice direction), b]
+    # Z*_{i,cb} = sum_a L_ac D_{i,a,b}, L the structure's lattice (identity if isolated)
+    z = torch.einsum("nac,nab->ncb", lattice[structure_index], derivative)
+    if acoustic_sum_rule:
+        eye = torch.eye(3, dtype=z.dtype, device=z.device)
+        q_total = (torch.zeros(n_structures, dtype=z.dtype, device=z.device)
+                   if total_charge is None else total_charge.to(z))
+        counts = torch.bincount(structure_index, minlength=n_structures).to(z)
+        sums = torch.zeros(n_structures, 3, 3, dtype=z.dtype, device=z.device)
+        sums = sums.index_add(0, structure_index, z)
+        excess = (sums - q_total[:, None, None] * eye) / counts.clamp_min(1)[:, None, None]
+        if structures is not None:
+            excess = excess * structures.to(z)[:, None, None]
+        z = z - excess[structure_index]
+    return z
 
 
 def born_charges(
@@ -123,27 +253,16 @@ def born_charges(
     ``charges``: fixed charges [N] e, or a function positions [N, 3] -> charges [N]
     (e.g. a network), differentiated by autograd. ``acoustic_sum_rule`` subtracts
     the mean so that sum_i Z*_i = 0 exactly (translating the whole system must not
-    polarize it; a model may break this slightly).
+    polarize it; a model may break this slightly). One structure of
+    :func:`batch_born_charges`.
     """
     pbc_t = _setup(positions, cell, pbc)
-
-    def charges_fn(pos):
-        return charges(pos) if callable(charges) else charges
-
-    if not pbc_t.any():
-        pos = positions.detach().requires_grad_(True)
-        q = charges_fn(pos)
-        _check_neutral(q, pbc_t)
-        dipole = q @ pos
-        z = torch.stack([torch.autograd.grad(dipole[a], pos, retain_graph=True)[0]
-                         for a in range(3)], dim=1)
-    else:
-        derivative = _phase_derivatives(positions, charges_fn, cell, pbc_t)
-        # Z*_{i,cb} = sum_a a_ac D_{i,a,b}
-        z = torch.einsum("ac,iab->icb", cell.detach(), derivative)
-    if acoustic_sum_rule:
-        z = z - z.mean(dim=0, keepdim=True)
-    return z
+    pos = positions.detach().requires_grad_(True)
+    q = charges(pos) if callable(charges) else charges
+    _check_neutral(q, pbc_t)
+    cells, pbcs, index = _one_structure(pos, cell, pbc_t)
+    return batch_born_charges(pos, q, cells, pbcs, index,
+                              acoustic_sum_rule=acoustic_sum_rule)
 
 
 def field_forces(born: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
