@@ -63,7 +63,7 @@ def md_dir(tmp_path_factory, model, dimer):
     """
     d = tmp_path_factory.mktemp("md")
     gentle = load_model(save_model(model, d / "full.pt"))
-    gentle.energy_scale.mul_(0.1)
+    gentle.backbone.energy_scale.mul_(0.1)
     save_model(gentle, d / "model.pt")
     ase.io.write(d / "dimer.xyz", dimer, format="extxyz")
     return d

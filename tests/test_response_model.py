@@ -178,8 +178,8 @@ def test_force_loss_parameter_gradient_matches_finite_differences(model, frames)
         return ((out["forces"] - batch.labels["forces"]) ** 2).sum()
 
     h = 1e-5
-    for weight, index in ((model.energy_head.weight, (0, 3)),
-                          (model.backbones[1][0].weight, (2, 5))):
+    for weight, index in ((model.backbone.energy_head.weight, (0, 3)),
+                          (model.backbone.networks[1][0].weight, (2, 5))):
         grad = torch.autograd.grad(force_loss(), weight)[0][index]
         values = []
         for step in (h, -2 * h, h):

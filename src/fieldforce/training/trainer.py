@@ -28,7 +28,7 @@ from fieldforce.data.batch import collate
 from fieldforce.data.frame import Frame
 from fieldforce.models import build_model, save_model
 from fieldforce.models.derivatives import evaluate
-from fieldforce.models.response import species_of
+from fieldforce.models.backbone import species_of
 from fieldforce.training.config import LOSS_TERMS
 from fieldforce.training.evaluation import (
     evaluate_frames,

@@ -1,0 +1,173 @@
+"""The shared backbone of every model family: descriptors -> per-atom latent -> energies.
+
+Per atom i:
+
+* x_i: the SOAP power spectrum (:class:`fieldforce.descriptors.SOAPFeatures`),
+  standardised with the mean and spread of the training data;
+* h_i = MLP_{Z_i}(x_i): one network per species, all of the same width;
+* e_i = s_E e(h_i) + b(Z_i): a linear energy head scaled by the energy scale s_E
+  (eV) plus the composition baseline b (eV per atom of each species, a
+  least-squares fit of the training energies to the composition).
+
+Families add their own heads on h_i (dipoles and polarizabilities, latent
+charges, ...). :func:`merge_config` is the one way a family fills in and checks
+its ``model:`` section.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from fieldforce.data.batch import Batch
+from fieldforce.data.frame import Frame
+from fieldforce.descriptors import DescriptorSettings, SOAPFeatures
+from fieldforce.errors import ConfigError
+
+#: descriptor defaults shared by every family (featomic SOAP; Å).
+DESCRIPTOR_DEFAULTS = {"cutoff": 4.0, "max_radial": 4, "max_angular": 3, "density_width": 0.3,
+                       "smoothing_width": 0.5}
+
+
+def mlp(sizes: Sequence[int]) -> nn.Sequential:
+    """Linear layers of ``sizes`` with SiLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
+        layers += [nn.Linear(a, b), nn.SiLU()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+def merge_config(config: dict | None, defaults: dict) -> dict:
+    """``config`` with ``defaults`` filled in (``descriptor`` merged key by key).
+
+    Unknown keys and a ``family`` other than ``defaults['family']`` are a
+    :class:`ConfigError`; so is a ``hidden`` that is not a list of positive integers.
+    """
+    config = dict(config or {})
+    family = defaults["family"]
+    unknown = set(config) - set(defaults)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in model (family {family!r}); "
+                          f"expected some of {sorted(defaults)}")
+    out = copy.deepcopy(defaults)
+    descriptor = {**out["descriptor"], **dict(config.pop("descriptor", None) or {})}
+    out.update(config)
+    out["descriptor"] = descriptor
+    if out["family"] != family:
+        raise ConfigError(f"model family {out['family']!r} given to the {family!r} model")
+    hidden = out["hidden"]
+    if (not isinstance(hidden, (list, tuple)) or not hidden
+            or not all(isinstance(h, int) and h > 0 for h in hidden)):
+        raise ConfigError(f"model.hidden must be a non-empty list of positive integers, "
+                          f"got {hidden!r}")
+    return out
+
+
+def species_of(frames: Sequence[Frame]) -> list[int]:
+    """Sorted atomic numbers present in ``frames``."""
+    return sorted({int(z) for f in frames for z in np.unique(f.atoms.numbers)})
+
+
+class Backbone(nn.Module):
+    """SOAP invariants -> standardisation -> per-species MLP -> latent h; atomic energies.
+
+    Parameters
+    ----------
+    species
+        atomic numbers the model handles (the descriptor layout depends on them).
+    descriptor
+        :class:`~fieldforce.descriptors.DescriptorSettings` as a mapping (no species).
+    hidden
+        widths of the per-species networks; the latent width is ``hidden[-1]``.
+    """
+
+    def __init__(self, species: Sequence[int], descriptor: dict, hidden: Sequence[int]):
+        super().__init__()
+        if not species:
+            raise ConfigError("model.species is empty; give the atomic numbers to model")
+        self.species = sorted(int(z) for z in species)
+        settings = DescriptorSettings.from_dict({**descriptor, "species": self.species})
+        self.features = SOAPFeatures(settings)
+        f0 = self.features.n_invariant
+        hidden = [int(h) for h in hidden]
+        self.width = hidden[-1]
+        self.register_buffer("species_map", torch.full((max(self.species) + 1,), -1,
+                                                       dtype=torch.long))
+        self.species_map[torch.tensor(self.species)] = torch.arange(len(self.species))
+        self.networks = nn.ModuleList(mlp([f0, *hidden, self.width]) for _ in self.species)
+        self.energy_head = nn.Linear(self.width, 1)
+        self.register_buffer("feature_mean", torch.zeros(f0))
+        self.register_buffer("feature_std", torch.ones(f0))
+        self.register_buffer("energy_baseline", torch.zeros(len(self.species)))
+        self.register_buffer("energy_scale", torch.ones(()))
+
+    def batch_features(self, batch: Batch, equivariant: bool) -> dict[str, torch.Tensor]:
+        """Descriptors of every atom of ``batch`` (see :class:`SOAPFeatures`)."""
+        return self.features(batch.positions, batch.numbers, batch.cell, batch.pbc,
+                             batch.structure_index, equivariant=equivariant)
+
+    def species_index(self, numbers: torch.Tensor) -> torch.Tensor:
+        """[N] row of each atom's species in ``species``; unknown species are an error."""
+        index = self.species_map[numbers.clamp(0, len(self.species_map) - 1)]
+        index = torch.where(numbers < len(self.species_map), index, -1)
+        if (index < 0).any():
+            bad = sorted(set(numbers[index < 0].tolist()))
+            raise ConfigError(f"atomic numbers {bad} were not in the model's species "
+                              f"{self.species}")
+        return index
+
+    def latent(self, invariant: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """Per-species networks: invariants [N, F0] -> latent h [N, H] (standardised first)."""
+        x = (invariant - self.feature_mean) / self.feature_std
+        index = self.species_index(numbers)
+        h = torch.zeros(x.shape[0], self.width, dtype=x.dtype, device=x.device)
+        for s, net in enumerate(self.networks):
+            rows = index == s
+            if rows.any():
+                h = h.index_put((rows,), net(x[rows]))
+        return h
+
+    def atomic_energy(self, h: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """e_i = s_E e(h_i) + b(Z_i), [N] eV."""
+        return (self.energy_scale * self.energy_head(h)[:, 0]
+                + self.energy_baseline[self.species_index(numbers)])
+
+    def composition(self, batch: Batch) -> torch.Tensor:
+        """[B, S] number of atoms of each species in each structure."""
+        index = self.species_index(batch.numbers)
+        counts = torch.zeros(batch.n_structures, len(self.species),
+                             dtype=batch.positions.dtype, device=batch.positions.device)
+        return counts.index_put((batch.structure_index, index),
+                                torch.ones_like(index, dtype=counts.dtype), accumulate=True)
+
+    @torch.no_grad()
+    def fit_statistics(self, batch: Batch, invariant: torch.Tensor | None = None) -> None:
+        """Feature standardisation, composition baseline and energy scale from ``batch``.
+
+        ``invariant``: the batch's invariant features, if already computed. The
+        energy scale is the larger of the per-atom residual energy spread (after the
+        baseline) and the force spread (eV/Å x 1 Å), at least 1 meV.
+        """
+        x = self.batch_features(batch, equivariant=False)["invariant"] if invariant is None \
+            else invariant
+        std = x.std(0) if x.shape[0] > 1 else torch.ones_like(x[0])
+        self.feature_mean.copy_(x.mean(0))
+        self.feature_std.copy_(std.clamp_min(1e-3 * float(std.max())).clamp_min(1e-12))
+        if "energy" not in batch.labels:
+            return
+        counts = self.composition(batch)
+        mask = batch.label_mask["energy"]
+        energy = batch.labels["energy"][mask]
+        solution = torch.linalg.lstsq(counts[mask], energy[:, None], rcond=None).solution
+        self.energy_baseline.copy_(solution[:, 0])
+        residual = (energy - counts[mask] @ solution[:, 0]) / counts[mask].sum(1)
+        spread = residual.std() if len(residual) > 1 else torch.tensor(0.0)
+        forces = batch.labels.get("forces")
+        if forces is not None and batch.atom_mask("forces").any():
+            spread = torch.maximum(spread, forces[batch.atom_mask("forces")].std())
+        self.energy_scale.copy_(spread.clamp_min(1e-3))
