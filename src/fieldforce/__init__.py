@@ -11,6 +11,9 @@ Public API (everything else may change between versions):
 - :func:`load_water` — the shipped, self-labelled water dataset
 - :func:`coulomb_energy`, :func:`coulomb_potential` — Coulomb sums (direct,
   Ewald, PME, P3M on torch-pme)
+- :func:`build_model`, :func:`load_model`, :func:`evaluate` — model families:
+  :class:`ResponseModel` (dipole + polarizability) and :class:`LatentChargeModel`
+  (latent Ewald summation)
 """
 
 from __future__ import annotations
@@ -46,7 +49,14 @@ from fieldforce.errors import (
 )
 from fieldforce.fields import ExternalField, as_field
 from fieldforce.md import run_md
-from fieldforce.models import build_model, evaluate, load_model, save_model
+from fieldforce.models import (
+    LatentChargeModel,
+    ResponseModel,
+    build_model,
+    evaluate,
+    load_model,
+    save_model,
+)
 from fieldforce.reference.backend import get_backend
 from fieldforce.reference.gpaw_backend import GPAWSettings
 from fieldforce.reference.labelling import label_frames
@@ -83,6 +93,8 @@ __all__ = [
     "as_field",
     "run_md",
     "build_model",
+    "LatentChargeModel",
+    "ResponseModel",
     "evaluate",
     "load_model",
     "save_model",

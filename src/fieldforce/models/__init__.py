@@ -1,9 +1,17 @@
 """Model families on one contract, and model files.
 
 ``model(batch, atom_field) -> dict`` with ``energy`` [B] eV always and, where the
-family has them, ``dipole`` [B, 3] e·Å, ``polarizability`` [B, 3, 3] e·Å²/V and
-per-atom outputs. Forces and stress come from
-:func:`fieldforce.models.derivatives.evaluate`, never from the model itself.
+family has them, ``dipole`` [B, 3] e·Å, ``polarizability`` [B, 3, 3] e·Å²/V,
+``charges`` [N] e, ``polarization`` [B, 3] e/Å² and per-atom outputs. Forces,
+stress and Born charges come from :func:`fieldforce.models.derivatives.evaluate`,
+never from the model itself.
+
+Families, all on the shared :class:`~fieldforce.models.backbone.Backbone`:
+
+* ``response`` — :class:`~fieldforce.models.response.ResponseModel`, dipole +
+  polarizability response to a field;
+* ``latent`` — :class:`~fieldforce.models.latent.LatentChargeModel`, latent Ewald
+  summation: short-range energy + Coulomb energy of hidden charges.
 
 A model file (``save_model``) holds the family, its configuration, the weights,
 the units and the package version; :func:`load_model` gives the model back.
@@ -16,23 +24,33 @@ from pathlib import Path
 import torch
 
 from fieldforce.data.atomic import atomic_path
-from fieldforce.errors import DataError
+from fieldforce.errors import ConfigError, DataError
+from fieldforce.models import latent, response
 from fieldforce.models.derivatives import evaluate
+from fieldforce.models.latent import LatentChargeModel
 from fieldforce.models.response import ResponseModel
 
-FAMILIES = {"response": ResponseModel}
+FAMILIES = {"response": ResponseModel, "latent": LatentChargeModel}
+_CONFIGS = {"response": response.model_config, "latent": latent.model_config}
 UNITS = {"energy": "eV", "length": "angstrom", "charge": "e", "field": "V/angstrom",
          "dipole": "e*angstrom", "polarizability": "e*angstrom^2/V"}
 
 
-def build_model(config: dict) -> torch.nn.Module:
-    """A new model of ``config['family']`` (default ``response``)."""
+def _family(config: dict | None) -> str:
     family = (config or {}).get("family", "response")
     if family not in FAMILIES:
-        from fieldforce.errors import ConfigError
-
         raise ConfigError(f"unknown model family {family!r}; available: {sorted(FAMILIES)}")
-    return FAMILIES[family](config)
+    return family
+
+
+def model_config(config: dict | None) -> dict:
+    """The ``model:`` section of ``config['family']`` with its defaults, checked."""
+    return _CONFIGS[_family(config)](config)
+
+
+def build_model(config: dict) -> torch.nn.Module:
+    """A new model of ``config['family']`` (default ``response``)."""
+    return FAMILIES[_family(config)](config)
 
 
 def save_model(model: torch.nn.Module, path: str | Path, extra: dict | None = None) -> Path:
@@ -68,4 +86,5 @@ def load_model(path: str | Path) -> torch.nn.Module:
     return model
 
 
-__all__ = ["FAMILIES", "ResponseModel", "build_model", "evaluate", "load_model", "save_model"]
+__all__ = ["FAMILIES", "LatentChargeModel", "ResponseModel", "build_model", "evaluate",
+           "load_model", "model_config", "save_model"]

@@ -7,6 +7,19 @@ field at the atoms inside the graph, and differentiates once:
     F_i = -dU/dr_i          (includes (dmu/dr).E, 1/2 E.(dalpha/dr).E and, for a
                              non-uniform field E(r), (mu_i + alpha_i E_i).dE/dr_i)
     sigma = (1/V) dU/d(strain)   (periodic structures; ASE's sign convention)
+
+Two generic extensions, for families that need them:
+
+* Born charges: for a model that predicts ``charges`` [N] (differentiable in the
+  positions), ``born_charges=True`` adds Z*_{i,ab} = V dP_a/dr_ib [N, 3, 3] e,
+  with the acoustic sum rule, from
+  :func:`fieldforce.electrostatics.polarization.batch_born_charges`.
+* Forces that are not gradients of the model's energy: a model may define
+  ``extra_forces(batch, positions, atom_field, out, create_graph=False)`` returning
+  [N, 3] eV/Å (or None for none); they are added to ``forces`` (only when forces are
+  requested; never to the stress). The latent-charge model uses it for the force
+  Z*^T E of a uniform field in a periodic cell, where the polarization is
+  multivalued and -E.VP is no energy whose gradient is that force.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from collections.abc import Callable
 import torch
 
 from fieldforce.data.batch import Batch
+from fieldforce.electrostatics.polarization import batch_born_charges
 
 #: a field: None (the batch's own uniform fields), a [3] or [B, 3] tensor of uniform
 #: fields in V/Å, or a function (positions [N, 3] Å, time fs) -> [N, 3] V/Å.
@@ -43,16 +57,19 @@ def evaluate(
     time_fs: float = 0.0,
     forces: bool = True,
     stress: bool = False,
+    born_charges: bool = False,
     create_graph: bool = False,
     **model_kwargs,
 ) -> dict[str, torch.Tensor]:
     """Run ``model`` on ``batch`` and add ``forces`` [N, 3] eV/Å and ``stress`` [B, 3, 3] eV/Å³.
 
-    ``create_graph`` keeps the derivatives differentiable (training on forces).
-    The model is called as ``model(batch, atom_field, **model_kwargs)`` and must
-    return at least ``energy`` [B] in eV.
+    ``born_charges`` adds ``born_charges`` [N, 3, 3] e (models with ``charges`` only;
+    acoustic sum rule on: sum_i Z*_i = Q I per structure, Q its net charge).
+    ``create_graph`` keeps the derivatives differentiable (training on forces or
+    Born charges). The model is called as ``model(batch, atom_field, **model_kwargs)``
+    and must return at least ``energy`` [B] in eV.
     """
-    positions = batch.positions.detach().requires_grad_(forces or stress)
+    positions = batch.positions.detach().requires_grad_(forces or stress or born_charges)
     cell = batch.cell
     strain = None
     if stress:
@@ -66,13 +83,27 @@ def evaluate(
     e_atoms = atom_fields(moved, positions_used, field, time_fs)
     out = model(moved, e_atoms, **model_kwargs)
     out["atom_field"] = e_atoms
+    if born_charges:
+        if "charges" not in out:
+            raise ValueError(f"Born charges need a model that predicts charges; the "
+                             f"{getattr(model, 'family', type(model).__name__)!r} model "
+                             "does not")
+        out["born_charges"] = batch_born_charges(
+            positions, out["charges"], moved.cell, moved.pbc, moved.structure_index,
+            total_charge=moved.total_charge, acoustic_sum_rule=True, create_graph=create_graph)
     if not (forces or stress):
         return out
+    # before the energy's backward pass, which frees the graph these may need
+    extra = None
+    if forces and hasattr(model, "extra_forces"):
+        extra = model.extra_forces(moved, positions, e_atoms, out, create_graph=create_graph)
     inputs = [positions] + ([strain] if stress else [])
     grads = torch.autograd.grad(out["energy"].sum(), inputs, create_graph=create_graph,
                                 allow_unused=True)
     if forces:
         out["forces"] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
+        if extra is not None:
+            out["forces"] = out["forces"] + extra
     if stress:
         volume = torch.linalg.det(batch.cell).abs().clamp_min(1e-12)
         virial = grads[1] if grads[1] is not None else torch.zeros_like(batch.cell)

@@ -1,0 +1,245 @@
+"""The latent-charge model (Latent Ewald Summation, LES): U = U_short + U_Coulomb[q(R)].
+
+Per atom i (DESIGN.md, "Latent charges"), on the shared backbone
+(:mod:`fieldforce.models.backbone`):
+
+* h_i: the backbone's latent vector; e_i = s_E e(h_i) + b(Z_i) the short-range
+  atomic energy, U_short = sum_i e_i;
+* q_i = s_q c(h_i) - (sum_{j in S} s_q c(h_j) - Q_S) / N_S: one hidden charge per atom
+  (e), shifted per structure S so that the charges sum exactly to its net charge
+  Q_S (``batch.total_charge``); s_q is a fixed charge unit (:meth:`fit_statistics`);
+* U_long = 1/2 sum_i (k q_i) phi_i[k q] with phi from
+  :func:`fieldforce.electrostatics.coulomb_potential`: Gaussian charges of standard
+  deviation ``charge_width``, the direct sum for isolated structures and Ewald /
+  PME / P3M for periodic ones (one structure at a time); k = ``charge_scale``
+  (e.g. 1/sqrt(eps_inf): the Coulomb energy sees screened charges, while the
+  dipole, polarization and Born charges use q itself).
+
+The model is trained on energies and forces; the charges are latent. From them:
+``dipole`` M = sum_i q_i r_i (isolated; independent of the origin when neutral),
+``polarization`` P (periodic; e/Å², the cell dipole on the default branch, phases in
+[-pi, pi), :func:`fieldforce.electrostatics.polarization.batch_dipoles`) and Born
+charges Z*_i = V dP/dr_i (``evaluate(..., born_charges=True)``).
+
+A uniform field E (V/Å; non-uniform fields are refused: the Born-charge force
+assumes a uniform one):
+
+* isolated structures: ``energy`` = U - E.M, so -d(energy)/dr_i = -dU/dr_i + Z*_i^T E
+  is the total force, by autograd, and sum_i Z*_i = Q I holds exactly;
+* periodic structures: ``energy`` = U - E.(V P) with P detached (on the default
+  branch; the enthalpy is multivalued), and the field force Z*_i^T E, with the LES
+  phase-form Born charges and the acoustic sum rule, comes from
+  :meth:`LatentChargeModel.extra_forces`. These forces are Born-charge forces, not
+  the gradient of the reported energy.
+
+``long_range: false`` is the comparison switch: the same backbone and short-range
+energy, no charges, no Coulomb energy and no field coupling; the model then outputs
+only ``energy``, ``energy_short_range`` and ``atomic_energies``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from fieldforce.data.batch import Batch, collate
+from fieldforce.data.frame import Frame
+from fieldforce.electrostatics.coulomb import METHODS, coulomb_potential
+from fieldforce.electrostatics.polarization import batch_born_charges, batch_dipoles
+from fieldforce.errors import ConfigError
+from fieldforce.models.backbone import DESCRIPTOR_DEFAULTS, Backbone, merge_config
+
+#: documented defaults of the ``model:`` section for ``family: latent``.
+DEFAULTS = {
+    "family": "latent",
+    "descriptor": dict(DESCRIPTOR_DEFAULTS),
+    "hidden": [64, 64],
+    "species": None,  # default: the species of the training data
+    # standard deviation of each Gaussian charge, Å. LES's sigma = 1 Å is the width of
+    # the pair kernel erf(r / (sqrt(2) sigma)) / r, i.e. per-charge width 1/sqrt(2).
+    "charge_width": 1.0 / math.sqrt(2.0),
+    "long_range": True,  # false: short-range energy only (same backbone, no charges)
+    "charge_scale": 1.0,  # multiplies the charges in the Coulomb energy (1/sqrt(eps_inf))
+    "accuracy": 1e-5,  # relative accuracy of the Ewald/PME/P3M sums
+    "method": "auto",  # for periodic structures: auto, ewald, pme, p3m (isolated: direct)
+}
+#: charge unit s_q (e) when the training data have no charge or Born-charge labels:
+#: the untrained charges start small, a few hundredths of e.
+DEFAULT_CHARGE_UNIT = 0.1
+
+
+def model_config(config: dict | None) -> dict:
+    """The ``model:`` section with defaults filled in and checked."""
+    out = merge_config(config, DEFAULTS)
+
+    def number(key, low, inclusive):
+        value = out[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+            value) and (value >= low if inclusive else value > low)
+        if not ok:
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise ConfigError(f"model.{key} must be a number {bound}, got {value!r}")
+        out[key] = float(value)
+
+    number("charge_width", 0.0, True)
+    number("charge_scale", 0.0, False)
+    number("accuracy", 0.0, False)
+    if out["accuracy"] >= 1:
+        raise ConfigError(f"model.accuracy must be below 1 (a relative accuracy such as "
+                          f"1e-5), got {out['accuracy']!r}")
+    if not isinstance(out["long_range"], bool):
+        raise ConfigError(f"model.long_range must be true or false, got {out['long_range']!r}")
+    if out["method"] not in ("auto", *METHODS) or out["method"] == "direct":
+        raise ConfigError(f"model.method must be one of auto, ewald, pme, p3m (isolated "
+                          f"structures always use the direct sum), got {out['method']!r}")
+    return out
+
+
+class LatentChargeModel(nn.Module):
+    """Short-range energy + Coulomb energy of latent Gaussian charges (module docstring).
+
+    Output of ``model(batch, atom_field)``: ``energy`` [B] eV (with the field term),
+    ``energy_short_range`` [B], ``atomic_energies`` [N] (short-range) and, with
+    ``long_range``: ``energy_long_range`` [B], ``energy_zero_field`` [B] (U),
+    ``charges`` [N] e, ``dipole`` [B, 3] e·Å (isolated: sum q r; periodic: the
+    cell dipole V P), ``polarization`` [B, 3] e/Å² (periodic; zero rows for isolated
+    structures, where it is not defined).
+    """
+
+    family = "latent"
+    #: the field force Z*^T E assumes a uniform field (see the calculator)
+    uniform_field_only = True
+
+    def __init__(self, config: dict | None = None):
+        super().__init__()
+        self.config = model_config(config)
+        self.backbone = Backbone(self.config["species"] or [], self.config["descriptor"],
+                                 self.config["hidden"])
+        self.config["species"] = self.backbone.species
+        self.long_range = self.config["long_range"]
+        if self.long_range:
+            self.charge_head = nn.Linear(self.backbone.width, 1)
+            self.register_buffer("charge_unit", torch.tensor(DEFAULT_CHARGE_UNIT))
+        self.double()
+
+    @property
+    def predicts_charges(self) -> bool:
+        """Whether the model has charges (and so dipoles, polarization, Born charges)."""
+        return self.long_range
+
+    # -- statistics of the training data ------------------------------------
+
+    @torch.no_grad()
+    def fit_statistics(self, frames: Sequence[Frame]) -> None:
+        """Backbone statistics (features, energy baseline and scale) and the charge unit.
+
+        The charge unit is the RMS of the labelled charges, else of the labelled
+        Born charges' isotropic parts, else :data:`DEFAULT_CHARGE_UNIT`.
+        """
+        batch = collate(frames)
+        self.backbone.fit_statistics(batch)
+        if not self.long_range:
+            return
+        unit = None
+        if "charges" in batch.labels and batch.atom_mask("charges").any():
+            unit = batch.labels["charges"][batch.atom_mask("charges")].pow(2).mean().sqrt()
+        elif "born_charges" in batch.labels and batch.atom_mask("born_charges").any():
+            z = batch.labels["born_charges"][batch.atom_mask("born_charges")]
+            unit = torch.diagonal(z, dim1=-2, dim2=-1).mean(-1).pow(2).mean().sqrt()
+        if unit is not None and float(unit) > 1e-3:
+            self.charge_unit.copy_(unit)
+
+    # -- forward -------------------------------------------------------------
+
+    def latent_charges(self, h: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Charges [N] e from the latent [N, H], summing to each structure's net charge."""
+        raw = self.charge_unit * self.charge_head(h)[:, 0]
+        n_atoms = batch.n_atoms_per_structure.to(raw.dtype)
+        excess = (batch.sum_per_structure(raw) - batch.total_charge.to(raw)) / n_atoms
+        return raw - excess[batch.structure_index]
+
+    def long_range_energy(self, batch: Batch, charges: torch.Tensor) -> torch.Tensor:
+        """Coulomb energy [B] eV of the Gaussian charges ``charge_scale`` x q, per structure."""
+        q = self.config["charge_scale"] * charges
+        width = self.config["charge_width"]
+        widths = torch.full_like(q, width) if width > 0 else None
+        energies = []
+        for b in range(batch.n_structures):
+            rows = batch.structure_index == b
+            pbc = batch.pbc[b].detach().cpu().numpy()
+            phi = coulomb_potential(batch.positions[rows], q[rows], batch.cell[b], pbc,
+                                    method=self.config["method"] if pbc.any() else "direct",
+                                    accuracy=self.config["accuracy"],
+                                    widths=None if widths is None else widths[rows])
+            energies.append(0.5 * (q[rows] * phi).sum())
+        return torch.stack(energies)
+
+    @staticmethod
+    def uniform_field(batch: Batch, atom_field: torch.Tensor) -> torch.Tensor:
+        """The uniform field of each structure [B, 3] V/Å; a non-uniform one is an error."""
+        n_atoms = batch.n_atoms_per_structure.to(atom_field.dtype)
+        field = batch.sum_per_structure(atom_field) / n_atoms[:, None]
+        spread = (atom_field.detach() - field.detach()[batch.structure_index]).abs().max()
+        if float(spread) > 1e-9 * (1.0 + float(atom_field.detach().abs().max())):
+            raise ConfigError("the latent-charge model supports uniform fields only: its field "
+                              "force Z*^T E assumes the same field at every atom")
+        return field
+
+    def forward(self, batch: Batch, atom_field: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Energies, charges, dipoles and polarization (see the class docstring)."""
+        feats = self.backbone.batch_features(batch, equivariant=False)
+        h = self.backbone.latent(feats["invariant"], batch.numbers)
+        atomic = self.backbone.atomic_energy(h, batch.numbers)
+        short = batch.sum_per_structure(atomic)
+        out = {"atomic_energies": atomic, "energy_short_range": short}
+        if not self.long_range:
+            out["energy"] = short
+            return out
+        charges = self.latent_charges(h, batch)
+        long = self.long_range_energy(batch, charges)
+        dipole = batch_dipoles(batch.positions, charges, batch.cell, batch.pbc,
+                               batch.structure_index)
+        periodic = batch.pbc.any(dim=1)
+        volume = torch.where(periodic, torch.linalg.det(batch.cell).abs(),
+                             torch.ones_like(short))
+        polarization = torch.where(periodic[:, None], dipole / volume[:, None],
+                                   torch.zeros_like(dipole))
+        field = self.uniform_field(batch, atom_field)
+        # periodic: the branch-dependent cell dipole enters the energy as a number only;
+        # the field force is Z*^T E (extra_forces)
+        coupled = torch.where(periodic[:, None], dipole.detach(), dipole)
+        zero_field = short + long
+        out.update(energy_long_range=long, energy_zero_field=zero_field, charges=charges,
+                   dipole=dipole, polarization=polarization,
+                   energy=zero_field - (field * coupled).sum(-1))
+        return out
+
+    def extra_forces(self, batch: Batch, positions: torch.Tensor, atom_field: torch.Tensor,
+                     out: dict[str, torch.Tensor], create_graph: bool = False
+                     ) -> torch.Tensor | None:
+        """Z*_i^T E [N, 3] eV/Å for the atoms of periodic structures in a non-zero field.
+
+        None when there are none (no cost). Isolated structures get their field force
+        from the energy's gradient instead. Born charges: LES phase form, acoustic sum
+        rule on (``out['born_charges']`` is reused when already computed).
+        """
+        if not self.long_range:
+            return None
+        field = self.uniform_field(batch, atom_field)
+        active = batch.pbc.any(dim=1) & (field.detach().abs().amax(dim=1) > 0)
+        if not bool(active.any()):
+            return None
+        born = out.get("born_charges")
+        if born is None:
+            born = batch_born_charges(positions, out["charges"], batch.cell, batch.pbc,
+                                      batch.structure_index, total_charge=batch.total_charge,
+                                      acoustic_sum_rule=True, create_graph=create_graph,
+                                      structures=active)
+        forces = torch.einsum("nab,na->nb", born, field[batch.structure_index])
+        return forces * active[batch.structure_index, None].to(forces)
+
+
+__all__ = ["DEFAULTS", "LatentChargeModel", "model_config"]

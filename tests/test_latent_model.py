@@ -1,0 +1,316 @@
+"""The latent-charge (LES) model: Born charges against exact limits and finite
+differences, the acoustic sum rule, rotations, field forces against the enthalpy,
+periodic forces, the charge constraint, the short-range switch, files, training,
+evaluation, the calculator and configuration errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from ase import Atoms
+from scipy.spatial.transform import Rotation
+
+from fieldforce.calculator import FieldForceCalculator
+from fieldforce.data.batch import batch_from_atoms, collate
+from fieldforce.data.frame import Frame
+from fieldforce.datasets import load_water
+from fieldforce.electrostatics import batch_born_charges
+from fieldforce.errors import ConfigError
+from fieldforce.fields import PointChargeField
+from fieldforce.models import LatentChargeModel, build_model, evaluate, load_model, save_model
+from finite_differences import position_derivative
+
+SMALL = {"family": "latent", "descriptor": {"max_radial": 3, "max_angular": 2, "cutoff": 3.5},
+         "hidden": [16], "species": [1, 8]}
+TRICLINIC = np.array([[7.0, 0.0, 0.0], [1.2, 7.5, 0.0], [-0.8, 0.6, 7.2]])
+FIELD = np.array([0.05, -0.08, 0.1])  # V/Å
+EYE = torch.eye(3, dtype=torch.float64)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def water():
+    return load_water()
+
+
+def of_type(water, kind):
+    return [f for f in water if f.atoms.info.get("config_type") == kind]
+
+
+@pytest.fixture(scope="module")
+def frames(water):
+    return of_type(water, "dimer")[:6]
+
+
+@pytest.fixture(scope="module")
+def box(water) -> Frame:
+    """Two water molecules in a triclinic periodic cell (neutral)."""
+    trimer = of_type(water, "trimer")[0].atoms
+    atoms = Atoms(trimer.numbers[:6], positions=trimer.positions[:6] + 1.0, cell=TRICLINIC,
+                  pbc=True)
+    atoms.wrap()
+    return Frame(atoms)
+
+
+@pytest.fixture(scope="module")
+def model(frames):
+    torch.manual_seed(0)
+    m = build_model(SMALL)
+    m.fit_statistics(frames)
+    # random, not small, output layers: the charges depend strongly on the positions
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        m.charge_unit.fill_(0.3)
+    return m
+
+
+def dimer_atoms(frames, k=0) -> Atoms:
+    atoms = frames[k].atoms.copy()
+    atoms.info = {}
+    return atoms
+
+
+def per_structure_sum(z, batch):
+    return torch.zeros(batch.n_structures, 3, 3, dtype=z.dtype).index_add(
+        0, batch.structure_index, z)
+
+
+class SpeciesCharges(LatentChargeModel):
+    """Charges fixed by species (-0.8 e on O, +0.4 e on H): independent of positions."""
+
+    def latent_charges(self, h, batch):
+        return torch.where(batch.numbers == 8, -0.8, 0.4).to(h)
+
+
+def test_born_charges_of_position_independent_charges_are_q_times_identity(frames, box):
+    m = SpeciesCharges(SMALL)
+    m.fit_statistics(frames)
+    batch = collate([frames[0], box])
+    out = evaluate(m, batch, born_charges=True)
+    expected = out["charges"].detach()[:, None, None] * EYE
+    assert torch.allclose(out["born_charges"], expected, atol=1e-12)
+    # the batched function on its own, fixed charges, isolated + triclinic periodic
+    positions = batch.positions.clone().requires_grad_(True)
+    q = torch.linspace(-1, 1, 12, dtype=torch.float64)
+    q = q - batch.sum_per_structure(q)[batch.structure_index] / 6  # neutral structures
+    z = batch_born_charges(positions, q, batch.cell, batch.pbc, batch.structure_index)
+    assert torch.allclose(z, q[:, None, None] * EYE, atol=1e-12)
+
+
+def test_acoustic_sum_rule_and_the_charge_constraint(model, frames, box):
+    charged = Frame(frames[1].atoms.copy(), {"total_charge": 1.0})
+    batch = collate([frames[0], box, charged])
+    out = evaluate(model, batch, born_charges=True)
+    totals = batch.sum_per_structure(out["charges"].detach())
+    assert torch.allclose(totals, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64),
+                          atol=1e-12)
+    assert out["charges"].abs().max() > 0.05  # not trivially zero
+    sums = per_structure_sum(out["born_charges"], batch)
+    assert torch.allclose(sums, totals[:, None, None] * EYE, atol=1e-10)
+    # without the option: exact for isolated structures (the charges move with the
+    # molecule), only approximate for the periodic phase form
+    positions = batch.positions.detach().requires_grad_(True)
+    raw_out = model(batch.with_positions(positions), torch.zeros_like(positions))
+    raw = batch_born_charges(positions, raw_out["charges"], batch.cell, batch.pbc,
+                             batch.structure_index)
+    raw_sums = per_structure_sum(raw, batch)
+    assert torch.allclose(raw_sums[0], torch.zeros(3, 3, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(raw_sums[2], EYE, atol=1e-10)
+    assert raw_sums[1].abs().max() > 1e-3
+
+
+def test_rotation_equivariance(model, frames):
+    batch = collate(frames[2:3])
+    rot = torch.tensor(Rotation.random(random_state=5).as_matrix())
+    shift = torch.tensor([0.4, -2.0, 1.1], dtype=torch.float64)
+    a = evaluate(model, batch, born_charges=True)
+    b = evaluate(model, batch.with_positions(batch.positions @ rot.T + shift), born_charges=True)
+    assert torch.allclose(a["energy"], b["energy"], rtol=1e-12)
+    assert torch.allclose(a["charges"], b["charges"], atol=1e-12)
+    assert torch.allclose(b["dipole"], a["dipole"] @ rot.T, atol=1e-10)  # neutral: no shift
+    assert torch.allclose(b["born_charges"], rot @ a["born_charges"] @ rot.T, atol=1e-10)
+    assert torch.allclose(b["forces"], a["forces"] @ rot.T, atol=1e-9)
+
+
+def test_born_charges_are_the_dipole_derivative_and_batching_changes_nothing(
+        model, frames, box):
+    atoms = dimer_atoms(frames, 3)
+    z = evaluate(model, batch_from_atoms(atoms), born_charges=True)["born_charges"]
+
+    def dipole(moved):
+        return evaluate(model, batch_from_atoms(moved), forces=False)["dipole"][0].detach()
+
+    for atom, axis in ((0, 0), (2, 1), (4, 2)):
+        fd = position_derivative(dipole, atoms, atom, axis, 1e-5)
+        np.testing.assert_allclose(z[atom, :, axis].numpy(), fd, rtol=1e-6, atol=1e-8)
+    # batched Born charges of [dimer, box] equal the single-structure ones
+    both = evaluate(model, collate([frames[3], box]), born_charges=True)["born_charges"]
+    single = evaluate(model, collate([box]), born_charges=True)["born_charges"]
+    assert torch.allclose(both[:6], z, atol=1e-12)
+    assert torch.allclose(both[6:], single, atol=1e-12)
+
+
+def test_uniform_field_forces_are_minus_the_enthalpy_gradient(model, frames):
+    atoms = dimer_atoms(frames, 1)
+    field = torch.tensor(FIELD)
+    batch = batch_from_atoms(atoms)
+    out = evaluate(model, batch, field=field, born_charges=True)
+    enthalpy = out["energy_zero_field"] - out["dipole"] @ field
+    assert torch.allclose(out["energy"], enthalpy, atol=1e-12)
+    # the total force is the zero-field force plus Z*^T E
+    zero = evaluate(model, batch)
+    assert torch.allclose(out["forces"], zero["forces"] + out["born_charges"].transpose(1, 2)
+                          @ field, atol=1e-10)
+
+    def energy(moved):
+        return float(evaluate(model, batch_from_atoms(moved), field=field,
+                              forces=False)["energy"].detach())
+
+    for atom, axis in ((0, 2), (1, 0), (5, 1)):
+        fd = position_derivative(energy, atoms, atom, axis, 1e-5)
+        assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-7)
+
+
+def test_periodic_forces_are_minus_the_energy_gradient_and_field_forces_are_born(model, box):
+    atoms = box.atoms.copy()
+    batch = batch_from_atoms(atoms)
+    out = evaluate(model, batch)
+    assert out["energy_long_range"].abs().max() > 1e-3
+
+    def energy(moved):
+        return float(evaluate(model, batch_from_atoms(moved), forces=False)["energy"].detach())
+
+    for atom, axis in ((0, 0), (3, 2), (5, 1)):
+        fd = position_derivative(energy, atoms, atom, axis, 1e-5)
+        assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-7)
+    # in a field: Z*^T E with the phase-form Born charges (sum rule on), energy - E.VP
+    field = torch.tensor(FIELD)
+    on = evaluate(model, batch, field=field, born_charges=True)
+    assert torch.allclose(on["forces"], out["forces"] + on["born_charges"].transpose(1, 2)
+                          @ field, atol=1e-10)
+    assert torch.allclose(on["forces"].sum(0), torch.zeros(3, dtype=torch.float64), atol=1e-10)
+    volume = abs(np.linalg.det(TRICLINIC))
+    assert torch.allclose(on["energy"], out["energy"] - volume * on["polarization"] @ field,
+                          atol=1e-10)
+    assert torch.allclose(on["dipole"], volume * on["polarization"], atol=1e-12)
+
+
+def test_short_range_switch_keeps_the_backbone(model, frames, tmp_path):
+    short = build_model({**SMALL, "long_range": False})
+    short.load_state_dict({k: v for k, v in model.state_dict().items()
+                           if k.startswith("backbone.")})
+    batch = collate(frames[:2])
+    a, b = evaluate(model, batch), evaluate(short, batch, field=torch.tensor(FIELD))
+    assert set(b) == {"energy", "energy_short_range", "atomic_energies", "atom_field", "forces"}
+    assert torch.allclose(b["energy"], a["energy_short_range"], atol=1e-12)
+    assert not short.predicts_charges
+    with pytest.raises(ValueError, match="predicts charges"):
+        evaluate(short, batch, born_charges=True)
+    again = load_model(save_model(short, tmp_path / "short.pt"))
+    assert torch.equal(evaluate(again, batch)["forces"], b["forces"])
+
+
+def test_save_load_round_trip(model, frames, box, tmp_path):
+    again = load_model(save_model(model, tmp_path / "latent.pt"))
+    assert isinstance(again, LatentChargeModel) and again.config == model.config
+    batch = collate([frames[0], box])
+    field = torch.tensor(FIELD)
+    a = evaluate(model, batch, field=field, born_charges=True)
+    b = evaluate(again, batch, field=field, born_charges=True)
+    for key in ("energy", "forces", "charges", "dipole", "polarization", "born_charges"):
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.filterwarnings("ignore:second derivatives with respect to positions")
+def test_born_charge_loss_parameter_gradient_matches_finite_differences(model, frames):
+    """Training on Born charges differentiates Z* = d(sum q r)/dr with respect to the
+    weights (create_graph through featomic): compare with finite differences."""
+    batch = collate(frames[4:6])
+
+    def loss():
+        out = evaluate(model, batch, forces=False, born_charges=True, create_graph=True)
+        return ((out["born_charges"] - batch.labels["born_charges"]) ** 2).sum()
+
+    weight, index, h = model.charge_head.weight, (0, 5), 1e-5
+    grad = torch.autograd.grad(loss(), weight)[0][index]
+    values = []
+    for step in (h, -2 * h, h):
+        with torch.no_grad():
+            weight[index] += step
+        values.append(float(loss().detach()))
+    assert float(grad) == pytest.approx((values[0] - values[1]) / (2 * h), rel=1e-6)
+
+
+def test_training_decreases_the_loss_and_eval_scores_born_charges(water, tmp_path):
+    from fieldforce.cli.main import main
+    from fieldforce.data.io import write_frames
+    from fieldforce.training import load_config
+
+    write_frames(of_type(water, "dimer")[:16], tmp_path / "train.xyz")
+    cfg = {"data": {"train": "train.xyz", "valid_fraction": 0.25},
+           "model": {k: v for k, v in SMALL.items() if k != "species"},
+           "training": {"max_epochs": 3, "batch_size": 6, "learning_rate": 0.01},
+           "output": "run"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    # energies and forces only, by default
+    assert load_config(path)["training"]["loss_weights"] == {"energy": 1.0, "forces": 10.0}
+    cfg["training"]["loss_weights"] = {"energy": 1.0, "forces": 10.0, "born_charges": 1.0}
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path), "--no-progress"]) == 0
+    history = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert "valid_rmse_born_charges" in history[-1]
+    assert main(["eval", str(tmp_path / "run" / "model.pt"), str(tmp_path / "train.xyz"),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    scores = json.loads((tmp_path / "e.json").read_text())
+    assert {"energy", "forces", "dipole", "born_charges"} <= set(scores)
+    assert scores["born_charges"]["unit"] == "e" and scores["born_charges"]["n"] == 16 * 6
+    assert set(scores["born_charges"]) == {"rmse", "mae", "rrmse", "unit", "n"}
+
+
+def test_calculator_properties_and_field_forces(model, frames, box):
+    atoms = dimer_atoms(frames, 2)
+    calc = FieldForceCalculator(model, efield=FIELD)
+    atoms.calc = calc
+    forces = atoms.get_forces()
+    charges = atoms.get_charges()
+    assert charges.shape == (6,) and abs(charges.sum()) < 1e-12
+    np.testing.assert_allclose(atoms.get_dipole_moment(), charges @ atoms.positions, atol=1e-12)
+    born = calc.get_born_charges()
+    assert born.shape == (6, 3, 3)
+    zero = FieldForceCalculator(model)
+    np.testing.assert_allclose(forces, zero.get_forces(atoms) + np.einsum("iab,a->ib", born,
+                                                                           FIELD), atol=1e-10)
+    with pytest.raises(Exception, match="not present"):
+        calc.get_property("polarization", atoms)
+    periodic = box.atoms.copy()
+    periodic.calc = FieldForceCalculator(model, efield=FIELD)
+    assert periodic.calc.get_property("polarization", periodic).shape == (3,)
+    assert np.abs(periodic.get_forces().sum(0)).max() < 1e-10
+    with pytest.raises(ConfigError, match="uniform fields only"):
+        FieldForceCalculator(model, efield=PointChargeField(1.0, [5.0, 0.0, 0.0]))
+
+
+def test_bad_configs_give_one_clear_error():
+    from fieldforce.training import load_config
+
+    with pytest.raises(ConfigError, match="unknown key.*charge_widht"):
+        build_model({**SMALL, "charge_widht": 1.0})
+    with pytest.raises(ConfigError, match="charge_width must be a number >= 0"):
+        build_model({**SMALL, "charge_width": -0.5})
+    with pytest.raises(ConfigError, match="method"):
+        build_model({**SMALL, "method": "direct"})
+    with pytest.raises(ConfigError, match="config.*charge_scale must be a number > 0"):
+        load_config({"data": {"train": "x.xyz"}, "output": "run",
+                     "model": {"family": "latent", "charge_scale": 0}})
