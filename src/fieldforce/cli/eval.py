@@ -36,8 +36,8 @@ def run(args) -> int:
     frames = read_frames(args.data)
     table, pairs = evaluate_frames(model, frames)
     if not table:
-        raise DataError(f"{args.data}: no energy, forces, dipole or polarizability labels to "
-                        "score")
+        raise DataError(f"{args.data}: no labels of a property the model predicts (energy, "
+                        "forces, dipole, polarizability, charges, Born charges, polarization)")
     print(format_metrics(table, f"{args.model} on {args.data} ({len(frames)} frames)"))
     if args.json:
         write_json(table, args.json)

@@ -7,7 +7,8 @@
       valid_fraction: 0.1        # or  valid: other_spec.yaml
       test_fraction: 0.0         # held out, scored at the end (optional)
     model:
-      family: response           # see fieldforce.models.response.DEFAULTS
+      family: response           # or latent; see DEFAULTS in fieldforce.models.response
+                                 # and fieldforce.models.latent
     training:
       seed: 0
       max_epochs: 500
@@ -15,6 +16,15 @@
     output: runs/water
 
 Paths are relative to the configuration file. Every unknown key is an error.
+
+Loss terms (:data:`LOSS_TERMS`): energy, forces, dipole, polarizability, charges,
+born_charges, polarization; a term is on when its weight is positive and the
+training data have its labels (and the model predicts it). Without
+``loss_weights`` the family's defaults apply (:data:`DEFAULT_LOSS_WEIGHTS`): the
+latent-charge model learns from energies and forces only, its charges staying
+latent; give ``dipole``, ``charges``, ``born_charges`` or ``polarization`` weights to
+train them on those labels too (``polarization`` compares on the default branch,
+phases in [-pi, pi), so the labels must be on it).
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ TRAINING_DEFAULTS = {
     "batch_size": 16,
     "learning_rate": 3e-3,
     "weight_decay": 0.0,
-    "loss_weights": {"energy": 1.0, "forces": 10.0, "dipole": 10.0, "polarizability": 10.0},
+    "loss_weights": None,  # default: DEFAULT_LOSS_WEIGHTS of the model family
     "patience": 60,  # epochs without validation improvement before stopping
     "lr_patience": 15,  # epochs without improvement before halving the learning rate
     "min_learning_rate": 1e-5,
@@ -40,7 +50,13 @@ TRAINING_DEFAULTS = {
 }
 DATA_KEYS = {"train", "valid", "valid_fraction", "test_fraction"}
 TOP_KEYS = {"data", "model", "training", "output"}
-LOSS_TERMS = ("energy", "forces", "dipole", "polarizability")
+LOSS_TERMS = ("energy", "forces", "dipole", "polarizability", "charges", "born_charges",
+              "polarization")
+#: loss weights of each model family when the configuration gives none.
+DEFAULT_LOSS_WEIGHTS = {
+    "response": {"energy": 1.0, "forces": 10.0, "dipole": 10.0, "polarizability": 10.0},
+    "latent": {"energy": 1.0, "forces": 10.0},
+}
 
 
 def _check_keys(section: dict, allowed, where: str, path) -> None:
@@ -82,7 +98,15 @@ def load_config(source: str | Path | dict) -> dict:
     training = dict(raw.get("training") or {})
     _check_keys(training, TRAINING_DEFAULTS, "training", path)
     merged = copy.deepcopy(TRAINING_DEFAULTS)
-    if "loss_weights" in training:
+    model = dict(raw.get("model") or {})
+    from fieldforce.models import model_config
+
+    try:
+        family = model_config({**model, "species": model.get("species") or [1]})["family"]
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    merged["loss_weights"] = dict(DEFAULT_LOSS_WEIGHTS[family])
+    if training.get("loss_weights") is not None:
         weights = training.pop("loss_weights") or {}
         _check_keys(weights, LOSS_TERMS, "training.loss_weights", path)
         for name, w in weights.items():
@@ -90,17 +114,11 @@ def load_config(source: str | Path | dict) -> dict:
                 raise ConfigError(f"{path}: training.loss_weights.{name} must be >= 0, "
                                   f"got {w!r}")
         merged["loss_weights"] = {k: float(v) for k, v in weights.items()}
+    training.pop("loss_weights", None)
     merged.update(training)
     for key in ("max_epochs", "batch_size", "checkpoint_every", "patience", "lr_patience"):
         if not isinstance(merged[key], int) or merged[key] < 1:
             raise ConfigError(f"{path}: training.{key} must be a positive integer, "
                               f"got {merged[key]!r}")
-    model = dict(raw.get("model") or {})
-    from fieldforce.models.response import model_config
-
-    try:
-        model_config({**model, "species": model.get("species") or [1]})
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
     return {"data": data, "model": model, "training": merged,
             "output": str((base / str(raw["output"])).resolve()), "source": str(path)}

@@ -2,7 +2,10 @@
 
 relative RMSE (``rrmse``) = RMSE / standard deviation of the reference labels over
 the set, all components pooled. Energies are compared per atom. The model is
-evaluated at each frame's own uniform field.
+evaluated at each frame's own uniform field. Every property the model predicts and
+the frames have labels for is scored: energy, forces, dipole, polarizability,
+charges, polarization (default branch) and Born charges (models with charges;
+computed per batch with the acoustic sum rule, and only when there are labels).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from fieldforce.models.derivatives import evaluate
 UNITS = {"energy": "eV/atom", "forces": "eV/angstrom", "dipole": "e*angstrom",
          "polarizability": "e*angstrom^2/V", "born_charges": "e", "charges": "e",
          "polarization": "e/angstrom^2"}
-PROPERTIES = ("energy", "forces", "dipole", "polarizability")
+PROPERTIES = ("energy", "forces", "dipole", "polarizability", "charges", "born_charges",
+              "polarization")
 
 
 def predict(model, frames: Sequence[Frame], batch_size: int = 64,
@@ -32,7 +36,9 @@ def predict(model, frames: Sequence[Frame], batch_size: int = 64,
     for start in range(0, len(frames), batch_size):
         chunk = frames[start:start + batch_size]
         batch = collate(chunk)
-        out = evaluate(model, batch, forces=need_forces)
+        born = ("born_charges" in properties and "born_charges" in batch.labels
+                and getattr(model, "predicts_charges", False))
+        out = evaluate(model, batch, forces=need_forces, born_charges=born)
         n_atoms = batch.n_atoms_per_structure.to(batch.positions.dtype)
         for name in properties:
             if name not in batch.labels or name not in out:

@@ -5,10 +5,14 @@ labels; s_p is the standard deviation of the training labels of p (so the
 weights are dimensionless); energies are per atom; a frame without a label does
 not enter that term.
 
-Speed: the lambda-SOAP features of zero-field frames are computed once and cached
-(the geometries are fixed and, at zero field, forces depend only on U0, whose
-invariant features are recomputed with gradients every step). Frames at a finite
-field run the full model, because their forces contain (dmu/dr).E and
+Born charges (loss term ``born_charges``, models with charges) come from
+:func:`fieldforce.models.derivatives.evaluate` with ``create_graph`` so that the
+loss differentiates through them; they are computed only when that term is on.
+
+Speed (response model): the lambda-SOAP features of zero-field frames are computed
+once and cached (the geometries are fixed and, at zero field, forces depend only on
+U0, whose invariant features are recomputed with gradients every step). Frames at
+a finite field run the full model, because their forces contain (dmu/dr).E and
 1/2 E.(dalpha/dr).E.
 """
 
@@ -27,8 +31,8 @@ from fieldforce.data.atomic import atomic_path, write_json
 from fieldforce.data.batch import collate
 from fieldforce.data.frame import Frame
 from fieldforce.models import build_model, save_model
-from fieldforce.models.derivatives import evaluate
 from fieldforce.models.backbone import species_of
+from fieldforce.models.derivatives import evaluate
 from fieldforce.training.config import LOSS_TERMS
 from fieldforce.training.evaluation import (
     evaluate_frames,
@@ -110,7 +114,9 @@ class Trainer:
                                           weight_decay=t["weight_decay"])
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=0.5, patience=t["lr_patience"], min_lr=t["min_learning_rate"])
-        self.cache = self._equivariant_cache()
+        # the response model's cached lambda-SOAP features; other families need none
+        self.cache = (self._equivariant_cache() if hasattr(self.model, "equivariant_features")
+                      else {})
         self.epoch, self.best, self.best_state, self.history = 0, math.inf, None, []
         self.stale = 0
 
@@ -146,13 +152,18 @@ class Trainer:
 
     def loss(self, frames: list[Frame], train: bool) -> tuple[torch.Tensor, dict]:
         batch = collate(frames)
-        cached = None
-        if train and all(id(f) in self.cache for f in frames):
-            cached = {k: torch.cat([self.cache[id(f)][k] for f in frames])
-                      for k in ("vector", "tensor")}
-        response = any(t in self.terms for t in ("dipole", "polarizability"))
-        out = evaluate(self.model, batch, forces="forces" in self.terms, create_graph=train,
-                       equivariant=cached, response=response)
+        kwargs = {}
+        if hasattr(self.model, "equivariant_features"):
+            cached = None
+            if train and all(id(f) in self.cache for f in frames):
+                cached = {k: torch.cat([self.cache[id(f)][k] for f in frames])
+                          for k in ("vector", "tensor")}
+            kwargs = {"equivariant": cached,
+                      "response": any(t in self.terms for t in ("dipole", "polarizability"))}
+        born = ("born_charges" in self.terms and "born_charges" in batch.labels
+                and getattr(self.model, "predicts_charges", False))
+        out = evaluate(self.model, batch, forces="forces" in self.terms, born_charges=born,
+                       create_graph=train, **kwargs)
         total, parts = 0.0, {}
         n_atoms = batch.n_atoms_per_structure.to(batch.positions.dtype)
         for name in self.terms:
