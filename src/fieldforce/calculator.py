@@ -32,6 +32,15 @@ Results
 field [N, 3] V/Å for a non-uniform field), ``energy_zero_field`` (U0, eV) and, with
 ``per_atom=True``, ``atomic_dipoles`` [N, 3] and ``atomic_polarizabilities`` [N, 3, 3].
 All are float64 numpy.
+
+Latent-charge models (``family: latent``, DESIGN.md "Latent charges") give instead
+``charges`` [N] e, ``dipole`` [3] e·Å (isolated: sum q r; periodic: the cell dipole
+V P on the default branch), ``polarization`` [3] e/Å² (periodic only) and, computed
+only when requested, ``born_charges`` [N, 3, 3] e (acoustic sum rule on). Their
+forces in a uniform field include Z*_i^T E; in a periodic cell that force is not the
+gradient of the reported energy U - E.(V P) (see :mod:`fieldforce.models.latent`),
+so NVE conserves U + kinetic energy only for isolated systems. They support uniform
+fields (static or time-dependent) only.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from ase.calculators.calculator import (
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from fieldforce.data.batch import batch_from_atoms
-from fieldforce.errors import FieldforceError
+from fieldforce.errors import ConfigError, FieldforceError
 from fieldforce.fields import ExternalField, as_field
 from fieldforce.models import evaluate, load_model
 
@@ -87,6 +96,7 @@ class FieldForceCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "dipole",
                               "polarizability"]
     per_atom_properties = ["atomic_dipoles", "atomic_polarizabilities"]
+    charge_properties = ["charges", "polarization", "born_charges"]
 
     def __init__(self, model: torch.nn.Module | str | Path, efield: Any = None,
                  time_fs: float | None = None, per_atom: bool = False,
@@ -99,10 +109,19 @@ class FieldForceCalculator(Calculator):
         self.model = model.to(device=self.device, dtype=dtype)
         self.model.eval()
         self.field: ExternalField | None = as_field(efield)
+        if (getattr(model, "uniform_field_only", False) and self.field is not None
+                and not self.field.is_uniform):
+            raise ConfigError(
+                f"the {model.family!r} model supports uniform fields only (its field forces "
+                f"Z*^T E assume the same field at every atom); got a non-uniform "
+                f"{type(self.field).__name__}")
         self.per_atom = bool(per_atom)
-        # An instance list, so per-atom properties are advertised only when computed.
+        self.predicts_charges = bool(getattr(model, "predicts_charges", False))
+        # An instance list, so per-atom and charge properties are advertised only when
+        # computed.
         self.implemented_properties = list(type(self).implemented_properties) + (
-            self.per_atom_properties if self.per_atom else [])
+            self.per_atom_properties if self.per_atom else []) + (
+            self.charge_properties if self.predicts_charges else [])
         self._time_fs = 0.0 if time_fs is None else float(time_fs)
 
     # -- time ------------------------------------------------------------------
@@ -159,8 +178,9 @@ class FieldForceCalculator(Calculator):
                 f"stress needs a cell periodic in all three directions, but this structure "
                 f"has pbc={atoms.pbc.tolist()}; request energy and forces only")
         batch = batch_from_atoms(atoms, dtype=self.dtype, device=self.device)
+        want_born = "born_charges" in properties and self.predicts_charges
         out = evaluate(self.model, batch, field=self._torch_field(), time_fs=self.time_fs,
-                       forces=True, stress=want_stress)
+                       forces=True, stress=want_stress, born_charges=want_born)
 
         def arr(name: str) -> np.ndarray:
             return out[name].detach().cpu().numpy().astype(np.float64)
@@ -174,6 +194,12 @@ class FieldForceCalculator(Calculator):
         for name in ("dipole", "polarizability"):
             if name in out:
                 self.results[name] = arr(name)[0]
+        if self.predicts_charges:
+            self.results["charges"] = arr("charges")
+            if bool(np.any(atoms.pbc)):
+                self.results["polarization"] = arr("polarization")[0]
+            if want_born:
+                self.results["born_charges"] = arr("born_charges")
         if self.per_atom:
             for name in self.per_atom_properties:
                 if name in out:
@@ -186,3 +212,7 @@ class FieldForceCalculator(Calculator):
     def get_polarizability(self, atoms=None) -> np.ndarray:
         """Polarizability [3, 3] e·Å²/V of ``atoms``."""
         return self.get_property("polarizability", atoms)
+
+    def get_born_charges(self, atoms=None) -> np.ndarray:
+        """Born effective charges [N, 3, 3] e of ``atoms`` (latent-charge models)."""
+        return self.get_property("born_charges", atoms)

@@ -195,6 +195,11 @@ def _mean_field(calc) -> np.ndarray:
     return value if value.ndim == 1 else value.mean(axis=0)
 
 
+def _dipole(calc) -> np.ndarray:
+    """The model's dipole [3] e·Å; NaN for models without one (short-range only)."""
+    return np.array(calc.results.get("dipole", np.full(3, np.nan)), dtype=float)
+
+
 def _frame(atoms, step: int, time_fs: float):
     """A copy of ``atoms`` with the current results as plain extxyz keys (no calculator).
 
@@ -205,7 +210,7 @@ def _frame(atoms, step: int, time_fs: float):
     out.calc = None
     out.info = {}  # the input file's tags (e.g. its DFT label metadata) do not apply here
     out.info.update(step=int(step), time_fs=float(time_fs),
-                    energy=float(calc.results["energy"]), dipole=calc.results["dipole"].copy())
+                    energy=float(calc.results["energy"]), dipole=_dipole(calc))
     field = np.asarray(calc.results["efield"], dtype=float)
     if field.ndim == 1:
         out.info["efield"] = field.copy()
@@ -278,7 +283,7 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
 
     def record(step: int, t: float, log) -> None:
         epot, ekin, temp = state()
-        mu, field = calc.results["dipole"], _mean_field(calc)
+        mu, field = _dipole(calc), _mean_field(calc)
         log.write(f"{t:12.3f} {epot:16.6f} {ekin:12.6f} {epot + ekin:16.6f} {temp:10.2f} "
                   + " ".join(f"{x:11.6f}" for x in mu) + " "
                   + " ".join(f"{x:11.6f}" for x in field) + "\n")
