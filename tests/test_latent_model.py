@@ -140,6 +140,14 @@ def test_rotation_equivariance(model, frames):
     assert torch.allclose(b["dipole"], a["dipole"] @ rot.T, atol=1e-10)  # neutral: no shift
     assert torch.allclose(b["born_charges"], rot @ a["born_charges"] @ rot.T, atol=1e-10)
     assert torch.allclose(b["forces"], a["forces"] @ rot.T, atol=1e-9)
+    # permutation of the atoms
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    p = batch.with_positions(batch.positions[perm])
+    p.numbers = batch.numbers[perm]
+    c = evaluate(model, p, born_charges=True)
+    assert torch.allclose(c["energy"], a["energy"], rtol=1e-12)
+    assert torch.allclose(c["charges"], a["charges"][perm], atol=1e-12)
+    assert torch.allclose(c["born_charges"], a["born_charges"][perm], atol=1e-10)
 
 
 def test_born_charges_are_the_dipole_derivative_and_batching_changes_nothing(
@@ -193,13 +201,25 @@ def test_periodic_forces_are_minus_the_energy_gradient_and_field_forces_are_born
     for atom, axis in ((0, 0), (3, 2), (5, 1)):
         fd = position_derivative(energy, atoms, atom, axis, 1e-5)
         assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-7)
+    # stress: (1/V) dU/d(strain), the Ewald sum's cell dependence included
+    stress = evaluate(model, batch, forces=False, stress=True)["stress"][0]
+    volume = abs(np.linalg.det(TRICLINIC))
+    for i, j in ((0, 0), (1, 2)):
+        values = []
+        for sign in (1, -1):
+            strained = atoms.copy()
+            deform = np.eye(3)
+            deform[i, j] += sign * 1e-5
+            strained.set_cell(TRICLINIC @ deform, scale_atoms=True)
+            values.append(energy(strained))
+        fd = (values[0] - values[1]) / 2e-5 / volume
+        assert float(stress[i, j]) == pytest.approx(fd, rel=1e-5, abs=1e-8)
     # in a field: Z*^T E with the phase-form Born charges (sum rule on), energy - E.VP
     field = torch.tensor(FIELD)
     on = evaluate(model, batch, field=field, born_charges=True)
     assert torch.allclose(on["forces"], out["forces"] + on["born_charges"].transpose(1, 2)
                           @ field, atol=1e-10)
     assert torch.allclose(on["forces"].sum(0), torch.zeros(3, dtype=torch.float64), atol=1e-10)
-    volume = abs(np.linalg.det(TRICLINIC))
     assert torch.allclose(on["energy"], out["energy"] - volume * on["polarization"] @ field,
                           atol=1e-10)
     assert torch.allclose(on["dipole"], volume * on["polarization"], atol=1e-12)
@@ -300,6 +320,32 @@ def test_calculator_properties_and_field_forces(model, frames, box):
     assert np.abs(periodic.get_forces().sum(0)).max() < 1e-10
     with pytest.raises(ConfigError, match="uniform fields only"):
         FieldForceCalculator(model, efield=PointChargeField(1.0, [5.0, 0.0, 0.0]))
+
+
+def test_nve_in_a_static_field_conserves_the_enthalpy(frames):
+    """Isolated molecule: the forces are -d(U - E.M)/dr, so U - E.M + kinetic energy is
+    conserved (untrained but unperturbed weights, a gentle energy scale)."""
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    torch.manual_seed(1)
+    m = build_model(SMALL)
+    m.fit_statistics(frames)
+    with torch.no_grad():
+        m.backbone.energy_scale.mul_(0.1)
+        m.charge_unit.fill_(0.3)
+    atoms = dimer_atoms(frames, 0)
+    atoms.calc = FieldForceCalculator(m, efield=FIELD)
+    rng = np.random.default_rng(0)
+    atoms.set_momenta(rng.normal(scale=0.5, size=(6, 3)) * np.sqrt(atoms.get_masses())[:, None])
+    dyn = VelocityVerlet(atoms, timestep=0.25 * units.fs)
+    totals, kinetic = [], []
+    for _ in range(60):
+        dyn.run(1)
+        kinetic.append(atoms.get_kinetic_energy())
+        totals.append(atoms.get_potential_energy() + kinetic[-1])
+    assert np.ptp(kinetic) > 0.01
+    assert np.ptp(totals) < 1e-3 * np.ptp(kinetic)
 
 
 def test_bad_configs_give_one_clear_error():
