@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(dataset: str, data_dir: Path, sizes: list[int], epochs: int, out_dir: Path) -> list:
+def run(dataset: str, data_dir: Path, sizes: list[int], epochs: int, out_dir: Path,
+        cutoff: float) -> list:
     import yaml
 
     from fieldforce.data.io import read_frames
@@ -43,7 +44,7 @@ def run(dataset: str, data_dir: Path, sizes: list[int], epochs: int, out_dir: Pa
         fit, valid = random_split(train, [0.9, 0.1], seed=2)
         config = load_config({
             "data": {"train": "fieldforce:water", "valid_fraction": 0.1},
-            "model": {},
+            "model": {"descriptor": {"cutoff": cutoff}},
             "training": {"seed": 0, "max_epochs": epochs, "patience": 40, "lr_patience": 10,
                          "batch_size": 16, "loss_weights": {"dipole": 1.0,
                                                             "polarizability": 1.0}},
@@ -52,7 +53,8 @@ def run(dataset: str, data_dir: Path, sizes: list[int], epochs: int, out_dir: Pa
         trainer = Trainer(config, progress=False, data=(fit, valid, []))
         trainer.fit()
         table, _ = evaluate_frames(trainer.model, test)
-        row = {"dataset": dataset, "n_train": n, "seconds": time.perf_counter() - t0,
+        row = {"dataset": dataset, "cutoff": cutoff, "n_train": n,
+               "seconds": time.perf_counter() - t0,
                "epochs": trainer.epoch,
                **{f"rrmse_{k}": v["rrmse"] for k, v in table.items()},
                **{f"rmse_{k}": v["rmse"] for k, v in table.items()}}
@@ -70,6 +72,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+",
                         default=["sagpr_water_monomer", "sagpr_water_dimer"])
     parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--cutoff", type=float, default=4.0,
+                        help="descriptor cutoff, Å (the model default is 4.0)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fieldforce_response_accuracy"))
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "response_accuracy.json")
@@ -78,7 +82,7 @@ def main() -> None:
           f"{'time':>11s}   (relative RMSE on 200 held-out)")
     rows = []
     for dataset in args.datasets:
-        rows += run(dataset, args.data_dir, args.sizes, args.epochs, args.work)
+        rows += run(dataset, args.data_dir, args.sizes, args.epochs, args.work, args.cutoff)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
