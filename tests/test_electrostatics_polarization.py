@@ -163,3 +163,21 @@ def test_charged_periodic_cell_is_refused():
         polarization(pos, q + 0.1, CELL, True)
     with pytest.raises(DataError, match="non-zero volume"):
         polarization(pos, q, torch.zeros(3, 3, dtype=torch.float64), True)
+
+
+def test_tracker_resumes_from_a_reference():
+    pos, q = _system(seed=5)
+    frac = pos @ torch.linalg.inv(CELL)
+    step = torch.zeros_like(frac)
+    step[2, 2] = 0.017  # one atom moves by a whole cell, across the branch boundary
+    path = [(frac + t * step) @ CELL for t in range(60)]
+    whole = PolarizationTracker()
+    expected = [whole(p, q, CELL, True) for p in path]
+    first = PolarizationTracker()
+    for p in path[:30]:
+        first(p, q, CELL, True)
+    resumed = PolarizationTracker(reference=first.reference)
+    again = [resumed(p, q, CELL, True) for p in path[30:]]
+    assert torch.allclose(torch.stack(again), torch.stack(expected[30:]), atol=1e-14)
+    fresh = PolarizationTracker()  # without the reference: the default branch
+    assert not torch.allclose(fresh(path[59], q, CELL, True), expected[59], atol=1e-6)

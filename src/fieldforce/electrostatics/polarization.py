@@ -279,10 +279,21 @@ class PolarizationTracker:
     Call it on consecutive frames; each phase is put on the branch nearest its
     value in the previous frame, so P(t) has no quantum jumps as long as no atom
     moves by half a cell between two frames.
+
+    ``reference``: fractional coordinates [N, 3] of the branch to continue (the
+    previous frame's, on its branch; e.g. when a trajectory is resumed); None starts
+    on the default branch, every periodic phase in [-pi, pi). :attr:`reference`
+    holds the branch of the last frame seen.
     """
 
-    def __init__(self) -> None:
-        self._previous: torch.Tensor | None = None
+    def __init__(self, reference: torch.Tensor | None = None) -> None:
+        self._previous: torch.Tensor | None = (
+            None if reference is None else torch.as_tensor(reference).detach().clone())
+
+    @property
+    def reference(self) -> torch.Tensor | None:
+        """Fractional coordinates [N, 3] of the last frame, on its branch (None before)."""
+        return self._previous
 
     def __call__(self, positions, charges, cell=None, pbc=False) -> torch.Tensor:
         pbc_t = _setup(positions, cell, pbc)
@@ -290,6 +301,6 @@ class PolarizationTracker:
             return polarization(positions, charges, cell, pbc)
         p = polarization(positions, charges, cell, pbc, reference=self._previous)
         s = _fractional(positions.detach(), cell.detach())
-        reference = torch.zeros_like(s) if self._previous is None else self._previous
+        reference = torch.zeros_like(s) if self._previous is None else self._previous.to(s)
         self._previous = s - torch.round(s - reference)
         return p
