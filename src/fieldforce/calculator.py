@@ -36,7 +36,8 @@ All are float64 numpy.
 Latent-charge models (``family: latent``, DESIGN.md "Latent charges") give instead
 ``charges`` [N] e, ``dipole`` [3] e·Å (isolated: sum q r; periodic: the cell dipole
 V P on the default branch), ``polarization`` [3] e/Å² (periodic only) and, computed
-only when requested, ``born_charges`` [N, 3, 3] e (acoustic sum rule on). Their
+only when requested (``get_born_charges``, or with every evaluation while
+``compute_born_charges`` is true), ``born_charges`` [N, 3, 3] e (acoustic sum rule on). Their
 forces in a uniform field include Z*_i^T E; in a periodic cell that force is not the
 gradient of the reported energy U - E.(V P) (see :mod:`fieldforce.models.latent`),
 so NVE conserves U + kinetic energy only for isolated systems. They support uniform
@@ -87,6 +88,10 @@ class FieldForceCalculator(Calculator):
         initial simulation time in fs (``None`` means 0); see the module docstring.
     per_atom
         also store ``atomic_dipoles`` and ``atomic_polarizabilities`` in ``results``.
+    compute_born_charges
+        latent-charge models: also compute ``born_charges`` in every evaluation (extra
+        backward passes; free in a periodic cell in a field, whose forces need them).
+        An attribute an MD driver may switch on for the steps it writes.
     dtype, device
         precision and device of the model evaluation.
     **kw
@@ -100,7 +105,8 @@ class FieldForceCalculator(Calculator):
 
     def __init__(self, model: torch.nn.Module | str | Path, efield: Any = None,
                  time_fs: float | None = None, per_atom: bool = False,
-                 dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+                 compute_born_charges: bool = False, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str = "cpu",
                  **kw: Any) -> None:
         super().__init__(**kw)
         if isinstance(model, (str, Path)):
@@ -116,6 +122,7 @@ class FieldForceCalculator(Calculator):
                 f"Z*^T E assume the same field at every atom); got a non-uniform "
                 f"{type(self.field).__name__}")
         self.per_atom = bool(per_atom)
+        self.compute_born_charges = bool(compute_born_charges)
         self.predicts_charges = bool(getattr(model, "predicts_charges", False))
         # An instance list, so per-atom and charge properties are advertised only when
         # computed.
@@ -178,7 +185,8 @@ class FieldForceCalculator(Calculator):
                 f"stress needs a cell periodic in all three directions, but this structure "
                 f"has pbc={atoms.pbc.tolist()}; request energy and forces only")
         batch = batch_from_atoms(atoms, dtype=self.dtype, device=self.device)
-        want_born = "born_charges" in properties and self.predicts_charges
+        want_born = self.predicts_charges and ("born_charges" in properties
+                                               or self.compute_born_charges)
         out = evaluate(self.model, batch, field=self._torch_field(), time_fs=self.time_fs,
                        forces=True, stress=want_stress, born_charges=want_born)
 

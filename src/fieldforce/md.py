@@ -21,15 +21,28 @@ friction_per_fs        0.01      Langevin friction
 thermostat_time_fs     100       relaxation time of Berendsen/Bussi, damping of Nose–Hoover
 timestep_fs            0.5       time step
 write_interval         10        steps between trajectory frames and log lines
+write_born_charges     false     also write the Born charges of every frame (latent-charge
+                                 models; extra backward passes on the written steps)
 seed                   0         random seed (velocities, Langevin noise)
 device                 cpu       torch device of the model
 =====================  ========  ==========================================================
 
 Outputs in ``output/``: ``trajectory.xyz`` (extxyz, appended every ``write_interval``
-steps: positions, momenta, forces, ``energy``, ``dipole``, ``time_fs``, ``step`` and the
-field: ``efield`` [3] in info for a uniform field, per-atom ``atom_efield`` [N, 3] for a
-non-uniform one), ``md.log`` (a text table) and, at the end, ``summary.json`` (written
-atomically).
+steps: positions, momenta (so velocities), forces, ``energy``, ``dipole``, ``time_fs``,
+``step`` and the field: ``efield`` [3] in info for a uniform field, per-atom
+``atom_efield`` [N, 3] for a non-uniform one), ``md.log`` (a text table) and, at the end,
+``summary.json`` (written atomically).
+
+Latent-charge models add per atom ``charges`` [N] e and, with ``write_born_charges``,
+``born_charges`` [N, 9] e (Z*_{i,ab} = V dP_a/dr_ib row-major, the canonical label), from
+which the polarization current J = sum_i Z*_i v_i follows
+(:func:`fieldforce.analysis.polarization_current`). In a periodic cell they also add
+``polarization`` [3] e/Å², followed continuously along the run: a
+:class:`~fieldforce.electrostatics.PolarizationTracker` on the latent charges after every
+step puts each atom's phase on the branch nearest the previous step's, so P(t) has no
+quantum jumps when an atom crosses the cell boundary (the default branch of the
+calculator's ``polarization`` has them). ``dipole`` is then the cell dipole V P on that
+same branch, and ``md.log`` gets P in e/Å² and µC/cm².
 
 Energy. The potential energy is the electric enthalpy U(R, E) = U0 - mu.E - 1/2 E.alpha.E
 (including the field terms). With a static field (uniform or not), NVE conserves
@@ -39,6 +52,9 @@ columns are the uniform field, or the mean of the per-atom fields for a non-unif
 
 Restart. ``resume=True`` continues from the last frame of ``trajectory.xyz`` (positions,
 momenta, step and time, to the file's 1e-8 precision) up to ``steps`` in total, appending.
+The polarization continues on its branch: the MD never wraps positions, so the tracked
+branch is s(t) - round(s(0)) (s fractional coordinates, frame 0 of the file), rebuilt from
+the first and last frames and checked against the last frame's recorded polarization.
 Thermostat internal state (Nose–Hoover chain variables) is not saved and restarts at zero;
 the Langevin noise is reseeded from (seed, step). Without ``resume``, an existing
 trajectory is never overwritten.
@@ -58,6 +74,7 @@ import torch
 
 from fieldforce.data.atomic import write_json
 from fieldforce.errors import ConfigError, DataError
+from fieldforce.units import UC_PER_CM2
 
 __all__ = ["run_md", "ENSEMBLES", "DEFAULTS"]
 
@@ -65,9 +82,12 @@ ENSEMBLES = ("nve", "langevin", "nvt-berendsen", "bussi", "nose-hoover")
 REQUIRED = ("structure", "model", "output", "steps", "ensemble")
 DEFAULTS: dict[str, Any] = {"field": None, "temperature_K": 0.0, "friction_per_fs": 0.01,
                             "thermostat_time_fs": 100.0, "timestep_fs": 0.5,
-                            "write_interval": 10, "seed": 0, "device": "cpu"}
+                            "write_interval": 10, "write_born_charges": False, "seed": 0,
+                            "device": "cpu"}
 LOG_HEADER = ("# time_fs  Epot_eV  Ekin_eV  Etot_eV  T_K  dipole_x  dipole_y  dipole_z"
               "  field_x  field_y  field_z  (e*A, V/A)\n")
+LOG_HEADER_POLARIZATION = (LOG_HEADER[:-len("  (e*A, V/A)\n")]
+                           + "  P_x  P_y  P_z  P_x  P_y  P_z  (e*A, V/A, P: e/A^2 then uC/cm^2)\n")
 
 
 def _number(config: dict, key: str, integer: bool = False, minimum: float | None = None,
@@ -117,6 +137,9 @@ def check_config(config: dict, base_dir: str | Path | None = None) -> dict:
     c["temperature_K"] = _number(c, "temperature_K", minimum=0)
     for key in ("timestep_fs", "friction_per_fs", "thermostat_time_fs"):
         c[key] = _number(c, key, minimum=0, strict=True)
+    if not isinstance(c["write_born_charges"], bool):
+        raise ConfigError(f"md config key 'write_born_charges': expected true or false, got "
+                          f"{c['write_born_charges']!r}")
     if c["ensemble"] != "nve" and c["temperature_K"] <= 0:
         raise ConfigError(f"md config key 'temperature_K': the {c['ensemble']} thermostat "
                           "needs a target temperature > 0 K")
@@ -200,24 +223,107 @@ def _dipole(calc) -> np.ndarray:
     return np.array(calc.results.get("dipole", np.full(3, np.nan)), dtype=float)
 
 
-def _frame(atoms, step: int, time_fs: float):
+def _frame(atoms, step: int, time_fs: float, polarization: np.ndarray | None = None):
     """A copy of ``atoms`` with the current results as plain extxyz keys (no calculator).
 
-    info: step, time_fs, energy (eV), dipole [3] e·Å, efield [3] V/Å (uniform fields);
-    arrays: momenta (from ``atoms``), forces [N, 3] eV/Å, atom_efield [N, 3] V/Å (non-uniform).
+    info: step, time_fs, energy (eV), dipole [3] e·Å (V P for a tracked ``polarization``),
+    efield [3] V/Å (uniform fields), polarization [3] e/Å² (when given); arrays: momenta
+    (from ``atoms``), forces [N, 3] eV/Å, atom_efield [N, 3] V/Å (non-uniform), charges [N]
+    e and born_charges [N, 9] e (latent-charge models, when computed).
     """
     calc, out = atoms.calc, atoms.copy()
     out.calc = None
     out.info = {}  # the input file's tags (e.g. its DFT label metadata) do not apply here
+    dipole = _dipole(calc) if polarization is None else polarization * atoms.get_volume()
     out.info.update(step=int(step), time_fs=float(time_fs),
-                    energy=float(calc.results["energy"]), dipole=_dipole(calc))
+                    energy=float(calc.results["energy"]), dipole=dipole)
+    if polarization is not None:
+        out.info["polarization"] = np.array(polarization, dtype=float)
     field = np.asarray(calc.results["efield"], dtype=float)
     if field.ndim == 1:
         out.info["efield"] = field.copy()
     else:
         out.arrays["atom_efield"] = field.copy()
     out.arrays["forces"] = calc.results["forces"].copy()
+    if "charges" in calc.results:
+        out.arrays["charges"] = calc.results["charges"].copy()
+    if "born_charges" in calc.results:
+        out.arrays["born_charges"] = calc.results["born_charges"].reshape(len(atoms), 9).copy()
     return out
+
+
+def _recorded(atoms, key: str):
+    """A value ``fieldforce md`` wrote into a frame (ASE moves some keys to a calculator)."""
+    if key in atoms.info:
+        return atoms.info[key]
+    results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
+    return results.get(key)
+
+
+class _TrackedPolarization:
+    """P(t) of a periodic latent-charge run, e/Å², on the branch that follows the atoms.
+
+    ``update`` is called after every step (a :class:`PolarizationTracker` needs frames
+    less than half a cell apart); ``value`` is the latest P [3] and ``total`` the sum
+    over the updates of this run (the summary's mean).
+    """
+
+    def __init__(self, reference: np.ndarray | None = None) -> None:
+        from fieldforce.electrostatics import PolarizationTracker
+
+        self.tracker = PolarizationTracker(None if reference is None else
+                                           torch.as_tensor(reference, dtype=torch.float64))
+        self.value: np.ndarray | None = None
+        self.total, self.count = np.zeros(3), 0
+
+    def update(self, atoms, charges: np.ndarray, count: bool = True) -> np.ndarray:
+        p = self.tracker(torch.as_tensor(atoms.positions, dtype=torch.float64),
+                         torch.as_tensor(charges, dtype=torch.float64),
+                         torch.as_tensor(atoms.cell.array, dtype=torch.float64), atoms.pbc)
+        self.value = p.numpy().astype(float)
+        if count:
+            self.total, self.count = self.total + self.value, self.count + 1
+        return self.value
+
+
+def _fractional(atoms) -> np.ndarray:
+    """Fractional coordinates [N, 3], not wrapped (the MD never wraps positions)."""
+    return atoms.positions @ np.linalg.inv(atoms.cell.array)
+
+
+def _resumed_branch(traj_path: Path, last) -> np.ndarray:
+    """The tracker's reference for resuming after ``last``: s_last - round(s_first).
+
+    The tracker's first frame is on the default branch, s - round(s); every later step
+    keeps the branch of the one before, so while positions stay unwrapped the branch is
+    s(t) - round(s(0)).
+    """
+    import ase.io
+
+    first = ase.io.read(traj_path, index=0, format="extxyz")
+    if len(first) != len(last):
+        raise DataError(f"frame 0 has {len(first)} atoms but the last frame {len(last)}: "
+                        "cannot resume one trajectory", path=str(traj_path))
+    return _fractional(last) - np.round(_fractional(first))
+
+
+def _check_branch(traj_path: Path, atoms, reference: np.ndarray, recorded_p) -> None:
+    """Warn if the rebuilt branch does not give the last frame's recorded polarization
+    (positions wrapped by hand, or another model): P(t) may then jump at the restart."""
+    import warnings
+
+    from fieldforce.electrostatics import polarization
+
+    atoms.get_potential_energy()  # the charges; cached for the first step
+    p = polarization(torch.as_tensor(atoms.positions), torch.as_tensor(
+        atoms.calc.results["charges"]), torch.as_tensor(atoms.cell.array), atoms.pbc,
+        reference=torch.as_tensor(reference)).numpy()
+    recorded_p = np.asarray(recorded_p, dtype=float)
+    if np.abs(p - recorded_p).max() > 1e-7:  # e/Å²; the file's precision gives ~1e-10
+        warnings.warn(f"{traj_path}, last frame, key 'polarization': the recorded "
+                      f"{recorded_p.tolist()} e/A^2 differs from {p.tolist()} recomputed "
+                      "with the model on the continued branch (were the positions wrapped, "
+                      "or the model changed?); P(t) may jump at this restart", stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -243,7 +349,9 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
     working directory). Summary keys: ``steps_done`` (this call), ``step`` (total reached),
     ``time_fs``, ``wall_time_s``, ``ns_per_day``, ``mean_temperature_K`` (over the steps of
     this call), ``energy_drift_eV_per_atom_per_ps`` (NVE only: slope of Epot + Ekin),
-    ``energy_conserved`` (NVE with no field or a static one), and the settings.
+    ``energy_conserved`` (NVE with no field or a static one),
+    ``mean_polarization_e_per_A2`` and ``mean_polarization_uC_per_cm2`` ([3], over the
+    steps of this call; periodic latent-charge models, else None) and the settings.
     """
     import ase.io
     from tqdm import tqdm
@@ -255,9 +363,11 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
     out_dir: Path = c["output"]
     traj_path, log_path = out_dir / "trajectory.xyz", out_dir / "md.log"
     dt_fs = c["timestep_fs"]
+    recorded_p = None
     if resume and traj_path.is_file() and traj_path.stat().st_size > 0:
         atoms = _last_frame(traj_path)
         start_step, time_fs = int(atoms.info["step"]), float(atoms.info["time_fs"])
+        recorded_p = _recorded(atoms, "polarization")
         fresh = False
     else:
         if traj_path.exists() and not resume:
@@ -266,13 +376,26 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
         atoms = _read_structure(c["structure"])
         _initial_velocities(atoms, c)
         start_step, time_fs, fresh = 0, 0.0, True
-    for key in ("step", "time_fs", "energy", "dipole", "efield"):
+    for key in ("step", "time_fs", "energy", "dipole", "efield", "polarization"):
         atoms.info.pop(key, None)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    for key in ("forces", "atom_efield", "charges", "born_charges"):  # not carried over
+        atoms.arrays.pop(key, None)
 
     calc = FieldForceCalculator(c["model"], efield=c["field"], time_fs=time_fs,
                                 device=c["device"])
+    if c["write_born_charges"] and not calc.predicts_charges:
+        raise ConfigError(f"md config key 'write_born_charges': the "
+                          f"{getattr(calc.model, 'family', '?')!r} model predicts no charges, "
+                          "so it has no Born charges; use a latent-charge model or set it false")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    calc.compute_born_charges = c["write_born_charges"] and fresh  # for frame 0
     atoms.calc = calc
+    tracked = None
+    if calc.predicts_charges and bool(atoms.pbc.any()):
+        reference = None if fresh else _resumed_branch(traj_path, atoms)
+        tracked = _TrackedPolarization(reference)
+        if reference is not None and recorded_p is not None:
+            _check_branch(traj_path, atoms, reference, recorded_p)
     rng = np.random.default_rng([c["seed"], start_step])
     dyn = _integrator(c, atoms, rng)
     n_atoms = len(atoms)
@@ -283,12 +406,19 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
 
     def record(step: int, t: float, log) -> None:
         epot, ekin, temp = state()
-        mu, field = _dipole(calc), _mean_field(calc)
-        log.write(f"{t:12.3f} {epot:16.6f} {ekin:12.6f} {epot + ekin:16.6f} {temp:10.2f} "
-                  + " ".join(f"{x:11.6f}" for x in mu) + " "
-                  + " ".join(f"{x:11.6f}" for x in field) + "\n")
+        if c["write_born_charges"] and "born_charges" not in calc.results:
+            calc.get_property("born_charges", atoms)
+        p = None if tracked is None else tracked.value
+        mu = _dipole(calc) if p is None else p * atoms.get_volume()
+        row = (f"{t:12.3f} {epot:16.6f} {ekin:12.6f} {epot + ekin:16.6f} {temp:10.2f} "
+               + " ".join(f"{x:11.6f}" for x in mu) + " "
+               + " ".join(f"{x:11.6f}" for x in _mean_field(calc)))
+        if p is not None:
+            row += (" " + " ".join(f"{x:15.8e}" for x in p) + " "
+                    + " ".join(f"{x:12.6f}" for x in p / UC_PER_CM2))
+        log.write(row + "\n")
         log.flush()
-        ase.io.write(traj_path, _frame(atoms, step, t), format="extxyz", append=True)
+        ase.io.write(traj_path, _frame(atoms, step, t, p), format="extxyz", append=True)
 
     times, etot, temps = [], [], []
     wall0 = time.perf_counter()
@@ -296,7 +426,10 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
             total=c["steps"], initial=min(start_step, c["steps"]), disable=not progress,
             unit="step", desc="md") as bar, _threads_for(n_atoms):
         if fresh:
-            log.write(LOG_HEADER)
+            log.write(LOG_HEADER if tracked is None else LOG_HEADER_POLARIZATION)
+            if tracked is not None:
+                state()
+                tracked.update(atoms, calc.results["charges"], count=False)
             record(0, time_fs, log)
         step, t0 = start_step, time_fs
         while step < c["steps"]:
@@ -305,6 +438,8 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
             atoms.get_forces(md=True)
             time_fs = t0 + (step + 1 - start_step) * dt_fs
             calc.advance_time(time_fs)
+            write = (step + 1) % c["write_interval"] == 0 or step + 1 == c["steps"]
+            calc.compute_born_charges = c["write_born_charges"] and write
             dyn.step()
             dyn.nsteps += 1
             step += 1
@@ -312,7 +447,9 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
             times.append(time_fs)
             etot.append(epot + ekin)
             temps.append(temp)
-            if step % c["write_interval"] == 0 or step == c["steps"]:
+            if tracked is not None:
+                tracked.update(atoms, calc.results["charges"])
+            if write:
                 record(step, time_fs, log)
                 bar.set_postfix(T=f"{temp:.0f}K", Epot=f"{epot:.3f}eV", refresh=False)
             bar.update(1)
@@ -326,6 +463,7 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
         slope = np.polyfit(np.asarray(times), np.asarray(etot), 1)[0]  # eV/fs
         drift = float(slope * 1000.0 / n_atoms)
     simulated_ns = steps_done * dt_fs * 1e-6
+    mean_p = tracked.total / tracked.count if tracked is not None and tracked.count else None
     summary = {
         "steps_done": steps_done, "step": step, "time_fs": time_fs,
         "wall_time_s": wall,
@@ -333,6 +471,10 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
         "mean_temperature_K": float(np.mean(temps)) if temps else None,
         "energy_drift_eV_per_atom_per_ps": drift,
         "energy_conserved": c["ensemble"] == "nve" and static,
+        "mean_polarization_e_per_A2": mean_p.tolist() if mean_p is not None else None,
+        "mean_polarization_uC_per_cm2": ((mean_p / UC_PER_CM2).tolist() if mean_p is not None
+                                         else None),
+        "write_born_charges": c["write_born_charges"],
         "ensemble": c["ensemble"], "timestep_fs": dt_fs, "n_atoms": n_atoms,
         "temperature_K": c["temperature_K"], "seed": c["seed"],
         "field": c["field"].to_dict() if c["field"] is not None else None,
