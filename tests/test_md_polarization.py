@@ -141,6 +141,22 @@ def test_trajectory_records_field_velocities_born_charges(run80, md_dir):
     np.testing.assert_allclose(log[:, 8], [f.info["efield"][0] for f in frames], atol=1e-6)
 
 
+def test_analyze_ir_current_of_the_trajectory(run80, md_dir, capsys):
+    from fieldforce.analysis import polarization_current_spectrum
+    from fieldforce.cli.main import main
+
+    _, frames, _, _ = run80
+    out = md_dir / "ir.json"
+    assert main(["analyze", "ir", str(md_dir / "run80" / "trajectory.xyz"), "--current",
+                 "--json", str(out)]) == 0
+    assert "polarization current" in capsys.readouterr().out
+    z = np.array([f.arrays["born_charges"].reshape(6, 3, 3) for f in frames])
+    v = np.array([f.get_velocities() * units.fs for f in frames])
+    expected = polarization_current_spectrum(z, v, 0.5)
+    np.testing.assert_allclose(json.loads(out.read_text())["intensity"], expected.intensity,
+                               atol=1e-12)
+
+
 def test_restart_keeps_the_polarization_branch(md_dir, run80, recwarn):
     _, frames, p, _ = run80
     run_md(config("restart", steps=30, write_interval=1), base_dir=md_dir, progress=False)

@@ -6,10 +6,16 @@ Modules:
   (or polarization-current) time series: :func:`ir_spectrum`, :class:`IRSpectrum`,
   :func:`dipole_autocorrelation`, :func:`polarization_current` (J = sum_i Z*_i v_i),
   :func:`polarization_current_spectrum`.
+- :mod:`fieldforce.analysis.hysteresis` — remanent polarization and coercive field of
+  a P(E) loop under an AC field: :func:`hysteresis_loop`, :class:`HysteresisLoop`.
+- :mod:`fieldforce.analysis.trajectory` — time series (times, field, dipole,
+  polarization, velocities, Born charges) from ``fieldforce md`` trajectories, with
+  errors naming the file, frame and key.
 """
 
 from __future__ import annotations
 
+from fieldforce.analysis.hysteresis import HysteresisLoop, hysteresis_loop
 from fieldforce.analysis.spectra import (
     IRSpectrum,
     Peak,
@@ -19,5 +25,6 @@ from fieldforce.analysis.spectra import (
     polarization_current_spectrum,
 )
 
-__all__ = ["IRSpectrum", "Peak", "dipole_autocorrelation", "ir_spectrum",
-           "polarization_current", "polarization_current_spectrum"]
+__all__ = ["HysteresisLoop", "IRSpectrum", "Peak", "dipole_autocorrelation",
+           "hysteresis_loop", "ir_spectrum", "polarization_current",
+           "polarization_current_spectrum"]

@@ -17,7 +17,7 @@ from fieldforce import __version__
 from fieldforce.errors import FieldforceError
 
 # Subcommand modules, in the order `fieldforce --help` lists them.
-SUBCOMMANDS = ("data", "label", "train", "eval", "md", "demo")
+SUBCOMMANDS = ("data", "label", "train", "eval", "md", "analyze", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
