@@ -14,6 +14,9 @@ Public API (everything else may change between versions):
 - :func:`build_model`, :func:`load_model`, :func:`evaluate` — model families:
   :class:`ResponseModel` (dipole + polarizability) and :class:`LatentChargeModel`
   (latent Ewald summation)
+- :func:`run_md`, :class:`FieldForceCalculator` — MD in fields (ASE)
+- :func:`ir_spectrum`, :func:`polarization_current_spectrum`,
+  :func:`hysteresis_loop` — analysis of trajectories
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from fieldforce import units
-from fieldforce.analysis import IRSpectrum, ir_spectrum
+from fieldforce.analysis import (
+    HysteresisLoop,
+    IRSpectrum,
+    hysteresis_loop,
+    ir_spectrum,
+    polarization_current_spectrum,
+)
 from fieldforce.calculator import FieldForceCalculator
 from fieldforce.data.frame import Frame
 from fieldforce.data.info import summarize
@@ -86,6 +95,9 @@ __all__ = [
     "get_backend",
     "ir_spectrum",
     "IRSpectrum",
+    "polarization_current_spectrum",
+    "hysteresis_loop",
+    "HysteresisLoop",
     "FieldForceCalculator",
     "DescriptorSettings",
     "SOAPFeatures",
