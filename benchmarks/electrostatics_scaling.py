@@ -168,6 +168,8 @@ def main() -> None:
     parser.add_argument("--check-max", type=int, default=3000,
                         help="largest size whose force error is measured")
     parser.add_argument("--accuracy", type=float, default=ACCURACY)
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="a subset of: ewald pme p3m torchpme-pme pymatgen les-kspace")
     parser.add_argument("--memory-gb", type=float, default=20.0,
                         help="address-space limit of each worker (a run past it fails)")
     parser.add_argument("--pymatgen-max", type=int, default=1000)
@@ -189,6 +191,8 @@ def main() -> None:
     methods = ["ewald", "pme", "p3m", "torchpme-pme", "pymatgen"]
     if args.les_src:
         methods.append("les-kspace")
+    if args.methods:
+        methods = [m for m in methods if m in args.methods]
     rows = []
     print(f"{'method':14s}{'atoms':>8s}{'seconds':>10s}{'force err':>11s}{'max RSS MB':>12s}")
     for reps in reps_list:

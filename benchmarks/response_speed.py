@@ -71,7 +71,7 @@ def main() -> None:
     dft = {r["kind"]: r for r in label["rows"] if r["properties"] == "energy,forces,dipole"}
     field = torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
     rows = []
-    print(f"{'atoms':>6s}{'s/step':>10s}{'atom-steps/s':>14s}")
+    print(f"{'atoms':>6s}{'s/step':>10s}{'atom-steps/s':>14s}{'U0 only s':>14s}")
     for n_mol in (8, 32, 64, 256):
         batch = batch_from_atoms(water_box(n_mol))
         evaluate(model, batch, field=field)  # warm-up
@@ -81,11 +81,20 @@ def main() -> None:
             out = evaluate(model, batch, field=field)
             out["dipole"].detach()
             times.append(time.perf_counter() - t0)
+        # the same step without the response heads (energy + forces of U0 only): the
+        # share of the lambda-SOAP features and the field terms in the cost
+        evaluate(model, batch, response=False)
+        times_u0 = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            evaluate(model, batch, response=False)
+            times_u0.append(time.perf_counter() - t0)
         n = 3 * n_mol
-        row = {"atoms": n, "seconds_per_step": min(times), "atom_steps_per_second": n / min(times)}
+        row = {"atoms": n, "seconds_per_step": min(times), "atom_steps_per_second": n / min(times),
+               "seconds_per_step_energy_forces_only": min(times_u0)}
         rows.append(row)
-        print(f"{n:6d}{row['seconds_per_step']:10.4f}{row['atom_steps_per_second']:14.0f}",
-              flush=True)
+        print(f"{n:6d}{row['seconds_per_step']:10.4f}{row['atom_steps_per_second']:14.0f}"
+              f"{min(times_u0):14.4f}", flush=True)
     ratios = {}
     for kind, atoms in (("monomer", 3), ("dimer", 6), ("trimer", 9)):
         if kind in dft:
