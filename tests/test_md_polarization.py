@@ -196,3 +196,22 @@ def test_born_charges_need_a_charge_model(md_dir, tmp_path):
     assert not (md_dir / "x").exists()
     summary = json.loads((md_dir / "run80" / "summary.json").read_text())
     assert summary["write_born_charges"] is True
+
+
+def test_isolated_latent_model_records_the_dipole(md_dir):
+    """A molecule has a dipole, no polarization: the log keeps its 11 columns."""
+    box = ase.io.read(md_dir / "box.xyz")
+    molecule = Atoms(box.numbers, box.positions, pbc=False)
+    molecule.set_momenta(box.get_momenta())
+    ase.io.write(md_dir / "molecule.xyz", molecule, format="extxyz")
+    summary = run_md(config("isolated", structure="molecule.xyz", steps=4, write_interval=2,
+                            write_born_charges=True), base_dir=md_dir, progress=False)
+    assert summary["mean_polarization_e_per_A2"] is None
+    frames = ase.io.read(md_dir / "isolated" / "trajectory.xyz", ":")
+    for f in frames:
+        assert "polarization" not in f.calc.results
+        q = f.calc.results["charges"]
+        np.testing.assert_allclose(f.calc.results["dipole"], q @ f.positions, atol=1e-6)
+        born = f.arrays["born_charges"].reshape(6, 3, 3)
+        np.testing.assert_allclose(born.sum(axis=0), 0.0, atol=1e-6)  # exact for molecules
+    assert np.loadtxt(md_dir / "isolated" / "md.log").shape == (3, 11)
