@@ -13,7 +13,6 @@ from ase import Atoms
 from fieldforce.calculator import FieldForceCalculator, StressUnavailableError
 from fieldforce.cli.main import main as cli_main
 from fieldforce.data.batch import batch_from_atoms
-from fieldforce.datasets import load_water
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.fields import PointChargeField, SinusoidalField
 from fieldforce.md import run_md
@@ -23,19 +22,8 @@ H = 1e-4  # Å, step of the central differences of the forces
 STRAIN = 1e-5  # strain step: at 1e-4 the O(h^2) error of the stress is ~5e-6 relative
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny systems: several intra-op threads only contend with each other (and with other
-    # processes on a busy machine), which can make each evaluation many times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(scope="module")
-def water():
-    return load_water()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from scipy.spatial.transform import Rotation
 from fieldforce.calculator import FieldForceCalculator
 from fieldforce.data.batch import batch_from_atoms, collate
 from fieldforce.data.frame import Frame
-from fieldforce.datasets import load_water
 from fieldforce.electrostatics import batch_born_charges
 from fieldforce.errors import ConfigError
 from fieldforce.fields import PointChargeField
@@ -29,17 +28,8 @@ FIELD = np.array([0.05, -0.08, 0.1])  # V/Å
 EYE = torch.eye(3, dtype=torch.float64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(scope="module")
-def water():
-    return load_water()
 
 
 def of_type(water, kind):

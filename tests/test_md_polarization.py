@@ -28,12 +28,7 @@ L = 7.0  # Å, cubic cell
 FIELD = {"type": "sinusoid", "amplitude": [0.1, 0.0, 0.0], "period_fs": 20.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
