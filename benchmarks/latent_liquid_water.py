@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _options import key_values
+
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"latent": {"family": "latent"},
             "short_range": {"family": "latent", "long_range": False}}
@@ -83,10 +85,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="model options for every variant, e.g. charge_unit=1.0 "
+                             "(values parsed as YAML)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fieldforce_latent_liquid"))
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "latent_liquid_water.json")
     args = parser.parse_args()
+    options = key_values(args.set)
     torch.set_num_threads(args.threads)
     frames = load(args.data_dir)
     rest = len(frames) - args.n_train - args.n_test
@@ -96,14 +102,16 @@ def main() -> None:
     print(f"{len(frames)} frames of {len(frames[0].atoms)} atoms: train {len(fit)}, "
           f"valid {len(valid)}, test {len(test)}", flush=True)
     result = {"command": f"python benchmarks/latent_liquid_water.py --epochs {args.epochs} "
-                         f"--threads {args.threads}",
-              "epochs": args.epochs, "seed": args.seed, "threads": args.threads,
+                         f"--threads {args.threads}"
+                         + (f" --set {' '.join(args.set)}" if args.set else ""),
+              "model_options": options, "epochs": args.epochs, "seed": args.seed,
+              "threads": args.threads,
               "n_train": len(fit), "n_valid": len(valid), "n_test": len(test), "rows": []}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.variants:
         config = load_config({
             "data": {"train": str(args.data_dir / "lesfit_liquid_water_RPBE-D3.xyz")},
-            "model": dict(VARIANTS[name]),
+            "model": {**VARIANTS[name], **options},
             "training": {"seed": args.seed, "max_epochs": args.epochs, "patience": args.epochs,
                          "batch_size": 4, "loss_weights": {"energy": 1.0, "forces": 10.0}},
             "output": str(args.work / name)})

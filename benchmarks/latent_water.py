@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _options import key_values
+
 ROOT = Path(__file__).resolve().parent.parent
 #: TIP3P point charges, e (Jorgensen et al., J. Chem. Phys. 79, 926 (1983)).
 TIP3P = {8: -0.834, 1: 0.417}
@@ -133,7 +135,8 @@ def charge_scores(born, dipole, charges, ref, prefix: str) -> dict:
     return row
 
 
-def run_variant(name: str, data, epochs: int, seed: int, work: Path, max_minutes) -> dict:
+def run_variant(name: str, data, epochs: int, seed: int, work: Path, max_minutes,
+                options: dict) -> dict:
     from fieldforce.training import Trainer, load_config
 
     train, valid, test = data
@@ -143,7 +146,7 @@ def run_variant(name: str, data, epochs: int, seed: int, work: Path, max_minutes
         valid = [f for f in valid if not has_field(f)]
     config = load_config({
         "data": {"train": "fieldforce:water", "valid_fraction": 0.1},
-        "model": dict(spec["model"]),
+        "model": {**spec["model"], **options},
         "training": {"seed": seed, "max_epochs": epochs, "patience": epochs,
                      "loss_weights": {"energy": 1.0, "forces": 10.0},
                      "max_minutes": max_minutes},
@@ -217,22 +220,29 @@ def main() -> None:
                         help="use a random subset of the data (quick checks)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="wall-time limit per training (then the epochs differ)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="model options for every variant, e.g. charge_unit=1.0 "
+                             "(values parsed as YAML)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fieldforce_latent_water"))
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "latent_water.json")
     args = parser.parse_args()
+    options = key_values(args.set)
     torch.set_num_threads(args.threads)
     data = splits(args.max_frames)
     print(f"train {len(data[0])}, valid {len(data[1])}, test {len(data[2])} frames "
           f"({sum(has_field(f) for f in data[2])} test frames at a finite field)", flush=True)
     base = baseline(data[2])
     result = {"command": " ".join(["python benchmarks/latent_water.py"] +
-                                  [f"--epochs {args.epochs}", f"--threads {args.threads}"]),
-              "epochs": args.epochs, "seed": args.seed, "threads": args.threads,
+                                  [f"--epochs {args.epochs}", f"--threads {args.threads}"]
+                                  + ([f"--set {' '.join(args.set)}"] if args.set else [])),
+              "model_options": options, "epochs": args.epochs, "seed": args.seed,
+              "threads": args.threads,
               "max_frames": args.max_frames, "baseline": base, "rows": []}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.variants:
-        row = run_variant(name, data, args.epochs, args.seed, args.work, args.max_minutes)
+        row = run_variant(name, data, args.epochs, args.seed, args.work, args.max_minutes,
+                          options)
         result["rows"].append(row)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"{name}: {row['epochs']} epochs in {row['seconds']:.0f} s", flush=True)

@@ -350,3 +350,30 @@ def test_bad_configs_give_one_clear_error():
     with pytest.raises(ConfigError, match="config.*charge_scale must be a number > 0"):
         load_config({"data": {"train": "x.xyz"}, "output": "run",
                      "model": {"family": "latent", "charge_scale": 0}})
+    with pytest.raises(ConfigError, match="charge_unit must be a number > 0"):
+        build_model({**SMALL, "charge_unit": -1.0})
+
+
+def test_charge_unit_is_taken_from_labels_unless_fixed(frames):
+    """Automatic charge unit: the RMS isotropic DFT Born charge of the data; a configured
+    ``charge_unit`` is kept."""
+    z = np.concatenate([f.labels["born_charges"] for f in frames])
+    expected = np.sqrt(np.mean(np.trace(z, axis1=1, axis2=2) ** 2 / 9.0))
+    auto = build_model(SMALL)
+    auto.fit_statistics(frames)
+    assert float(auto.charge_unit) == pytest.approx(expected, rel=1e-10)
+    fixed = build_model({**SMALL, "charge_unit": 0.7})
+    fixed.fit_statistics(frames)
+    assert float(fixed.charge_unit) == 0.7 and fixed.config["charge_unit"] == 0.7
+
+
+def test_training_on_a_single_frame_stays_finite(frames, tmp_path):
+    """One training frame has no energy spread: the loss must not become NaN."""
+    from fieldforce.training import Trainer, load_config
+
+    config = load_config({"data": {"train": "unused.xyz"}, "output": str(tmp_path / "run"),
+                          "model": {k: v for k, v in SMALL.items() if k != "species"},
+                          "training": {"max_epochs": 2, "batch_size": 1}})
+    trainer = Trainer(config, progress=False, data=(frames[:1], frames[1:2], []))
+    trainer.fit()
+    assert all(np.isfinite(h["train_loss"]) for h in trainer.history)

@@ -63,6 +63,9 @@ DEFAULTS = {
     "charge_width": 1.0 / math.sqrt(2.0),
     "long_range": True,  # false: short-range energy only (same backbone, no charges)
     "charge_scale": 1.0,  # multiplies the charges in the Coulomb energy (1/sqrt(eps_inf))
+    # s_q (e): null = from the labels (RMS charge or isotropic Born charge) when the
+    # training data have them, else DEFAULT_CHARGE_UNIT; a number fixes it
+    "charge_unit": None,
     "accuracy": 1e-5,  # relative accuracy of the Ewald/PME/P3M sums
     "method": "auto",  # for periodic structures: auto, ewald, pme, p3m (isolated: direct)
 }
@@ -87,6 +90,8 @@ def model_config(config: dict | None) -> dict:
     number("charge_width", 0.0, True)
     number("charge_scale", 0.0, False)
     number("accuracy", 0.0, False)
+    if out["charge_unit"] is not None:
+        number("charge_unit", 0.0, False)
     if out["accuracy"] >= 1:
         raise ConfigError(f"model.accuracy must be below 1 (a relative accuracy such as "
                           f"1e-5), got {out['accuracy']!r}")
@@ -122,7 +127,8 @@ class LatentChargeModel(nn.Module):
         self.long_range = self.config["long_range"]
         if self.long_range:
             self.charge_head = nn.Linear(self.backbone.width, 1)
-            self.register_buffer("charge_unit", torch.tensor(DEFAULT_CHARGE_UNIT))
+            unit = self.config["charge_unit"] or DEFAULT_CHARGE_UNIT
+            self.register_buffer("charge_unit", torch.tensor(float(unit), dtype=torch.float64))
         self.double()
 
     @property
@@ -136,12 +142,13 @@ class LatentChargeModel(nn.Module):
     def fit_statistics(self, frames: Sequence[Frame]) -> None:
         """Backbone statistics (features, energy baseline and scale) and the charge unit.
 
-        The charge unit is the RMS of the labelled charges, else of the labelled
-        Born charges' isotropic parts, else :data:`DEFAULT_CHARGE_UNIT`.
+        The charge unit is ``model.charge_unit`` when set, else the RMS of the labelled
+        charges, else of the labelled Born charges' isotropic parts, else
+        :data:`DEFAULT_CHARGE_UNIT`.
         """
         batch = collate(frames)
         self.backbone.fit_statistics(batch)
-        if not self.long_range:
+        if not self.long_range or self.config["charge_unit"] is not None:
             return
         unit = None
         if "charges" in batch.labels and batch.atom_mask("charges").any():

@@ -131,7 +131,10 @@ class Trainer:
                     values = values / batch.n_atoms_per_structure
                 if values.shape[0] != batch.n_structures:
                     mask = mask[batch.structure_index]
-                scales[name] = float(values[mask].std().clamp_min(1e-6))
+                values = values[mask]
+                # one value has no spread: leave that term unnormalised
+                scales[name] = (float(values.std().clamp_min(1e-6)) if values.numel() > 1
+                                else 1.0)
         return scales
 
     def _equivariant_cache(self) -> dict[int, dict[str, torch.Tensor]]:
