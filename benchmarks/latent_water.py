@@ -136,7 +136,7 @@ def charge_scores(born, dipole, charges, ref, prefix: str) -> dict:
 
 
 def run_variant(name: str, data, epochs: int, seed: int, work: Path, max_minutes,
-                options: dict) -> dict:
+                options: dict, energy_weight: float = 1.0) -> dict:
     from fieldforce.training import Trainer, load_config
 
     train, valid, test = data
@@ -148,7 +148,7 @@ def run_variant(name: str, data, epochs: int, seed: int, work: Path, max_minutes
         "data": {"train": "fieldforce:water", "valid_fraction": 0.1},
         "model": {**spec["model"], **options},
         "training": {"seed": seed, "max_epochs": epochs, "patience": epochs,
-                     "loss_weights": {"energy": 1.0, "forces": 10.0},
+                     "loss_weights": {"energy": energy_weight, "forces": 10.0},
                      "max_minutes": max_minutes},
         "output": str(work / name)})
     t0 = time.perf_counter()
@@ -220,6 +220,8 @@ def main() -> None:
                         help="use a random subset of the data (quick checks)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="wall-time limit per training (then the epochs differ)")
+    parser.add_argument("--energy-weight", type=float, default=1.0,
+                        help="loss weight of the energies (forces: 10)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="model options for every variant, e.g. charge_unit=1.0 "
                              "(values parsed as YAML)")
@@ -235,14 +237,16 @@ def main() -> None:
     base = baseline(data[2])
     result = {"command": " ".join(["python benchmarks/latent_water.py"] +
                                   [f"--epochs {args.epochs}", f"--threads {args.threads}"]
-                                  + ([f"--set {' '.join(args.set)}"] if args.set else [])),
+                                  + ([f"--set {' '.join(args.set)}"] if args.set else [])
+                                  + ([f"--energy-weight {args.energy_weight:g}"]
+                                     if args.energy_weight != 1.0 else [])),
               "model_options": options, "epochs": args.epochs, "seed": args.seed,
               "threads": args.threads,
               "max_frames": args.max_frames, "baseline": base, "rows": []}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.variants:
         row = run_variant(name, data, args.epochs, args.seed, args.work, args.max_minutes,
-                          options)
+                          options, args.energy_weight)
         result["rows"].append(row)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"{name}: {row['epochs']} epochs in {row['seconds']:.0f} s", flush=True)

@@ -240,6 +240,26 @@ def test_md_evaluates_time_dependent_field_at_frame_time(md_dir, monkeypatch):
     assert len({round(float(f.get_potential_energy()), 4) for f in frames}) == len(frames)
 
 
+def test_a_failure_during_the_dynamics_names_the_step(md_dir, monkeypatch):
+    calculate = FieldForceCalculator.calculate
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # step 3: as if two atoms had collided
+            raise DataError("atoms 0 and 1 overlap (closer than 0.1 Å).")
+        return calculate(self, *args, **kwargs)
+
+    monkeypatch.setattr(FieldForceCalculator, "calculate", failing)
+    with pytest.raises(DataError, match=r"trajectory.xyz: MD step 3 \(t = 1.5 fs\): atoms 0 "
+                                        r"and 1 overlap.*training data.*timestep"):
+        run_md(md_config(md_dir, "fails", ensemble="nve", timestep_fs=0.5, steps=6,
+                         write_interval=1), base_dir=md_dir, progress=False)
+    monkeypatch.undo()
+    frames = ase.io.read(md_dir / "fails" / "trajectory.xyz", ":")
+    assert [f.info["step"] for f in frames] == [0, 1, 2]
+
+
 def test_restart_continues_trajectory(md_dir):
     config = md_config(md_dir, "restart", ensemble="langevin", temperature_K=300,
                        timestep_fs=0.5, steps=20, write_interval=5,

@@ -375,7 +375,14 @@ def run_md(config: dict, base_dir: str | Path | None = None, resume: bool = Fals
             calc.advance_time(time_fs)
             write = (step + 1) % c["write_interval"] == 0 or step + 1 == c["steps"]
             calc.compute_born_charges = c["write_born_charges"] and write
-            dyn.step()
+            try:
+                dyn.step()
+            except DataError as err:  # e.g. overlapping atoms: say when, and what it means
+                raise DataError(
+                    f"MD step {step + 1} (t = {time_fs:g} fs): {err.reason} The simulation "
+                    "left the physical region (the model outside its training data, or too "
+                    "long a timestep); the frames written so far are intact.",
+                    path=str(traj_path)) from err
             dyn.nsteps += 1
             step += 1
             epot, ekin, temp = state()
