@@ -2,6 +2,7 @@
 
     python benchmarks/latent_batio3.py --epochs 150 --threads 2
     python benchmarks/latent_batio3.py --epochs 1 --n-test 4 --md-periods 0.05   # quick check
+    python benchmarks/latent_batio3.py --model M.pt --amplitude 0.72 --out X.json  # MD only
 
 Data: ../shared/data/macefield_BaTiO3.xyz (59 MD snapshots of a 3x3x3 BaTiO3 supercell,
 135 atoms, DFT energies, forces, Born charges and polarization; read through
@@ -27,8 +28,8 @@ for training, of which ``--n-valid`` for validation.
    the first period, and the loop plotted. Published (MACE-Field trained on E, F,
    stress, P, Z*, alpha): about ±39 µC/cm² and ±11.4 MV/cm at 36 MV/cm, 2 ps period.
 
-Writes benchmarks/results/latent_batio3.json after every stage and
-benchmarks/results/latent_batio3_hysteresis.png.
+Writes benchmarks/results/latent_batio3.json after every stage and the loop to
+benchmarks/results/latent_batio3_hysteresis.png (``--out`` names both).
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def hysteresis(model_path: Path, frame, args) -> dict:
     field = frame_series(frames[start:], "efield", traj, (3,), start=start)
     pol = frame_series(frames[start:], "polarization", traj, (3,), start=start)
     loop = hysteresis_loop(field, pol, axis="z")
-    plot = args.out.with_name("latent_batio3_hysteresis.png")
+    plot = args.out.with_name(args.out.stem + "_hysteresis.png")
     loop.plot(plot, title="BaTiO3, latent-charge model trained on E and F only")
     print(loop.table(), flush=True)
     return {"steps": steps, "wall_time_s": summary["wall_time_s"],
@@ -213,6 +214,8 @@ def main() -> None:
     parser.add_argument("--period-fs", type=float, default=2000.0)
     parser.add_argument("--md-periods", type=float, default=3.0, help="0: no hysteresis run")
     parser.add_argument("--temperature", type=float, default=300.0)
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a trained latent model: no training, only the hysteresis run")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="model options for every variant (values parsed as YAML)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fieldforce_latent_batio3"))
@@ -252,8 +255,8 @@ def main() -> None:
               "delta_p_chance_rmse_uC_per_cm2": UC_PER_CM2 * chance_rmse(cells),
               "rows": []}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    latent_model = None
-    for name in args.variants:
+    latent_model = args.model
+    for name in ([] if args.model else args.variants):
         trainer, seconds = train(name, options, (fit, valid), args)
         pred = predict(trainer.model, test)
         row = {"variant": name, "epochs": trainer.epoch, "seconds": seconds,
@@ -277,6 +280,7 @@ def main() -> None:
         result["hysteresis"] = {"amplitude_MV_per_cm": 100 * args.amplitude,
                                 "period_fs": args.period_fs, "periods": args.md_periods,
                                 "temperature_K": args.temperature,
+                                "model": str(latent_model),
                                 **hysteresis(latent_model, first, args)}
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     print("| variant | epochs | E RMSE meV/atom | F RMSE eV/Å | Z* RMSE e (rel.) "
