@@ -141,6 +141,52 @@ def born_linear_delta_p(frames, first) -> np.ndarray:
     return np.stack(out)
 
 
+def cubic_reference(atoms):
+    """The centrosymmetric reference of a perovskite supercell snapshot: every atom moved
+    to its ideal site (Ba corners, Ti body centres, O face centres of the 3x3x3 cells,
+    aligned on the first Ba atom), same cell. Returns (reference positions [N, 3],
+    minimum-image displacements snapshot - reference [N, 3]), Å."""
+    cell = atoms.cell.array
+    f = atoms.get_scaled_positions() * 3.0  # in perovskite-cell units
+    first_ba = f[np.flatnonzero(atoms.numbers == 56)[0]]
+    shift = first_ba - np.round(first_ba)
+    ideal = np.round(2.0 * (f - shift)) / 2.0 + shift
+    disp = (f - ideal) / 3.0
+    disp = (disp - np.round(disp)) @ cell
+    return atoms.positions - disp, disp
+
+
+def spontaneous_polarization(model_path: Path, frame, images: int = 21) -> dict:
+    """P_s [3] µC/cm² of ``frame``: the change of the model's polarization along the
+    straight path from the centrosymmetric reference (P = 0 by symmetry) to the
+    snapshot, followed continuously (a Berry-phase-like path), next to the DFT Born
+    charges of the snapshot times the displacements (linear estimate)."""
+    import torch
+
+    from fieldforce.data.batch import batch_from_atoms
+    from fieldforce.electrostatics import PolarizationTracker
+    from fieldforce.models import evaluate, load_model
+
+    model = load_model(model_path)
+    reference, disp = cubic_reference(frame.atoms)
+    tracker = PolarizationTracker()
+    cell = torch.tensor(frame.atoms.cell.array)
+    values = []
+    for lam in np.linspace(0.0, 1.0, images):
+        atoms = frame.atoms.copy()
+        atoms.positions = reference + lam * disp
+        out = evaluate(model, batch_from_atoms(atoms))
+        values.append(tracker(torch.tensor(atoms.positions), out["charges"].detach(), cell,
+                              True).numpy())
+    volume = abs(np.linalg.det(frame.atoms.cell.array))
+    dft = np.einsum("nab,nb->a", frame.labels["born_charges"], disp) / volume
+    return {"model_uC_per_cm2": (UC_PER_CM2 * (values[-1] - values[0])).tolist(),
+            "dft_born_linear_uC_per_cm2": (UC_PER_CM2 * dft).tolist(),
+            "mean_displacement_A": {n: disp[frame.atoms.numbers == z].mean(0).round(4).tolist()
+                                    for z, n in SYMBOLS.items()},
+            "path_images": images}
+
+
 def train(name: str, options: dict, data, args):
     from fieldforce.training import Trainer, load_config
 
@@ -276,6 +322,12 @@ def main() -> None:
         result["rows"].append(row)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"{name}: {row['epochs']} epochs in {seconds:.0f} s", flush=True)
+    if latent_model is not None:
+        ps = result["spontaneous_polarization"] = spontaneous_polarization(latent_model, first)
+        print(f"P_s of the first snapshot: model {np.round(ps['model_uC_per_cm2'], 2)}, DFT "
+              f"Z* x displacement {np.round(ps['dft_born_linear_uC_per_cm2'], 2)} µC/cm²",
+              flush=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
     if latent_model is not None and args.md_periods > 0:
         result["hysteresis"] = {"amplitude_MV_per_cm": 100 * args.amplitude,
                                 "period_fs": args.period_fs, "periods": args.md_periods,
