@@ -45,6 +45,11 @@ def test_ellipse_remanent_and_coercive_are_exact(phi):
     assert loop.coercive_up == pytest.approx(E0 * np.sin(phi), rel=1e-5)
     assert loop.coercive_down == pytest.approx(-E0 * np.sin(phi), rel=1e-5)
     assert loop.coercive == pytest.approx(E0 * np.sin(phi), rel=1e-5)
+    # P at the field extremes: P0 cos(phi) times the mean of cos over |E| >= 0.9 E0
+    window = np.arccos(0.9)
+    assert loop.saturation == pytest.approx(P0 * np.cos(phi) * np.sin(window) / window,
+                                            rel=2e-3)
+    assert loop.squareness == pytest.approx(np.tan(phi) * window / np.sin(window), rel=2e-3)
     # 3 cycles from E = 0 rising: rising zeros at 1 and 2 periods (t = 0 is a start, not a
     # crossing), falling at 0.5, 1.5, 2.5; P = centre at wt = phi + 2 pi k (rising) and
     # pi + phi + 2 pi k (falling), k = 0, 1, 2
@@ -78,6 +83,7 @@ def test_tanh_switching_loop_and_noise():
     loop = hysteresis_loop(field, p)
     assert loop.remanent == pytest.approx(P0 * np.tanh(k * ec), rel=1e-4)
     assert loop.coercive == pytest.approx(ec, rel=1e-3)
+    assert loop.squareness > 0.95  # a switching loop
     # thermal noise of 3% of P_s: P flickers around zero near E_c; the crossings of each
     # half cycle are averaged
     t, field, p = tanh_loop(ec, k, cycles=6, noise=0.03)

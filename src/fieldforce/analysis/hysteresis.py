@@ -16,9 +16,17 @@ which is applied and smooth, never off the (noisy) polarization.
   all crossings within one half cycle are averaged first (thermal noise makes P flicker
   around c near the coercive field), then the half cycles. E_c = (E_c(up) - E_c(down)) / 2.
 
+* Saturation and squareness: P_sat = (P(+E_max) - P(-E_max)) / 2 with P(+-E_max) the mean
+  polarization over the samples where the field is within 10 % of its positive /
+  negative extreme; squareness = P_r / P_sat, near 1 for a square switching loop.
+  Neither proves switching: a strongly lagging dielectric response also opens a loop,
+  and when P_sat is comparable to the thermal noise of P both numbers are noise. Look
+  at P(t) (and whether P changes sign relative to its unpolarized reference) as well.
+
 For a phase-lagged ellipse E = E0 sin(wt), P = P0 sin(wt - phi) this gives
-P_r = P0 sin(phi) and E_c = E0 sin(phi); for a square-ish ferroelectric loop, the
-usual P_r and E_c. Drop the transient first cycle before calling (the ``time_fs``
+P_r = P0 sin(phi), E_c = E0 sin(phi) and squareness tan(phi) / 0.966 (the mean of
+cos over the 10 % window); for a square-ish ferroelectric loop, the usual P_r and E_c
+and a squareness near 1. Drop the transient first cycle before calling (the ``time_fs``
 and ``skip_fs`` arguments do it).
 
 Units: field V/Å (1 MV/cm = 0.01 V/Å), polarization e/Å² (1 µC/cm² = 6.2415e-5 e/Å²);
@@ -81,6 +89,22 @@ class HysteresisLoop:
         return self.remanent / UC_PER_CM2
 
     @property
+    def saturation(self) -> float:
+        """P_sat = (P(+E_max) - P(-E_max)) / 2, e/Å² (module docstring)."""
+        top = float(np.abs(self.field).max())
+        high = self.polarization[self.field >= 0.9 * top]
+        low = self.polarization[self.field <= -0.9 * top]
+        if not (high.size and low.size) or top == 0.0:
+            return float("nan")
+        return 0.5 * float(high.mean() - low.mean())
+
+    @property
+    def squareness(self) -> float:
+        """P_r / P_sat: near 1 for a square switching loop (module docstring: a hint, not
+        a proof of switching)."""
+        return self.remanent / self.saturation
+
+    @property
     def coercive_MV_per_cm(self) -> float:
         """:attr:`coercive` in MV/cm."""
         return self.coercive / MV_PER_CM
@@ -101,6 +125,10 @@ class HysteresisLoop:
             f"{self.coercive_down / MV_PER_CM:.4g} | MV/cm |",
             f"| loop centre | {self.center:.6g} | e/Å² | {self.center / UC_PER_CM2:.4g} "
             "| µC/cm² |",
+            f"| saturation P_sat (P at the field extremes) | {self.saturation:.6g} | e/Å² | "
+            f"{self.saturation / UC_PER_CM2:.4g} | µC/cm² |",
+            f"| squareness P_r / P_sat (about 1 for a square loop) | "
+            f"{self.squareness:.3g} | | | |",
             f"| half cycles (rising / falling) | {len(self.remanent_up_values)} / "
             f"{len(self.remanent_down_values)} | | | |",
         ]
@@ -119,6 +147,9 @@ class HysteresisLoop:
             "coercive_up_V_per_A": self.coercive_up,
             "coercive_down_V_per_A": self.coercive_down,
             "center_e_per_A2": self.center,
+            "saturation_e_per_A2": self.saturation,
+            "saturation_uC_per_cm2": self.saturation / UC_PER_CM2,
+            "squareness": self.squareness,
             "remanent_up_values_e_per_A2": self.remanent_up_values.tolist(),
             "remanent_down_values_e_per_A2": self.remanent_down_values.tolist(),
             "coercive_up_values_V_per_A": self.coercive_up_values.tolist(),
