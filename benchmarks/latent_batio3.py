@@ -41,25 +41,17 @@ from pathlib import Path
 
 import numpy as np
 
-from _options import key_values
+from _options import LATENT_VARIANTS, common_arguments, key_values, shared_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 NOMINAL = {56: 2.0, 22: 4.0, 8: -2.0}  # Ba, Ti, O formal charges, e
 SYMBOLS = {56: "Ba", 22: "Ti", 8: "O"}
 UC_PER_CM2 = 1602.176634  # µC/cm² per e/Å²
-VARIANTS = {"latent": {"family": "latent"},
-            "short_range": {"family": "latent", "long_range": False}}
+VARIANTS = LATENT_VARIANTS
 
 
 def load(data_dir: Path):
-    import yaml
-
-    from fieldforce.data.io import read_frames
-    from fieldforce.data.spec import load_spec
-
-    spec = yaml.safe_load((ROOT / "examples" / "specs" / "macefield_BaTiO3.yaml").read_text())
-    spec["path"] = str(data_dir / "macefield_BaTiO3.xyz")
-    return read_frames(load_spec(spec))
+    return shared_frames("macefield_BaTiO3", data_dir)
 
 
 def wrap_polarization(p: np.ndarray, cell: np.ndarray) -> np.ndarray:
@@ -249,24 +241,16 @@ def main() -> None:
     from fieldforce.data.splits import random_split
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--epochs", type=int, default=150)
+    common_arguments(parser, epochs=150, work="/tmp/fieldforce_latent_batio3",
+                     out="latent_batio3.json")
     parser.add_argument("--n-test", type=int, default=12)
     parser.add_argument("--n-valid", type=int, default=5, help="taken from the training frames")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--amplitude", type=float, default=0.36, help="V/Å")
     parser.add_argument("--period-fs", type=float, default=2000.0)
     parser.add_argument("--md-periods", type=float, default=3.0, help="0: no hysteresis run")
     parser.add_argument("--temperature", type=float, default=300.0)
     parser.add_argument("--model", type=Path, default=None,
                         help="a trained latent model: no training, only the hysteresis run")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="model options for every variant (values parsed as YAML)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/fieldforce_latent_batio3"))
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "latent_batio3.json")
     args = parser.parse_args()
     options = key_values(args.set)
     torch.set_num_threads(args.threads)

@@ -25,22 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from _options import key_values
+from _options import LATENT_VARIANTS, common_arguments, key_values, shared_frames
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {"latent": {"family": "latent"},
-            "short_range": {"family": "latent", "long_range": False}}
+VARIANTS = LATENT_VARIANTS
 
 
 def load(data_dir: Path):
-    import yaml
-
-    from fieldforce.data.io import read_frames
-    from fieldforce.data.spec import load_spec
-
-    spec = yaml.safe_load((ROOT / "examples" / "specs" / "lesfit_liquid_water.yaml").read_text())
-    spec["path"] = str(data_dir / "lesfit_liquid_water_RPBE-D3.xyz")
-    return read_frames(load_spec(spec))
+    return shared_frames("lesfit_liquid_water", data_dir)
 
 
 def scores(model, frames) -> dict:
@@ -77,20 +69,11 @@ def main() -> None:
     from fieldforce.training import Trainer, load_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--epochs", type=int, default=40)
+    common_arguments(parser, epochs=40, work="/tmp/fieldforce_latent_liquid",
+                     out="latent_liquid_water.json")
     parser.add_argument("--n-train", type=int, default=40)
     parser.add_argument("--n-valid", type=int, default=5, help="taken from the training frames")
     parser.add_argument("--n-test", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="model options for every variant, e.g. charge_unit=1.0 "
-                             "(values parsed as YAML)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/fieldforce_latent_liquid"))
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "latent_liquid_water.json")
     args = parser.parse_args()
     options = key_values(args.set)
     torch.set_num_threads(args.threads)
