@@ -62,6 +62,23 @@ def scores(model, frames) -> dict:
     return row
 
 
+def charge_scan(model_path: Path, frames, factors=(0.0, 1.0, 3.0, 10.0)) -> list[dict]:
+    """Energy and force errors of a trained latent model with its charges multiplied by
+    each factor (charge unit scaled; the short-range part unchanged): is the fit
+    sensitive to the charges at all?"""
+    from fieldforce.models import load_model
+
+    model = load_model(model_path)
+    unit = float(model.charge_unit)
+    rows = []
+    for factor in factors:
+        model.charge_unit.fill_(unit * factor)
+        rows.append({"factor": factor, **scores(model, frames)})
+        print(f"charges x {factor:g}: force RMSE {rows[-1]['forces_rmse']:.4f} eV/Å, energy "
+              f"RMSE {rows[-1]['energy_rmse_meV_per_atom']:.3f} meV/atom", flush=True)
+    return rows
+
+
 def main() -> None:
     import torch
 
@@ -74,6 +91,10 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=40)
     parser.add_argument("--n-valid", type=int, default=5, help="taken from the training frames")
     parser.add_argument("--n-test", type=int, default=10)
+    parser.add_argument("--scan-model", type=Path, default=None,
+                        help="no training: scale this trained latent model's charges by "
+                             "0, 1, 3, 10 and score 12 training frames (writes "
+                             "latent_liquid_water_charge_scan.json)")
     args = parser.parse_args()
     options = key_values(args.set)
     torch.set_num_threads(args.threads)
@@ -84,6 +105,14 @@ def main() -> None:
     fit, valid = random_split(train, [len(train) - n_valid, n_valid], seed=args.seed + 1)
     print(f"{len(frames)} frames of {len(frames[0].atoms)} atoms: train {len(fit)}, "
           f"valid {len(valid)}, test {len(test)}", flush=True)
+    if args.scan_model is not None:
+        out = args.out.with_name("latent_liquid_water_charge_scan.json")
+        out.write_text(json.dumps({
+            "command": f"python benchmarks/latent_liquid_water.py --scan-model {args.scan_model}",
+            "model": str(args.scan_model), "frames": "the first 12 training frames",
+            "rows": charge_scan(args.scan_model, fit[:12])}, indent=1) + "\n")
+        print(f"wrote {out}")
+        return
     result = {"command": f"python benchmarks/latent_liquid_water.py --epochs {args.epochs} "
                          f"--threads {args.threads}"
                          + (f" --set {' '.join(args.set)}" if args.set else ""),
