@@ -187,7 +187,10 @@ def train(name: str, options: dict, data, args):
         "data": {"train": str(args.data_dir / "macefield_BaTiO3.xyz")},
         "model": {**VARIANTS[name], **options},
         "training": {"seed": args.seed, "max_epochs": args.epochs, "patience": args.epochs,
-                     "batch_size": 4, "loss_weights": {"energy": 1.0, "forces": 10.0}},
+                     "batch_size": 4,
+                     "loss_weights": {"energy": 1.0, "forces": 10.0,
+                                      **({"born_charges": args.born_charge_weight}
+                                         if args.born_charge_weight else {})}},
         "output": str(args.work / name)})
     t0 = time.perf_counter()
     trainer = Trainer(config, progress=False, data=(fit, valid, []))
@@ -245,6 +248,9 @@ def main() -> None:
                      out="latent_batio3.json")
     parser.add_argument("--n-test", type=int, default=12)
     parser.add_argument("--n-valid", type=int, default=5, help="taken from the training frames")
+    parser.add_argument("--born-charge-weight", type=float, default=0.0,
+                        help="also train on the DFT Born charges with this loss weight "
+                             "(default 0: energies and forces only)")
     parser.add_argument("--amplitude", type=float, default=0.36, help="V/Å")
     parser.add_argument("--period-fs", type=float, default=2000.0)
     parser.add_argument("--md-periods", type=float, default=3.0, help="0: no hysteresis run")
@@ -272,7 +278,9 @@ def main() -> None:
     z_nom = np.array([NOMINAL[int(z)] for z in numbers])[:, None, None] * np.eye(3)
     result = {"command": f"python benchmarks/latent_batio3.py --epochs {args.epochs} "
                          f"--threads {args.threads}"
-                         + (f" --set {' '.join(args.set)}" if args.set else ""),
+                         + (f" --set {' '.join(args.set)}" if args.set else "")
+                         + (f" --born-charge-weight {args.born_charge_weight:g}"
+                            if args.born_charge_weight else ""),
               "model_options": options, "epochs": args.epochs, "seed": args.seed,
               "n_train": len(fit), "n_valid": len(valid), "n_test": len(test),
               "dft": {"born_std": float(z_ref.std()),
