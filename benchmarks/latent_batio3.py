@@ -229,7 +229,8 @@ def hysteresis(model_path: Path, frame, args) -> dict:
     pol = frame_series(frames[start:], "polarization", traj, (3,), start=start)
     loop = hysteresis_loop(field, pol, axis="z")
     plot = args.out.with_name(args.out.stem + "_hysteresis.png")
-    loop.plot(plot, title="BaTiO3, latent-charge model trained on E and F only")
+    labels = "E, F and Z*" if args.born_charge_weight else "E and F only"
+    loop.plot(plot, title=f"BaTiO3, latent-charge model trained on {labels}")
     print(loop.table(), flush=True)
     return {"steps": steps, "wall_time_s": summary["wall_time_s"],
             "skipped_fs": float(times[start]), **loop.to_dict(),
