@@ -38,11 +38,14 @@ def shared_frames(spec_name: str, data_dir: Path) -> list:
     return read_frames(load_spec(spec))
 
 
-def common_arguments(parser, *, epochs: int, work: str, out: str, variants=None) -> None:
-    """The options every training benchmark has: data directory, epochs, seed, threads,
-    variants, ``--set KEY=VALUE`` model options, work directory and result file."""
+def common_arguments(parser, *, epochs: int, work: str, out: str, variants=None,
+                     data_dir: bool = True) -> None:
+    """The options every training benchmark has: data directory (unless ``data_dir`` is
+    false: shipped data), epochs, seed, threads, variants, ``--set KEY=VALUE`` model
+    options, work directory and result file."""
     variants = variants or LATENT_VARIANTS
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    if data_dir:
+        parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)

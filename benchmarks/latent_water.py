@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _options import key_values
+from _options import common_arguments, key_values
 
 ROOT = Path(__file__).resolve().parent.parent
 #: TIP3P point charges, e (Jorgensen et al., J. Chem. Phys. 79, 926 (1983)).
@@ -212,22 +212,14 @@ def main() -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    common_arguments(parser, epochs=60, work="/tmp/fieldforce_latent_water",
+                     out="latent_water.json", variants=VARIANTS, data_dir=False)
     parser.add_argument("--max-frames", type=int, default=None,
                         help="use a random subset of the data (quick checks)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="wall-time limit per training (then the epochs differ)")
     parser.add_argument("--energy-weight", type=float, default=1.0,
                         help="loss weight of the energies (forces: 10)")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="model options for every variant, e.g. charge_unit=1.0 "
-                             "(values parsed as YAML)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/fieldforce_latent_water"))
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "latent_water.json")
     args = parser.parse_args()
     options = key_values(args.set)
     torch.set_num_threads(args.threads)
