@@ -208,7 +208,7 @@ def hysteresis(model_path: Path, frame, args) -> dict:
         frame_times,
         read_trajectory,
     )
-    from fieldforce.md import run_md
+    from fieldforce.simulation.md import run_md
 
     run = args.work / "hysteresis"
     run.mkdir(parents=True, exist_ok=True)

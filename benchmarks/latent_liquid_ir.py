@@ -71,7 +71,7 @@ def main() -> None:
         read_trajectory,
         uniform_timestep,
     )
-    from fieldforce.md import run_md
+    from fieldforce.simulation.md import run_md
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")

@@ -10,13 +10,13 @@ import pytest
 import torch
 from ase import Atoms
 
-from fieldforce.calculator import FieldForceCalculator, StressUnavailableError
 from fieldforce.cli.main import main as cli_main
 from fieldforce.data.batch import batch_from_atoms
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.fields import PointChargeField, SinusoidalField
-from fieldforce.md import run_md
 from fieldforce.models import build_model, evaluate, load_model, save_model
+from fieldforce.simulation.calculator import FieldForceCalculator, StressUnavailableError
+from fieldforce.simulation.md import run_md
 
 H = 1e-4  # Å, step of the central differences of the forces
 STRAIN = 1e-5  # strain step: at 1e-4 the O(h^2) error of the stress is ~5e-6 relative

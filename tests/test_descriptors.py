@@ -62,7 +62,7 @@ def test_settings_roundtrip_and_errors():
     settings = DescriptorSettings.from_dict({"cutoff": 5.0, "atomic_gaussian_width": 0.4})
     assert settings.density_width == 0.4
     assert DescriptorSettings.from_dict(settings.to_dict()) == settings
-    with pytest.raises(ConfigError, match="unknown descriptor setting 'max_radiall'"):
+    with pytest.raises(ConfigError, match="unknown key 'max_radiall'"):
         DescriptorSettings.from_dict({"max_radiall": 4})
     with pytest.raises(ConfigError):
         DescriptorSettings(species=[])

@@ -12,13 +12,13 @@ import yaml
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
-from fieldforce.calculator import FieldForceCalculator
 from fieldforce.data.batch import batch_from_atoms, collate
 from fieldforce.data.frame import Frame
 from fieldforce.electrostatics import batch_born_charges
 from fieldforce.errors import ConfigError
 from fieldforce.fields import PointChargeField
 from fieldforce.models import LatentChargeModel, build_model, evaluate, load_model, save_model
+from fieldforce.simulation.calculator import FieldForceCalculator
 from finite_differences import position_derivative
 
 SMALL = {"family": "latent", "descriptor": {"max_radial": 3, "max_angular": 2, "cutoff": 3.5},
@@ -223,7 +223,7 @@ def test_short_range_switch_keeps_the_backbone(model, frames, tmp_path):
     a, b = evaluate(model, batch), evaluate(short, batch, field=torch.tensor(FIELD))
     assert set(b) == {"energy", "energy_short_range", "atomic_energies", "atom_field", "forces"}
     assert torch.allclose(b["energy"], a["energy_short_range"], atol=1e-12)
-    assert not short.predicts_charges
+    assert not short.has_charges
     with pytest.raises(ValueError, match="predicts charges"):
         evaluate(short, batch, born_charges=True)
     again = load_model(save_model(short, tmp_path / "short.pt"))
@@ -343,14 +343,14 @@ def test_bad_configs_give_one_clear_error():
 
     with pytest.raises(ConfigError, match="unknown key.*charge_widht"):
         build_model({**SMALL, "charge_widht": 1.0})
-    with pytest.raises(ConfigError, match="charge_width must be a number >= 0"):
+    with pytest.raises(ConfigError, match="charge_width': expected a number >= 0"):
         build_model({**SMALL, "charge_width": -0.5})
     with pytest.raises(ConfigError, match="method"):
         build_model({**SMALL, "method": "direct"})
-    with pytest.raises(ConfigError, match="config.*charge_scale must be a number > 0"):
+    with pytest.raises(ConfigError, match="config.*charge_scale': expected a number > 0"):
         load_config({"data": {"train": "x.xyz"}, "output": "run",
                      "model": {"family": "latent", "charge_scale": 0}})
-    with pytest.raises(ConfigError, match="charge_unit must be a number > 0"):
+    with pytest.raises(ConfigError, match="charge_unit': expected a number > 0"):
         build_model({**SMALL, "charge_unit": -1.0})
 
 

@@ -14,12 +14,12 @@ import torch
 from ase import Atoms, units
 
 from fieldforce.analysis import polarization_current
-from fieldforce.calculator import FieldForceCalculator
 from fieldforce.datasets import load_water
 from fieldforce.electrostatics import polarization
 from fieldforce.errors import ConfigError
-from fieldforce.md import run_md
 from fieldforce.models import build_model, save_model
+from fieldforce.simulation.calculator import FieldForceCalculator
+from fieldforce.simulation.md import run_md
 from fieldforce.units import UC_PER_CM2
 
 SMALL = {"family": "latent", "descriptor": {"max_radial": 3, "max_angular": 2, "cutoff": 3.5},

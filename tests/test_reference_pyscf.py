@@ -130,7 +130,7 @@ def test_born_charges_of_a_cation_sum_to_its_charge():
 
 
 def test_bad_options_are_one_clear_error():
-    with pytest.raises(BackendError, match="unknown PySCF option"):
+    with pytest.raises(BackendError, match="PySCF settings: unknown key 'functional'"):
         get_backend("pyscf", functional="PBE")
     with pytest.raises(BackendError, match="unknown property polarisability"):
         get_backend("pyscf").label(WATER, np.zeros(3), ["polarisability"])

@@ -9,116 +9,100 @@ Public API (everything else may change between versions):
 - :func:`get_backend`, :class:`PySCFSettings`, :class:`GPAWSettings`,
   :func:`label_frames` — DFT labelling under finite fields
 - :func:`load_water` — the shipped, self-labelled water dataset
-- :func:`coulomb_energy`, :func:`coulomb_potential` — Coulomb sums (direct,
-  Ewald, PME, P3M on torch-pme)
-- :func:`build_model`, :func:`load_model`, :func:`evaluate` — model families:
-  :class:`ResponseModel` (dipole + polarizability) and :class:`LatentChargeModel`
-  (latent Ewald summation)
-- :func:`run_md`, :class:`FieldForceCalculator` — MD in fields (ASE)
+- :func:`coulomb_energy`, :func:`coulomb_potential`, :class:`CoulombOperator` —
+  Coulomb sums (direct, Ewald, PME, P3M on torch-pme)
+- :class:`FieldModel`, :func:`build_model`, :func:`load_model`, :func:`evaluate` —
+  the model contract and its families: :class:`ResponseModel` (dipole +
+  polarizability) and :class:`LatentChargeModel` (latent Ewald summation)
+- :func:`run_md`, :class:`FieldForceCalculator` — MD in fields (ASE), in
+  :mod:`fieldforce.simulation`
 - :func:`ir_spectrum`, :func:`polarization_current_spectrum`,
   :func:`hysteresis_loop` — analysis of trajectories
+
+The package is lazy (PEP 562): ``import fieldforce`` and ``import fieldforce.units``
+load neither torch nor featomic; each name below is imported from its module the
+first time it is used, so ``fieldforce --help`` starts in a fraction of a second.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import Any
 
-from fieldforce import units
-from fieldforce.analysis import (
-    HysteresisLoop,
-    IRSpectrum,
-    hysteresis_loop,
-    ir_spectrum,
-    polarization_current_spectrum,
-)
-from fieldforce.calculator import FieldForceCalculator
-from fieldforce.data.frame import Frame
-from fieldforce.data.info import summarize
-from fieldforce.data.io import read_frames, write_frames
-from fieldforce.data.spec import DataSpec, load_spec
-from fieldforce.data.splits import random_split, split_by_tag
-from fieldforce.data.validation import validate_frame
-from fieldforce.datasets import load_water
-from fieldforce.descriptors import DescriptorSettings, SOAPFeatures
-from fieldforce.electrostatics import (
-    PolarizationTracker,
-    born_charges,
-    coulomb_energy,
-    coulomb_field,
-    coulomb_potential,
-    field_forces,
-    polarization,
-)
-from fieldforce.errors import (
-    BackendError,
-    ConfigError,
-    DataError,
-    FieldforceError,
-    UnitError,
-)
-from fieldforce.fields import ExternalField, as_field
-from fieldforce.md import run_md
-from fieldforce.models import (
-    LatentChargeModel,
-    ResponseModel,
-    build_model,
-    evaluate,
-    load_model,
-    save_model,
-)
-from fieldforce.reference.backend import get_backend
-from fieldforce.reference.gpaw_backend import GPAWSettings
-from fieldforce.reference.labelling import label_frames
-from fieldforce.reference.pyscf_backend import PySCFSettings
-from fieldforce.training import evaluate_frames, load_config, train
+from fieldforce.version import __version__
 
-__all__ = [
-    "__version__",
-    "units",
-    "Frame",
-    "DataSpec",
-    "load_spec",
-    "read_frames",
-    "write_frames",
-    "validate_frame",
-    "random_split",
-    "split_by_tag",
-    "summarize",
-    "load_water",
-    "coulomb_energy",
-    "coulomb_potential",
-    "coulomb_field",
-    "polarization",
-    "PolarizationTracker",
-    "born_charges",
-    "field_forces",
-    "get_backend",
-    "ir_spectrum",
-    "IRSpectrum",
-    "polarization_current_spectrum",
-    "hysteresis_loop",
-    "HysteresisLoop",
-    "FieldForceCalculator",
-    "DescriptorSettings",
-    "SOAPFeatures",
-    "ExternalField",
-    "as_field",
-    "run_md",
-    "build_model",
-    "LatentChargeModel",
-    "ResponseModel",
-    "evaluate",
-    "load_model",
-    "save_model",
-    "evaluate_frames",
-    "load_config",
-    "train",
-    "label_frames",
-    "PySCFSettings",
-    "GPAWSettings",
-    "FieldforceError",
-    "DataError",
-    "UnitError",
-    "ConfigError",
-    "BackendError",
-]
+#: public name -> module that defines it (imported on first use).
+_EXPORTS: dict[str, str] = {
+    "units": "fieldforce.units",
+    # core
+    "FieldforceError": "fieldforce.errors",
+    "DataError": "fieldforce.errors",
+    "UnitError": "fieldforce.errors",
+    "ConfigError": "fieldforce.errors",
+    "BackendError": "fieldforce.errors",
+    # data
+    "Frame": "fieldforce.data.frame",
+    "DataSpec": "fieldforce.data.spec",
+    "load_spec": "fieldforce.data.spec",
+    "read_frames": "fieldforce.data.io",
+    "write_frames": "fieldforce.data.io",
+    "validate_frame": "fieldforce.data.validation",
+    "random_split": "fieldforce.data.splits",
+    "split_by_tag": "fieldforce.data.splits",
+    "summarize": "fieldforce.data.info",
+    "load_water": "fieldforce.datasets",
+    # physics kernels
+    "DescriptorSettings": "fieldforce.descriptors",
+    "SOAPFeatures": "fieldforce.descriptors",
+    "coulomb_energy": "fieldforce.electrostatics",
+    "coulomb_potential": "fieldforce.electrostatics",
+    "coulomb_field": "fieldforce.electrostatics",
+    "CoulombOperator": "fieldforce.electrostatics",
+    "polarization": "fieldforce.electrostatics",
+    "PolarizationTracker": "fieldforce.electrostatics",
+    "born_charges": "fieldforce.electrostatics",
+    "field_forces": "fieldforce.electrostatics",
+    "ExternalField": "fieldforce.fields",
+    "as_field": "fieldforce.fields",
+    # models
+    "FieldModel": "fieldforce.models",
+    "build_model": "fieldforce.models",
+    "LatentChargeModel": "fieldforce.models",
+    "ResponseModel": "fieldforce.models",
+    "evaluate": "fieldforce.models",
+    "load_model": "fieldforce.models",
+    "save_model": "fieldforce.models",
+    # workflows
+    "evaluate_frames": "fieldforce.training",
+    "load_config": "fieldforce.training",
+    "train": "fieldforce.training",
+    "get_backend": "fieldforce.reference.backend",
+    "label_frames": "fieldforce.reference.labelling",
+    "PySCFSettings": "fieldforce.reference.pyscf_backend",
+    "GPAWSettings": "fieldforce.reference.gpaw_backend",
+    # simulation and analysis
+    "FieldForceCalculator": "fieldforce.simulation",
+    "run_md": "fieldforce.simulation",
+    "ir_spectrum": "fieldforce.analysis",
+    "IRSpectrum": "fieldforce.analysis",
+    "polarization_current_spectrum": "fieldforce.analysis",
+    "hysteresis_loop": "fieldforce.analysis",
+    "HysteresisLoop": "fieldforce.analysis",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fieldforce' has no attribute {name!r}")
+    value = importlib.import_module(module)
+    if name != module.rsplit(".", 1)[-1]:  # a module itself is exported as such
+        value = getattr(value, name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -2,30 +2,19 @@
 
 Each function returns arrays in internal units with one row per frame, or raises a
 :class:`~fieldforce.errors.DataError` naming the file, the frame and the key that is
-missing or malformed. Values are looked up in a frame's info, then its per-atom arrays,
-then the results ASE's reader moves to a calculator (``energy``, ``dipole``,
-``polarization``, ``charges``, ...).
+missing or malformed. Values are found wherever the frame keeps them
+(:func:`fieldforce.data.trajectory.frame_value`: the frame schema).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from fieldforce.data.trajectory import HINTS, frame_value
 from fieldforce.errors import DataError
-
-#: why a key may be missing: how ``fieldforce md`` writes it.
-_HINTS = {
-    "polarization": "written by fieldforce md for periodic latent-charge models",
-    "born_charges": "written by fieldforce md with write_born_charges: true",
-    "efield": "the uniform field, written by fieldforce md",
-    "time_fs": "written by fieldforce md",
-    "momenta": "written by fieldforce md",
-    "dipole": "written by fieldforce md for models with a dipole",
-}
 
 
 def read_trajectory(path: str | os.PathLike[str]) -> list:
@@ -54,25 +43,16 @@ def first_frame_at(times: np.ndarray, skip_fs: float, path: str | os.PathLike[st
     return int(after[0])
 
 
-def _value(atoms, key: str) -> Any:
-    if key in atoms.info:
-        return atoms.info[key]
-    if key in atoms.arrays:
-        return atoms.arrays[key]
-    results = getattr(atoms.calc, "results", None) or {}
-    return results.get(key)
-
-
 def frame_series(frames, key: str, path: str | os.PathLike[str], shape: tuple[int, ...],
                  start: int = 0) -> np.ndarray:
     """The value of ``key`` in every frame, [T, *shape] float64 (``-1`` in ``shape``:
     the number of atoms). ``start``: index of ``frames[0]`` in the file (for messages)."""
     rows = []
     for k, atoms in enumerate(frames):
-        value = _value(atoms, key)
+        value = frame_value(atoms, key)
         where = {"path": str(path), "frame": start + k, "key": key}
         if value is None:
-            hint = _HINTS.get(key)
+            hint = HINTS.get(key)
             raise DataError("missing" + (f" ({hint})" if hint else ""), **where)
         want = tuple(len(atoms) if s == -1 else s for s in shape)
         try:

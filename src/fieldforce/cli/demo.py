@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     if args.dft_check:
-        from fieldforce.cli.demo_dft import dft_check
+        from fieldforce.pipelines.dft_check import dft_check
 
         return dft_check(args)
     return main_job(args)
@@ -68,7 +68,7 @@ def _md(out: Path, model_path: Path, picoseconds: float, progress: bool) -> dict
     from ase.io import write
 
     from fieldforce.datasets import load_water
-    from fieldforce.md import run_md
+    from fieldforce.simulation.md import run_md
 
     md_dir = out / "md"
     structure = out / "trimer.xyz"

@@ -10,7 +10,8 @@ def register(subparsers) -> None:
         "eval", help="score a model on labelled data",
         description=("Per property RMSE, MAE and relative RMSE (RMSE / standard deviation of "
                      "the reference labels, components pooled), in internal units; energies "
-                     "per atom. DATA is a data spec or a canonical extxyz."))
+                     "per atom; outputs without labels (e.g. uncertainties) as mean, RMS and "
+                     "max. DATA is a data spec or a canonical extxyz."))
     p.add_argument("model", type=Path, metavar="MODEL")
     p.add_argument("data", type=Path, metavar="DATA")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write metrics here")
@@ -24,11 +25,8 @@ def run(args) -> int:
     from fieldforce.data.io import read_frames
     from fieldforce.errors import DataError
     from fieldforce.models import load_model
-    from fieldforce.training.evaluation import (
-        evaluate_frames,
-        format_metrics,
-        parity_plots,
-        )
+    from fieldforce.training.evaluation import evaluate_frames, format_metrics
+    from fieldforce.training.plots import parity_plots
 
     model = load_model(args.model)
     if not args.data.exists():
@@ -36,8 +34,10 @@ def run(args) -> int:
     frames = read_frames(args.data)
     table, pairs = evaluate_frames(model, frames)
     if not table:
-        raise DataError(f"{args.data}: no labels of a property the model predicts (energy, "
-                        "forces, dipole, polarizability, charges, Born charges, polarization)")
+        predicted = ", ".join(o.name for o in model.output_specs() if o.label is not None
+                              and o.role == "property")
+        raise DataError(f"{args.data}: no labels of a property the model predicts "
+                        f"({predicted})")
     print(format_metrics(table, f"{args.model} on {args.data} ({len(frames)} frames)"))
     if args.json:
         write_json(table, args.json)

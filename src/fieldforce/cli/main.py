@@ -13,8 +13,8 @@ import argparse
 import importlib
 import sys
 
-from fieldforce import __version__
 from fieldforce.errors import FieldforceError
+from fieldforce.version import __version__
 
 # Subcommand modules, in the order `fieldforce --help` lists them.
 SUBCOMMANDS = ("data", "label", "train", "eval", "md", "analyze", "demo")

@@ -12,8 +12,8 @@ def register(subparsers) -> None:
         "md",
         help="run molecular dynamics with a model, optionally in an electric field",
         description=(
-            "Run the MD simulation described by CONFIG (YAML; see fieldforce.md for the keys). "
-            "Relative paths in it are taken from the config file's directory. Writes "
+            "Run the MD simulation described by CONFIG (YAML; `fieldforce config md` prints "
+            "the keys). Relative paths in it are taken from the config file's directory. Writes "
             "trajectory.xyz, md.log and summary.json into the config's output directory."
         ),
     )
@@ -24,24 +24,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_config(path: Path) -> dict:
-    """The YAML mapping in ``path``; ConfigError naming the file otherwise."""
-    from fieldforce.data.spec import read_yaml
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    config = read_yaml(path, "md configuration")
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a mapping of md config keys to values")
-    return config
-
-
 def run(args) -> int:
-    from fieldforce.md import run_md
+    from fieldforce.config import read_mapping
+    from fieldforce.simulation.md import run_md
 
-    config = load_config(args.config)
+    if not args.config.is_file():
+        raise ConfigError(f"{args.config}: no such config file")
+    config = read_mapping(args.config, "md configuration")
     summary = run_md(config, base_dir=args.config.resolve().parent, resume=args.resume,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, source=str(args.config))
     rate = summary["ns_per_day"]
     print(f"md: {summary['steps_done']} steps done (step {summary['step']}, "
           f"t = {summary['time_fs']:.2f} fs) in {summary['wall_time_s']:.1f} s"

@@ -15,11 +15,7 @@ import numpy as np
 import torch
 
 from fieldforce.data.frame import Frame
-from fieldforce.data.labels import LABELS
-
-#: labels a model can be trained on or scored against.
-TARGETS = ("energy", "forces", "dipole", "polarizability", "born_charges", "charges",
-           "polarization", "stress")
+from fieldforce.data.labels import LABELS, TARGETS
 
 
 @dataclass

@@ -22,22 +22,39 @@ total_charge     structure   ()           e                  net charge
 
 Born charges follow the convention Z*_{i,ab} = dP_a/dr_{i,b} · V = dF_{i,b}/dE_a
 (first index: field / polarization direction, second: displacement / force).
+
+This table is the one source of every property list and unit table in the package:
+batches carry :data:`TARGETS`, training weighs :data:`LOSS_TERMS`, model outputs are
+declared from it (:func:`fieldforce.models.contract.output`), errors are reported in
+``score_unit`` and DFT backends declare which of its labels they compute.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fieldforce.units import INTERNAL_UNITS
+
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """Static description of one canonical label."""
+    """Static description of one canonical label.
+
+    ``role``: ``"target"`` for a property of the structure that models predict and DFT
+    labels (losses, errors, calculator results and trajectories are built from these),
+    ``"condition"`` for the state it was computed in (the applied field, the net charge).
+    ``trainable``: a loss term exists for it (stress: not yet). ``per_atom_score``: losses
+    and errors compare it per atom (the extensive energy).
+    """
 
     name: str
     per_atom: bool
     shape: tuple[int, ...]  # shape per structure (per_atom=False) or per atom
     dimension: str  # a dimension of fieldforce.units
     description: str
+    role: str = "target"
+    trainable: bool = True
+    per_atom_score: bool = False
 
     @property
     def size(self) -> int:
@@ -47,22 +64,39 @@ class LabelSpec:
             n *= s
         return n
 
+    @property
+    def unit(self) -> str:
+        """The internal unit (``fieldforce.units.INTERNAL_UNITS``)."""
+        return INTERNAL_UNITS[self.dimension]
+
+    @property
+    def score_unit(self) -> str:
+        """The unit of its errors: per atom for ``per_atom_score`` labels (eV/atom)."""
+        return f"{self.unit}/atom" if self.per_atom_score else self.unit
+
 
 LABELS: dict[str, LabelSpec] = {
     spec.name: spec
     for spec in (
-        LabelSpec("energy", False, (), "energy", "total energy"),
+        LabelSpec("energy", False, (), "energy", "total energy", per_atom_score=True),
         LabelSpec("forces", True, (3,), "force", "atomic forces"),
-        LabelSpec("stress", False, (3, 3), "stress", "stress tensor"),
+        LabelSpec("stress", False, (3, 3), "stress", "stress tensor", trainable=False),
         LabelSpec("dipole", False, (3,), "dipole", "dipole moment"),
         LabelSpec("polarizability", False, (3, 3), "polarizability", "dipole polarizability"),
         LabelSpec("charges", True, (), "charge", "atomic partial charges"),
         LabelSpec("born_charges", True, (3, 3), "charge", "Born effective charges"),
         LabelSpec("polarization", False, (3,), "polarization", "polarization (periodic)"),
-        LabelSpec("efield", False, (3,), "field", "applied uniform electric field"),
-        LabelSpec("total_charge", False, (), "charge", "net charge of the structure"),
+        LabelSpec("efield", False, (3,), "field", "applied uniform electric field",
+                  role="condition"),
+        LabelSpec("total_charge", False, (), "charge", "net charge of the structure",
+                  role="condition"),
     )
 }
+
+#: labels a model predicts and DFT provides, in table order (batches carry these).
+TARGETS: tuple[str, ...] = tuple(n for n, s in LABELS.items() if s.role == "target")
+#: targets with a loss term (training.loss_weights keys).
+LOSS_TERMS: tuple[str, ...] = tuple(n for n in TARGETS if LABELS[n].trainable)
 
 #: Tensor labels that must be symmetric (checked on reading).
 SYMMETRIC_LABELS = ("polarizability", "stress")

@@ -3,6 +3,10 @@
 * :mod:`~fieldforce.electrostatics.coulomb` — potential, energy and field of point
   or Gaussian charges; isolated (direct sum), 3D periodic (Ewald, PME, P3M) and
   slabs (Yeh-Berkowitz correction); all differentiable.
+* :mod:`~fieldforce.electrostatics.operator` — :class:`CoulombOperator`, the Coulomb
+  matrix of one geometry built once (neighbour lists, splitting, torch-pme
+  calculator) and applied to many charge vectors, e.g. by charge-equilibration
+  solvers; also its energy and dense matrix.
 * :mod:`~fieldforce.electrostatics.parameters` — splitting, cutoff and mesh from a
   requested accuracy, cached per volume.
 * :mod:`~fieldforce.electrostatics.polarization` — dipole / polarization with a
@@ -18,6 +22,7 @@ from fieldforce.electrostatics.coulomb import (
     direct_potential,
     fourier_potential,
 )
+from fieldforce.electrostatics.operator import CoulombOperator
 from fieldforce.electrostatics.parameters import SplittingParameters, splitting_parameters
 from fieldforce.electrostatics.polarization import (
     PolarizationTracker,
@@ -28,7 +33,7 @@ from fieldforce.electrostatics.polarization import (
     polarization,
 )
 
-__all__ = ["METHODS", "PolarizationTracker", "SplittingParameters", "batch_born_charges",
-           "batch_dipoles", "born_charges",
+__all__ = ["METHODS", "CoulombOperator", "PolarizationTracker", "SplittingParameters",
+           "batch_born_charges", "batch_dipoles", "born_charges",
            "coulomb_energy", "coulomb_field", "coulomb_potential", "direct_potential",
            "field_forces", "fourier_potential", "polarization", "splitting_parameters"]

@@ -25,6 +25,10 @@ Geometries:
 torch-pme's per-atom "potential" already carries the 1/2 (U = sum_i q_i V_i), so
 phi_i = 2 V_i. Everything is differentiable: forces, stress and (through
 :func:`coulomb_field`) the field at the atoms come from autograd.
+
+:func:`coulomb_potential` builds a :class:`~fieldforce.electrostatics.operator.CoulombOperator`
+(everything that depends on the geometry alone) and applies it once; solvers that
+need the potential of many charge vectors at one geometry keep the operator.
 """
 
 from __future__ import annotations
@@ -35,11 +39,7 @@ import numpy as np
 import torch
 
 from fieldforce import units
-from fieldforce.electrostatics.parameters import (
-    SplittingParameters,
-    is_orthorhombic,
-    splitting_parameters,
-)
+from fieldforce.electrostatics.parameters import SplittingParameters, is_orthorhombic
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.neighbors import neighbor_pairs, pair_vectors
 
@@ -55,14 +55,18 @@ def _pbc_tensor(pbc) -> torch.Tensor:
     return torch.as_tensor(np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy())
 
 
-def _check_inputs(positions, charges, cell, pbc, widths) -> None:
-    if positions.ndim != 2 or positions.shape[1] != 3:
-        raise DataError(f"positions must have shape [N, 3], got {tuple(positions.shape)}")
-    if charges.shape[0] != positions.shape[0] or charges.ndim not in (1, 2):
-        raise DataError(f"charges must have shape [{positions.shape[0]}] (or "
-                        f"[{positions.shape[0]}, channels]), got {tuple(charges.shape)}")
+def _check_charges(charges: torch.Tensor, n_atoms: int) -> None:
+    if charges.shape[0] != n_atoms or charges.ndim not in (1, 2):
+        raise DataError(f"charges must have shape [{n_atoms}] (or "
+                        f"[{n_atoms}, channels]), got {tuple(charges.shape)}")
     if not torch.isfinite(charges).all():
         raise DataError("charges contain NaN or inf")
+
+
+def _check_geometry(positions, cell, pbc, widths) -> None:
+    """Positions, widths, cell volume and overlaps: all input checks but the charges'."""
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise DataError(f"positions must have shape [N, 3], got {tuple(positions.shape)}")
     if not torch.isfinite(positions).all():
         raise DataError("positions contain NaN or inf")
     if widths is not None:
@@ -104,9 +108,10 @@ def check_slab(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor) -
     return axis
 
 
-def direct_potential(positions: torch.Tensor, charges: torch.Tensor,
-                     widths: torch.Tensor | None = None) -> torch.Tensor:
-    """phi_i of an isolated system by the O(N²) direct sum, [N] or [N, C] in V."""
+def direct_matrix(positions: torch.Tensor,
+                  widths: torch.Tensor | None = None) -> torch.Tensor:
+    """Coulomb matrix [N, N] in V/e of an isolated system (phi = A q): k_e erf(r_ij /
+    (sqrt(2) g_ij)) / r_ij off the diagonal, 0 on it (no self term)."""
     diff = positions[:, None, :] - positions[None, :, :]
     n = positions.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=positions.device)
@@ -117,22 +122,48 @@ def direct_potential(positions: torch.Tensor, charges: torch.Tensor,
         g = (widths[:, None] ** 2 + widths[None, :] ** 2).sqrt()
         kernel = torch.where(g > 0, torch.erf(r / (np.sqrt(2) * g.clamp_min(1e-300))), 1.0) / r
     kernel = torch.where(eye, torch.zeros_like(kernel), kernel)
-    return units.COULOMB_CONSTANT * kernel @ charges
+    return units.COULOMB_CONSTANT * kernel
 
 
-def _width_correction(positions, charges, cell, widths) -> torch.Tensor:
-    """-k_e sum_j q_j erfc(r_ij / (sqrt(2) g_ij)) / r_ij: Gaussian minus point-charge potential."""
+def direct_potential(positions: torch.Tensor, charges: torch.Tensor,
+                     widths: torch.Tensor | None = None) -> torch.Tensor:
+    """phi_i of an isolated system by the O(N²) direct sum, [N] or [N, C] in V."""
+    return direct_matrix(positions, widths) @ charges
+
+
+def real_space_pairs(positions: torch.Tensor, cell: torch.Tensor,
+                     cutoff: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs closer than ``cutoff`` Å, all images of the 3D-periodic ``cell``, each pair
+    once (vesin): indices [P, 2] and distances [P] Å, differentiable w.r.t. positions and
+    cell. The neighbour list torch-pme's real-space sum takes."""
+    i_np, j_np, s_np = neighbor_pairs(positions.detach().cpu().numpy(),
+                                      cell.detach().cpu().numpy(), True, cutoff)
+    i = torch.as_tensor(i_np, device=positions.device)
+    j = torch.as_tensor(j_np, device=positions.device)
+    d = pair_vectors(positions, cell, i, j, s_np).norm(dim=-1)
+    return torch.stack([i, j], dim=1), d
+
+
+def width_correction_pairs(positions: torch.Tensor, cell: torch.Tensor,
+                           widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian minus point-charge pair kernel in a periodic cell: pairs [P, 2] and
+    -k_e erfc(r_ij / (sqrt(2) g_ij)) / r_ij [P] in V/e, cut off where below 2e-17 / r_ij.
+    Apply with :func:`pair_potential`."""
     reach = float(_WIDTH_RANGE * np.sqrt(2.0) * widths.max())
-    i, j, s = neighbor_pairs(positions.detach().cpu().numpy(), cell.detach().cpu().numpy(),
-                             True, reach)
-    i_t, j_t = torch.as_tensor(i), torch.as_tensor(j)
-    r = pair_vectors(positions, cell, i_t, j_t, s).norm(dim=-1)
-    g = (widths[i_t] ** 2 + widths[j_t] ** 2).sqrt()
+    pairs, r = real_space_pairs(positions, cell, reach)
+    g = (widths[pairs[:, 0]] ** 2 + widths[pairs[:, 1]] ** 2).sqrt()
     screen = torch.where(g > 0, torch.erfc(r / (np.sqrt(2) * g.clamp_min(1e-300))), 0.0) / r
+    return pairs, -units.COULOMB_CONSTANT * screen
+
+
+def pair_potential(pairs: torch.Tensor, kernel: torch.Tensor,
+                   charges: torch.Tensor) -> torch.Tensor:
+    """phi_i = sum_j kernel_ij q_j over pairs listed once ([P, 2], kernel [P]); charges and
+    result [N, C]."""
+    i, j = pairs[:, 0], pairs[:, 1]
     out = torch.zeros_like(charges)
-    out = out.index_add(0, i_t, screen[:, None] * charges[j_t])
-    out = out.index_add(0, j_t, screen[:, None] * charges[i_t])
-    return -units.COULOMB_CONSTANT * out
+    out = out.index_add(0, i, kernel[:, None] * charges[j])
+    return out.index_add(0, j, kernel[:, None] * charges[i])
 
 
 @lru_cache(maxsize=32)
@@ -164,15 +195,11 @@ def fourier_potential(
     periodic: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """phi_i [N, C] in V of charges [N, C] in a periodic cell (torch-pme, 3D or slab)."""
-    i_np, j_np, s_np = neighbor_pairs(positions.detach().cpu().numpy(),
-                                      cell.detach().cpu().numpy(), True, params.cutoff)
-    i = torch.as_tensor(i_np, device=positions.device)
-    j = torch.as_tensor(j_np, device=positions.device)
-    d = pair_vectors(positions, cell, i, j, s_np).norm(dim=-1)
+    pairs, d = real_space_pairs(positions, cell, params.cutoff)
     calculator = _calculator(params, positions.dtype, str(positions.device))
     if periodic is not None:
         periodic = periodic.to(positions.device)
-    half = calculator(charges, cell, positions, torch.stack([i, j], dim=1), d, periodic)
+    half = calculator(charges, cell, positions, pairs, d, periodic)
     return 2 * half
 
 
@@ -237,30 +264,15 @@ def coulomb_potential(
         [N] Å, standard deviations of Gaussian charges (None: point charges).
     cutoff
         real-space cutoff, Å (default: balanced against the mesh for this density).
+
+    This builds a :class:`~fieldforce.electrostatics.operator.CoulombOperator` for the
+    geometry and applies it once; build the operator yourself to apply it to many
+    charge vectors (charge equilibration).
     """
-    pbc_t = _pbc_tensor(pbc)
-    if cell is None:
-        cell = torch.zeros(3, 3, dtype=positions.dtype, device=positions.device)
-    _check_inputs(positions, charges, cell, pbc_t, widths)
-    n = positions.shape[0]
-    method = _resolve_method(method, pbc_t, cell, n)
-    q = charges[:, None] if charges.ndim == 1 else charges
-    if method == "direct":
-        phi = direct_potential(positions, q, widths)
-    else:
-        periodic = None
-        if not pbc_t.all():
-            check_slab(positions, cell, pbc_t)
-            periodic = pbc_t
-        cell_np = cell.detach().cpu().numpy()
-        if cutoff is None:
-            params = splitting_parameters(method, accuracy, n, cell_np)
-        else:
-            params = SplittingParameters.for_accuracy(accuracy, cutoff, method)
-        phi = fourier_potential(positions, q, cell, params, periodic)
-        if widths is not None and float(widths.max()) > 0:
-            phi = phi + _width_correction(positions, q, cell, widths)
-    return phi[:, 0] if charges.ndim == 1 else phi
+    # the operator imports this module's helpers, hence the import here
+    from fieldforce.electrostatics.operator import CoulombOperator
+
+    return CoulombOperator(positions, cell, pbc, method, accuracy, widths, cutoff)(charges)
 
 
 def coulomb_field(

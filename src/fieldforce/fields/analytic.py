@@ -19,18 +19,29 @@ class AnalyticField(ExternalField):
 
     It must be built from torch operations on positions for forces to see dE/dr. With
     ``uniform=True`` the function must not depend on positions. ``potential`` is an optional
-    callable ``(positions, time_fs) -> phi [N] V``. A Python callable has no config form.
+    callable ``(positions, time_fs) -> phi [N] V`` with E = -grad phi (not checked); without
+    it a uniform field still has phi = -E.r and a non-uniform one has no potential
+    (``has_potential`` False). ``depends_on_time`` defaults to True because a user callable
+    may use its time argument; pass False for a static function, so results are reused
+    across time steps. A Python callable has no config form.
     """
 
     def __init__(self, function: Callable, uniform: bool = False,
-                 potential: Callable | None = None):
+                 potential: Callable | None = None, depends_on_time: bool = True):
         if not callable(function):
             raise ConfigError(f"analytic field function must be callable, got {function!r}")
+        if potential is not None and not callable(potential):
+            raise ConfigError(f"analytic field potential must be callable, got {potential!r}")
         self.function, self.uniform, self._potential = function, bool(uniform), potential
+        self.depends_on_time = bool(depends_on_time)
 
     @property
     def is_uniform(self) -> bool:
         return self.uniform
+
+    @property
+    def has_potential(self) -> bool:
+        return self._potential is not None or self.uniform
 
     def __call__(self, positions: torch.Tensor, time_fs: float = 0.0) -> torch.Tensor:
         _check_positions(positions)
@@ -49,7 +60,13 @@ class AnalyticField(ExternalField):
 
     def potential(self, positions: torch.Tensor, time_fs: float = 0.0) -> torch.Tensor:
         if self._potential is not None:
-            return self._potential(positions, time_fs)
+            _check_positions(positions)
+            phi = torch.as_tensor(self._potential(positions, time_fs), dtype=positions.dtype,
+                                  device=positions.device)
+            if phi.shape != positions.shape[:1]:
+                raise ConfigError(f"analytic field potential returned shape "
+                                  f"{tuple(phi.shape)}, expected [N] = ({positions.shape[0]},)")
+            return phi
         if self.uniform:  # phi = -E.r
             return -(positions @ self.uniform_value(time_fs, dtype=positions.dtype,
                                                     device=positions.device))
@@ -60,7 +77,8 @@ class AnalyticField(ExternalField):
                           "config; use a static, ramp, sinusoid, pulse, point_charge or grid field")
 
     def __repr__(self) -> str:
-        return f"AnalyticField({self.function!r}, uniform={self.uniform})"
+        return (f"AnalyticField({self.function!r}, uniform={self.uniform}, "
+                f"potential={self._potential!r}, depends_on_time={self.depends_on_time})")
 
 
 def _required_positional(function: Callable) -> int | None:
@@ -78,9 +96,11 @@ def as_field(value: Any) -> ExternalField | None:
     - ``None`` -> ``None`` (no field);
     - an ExternalField -> itself; a dict -> ``ExternalField.from_config``;
     - a 3-vector (list, tuple, numpy array, tensor) in V/Å -> UniformField;
-    - a callable of one argument ``f(time_fs) -> [3]`` -> a time-dependent uniform field;
+    - a callable of one argument ``f(time_fs) -> [3]`` -> a time-dependent uniform
+      AnalyticField (``depends_on_time`` True, potential -E(t).r);
     - a callable of two arguments ``f(positions [N,3], time_fs) -> [N,3]`` -> a non-uniform
-      AnalyticField.
+      AnalyticField (``depends_on_time`` True, no potential); build an AnalyticField directly
+      to give a potential or declare it static.
     """
     if value is None or isinstance(value, ExternalField):
         return value
@@ -94,9 +114,9 @@ def as_field(value: Any) -> ExternalField | None:
                                          device=positions.device)
                 return vector.reshape(1, 3).expand(positions.shape[0], 3)
 
-            return AnalyticField(uniform, uniform=True)
+            return AnalyticField(uniform, uniform=True, depends_on_time=True)
         if nargs == 2:
-            return AnalyticField(value)
+            return AnalyticField(value, depends_on_time=True)
         raise ConfigError(f"a field callable must take (time_fs) or (positions, time_fs), "
                           f"got {value!r} with {nargs} required arguments")
     return UniformField(_vector3(value, "field"))

@@ -2,7 +2,9 @@
 
 A field is a callable ``field(positions [N,3] Å, time_fs) -> E [N,3] V/Å``; subclasses
 with a config form set ``config_type`` and are then found by
-``ExternalField.from_config`` (``{type: ..., ...}`` dicts from YAML).
+``ExternalField.from_config`` (``{type: ..., ...}`` dicts from YAML). The full contract
+(flags, potential and its gauge, ``update`` for fields that depend on the atoms) is in the
+docstring of :class:`ExternalField`.
 """
 
 
@@ -10,13 +12,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from fieldforce.errors import ConfigError, DataError, UnitError
 from fieldforce.units import parse_unit
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 
 def _check_positions(positions: Any) -> None:
@@ -80,8 +85,36 @@ _REGISTRY: dict[str, type[ExternalField]] = {}
 class ExternalField:
     """Base class: an external electric field E(r, t).
 
+    What every field provides (units: Å, fs, V, V/Å):
+
+    ``field(positions [N,3], time_fs) -> E [N,3]``
+        The field at the atoms, same dtype/device as ``positions``. A non-uniform field is a
+        differentiable torch function of positions, so models get dE/dr by autograd.
+    ``is_uniform``
+        True when E does not depend on position (it may still depend on time); such fields
+        also give ``uniform_value(time_fs) -> E [3]``, which raises TypeError on others.
+    ``has_potential`` and ``potential(positions [N,3], time_fs) -> phi [N] V``
+        The electrostatic potential with E = -grad phi, differentiable w.r.t. positions, for
+        models that couple to phi (charge equilibration: chi_i -> chi_i + phi(r_i)).
+        ``has_potential`` is True exactly when ``potential`` works; otherwise ``potential``
+        raises NotImplementedError. Gauge: phi is defined up to a constant. A uniform field
+        uses phi = -E.r, zero at the Cartesian origin; a point charge's phi vanishes at
+        infinity; a grid field's phi is the grid's own values. Adding a constant c to phi
+        (moving a uniform field's zero from the origin to a point d adds c = E.d) leaves the
+        energy sum_i q_i phi(r_i) of a neutral system unchanged, but shifts that of a
+        charged system, total charge Q, by Q c: its absolute energy depends on the gauge.
+    ``depends_on_time``
+        False only when E (and phi) at a given position never changes with time, so results
+        computed at one time stay valid at another. The base default is True ("assume it may
+        change"): a wrong True only costs recomputation, a wrong False gives stale results.
+        Every built-in field declares it explicitly.
+    ``depends_on_atoms`` and ``update(atoms, time_fs) -> bool``
+        False / a no-op returning False by default. A field whose values depend on the atoms
+        themselves (e.g. a finite-element potential re-solved around a moving metal tip)
+        sets ``depends_on_atoms = True`` and overrides ``update``; see :meth:`update`.
+
     Subclasses implement ``__call__``; uniform ones also ``uniform_value``; those with an
-    electrostatic potential also ``potential``.
+    electrostatic potential also ``potential`` (``has_potential`` then defaults to True).
     """
 
     config_type: str = ""
@@ -90,15 +123,41 @@ class ExternalField:
     _optional: tuple[str, ...] = ()
     _scaled: tuple[str, ...] = ()
 
+    #: Whether E(r) may change with time. True unless a subclass declares otherwise: the safe
+    #: default, since a wrong True only costs cache invalidation. Override as a class
+    #: attribute or property.
+    depends_on_time: bool = True
+
+    #: Whether the field's values depend on the atoms (it is re-solved by :meth:`update`).
+    depends_on_atoms: bool = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.config_type:  # every field with a config form is found by from_config
-            _REGISTRY[cls.config_type] = cls
+        # Every field with a config form is found by from_config. Only a class that declares
+        # config_type itself registers: a subclass of a built-in (say an atom-dependent
+        # UniformField) inherits the attribute but must not take over the built-in's type.
+        kind = cls.__dict__.get("config_type", "")
+        if kind:
+            old = _REGISTRY.get(kind)
+            if old is not None and (old.__module__, old.__qualname__) != (cls.__module__,
+                                                                         cls.__qualname__):
+                raise TypeError(f"field config type {kind!r} of {cls.__qualname__} is already "
+                                f"taken by {old.__module__}.{old.__qualname__}")
+            _REGISTRY[kind] = cls
 
     @property
     def is_uniform(self) -> bool:
         """True when E does not depend on position (it may still depend on time)."""
         return False
+
+    @property
+    def has_potential(self) -> bool:
+        """True exactly when :meth:`potential` works (phi with E = -grad phi).
+
+        Default: True when the subclass overrides ``potential``. Subclasses whose
+        ``potential`` works only in some configurations override this property.
+        """
+        return type(self).potential is not ExternalField.potential
 
     def __call__(self, positions: torch.Tensor, time_fs: float = 0.0) -> torch.Tensor:
         """Field at each atom: positions [N,3] Å -> E [N,3] V/Å (same dtype/device)."""
@@ -110,8 +169,39 @@ class ExternalField:
         raise TypeError(f"{type(self).__name__} is not uniform; evaluate it at positions instead")
 
     def potential(self, positions: torch.Tensor, time_fs: float = 0.0) -> torch.Tensor:
-        """Electrostatic potential phi [N] V at positions [N,3] Å, with E = -grad phi."""
+        """Electrostatic potential phi [N] V at positions [N,3] Å, with E = -grad phi.
+
+        Differentiable w.r.t. positions; raises NotImplementedError when ``has_potential`` is
+        False. The gauge (additive constant) is described in the class docstring.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no electrostatic potential")
+
+    def update(self, atoms: Atoms, time_fs: float = 0.0) -> bool:
+        """Bring a field that depends on the atoms up to date; True when its values changed.
+
+        The base implementation (every field with ``depends_on_atoms`` False) does nothing
+        and returns False. The contract for fields that override it:
+
+        - Caller: whoever evaluates the field for a simulation (the ASE calculator) calls
+          ``update(atoms, time_fs)`` before every evaluation at new positions (or a new
+          time), with the ASE ``Atoms`` being evaluated and the current simulation time in
+          fs. Calling it again with unchanged atoms and time is cheap and returns False, so
+          callers may call it whenever in doubt. ``update`` must not modify ``atoms``, and
+          must copy whatever it keeps from them.
+        - The field decides whether the atoms have moved enough to re-solve (e.g. a
+          displacement threshold); if it re-solves it returns True, meaning values from
+          ``__call__``/``potential`` may differ from before, so the caller must discard
+          cached results computed with the old field. False means nothing changed.
+        - Between updates the field is a fixed function of position (and time, if
+          ``depends_on_time``). Forces from a model are the gradients of the energy in that
+          fixed field; they do not include the change of the field with the atoms, so they
+          are consistent with the energy only for the field as last solved.
+        - Energy is not conserved across a re-solve: the field's change does work on the
+          system, and the total energy jumps. A simulation should report it, e.g. by
+          accumulating the energy at the same positions after minus before each update that
+          returned True, so that drift from the integrator stays distinguishable.
+        """
+        return False
 
     def to_dict(self) -> dict:
         """A YAML-friendly dict (internal units) that ``from_config`` turns back into this field."""

@@ -49,10 +49,16 @@ class GriddedField(ExternalField):
     a tricubic B-spline (C2, not-a-knot ends), and E = -grad of that interpolant, so E is
     exactly curl-free (energy is conserved in MD) and dE/dr is continuous (forces on dipoles
     are continuous). ``outside="error"`` raises DataError for an atom outside the grid;
-    ``"clamp"`` evaluates at the nearest point of the grid box (there E is not curl-free).
+    ``"clamp"`` evaluates at the nearest point of the grid box (there E is not curl-free, and
+    E = -grad phi holds only inside the box). ``potential`` gives the interpolated phi, in
+    the gauge of the grid's values. Static: ``depends_on_time`` is False; a grid re-solved
+    as the atoms move belongs in a subclass that sets ``depends_on_atoms`` and ``update``.
     """
 
     config_type = "grid"
+    depends_on_time = False
+    has_potential = True
+
     def __init__(self, origin: Any, spacing: Any, potential_grid: Any, outside: str = "error",
                  source: str | None = None):
         self.origin = _vector3(origin, "grid origin")

@@ -15,10 +15,13 @@ class PointChargeField(ExternalField):
 
     phi = k_e q / sqrt(|r - c|^2 + s^2) and E = k_e q (r - c) / (|r - c|^2 + s^2)^(3/2), with
     the Plummer ``softening`` s (Å) keeping both finite at the charge; E = -grad phi exactly.
+    phi vanishes far from the charge. Static: ``depends_on_time`` is False.
     """
 
     config_type = "point_charge"
     _required, _optional = ("charge", "center"), ("softening",)
+    depends_on_time = False
+    has_potential = True
 
     def __init__(self, charge: float, center: Any, softening: float = 0.0):
         self.charge = _number(charge, "point charge charge")

@@ -1,4 +1,9 @@
-"""Fields that are the same at every atom, E = E(t): static, ramp, sinusoid, pulse."""
+"""Fields that are the same at every atom, E = E(t): static, ramp, sinusoid, pulse.
+
+All have the potential phi = -E(t).r, zero at the Cartesian origin (see the gauge note in
+:class:`~fieldforce.fields.base.ExternalField`); only the static one has
+``depends_on_time`` False.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from fieldforce.fields.base import ExternalField, _check_positions, _number, _ve
 
 class _UniformInSpace(ExternalField):
     """Shared machinery of fields that are the same at every atom, E = E(t)."""
+
+    has_potential = True
 
     @property
     def is_uniform(self) -> bool:
@@ -34,7 +41,11 @@ class _UniformInSpace(ExternalField):
         return value.expand(positions.shape[0], 3).clone()
 
     def potential(self, positions: torch.Tensor, time_fs: float = 0.0) -> torch.Tensor:
-        """phi = -E.r [N] V (zero at the origin)."""
+        """phi = -E(t).r [N] V, zero at the Cartesian origin.
+
+        The energy of a neutral system in it does not depend on that choice of origin; the
+        energy of a charged system (total charge Q) shifts by Q E.d if the zero moves to d.
+        """
         _check_positions(positions)
         return -(positions @ self.uniform_value(time_fs, dtype=positions.dtype,
                                                 device=positions.device))
@@ -45,6 +56,7 @@ class UniformField(_UniformInSpace):
 
     config_type = "static"
     _required = _scaled = ("vector",)
+    depends_on_time = False
 
     def __init__(self, vector: Any):
         self.vector = _vector3(vector, "uniform field vector")
@@ -61,6 +73,7 @@ class RampField(_UniformInSpace):
 
     config_type = "ramp"
     _required, _optional, _scaled = ("start", "end", "duration_fs"), ("start_fs",), ("start", "end")
+    depends_on_time = True
 
     def __init__(self, start: Any, end: Any, duration_fs: float, start_fs: float = 0.0):
         self.start = _vector3(start, "ramp start")
@@ -90,6 +103,7 @@ class SinusoidalField(_UniformInSpace):
     config_type = "sinusoid"
     _required, _scaled = ("amplitude",), ("amplitude",)
     _optional = ("period_fs", "frequency_thz", "phase")
+    depends_on_time = True
 
     def __init__(self, amplitude: Any, period_fs: float | None = None,
                  frequency_thz: float | None = None, phase: float = 0.0):
@@ -111,6 +125,7 @@ class PulseField(_UniformInSpace):
     config_type = "pulse"
     _required, _scaled = ("amplitude", "center_fs", "width_fs"), ("amplitude",)
     _optional = ("period_fs", "phase")
+    depends_on_time = True
 
     def __init__(self, amplitude: Any, center_fs: float, width_fs: float,
                  period_fs: float | None = None, phase: float = 0.0):

@@ -1,73 +1,71 @@
-"""Model families on one contract, and model files.
+"""Model families on one contract, and model files (layer 4).
 
-``model(batch, atom_field) -> dict`` with ``energy`` [B] eV always and, where the
-family has them, ``dipole`` [B, 3] e·Å, ``polarizability`` [B, 3, 3] e·Å²/V,
-``charges`` [N] e, ``polarization`` [B, 3] e/Å² and per-atom outputs. Forces,
-stress and Born charges come from :func:`fieldforce.models.derivatives.evaluate`,
-never from the model itself.
-
-Families, all on the shared :class:`~fieldforce.models.backbone.Backbone`:
+Every family is a :class:`~fieldforce.models.contract.FieldModel` subclass; defining it
+with ``family = "name"`` registers it (see :mod:`fieldforce.models.contract` for what a
+family declares). Built in, all on the shared
+:class:`~fieldforce.models.backbone.Backbone`:
 
 * ``response`` — :class:`~fieldforce.models.response.ResponseModel`, dipole +
   polarizability response to a field;
 * ``latent`` — :class:`~fieldforce.models.latent.LatentChargeModel`, latent Ewald
   summation: short-range energy + Coulomb energy of hidden charges.
 
-A model file (``save_model``) holds the family, its configuration, the weights,
-the units and the package version; :func:`load_model` gives the model back.
+:func:`build_model` builds a family from its ``model:`` section; :func:`save_model` writes
+one file with the family, its configuration, the weights, the declared outputs with their
+units, the internal units and the package version; :func:`load_model` gives it back.
+Forces, stress and Born charges come from :func:`evaluate` (the one autograd helper).
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
 
 from fieldforce.data.atomic import atomic_path
-from fieldforce.errors import ConfigError, DataError
-from fieldforce.models import latent, response
+from fieldforce.errors import DataError
+from fieldforce.models.contract import (
+    FieldModel,
+    Output,
+    families,
+    family_class,
+    model_settings,
+    output,
+)
 from fieldforce.models.derivatives import evaluate
 from fieldforce.models.latent import LatentChargeModel
 from fieldforce.models.response import ResponseModel
+from fieldforce.units import INTERNAL_UNITS
+from fieldforce.version import __version__
 
-FAMILIES = {"response": ResponseModel, "latent": LatentChargeModel}
-_CONFIGS = {"response": response.model_config, "latent": latent.model_config}
-UNITS = {"energy": "eV", "length": "angstrom", "charge": "e", "field": "V/angstrom",
-         "dipole": "e*angstrom", "polarizability": "e*angstrom^2/V"}
-
-
-def _family(config: dict | None) -> str:
-    family = (config or {}).get("family", "response")
-    if family not in FAMILIES:
-        raise ConfigError(f"unknown model family {family!r}; available: {sorted(FAMILIES)}")
-    return family
+FORMAT = "fieldforce-model"
 
 
-def model_config(config: dict | None) -> dict:
-    """The ``model:`` section of ``config['family']`` with its defaults, checked."""
-    return _CONFIGS[_family(config)](config)
+def build_model(config: dict | None) -> FieldModel:
+    """A new model of ``config['family']`` (default ``response``), its section checked."""
+    config = dict(config or {})
+    return family_class(config.get("family", "response"))(config)
 
 
-def build_model(config: dict) -> torch.nn.Module:
-    """A new model of ``config['family']`` (default ``response``)."""
-    return FAMILIES[_family(config)](config)
-
-
-def save_model(model: torch.nn.Module, path: str | Path, extra: dict | None = None) -> Path:
+def save_model(model: FieldModel, path: str | Path, extra: dict | None = None) -> Path:
     """Write ``model`` to one file atomically (temporary name, then rename)."""
-    from fieldforce import __version__
-
     path = Path(path)
-    payload = {"format": "fieldforce-model", "family": model.family, "config": model.config,
-               "state_dict": model.state_dict(), "units": UNITS, "version": __version__,
-               "extra": extra or {}}
+    payload = {"format": FORMAT, "family": model.family, "module": type(model).__module__,
+               "config": model.config, "state_dict": model.state_dict(),
+               "outputs": [o.to_dict() for o in model.output_specs()],
+               "units": dict(INTERNAL_UNITS), "version": __version__, "extra": extra or {}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
 
 
-def load_model(path: str | Path) -> torch.nn.Module:
-    """The model saved in ``path`` by :func:`save_model`, in eval mode."""
+def load_model(path: str | Path) -> FieldModel:
+    """The model saved in ``path`` by :func:`save_model`, in eval mode.
+
+    A family defined outside fieldforce is imported from the module the file names when
+    it is not registered yet.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: model file not found")
@@ -75,16 +73,24 @@ def load_model(path: str | Path) -> torch.nn.Module:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
         raise DataError(f"{path}: not a readable fieldforce model file ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != "fieldforce-model":
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path}: not a fieldforce model file (no 'format' key)")
-    if payload["family"] not in FAMILIES:
-        raise DataError(f"{path}: unknown model family {payload['family']!r}")
-    model = FAMILIES[payload["family"]](payload["config"])
+    family = payload["family"]
+    if family not in families() and payload.get("module"):
+        try:
+            importlib.import_module(payload["module"])
+        except ImportError:
+            pass  # reported below as an unknown family
+    if family not in families():
+        raise DataError(f"{path}: unknown model family {family!r} (defined in "
+                        f"{payload.get('module', '?')}); available: {', '.join(families())}")
+    model = family_class(family)(payload["config"])
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    model.metadata = {k: payload[k] for k in ("units", "version", "extra")}
+    model.metadata = {k: payload.get(k) for k in ("units", "version", "extra", "outputs")}
     return model
 
 
-__all__ = ["FAMILIES", "LatentChargeModel", "ResponseModel", "build_model", "evaluate",
-           "load_model", "model_config", "save_model"]
+__all__ = ["FieldModel", "LatentChargeModel", "Output", "ResponseModel", "build_model",
+           "evaluate", "families", "family_class", "load_model", "model_settings", "output",
+           "save_model"]

@@ -10,27 +10,40 @@ Per atom i:
   least-squares fit of the training energies to the composition).
 
 Families add their own heads on h_i (dipoles and polarizabilities, latent
-charges, ...). :func:`merge_config` is the one way a family fills in and checks
-its ``model:`` section.
+charges, ...) and extend :class:`BackboneSettings`, the ``model:`` keys they share.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from fieldforce.config import option
 from fieldforce.data.batch import Batch
 from fieldforce.data.frame import Frame
 from fieldforce.descriptors import DescriptorSettings, SOAPFeatures
 from fieldforce.errors import ConfigError
+from fieldforce.models.contract import ModelSettings
 
-#: descriptor defaults shared by every family (featomic SOAP; Å).
-DESCRIPTOR_DEFAULTS = {"cutoff": 4.0, "max_radial": 4, "max_angular": 3, "density_width": 0.3,
-                       "smoothing_width": 0.5}
+
+@dataclass(kw_only=True)
+class BackboneSettings(ModelSettings):
+    """The ``model:`` keys of every family on the shared backbone."""
+
+    descriptor: DescriptorSettings = option(
+        default_factory=DescriptorSettings,
+        doc="SOAP settings (fieldforce.descriptors.DescriptorSettings); species are the "
+            "model's")
+    hidden: list[int] = option([64, 64], "widths of the per-species networks; the latent "
+                               "width is the last", non_empty=True, minimum=1,
+                               expected="a non-empty list of positive integers")
+    species: list[int] | None = option(None, "atomic numbers the model handles (default: "
+                                       "those of the training data)", minimum=1,
+                                       maximum=118)
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -40,32 +53,6 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
         layers += [nn.Linear(a, b), nn.SiLU()]
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)
-
-
-def merge_config(config: dict | None, defaults: dict) -> dict:
-    """``config`` with ``defaults`` filled in (``descriptor`` merged key by key).
-
-    Unknown keys and a ``family`` other than ``defaults['family']`` are a
-    :class:`ConfigError`; so is a ``hidden`` that is not a list of positive integers.
-    """
-    config = dict(config or {})
-    family = defaults["family"]
-    unknown = set(config) - set(defaults)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)} in model (family {family!r}); "
-                          f"expected some of {sorted(defaults)}")
-    out = copy.deepcopy(defaults)
-    descriptor = {**out["descriptor"], **dict(config.pop("descriptor", None) or {})}
-    out.update(config)
-    out["descriptor"] = descriptor
-    if out["family"] != family:
-        raise ConfigError(f"model family {out['family']!r} given to the {family!r} model")
-    hidden = out["hidden"]
-    if (not isinstance(hidden, (list, tuple)) or not hidden
-            or not all(isinstance(h, int) and h > 0 for h in hidden)):
-        raise ConfigError(f"model.hidden must be a non-empty list of positive integers, "
-                          f"got {hidden!r}")
-    return out
 
 
 def species_of(frames: Sequence[Frame]) -> list[int]:
@@ -81,17 +68,21 @@ class Backbone(nn.Module):
     species
         atomic numbers the model handles (the descriptor layout depends on them).
     descriptor
-        :class:`~fieldforce.descriptors.DescriptorSettings` as a mapping (no species).
+        :class:`~fieldforce.descriptors.DescriptorSettings` (its species are replaced).
     hidden
         widths of the per-species networks; the latent width is ``hidden[-1]``.
     """
 
-    def __init__(self, species: Sequence[int], descriptor: dict, hidden: Sequence[int]):
+    def __init__(self, species: Sequence[int], descriptor: DescriptorSettings | dict,
+                 hidden: Sequence[int]):
         super().__init__()
         if not species:
             raise ConfigError("model.species is empty; give the atomic numbers to model")
         self.species = sorted(int(z) for z in species)
-        settings = DescriptorSettings.from_dict({**descriptor, "species": self.species})
+        if isinstance(descriptor, DescriptorSettings):
+            descriptor = descriptor.to_dict()
+        settings = DescriptorSettings.from_dict({**descriptor, "species": self.species},
+                                                prefix="model.descriptor")
         self.features = SOAPFeatures(settings)
         f0 = self.features.n_invariant
         hidden = [int(h) for h in hidden]

@@ -20,6 +20,10 @@ Two generic extensions, for families that need them:
   requested; never to the stress). The latent-charge model uses it for the force
   Z*^T E of a uniform field in a periodic cell, where the polarization is
   multivalued and -E.VP is no energy whose gradient is that force.
+* The external potential: a model whose ``needs_potential`` is true (charge
+  equilibration: chi_i -> chi_i + phi_ext(r_i)) also gets ``atom_potential`` [N] V,
+  differentiable through the positions like the field: phi = -E.r for uniform fields
+  (zero at the origin), the field object's own ``potential`` otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch
 
 from fieldforce.data.batch import Batch
 from fieldforce.electrostatics.polarization import batch_born_charges
+from fieldforce.errors import ConfigError
 
 #: a field: None (the batch's own uniform fields), a [3] or [B, 3] tensor of uniform
 #: fields in V/Å, or a function (positions [N, 3] Å, time fs) -> [N, 3] V/Å.
@@ -48,6 +53,20 @@ def atom_fields(batch: Batch, positions: torch.Tensor, field: FieldLike = None,
     if field.ndim == 1:
         return field.expand(positions.shape[0], 3)
     return field[batch.structure_index]
+
+
+def atom_potentials(batch: Batch, positions: torch.Tensor, field: FieldLike = None,
+                    time_fs: float = 0.0) -> torch.Tensor:
+    """The external potential at every atom, [N] V, differentiable through ``positions``."""
+    if field is None or isinstance(field, torch.Tensor):
+        uniform = atom_fields(batch, positions, field, time_fs)
+        return -(uniform * positions).sum(-1)
+    potential = getattr(field, "potential", None)
+    if potential is None or not getattr(field, "has_potential", True):
+        raise ConfigError(f"this model couples to the external potential, but the field "
+                          f"{field!r} has none; use a field with a potential (uniform, "
+                          "point charge, grid) or an AnalyticField with potential=...")
+    return torch.as_tensor(potential(positions, time_fs)).to(positions)
 
 
 def evaluate(
@@ -81,6 +100,8 @@ def evaluate(
         positions_used = positions
     moved = batch.with_positions(positions_used, cell)
     e_atoms = atom_fields(moved, positions_used, field, time_fs)
+    if getattr(model, "needs_potential", False):
+        model_kwargs["atom_potential"] = atom_potentials(moved, positions_used, field, time_fs)
     out = model(moved, e_atoms, **model_kwargs)
     out["atom_field"] = e_atoms
     if born_charges:
@@ -94,9 +115,9 @@ def evaluate(
     if not (forces or stress):
         return out
     # before the energy's backward pass, which frees the graph these may need
-    extra = None
-    if forces and hasattr(model, "extra_forces"):
-        extra = model.extra_forces(moved, positions, e_atoms, out, create_graph=create_graph)
+    extra_forces = getattr(model, "extra_forces", None) if forces else None
+    extra = None if extra_forces is None else extra_forces(moved, positions, e_atoms, out,
+                                                            create_graph=create_graph)
     inputs = [positions] + ([strain] if stress else [])
     grads = torch.autograd.grad(out["energy"].sum(), inputs, create_graph=create_graph,
                                 allow_unused=True)

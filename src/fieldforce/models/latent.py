@@ -41,69 +41,48 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from fieldforce.config import option
 from fieldforce.data.batch import Batch, collate
 from fieldforce.data.frame import Frame
 from fieldforce.electrostatics.coulomb import METHODS, coulomb_potential
 from fieldforce.electrostatics.polarization import batch_born_charges, batch_dipoles
 from fieldforce.errors import ConfigError
-from fieldforce.models.backbone import DESCRIPTOR_DEFAULTS, Backbone, merge_config
+from fieldforce.models.backbone import Backbone, BackboneSettings
+from fieldforce.models.contract import FieldModel, output
 
-#: documented defaults of the ``model:`` section for ``family: latent``.
-DEFAULTS = {
-    "family": "latent",
-    "descriptor": dict(DESCRIPTOR_DEFAULTS),
-    "hidden": [64, 64],
-    "species": None,  # default: the species of the training data
-    # standard deviation of each Gaussian charge, Å. LES's sigma = 1 Å is the width of
-    # the pair kernel erf(r / (sqrt(2) sigma)) / r, i.e. per-charge width 1/sqrt(2).
-    "charge_width": 1.0 / math.sqrt(2.0),
-    "long_range": True,  # false: short-range energy only (same backbone, no charges)
-    "charge_scale": 1.0,  # multiplies the charges in the Coulomb energy (1/sqrt(eps_inf))
-    # s_q (e): null = from the labels (RMS charge or isotropic Born charge) when the
-    # training data have them, else DEFAULT_CHARGE_UNIT; a number fixes it
-    "charge_unit": None,
-    "accuracy": 1e-5,  # relative accuracy of the Ewald/PME/P3M sums
-    "method": "auto",  # for periodic structures: auto, ewald, pme, p3m (isolated: direct)
-}
 #: charge unit s_q (e) when the training data have no charge or Born-charge labels:
 #: the untrained charges start small, a few hundredths of e.
 DEFAULT_CHARGE_UNIT = 0.1
 
 
-def model_config(config: dict | None) -> dict:
-    """The ``model:`` section with defaults filled in and checked."""
-    out = merge_config(config, DEFAULTS)
+@dataclass(kw_only=True)
+class LatentSettings(BackboneSettings):
+    """The ``model:`` section of ``family: latent``."""
 
-    def number(key, low, inclusive):
-        value = out[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
-            value) and (value >= low if inclusive else value > low)
-        if not ok:
-            bound = f">= {low}" if inclusive else f"> {low}"
-            raise ConfigError(f"model.{key} must be a number {bound}, got {value!r}")
-        out[key] = float(value)
-
-    number("charge_width", 0.0, True)
-    number("charge_scale", 0.0, False)
-    number("accuracy", 0.0, False)
-    if out["charge_unit"] is not None:
-        number("charge_unit", 0.0, False)
-    if out["accuracy"] >= 1:
-        raise ConfigError(f"model.accuracy must be below 1 (a relative accuracy such as "
-                          f"1e-5), got {out['accuracy']!r}")
-    if not isinstance(out["long_range"], bool):
-        raise ConfigError(f"model.long_range must be true or false, got {out['long_range']!r}")
-    if out["method"] not in ("auto", *METHODS) or out["method"] == "direct":
-        raise ConfigError(f"model.method must be one of auto, ewald, pme, p3m (isolated "
-                          f"structures always use the direct sum), got {out['method']!r}")
-    return out
+    family: str = option("latent", "model family")
+    # LES's sigma = 1 Å is the width of the pair kernel erf(r / (sqrt(2) sigma)) / r, i.e.
+    # per-charge width 1/sqrt(2)
+    charge_width: float = option(1.0 / math.sqrt(2.0), "standard deviation of each "
+                                 "Gaussian charge, Å (0: point charges)", minimum=0)
+    long_range: bool = option(True, "false: short-range energy only (same backbone, no "
+                              "charges), for comparison")
+    charge_scale: float = option(1.0, "multiplies the charges in the Coulomb energy only "
+                                 "(1/sqrt(eps_inf) for solids)", exclusive_minimum=0)
+    charge_unit: float | None = option(None, "s_q, e: null = from the labels (RMS charge "
+                                       "or isotropic Born charge), else "
+                                       f"{DEFAULT_CHARGE_UNIT} e", exclusive_minimum=0)
+    accuracy: float = option(1e-5, "relative accuracy of the Ewald/PME/P3M sums",
+                             exclusive_minimum=0, exclusive_maximum=1)
+    method: str = option("auto", "Coulomb sum for periodic structures (isolated: direct)",
+                         choices=("auto", *(m for m in METHODS if m != "direct")))
 
 
-class LatentChargeModel(nn.Module):
+class LatentChargeModel(FieldModel):
     """Short-range energy + Coulomb energy of latent Gaussian charges (module docstring).
 
     Output of ``model(batch, atom_field)``: ``energy`` [B] eV (with the field term),
@@ -115,24 +94,40 @@ class LatentChargeModel(nn.Module):
     """
 
     family = "latent"
+    settings_class = LatentSettings
+    outputs = (
+        output("charges", requires_charges=True, description="latent charges q_i"),
+        output("dipole", requires_charges=True,
+               description="isolated: sum_i q_i r_i; periodic: the cell dipole V P"),
+        output("polarization", periodic_only=True, requires_charges=True,
+               description="phase-form polarization on the default branch"),
+        output("energy_zero_field", like="energy", role="component", requires_charges=True,
+               description="U = U_short + U_long, without the field term"),
+        output("energy_short_range", like="energy", role="component",
+               description="U_short, the backbone's energy"),
+        output("energy_long_range", like="energy", role="component", requires_charges=True,
+               description="Coulomb energy of the latent charges"),
+        output("atomic_energies", like="energy", per_atom=True, role="detail",
+               description="short-range atomic energies"),
+    )
     #: the field force Z*^T E assumes a uniform field (see the calculator)
-    uniform_field_only = True
+    field_support = "uniform"
+    default_loss_weights = {"energy": 1.0, "forces": 10.0}
 
     def __init__(self, config: dict | None = None):
-        super().__init__()
-        self.config = model_config(config)
-        self.backbone = Backbone(self.config["species"] or [], self.config["descriptor"],
-                                 self.config["hidden"])
+        super().__init__(config)
+        self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
+                                 self.settings.hidden)
         self.config["species"] = self.backbone.species
-        self.long_range = self.config["long_range"]
+        self.long_range = self.settings.long_range
         if self.long_range:
             self.charge_head = nn.Linear(self.backbone.width, 1)
-            unit = self.config["charge_unit"] or DEFAULT_CHARGE_UNIT
+            unit = self.settings.charge_unit or DEFAULT_CHARGE_UNIT
             self.register_buffer("charge_unit", torch.tensor(float(unit), dtype=torch.float64))
         self.double()
 
     @property
-    def predicts_charges(self) -> bool:
+    def has_charges(self) -> bool:
         """Whether the model has charges (and so dipoles, polarization, Born charges)."""
         return self.long_range
 
@@ -148,7 +143,7 @@ class LatentChargeModel(nn.Module):
         """
         batch = collate(frames)
         self.backbone.fit_statistics(batch)
-        if not self.long_range or self.config["charge_unit"] is not None:
+        if not self.long_range or self.settings.charge_unit is not None:
             return
         unit = None
         if "charges" in batch.labels and batch.atom_mask("charges").any():
@@ -170,16 +165,16 @@ class LatentChargeModel(nn.Module):
 
     def long_range_energy(self, batch: Batch, charges: torch.Tensor) -> torch.Tensor:
         """Coulomb energy [B] eV of the Gaussian charges ``charge_scale`` x q, per structure."""
-        q = self.config["charge_scale"] * charges
-        width = self.config["charge_width"]
+        q = self.settings.charge_scale * charges
+        width = self.settings.charge_width
         widths = torch.full_like(q, width) if width > 0 else None
         energies = []
         for b in range(batch.n_structures):
             rows = batch.structure_index == b
             pbc = batch.pbc[b].detach().cpu().numpy()
             phi = coulomb_potential(batch.positions[rows], q[rows], batch.cell[b], pbc,
-                                    method=self.config["method"] if pbc.any() else "direct",
-                                    accuracy=self.config["accuracy"],
+                                    method=self.settings.method if pbc.any() else "direct",
+                                    accuracy=self.settings.accuracy,
                                     widths=None if widths is None else widths[rows])
             energies.append(0.5 * (q[rows] * phi).sum())
         return torch.stack(energies)
@@ -249,4 +244,4 @@ class LatentChargeModel(nn.Module):
         return forces * active[batch.structure_index, None].to(forces)
 
 
-__all__ = ["DEFAULTS", "LatentChargeModel", "model_config"]
+__all__ = ["DEFAULT_CHARGE_UNIT", "LatentChargeModel", "LatentSettings"]

@@ -21,49 +21,63 @@ mu_i. Units: eV, e·Å, e·Å²/V.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from fieldforce.config import option
 from fieldforce.data.batch import Batch, collate
 from fieldforce.data.frame import Frame
 from fieldforce.descriptors import spherical_to_cartesian_l2
-from fieldforce.models.backbone import (
-    DESCRIPTOR_DEFAULTS,
-    Backbone,
-    merge_config,
-    species_of,
-)
-
-#: documented defaults of the ``model:`` section of a training config.
-DEFAULTS = {
-    "family": "response",
-    "descriptor": dict(DESCRIPTOR_DEFAULTS),
-    "hidden": [64, 64],
-    "channels": 16,
-    "species": None,  # default: the species of the training data
-}
+from fieldforce.models.backbone import Backbone, BackboneSettings, species_of
+from fieldforce.models.contract import FieldModel, output
 
 
-def model_config(config: dict | None) -> dict:
-    """The ``model:`` section with defaults filled in; unknown keys are an error."""
-    return merge_config(config, DEFAULTS)
+@dataclass(kw_only=True)
+class ResponseSettings(BackboneSettings):
+    """The ``model:`` section of ``family: response``."""
+
+    family: str = option("response", "model family")
+    channels: int = option(16, "equivariant channels K of the dipole and polarizability "
+                           "heads", minimum=1)
 
 
-class ResponseModel(nn.Module):
+def _has_field(frame: Frame) -> bool:
+    return bool(abs(frame.efield).max() > 0)
+
+
+class ResponseModel(FieldModel):
     """Dipole + polarizability response model (see the module docstring)."""
 
     family = "response"
+    settings_class = ResponseSettings
+    outputs = (
+        output("dipole", description="dipole at the applied field, sum_i mu_i + alpha_i E_i"),
+        output("polarizability", description="sum_i alpha_i"),
+        output("energy_zero_field", like="energy", role="component",
+               description="U0(R), the energy without the field terms"),
+        output("permanent_dipole", like="dipole", role="component", description="sum_i mu_i"),
+        output("atomic_energies", like="energy", per_atom=True, role="detail",
+               description="atomic energies e_i of U0"),
+        output("atomic_dipoles", like="dipole", per_atom=True, role="detail",
+               description="atomic dipoles mu_i"),
+        output("atomic_polarizabilities", like="polarizability", per_atom=True,
+               role="detail", description="atomic polarizabilities alpha_i"),
+    )
+    field_support = "nonuniform"
+    default_loss_weights = {"energy": 1.0, "forces": 10.0, "dipole": 10.0,
+                            "polarizability": 10.0}
 
     def __init__(self, config: dict | None = None):
-        super().__init__()
-        self.config = model_config(config)
-        self.backbone = Backbone(self.config["species"] or [], self.config["descriptor"],
-                                 self.config["hidden"])
+        super().__init__(config)
+        self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
+                                 self.settings.hidden)
         self.config["species"] = self.backbone.species
         features = self.backbone.features
         f1, f2 = features.n_vector, features.n_tensor
-        k = int(self.config["channels"])
+        k = int(self.settings.channels)
         width = self.backbone.width
         self.dipole_gates = nn.Linear(width, k)
         self.isotropic_head = nn.Linear(width, 1)
@@ -151,5 +165,37 @@ class ResponseModel(nn.Module):
             feats = self.batch_features(batch, equivariant=True)
         return {"vector": feats["vector"], "tensor": feats["tensor"]}
 
+    # -- training ------------------------------------------------------------------------
 
-__all__ = ["DEFAULTS", "ResponseModel", "model_config", "species_of"]
+    def prepare_training(self, frames: Sequence[Frame]) -> dict[int, dict[str, torch.Tensor]]:
+        """lambda-SOAP features of every zero-field training frame, by frame id.
+
+        The geometries are fixed and, at zero field, forces depend only on U0, whose
+        invariant features are recomputed with gradients every step; frames at a finite
+        field run the full model (their forces contain (dmu/dr).E and 1/2 E.(dalpha/dr).E).
+        """
+        wanted = [f for f in frames if not _has_field(f)]
+        cache = {}
+        for start in range(0, len(wanted), 128):
+            chunk = wanted[start:start + 128]
+            feats = self.equivariant_features(collate(chunk))
+            offset = 0
+            for f in chunk:
+                n = len(f.atoms)
+                cache[id(f)] = {k: v[offset:offset + n] for k, v in feats.items()}
+                offset += n
+        return cache
+
+    def training_options(self, frames: Sequence[Frame], terms: Sequence[str], cache: Any,
+                         train: bool) -> dict[str, Any]:
+        """The cached lambda-SOAP features when every frame of a training batch has them;
+        the response heads only when a dipole or polarizability term is on."""
+        cached = None
+        if train and cache and all(id(f) in cache for f in frames):
+            cached = {k: torch.cat([cache[id(f)][k] for f in frames])
+                      for k in ("vector", "tensor")}
+        return {"equivariant": cached,
+                "response": any(t in terms for t in ("dipole", "polarizability"))}
+
+
+__all__ = ["ResponseModel", "ResponseSettings", "species_of"]

@@ -18,10 +18,14 @@ from collections.abc import Iterable
 import numpy as np
 from ase import Atoms
 
+from fieldforce.config import Section
+from fieldforce.data.labels import LABELS
 from fieldforce.errors import BackendError
 
-#: Properties a backend may be asked for.
-PROPERTIES = ("energy", "forces", "dipole", "polarizability", "born_charges")
+#: Labels of the canonical table that a structure's DFT calculation can give; each backend
+#: declares the subset it computes (``Backend.properties``).
+PROPERTIES = tuple(n for n, s in LABELS.items() if s.role == "target"
+                   and n not in ("stress", "charges", "polarization"))
 
 # name -> (module, class, package to import, pip extra)
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
@@ -35,6 +39,8 @@ class Backend(ABC):
 
     #: registry name, e.g. ``"pyscf"``
     name: str = ""
+    #: the canonical labels this backend computes (a subset of :data:`PROPERTIES`)
+    properties: tuple[str, ...] = ()
 
     @abstractmethod
     def settings(self) -> dict:
@@ -71,24 +77,17 @@ class Backend(ABC):
         """
 
 
-def make_settings(settings_class, settings, options: dict, label: str):
-    """A backend's settings dataclass from an instance or keyword options.
-
-    Unknown option names are one clear :class:`BackendError` listing the known ones.
-    """
+def make_settings(settings_class: type[Section], settings, options: dict, label: str):
+    """A backend's settings section from an instance or keyword options, every key checked
+    by the one configuration checker (one :class:`BackendError` naming the option)."""
     if settings is not None:
         return settings
-    known = set(settings_class.__dataclass_fields__)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise BackendError(
-            f"unknown {label} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    return settings_class(**options)
+    return settings_class.from_dict(options, source=f"{label} settings", error=BackendError)
 
 
-def check_properties(properties: Iterable[str]) -> set[str]:
-    """Validate a property list; one clear error naming the unknown ones."""
+def check_properties(properties: Iterable[str], backend: Backend | None = None) -> set[str]:
+    """Validate a property list against the label table (and what ``backend`` computes);
+    one clear error naming the unknown or unsupported ones."""
     props = {p.strip() for p in properties if p.strip()}
     unknown = sorted(props - set(PROPERTIES))
     if unknown:
@@ -98,6 +97,12 @@ def check_properties(properties: Iterable[str]) -> set[str]:
         )
     if not props:
         raise BackendError("no properties requested")
+    if backend is not None:
+        unsupported = sorted(props - set(backend.properties))
+        if unsupported:
+            raise BackendError(f"the {backend.name} backend computes "
+                               f"{', '.join(backend.properties)}; not "
+                               f"{', '.join(unsupported)}")
     return props
 
 

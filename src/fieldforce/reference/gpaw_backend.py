@@ -31,14 +31,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from ase import Atoms
 
+from fieldforce.config import Section, option
 from fieldforce.errors import BackendError
 from fieldforce.reference.backend import Backend, check_properties, make_settings
 
-SUPPORTED = {"energy", "forces", "dipole"}
 
-
-@dataclass
-class GPAWSettings:
+@dataclass(kw_only=True)
+class GPAWSettings(Section):
     """Numerical settings of the GPAW backend.
 
     Attributes
@@ -59,24 +58,27 @@ class GPAWSettings:
         net charge (e).
     """
 
-    xc: str = "PBE"
-    h: float = 0.2
-    kpts: tuple[int, int] = (4, 4)
-    smearing: float = 0.1
-    min_vacuum: float = 4.0
-    energy_tol: float = 1e-6
-    density_tol: float = 1e-6
-    charge: float = 0.0
+    xc: str = option("PBE", "functional (libxc/GPAW name)")
+    h: float = option(0.2, "real-space grid spacing, Å", exclusive_minimum=0)
+    kpts: tuple[int, ...] = option((4, 4), "Monkhorst-Pack k-points along the periodic "
+                                   "directions", minimum=1)
+    smearing: float = option(0.1, "Fermi-Dirac width, eV", minimum=0)
+    min_vacuum: float = option(4.0, "smallest distance from an atom to a non-periodic cell "
+                               "face, Å", minimum=0)
+    energy_tol: float = option(1e-6, "SCF energy convergence, eV per valence electron",
+                               exclusive_minimum=0)
+    density_tol: float = option(1e-6, "SCF density convergence, electrons per valence "
+                                "electron", exclusive_minimum=0)
+    charge: float = option(0.0, "net charge, e")
 
 
 class GPAWBackend(Backend):
     """Finite-field DFT of slabs and molecules with GPAW (see the module docstring)."""
 
     name = "gpaw"
+    properties = ("energy", "forces", "dipole")
 
     def __init__(self, settings: GPAWSettings | None = None, **options) -> None:
-        if "kpts" in options:
-            options["kpts"] = tuple(int(k) for k in options["kpts"])
         self.config = make_settings(GPAWSettings, settings, options, "GPAW")
 
     def settings(self) -> dict:
@@ -122,9 +124,9 @@ class GPAWBackend(Backend):
         from gpaw.external import ConstantElectricField
 
         props = check_properties(properties)
-        unsupported = sorted(props - SUPPORTED)
+        unsupported = sorted(props - set(self.properties))
         if unsupported:
-            raise BackendError(f"the gpaw backend computes {', '.join(sorted(SUPPORTED))}; "
+            raise BackendError(f"the gpaw backend computes {', '.join(self.properties)}; "
                                f"not {', '.join(unsupported)} (use the pyscf backend)")
         efield = np.asarray(efield, dtype=float).reshape(3)
         self.check_geometry(atoms, efield)

@@ -28,12 +28,13 @@ import numpy as np
 from ase import Atoms
 
 from fieldforce import units
+from fieldforce.config import Section, option
 from fieldforce.errors import BackendError
 from fieldforce.reference.backend import Backend, check_properties, make_settings
 
 
-@dataclass
-class PySCFSettings:
+@dataclass(kw_only=True)
+class PySCFSettings(Section):
     """Level of theory and numerical settings of the PySCF backend.
 
     Attributes
@@ -60,29 +61,28 @@ class PySCFSettings:
         OpenMP threads for this process (None: PySCF's default).
     """
 
-    xc: str = "PBE0"
-    basis: str = "aug-cc-pvdz"
-    charge: int = 0
-    spin: int = 0
-    density_fit: bool = True
-    grid_level: int = 3
-    conv_tol: float = 1e-11
-    conv_tol_grad: float = 1e-7
-    field_step: float = 0.02
-    max_cycle: int = 100
-    threads: int | None = None
+    xc: str = option("PBE0", "functional (PySCF/libxc syntax)")
+    basis: str = option("aug-cc-pvdz", "Gaussian basis set")
+    charge: int = option(0, "net charge, e")
+    spin: int = option(0, "2S", minimum=0)
+    density_fit: bool = option(True, "resolution of the identity")
+    grid_level: int = option(3, "PySCF integration grid level", minimum=0, maximum=9)
+    conv_tol: float = option(1e-11, "SCF energy convergence, Hartree", exclusive_minimum=0)
+    conv_tol_grad: float = option(1e-7, "SCF density convergence", exclusive_minimum=0)
+    field_step: float = option(0.02, "central-difference step in the field, V/Å",
+                               exclusive_minimum=0)
+    max_cycle: int = option(100, "maximum SCF iterations", minimum=1)
+    threads: int | None = option(None, "OpenMP threads (None: PySCF's default)", minimum=1)
 
 
 class PySCFBackend(Backend):
     """Finite-field Kohn-Sham DFT with PySCF (see the module docstring)."""
 
     name = "pyscf"
+    properties = ("energy", "forces", "dipole", "polarizability", "born_charges")
 
     def __init__(self, settings: PySCFSettings | None = None, **options) -> None:
-        settings = make_settings(PySCFSettings, settings, options, "PySCF")
-        if settings.field_step <= 0:
-            raise BackendError(f"field_step must be positive, got {settings.field_step} V/Å")
-        self.config = settings
+        self.config = make_settings(PySCFSettings, settings, options, "PySCF")
 
     def settings(self) -> dict:
         s = asdict(self.config)

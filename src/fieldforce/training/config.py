@@ -7,118 +7,135 @@
       valid_fraction: 0.1        # or  valid: other_spec.yaml
       test_fraction: 0.0         # held out, scored at the end (optional)
     model:
-      family: response           # or latent; see DEFAULTS in fieldforce.models.response
-                                 # and fieldforce.models.latent
+      family: response           # any registered family; its keys: fieldforce config model
     training:
       seed: 0
       max_epochs: 500
       loss_weights: {energy: 1.0, forces: 10.0, dipole: 10.0, polarizability: 10.0}
     output: runs/water
 
-Paths are relative to the configuration file. Every unknown key is an error.
+Paths are relative to the configuration file. Every section is a
+:class:`~fieldforce.config.Section` (:class:`DataSettings`, :class:`TrainingSettings`, the
+family's settings class for ``model``), so every key is checked, with its defaults
+documented there (``fieldforce config training`` prints them).
 
-Loss terms (:data:`LOSS_TERMS`): energy, forces, dipole, polarizability, charges,
-born_charges, polarization; a term is on when its weight is positive and the
-training data have its labels (and the model predicts it). Without
-``loss_weights`` the family's defaults apply (:data:`DEFAULT_LOSS_WEIGHTS`): the
-latent-charge model learns from energies and forces only, its charges staying
-latent; give ``dipole``, ``charges``, ``born_charges`` or ``polarization`` weights to
-train them on those labels too (``polarization`` compares on the default branch,
-phases in [-pi, pi), so the labels must be on it).
+Loss terms (:data:`~fieldforce.data.labels.LOSS_TERMS`): energy, forces, dipole,
+polarizability, charges, born_charges, polarization; a term is on when its weight is
+positive and the training data have its labels (and the model predicts it). Without
+``loss_weights`` the family's ``default_loss_weights`` apply: the latent-charge model
+learns from energies and forces only, its charges staying latent; give ``dipole``,
+``charges``, ``born_charges`` or ``polarization`` weights to train them on those labels
+too (``polarization`` compares on the default branch, phases in [-pi, pi), so the labels
+must be on it).
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
-from fieldforce.data.spec import read_yaml
-from fieldforce.errors import ConfigError
+from fieldforce.config import Section, check_keys, option, read_mapping
+from fieldforce.data.labels import LOSS_TERMS
 
-TRAINING_DEFAULTS = {
-    "seed": 0,
-    "max_epochs": 500,
-    "batch_size": 16,
-    "learning_rate": 3e-3,
-    "weight_decay": 0.0,
-    "loss_weights": None,  # default: DEFAULT_LOSS_WEIGHTS of the model family
-    "patience": 60,  # epochs without validation improvement before stopping
-    "lr_patience": 15,  # epochs without improvement before halving the learning rate
-    "min_learning_rate": 1e-5,
-    "checkpoint_every": 5,
-    "max_minutes": None,  # wall-time limit; the best model so far is kept
-}
-DATA_KEYS = {"train", "valid", "valid_fraction", "test_fraction"}
-TOP_KEYS = {"data", "model", "training", "output"}
-LOSS_TERMS = ("energy", "forces", "dipole", "polarizability", "charges", "born_charges",
-              "polarization")
-#: loss weights of each model family when the configuration gives none.
-DEFAULT_LOSS_WEIGHTS = {
-    "response": {"energy": 1.0, "forces": 10.0, "dipole": 10.0, "polarizability": 10.0},
-    "latent": {"energy": 1.0, "forces": 10.0},
-}
+#: sources that name a dataset shipped with the package instead of a file
+SHIPPED_PREFIX = "fieldforce:"
 
 
-def _check_keys(section: dict, allowed, where: str, path) -> None:
-    unknown = set(section) - set(allowed)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} in {where}; expected "
-                          f"some of {sorted(allowed)}")
+@dataclass(kw_only=True)
+class DataSettings(Section):
+    """The ``data:`` section: where the training, validation and test frames come from."""
+
+    section: ClassVar[str] = "data"
+    train: str = option(doc="a data spec, a canonical extxyz, or fieldforce:water")
+    valid: str | None = option(None, "a separate validation set (else valid_fraction of "
+                               "train)")
+    valid_fraction: float | None = option(None, "fraction of train held out for validation "
+                                          "(default 0.1, or 0 with valid)", minimum=0,
+                                          exclusive_maximum=1)
+    test_fraction: float = option(0.0, "fraction held out as a test set, scored at the end",
+                                  minimum=0, exclusive_maximum=1)
+
+    def check(self) -> None:
+        if self.valid_fraction is None:
+            self.valid_fraction = 0.0 if self.valid is not None else 0.1
+
+
+@dataclass(kw_only=True)
+class TrainingSettings(Section):
+    """The ``training:`` section: optimiser, schedule, stopping, checkpoints, loss weights."""
+
+    section: ClassVar[str] = "training"
+    seed: int = option(0, "seed of the split, the initial weights and the batch order")
+    max_epochs: int = option(500, "upper limit on training epochs", minimum=1)
+    batch_size: int = option(16, "structures per optimizer step", minimum=1)
+    learning_rate: float = option(3e-3, "initial Adam learning rate", exclusive_minimum=0)
+    weight_decay: float = option(0.0, "Adam weight decay", minimum=0)
+    loss_weights: dict[str, float] | None = option(
+        None, "weight per loss term (dimensionless: each term is divided by its label "
+        "spread); default: the model family's", expected="a mapping of loss term -> weight")
+    patience: int = option(60, "epochs without validation improvement before stopping",
+                           minimum=1)
+    lr_patience: int = option(15, "epochs without improvement before halving the learning "
+                              "rate", minimum=1)
+    min_learning_rate: float = option(1e-5, "the learning rate is not halved below this",
+                                      minimum=0)
+    checkpoint_every: int = option(5, "epochs between checkpoints (--resume)", minimum=1)
+    max_minutes: float | None = option(None, "wall-time limit; the best model so far is "
+                                       "kept", exclusive_minimum=0)
+
+    def check(self) -> None:
+        if self.loss_weights is None:
+            return
+        source, prefix = self.where()
+        check_keys(self.loss_weights, LOSS_TERMS, source=source,
+                   section=f"{prefix}.loss_weights")
+        for name, weight in self.loss_weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                raise self.invalid("loss_weights", f"a weight >= 0 for {name!r}")
+        self.loss_weights = {k: float(v) for k, v in self.loss_weights.items()}
+
+
+@dataclass(kw_only=True)
+class TrainConfig(Section):
+    """A whole training file: the four sections above (``model`` per family)."""
+
+    data: DataSettings = option(doc="training, validation and test data")
+    model: dict[str, Any] = option(default_factory=dict,
+                                   doc="the model family and its settings")
+    training: TrainingSettings = option(default_factory=TrainingSettings,
+                                        doc="optimiser, schedule, loss weights")
+    output: Path = option(doc="output directory (model.pt, metrics.json, plots)")
 
 
 def load_config(source: str | Path | dict) -> dict:
-    """Read and validate a training config; returns it with defaults and absolute paths."""
-    if isinstance(source, dict):
-        raw, path, base = copy.deepcopy(source), "<config>", Path.cwd()
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise ConfigError(f"{path}: no such configuration file")
-        raw = read_yaml(path, "training configuration")
-        base = path.resolve().parent
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys {sorted(TOP_KEYS)}")
-    _check_keys(raw, TOP_KEYS, "the top level", path)
-    for key in ("data", "output"):
-        if key not in raw:
-            raise ConfigError(f"{path}: missing key '{key}'")
-    data = dict(raw["data"] or {})
-    _check_keys(data, DATA_KEYS, "data", path)
-    if "train" not in data:
-        raise ConfigError(f"{path}: missing key 'data.train' (a data spec or extxyz path)")
-    for key in ("train", "valid"):
-        if key in data and not str(data[key]).startswith("fieldforce:"):
-            data[key] = str((base / str(data[key])).resolve())
-    data.setdefault("valid_fraction", 0.1 if "valid" not in data else 0.0)
-    data.setdefault("test_fraction", 0.0)
-    for key in ("valid_fraction", "test_fraction"):
-        value = data[key]
-        if not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ConfigError(f"{path}: data.{key} must be a number in [0, 1), got {value!r}")
-    training = dict(raw.get("training") or {})
-    _check_keys(training, TRAINING_DEFAULTS, "training", path)
-    merged = copy.deepcopy(TRAINING_DEFAULTS)
-    model = dict(raw.get("model") or {})
-    from fieldforce.models import model_config
+    """Read and check a training config; returns it with defaults and absolute paths.
 
-    try:
-        family = model_config({**model, "species": model.get("species") or [1]})["family"]
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    merged["loss_weights"] = dict(DEFAULT_LOSS_WEIGHTS[family])
-    if training.get("loss_weights") is not None:
-        weights = training.pop("loss_weights") or {}
-        _check_keys(weights, LOSS_TERMS, "training.loss_weights", path)
-        for name, w in weights.items():
-            if not isinstance(w, (int, float)) or w < 0:
-                raise ConfigError(f"{path}: training.loss_weights.{name} must be >= 0, "
-                                  f"got {w!r}")
-        merged["loss_weights"] = {k: float(v) for k, v in weights.items()}
-    training.pop("loss_weights", None)
-    merged.update(training)
-    for key in ("max_epochs", "batch_size", "checkpoint_every", "patience", "lr_patience"):
-        if not isinstance(merged[key], int) or merged[key] < 1:
-            raise ConfigError(f"{path}: training.{key} must be a positive integer, "
-                              f"got {merged[key]!r}")
-    return {"data": data, "model": model, "training": merged,
-            "output": str((base / str(raw["output"])).resolve()), "source": str(path)}
+    The result is a plain mapping ``{data, model, training, output, source}``;
+    ``training.loss_weights`` is filled in from the model family when not given.
+    """
+    from fieldforce.models.contract import family_class, model_settings
+
+    if isinstance(source, dict):
+        raw, where, base = copy.deepcopy(source), "<config>", Path.cwd()
+    else:
+        where = str(source)
+        raw = read_mapping(source, "training configuration")
+        base = Path(source).resolve().parent
+    config = TrainConfig.from_dict(raw, source=where)
+    model = model_settings(config.model, source=where)
+    data = config.data.to_dict()
+    for key in ("train", "valid"):
+        if data[key] is not None and not data[key].startswith(SHIPPED_PREFIX):
+            data[key] = str((base / data[key]).resolve())
+    if data["valid"] is None:
+        del data["valid"]
+    training = config.training.to_dict()
+    if training["loss_weights"] is None:
+        training["loss_weights"] = dict(family_class(model.family).default_loss_weights)
+    return {"data": data, "model": dict(config.model), "training": training,
+            "output": str((base / config.output).resolve()), "source": where}
+
+
+__all__ = ["DataSettings", "TrainConfig", "TrainingSettings", "load_config"]

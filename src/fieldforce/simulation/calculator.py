@@ -11,41 +11,51 @@ NVE dynamics conserves.
 
 Time
 ----
-A time-dependent field (ramp, sinusoid, pulse, a callable of time) is evaluated at the
-calculator's ``time_fs``. That attribute is the one place time comes from:
+A time-dependent field (``field.depends_on_time``: ramp, sinusoid, pulse, a callable of
+time) is evaluated at the calculator's ``time_fs``. That attribute is the one place time
+comes from:
 
 * setting ``calc.time_fs = t`` (the property) changes the time and drops cached results,
   so the next ``get_*`` call recomputes at ``t``;
 * ``calc.advance_time(t)`` changes the time but keeps the results cached for the current
   positions. MD drivers call it before each step: the integrator first re-reads the forces
   of the current positions (computed at the old time, as they should be), then moves the
-  atoms, and the new forces are computed at the new time. :func:`fieldforce.md.run_md`
-  does this.
+  atoms, and the new forces are computed at the new time.
+  :class:`fieldforce.simulation.md.MDRun` does this.
 
-``atoms.info`` is not read for the time.
+``atoms.info`` is not read for the time. A field that depends on the atoms themselves
+(``field.depends_on_atoms``, e.g. a potential re-solved around a moving metal tip) is
+given the atoms and the time (``field.update(atoms, time_fs)``) before every evaluation
+at new positions.
 
 Results
 -------
-``energy``, ``free_energy`` (eV, the same number), ``forces`` [N, 3] eV/Å, ``stress``
-(Voigt [6] eV/Å³, only for cells periodic in all three directions), ``dipole`` [3] e·Å,
-``polarizability`` [3, 3] e·Å²/V, ``efield`` (the uniform field [3] V/Å, or the per-atom
-field [N, 3] V/Å for a non-uniform field), ``energy_zero_field`` (U0, eV) and, with
-``per_atom=True``, ``atomic_dipoles`` [N, 3] and ``atomic_polarizabilities`` [N, 3, 3].
-All are float64 numpy.
+What the model declares (:meth:`fieldforce.models.FieldModel.output_specs`), as float64
+numpy: ``energy`` and ``free_energy`` (eV, the same number), ``forces`` [N, 3] eV/Å,
+``stress`` (Voigt [6] eV/Å³, only for cells periodic in all three directions, when asked
+for), every ``property`` and ``component`` output of the family (per structure: its
+value for the one structure; per atom: [N, ...]), and with ``per_atom=True`` its
+``detail`` outputs (atomic dipoles, polarizabilities, energies). Outputs marked
+``periodic_only`` (polarization) appear for periodic cells only; those marked
+``on_request`` (Born charges) when asked for (``get_born_charges``, or with every
+evaluation while ``compute_born_charges`` is true). ``efield`` is the uniform field [3]
+V/Å, or the per-atom field [N, 3] V/Å for a non-uniform one.
 
-Latent-charge models (``family: latent``, DESIGN.md "Latent charges") give instead
-``charges`` [N] e, ``dipole`` [3] e·Å (isolated: sum q r; periodic: the cell dipole
-V P on the default branch), ``polarization`` [3] e/Å² (periodic only) and, computed
-only when requested (``get_born_charges``, or with every evaluation while
-``compute_born_charges`` is true), ``born_charges`` [N, 3, 3] e (acoustic sum rule on). Their
+The response model gives ``dipole`` [3] e·Å (at the applied field), ``polarizability``
+[3, 3] e·Å²/V, ``energy_zero_field`` (U0) and ``permanent_dipole``. Latent-charge models
+(``family: latent``, DESIGN.md "Latent charges") give ``charges`` [N] e, ``dipole`` [3]
+e·Å (isolated: sum q r; periodic: the cell dipole V P on the default branch),
+``polarization`` [3] e/Å² and Born charges [N, 3, 3] e (acoustic sum rule on). Their
 forces in a uniform field include Z*_i^T E; in a periodic cell that force is not the
-gradient of the reported energy U - E.(V P) (see :mod:`fieldforce.models.latent`),
-so NVE conserves U + kinetic energy only for isolated systems. They support uniform
-fields (static or time-dependent) only.
+gradient of the reported energy U - E.(V P) (see :mod:`fieldforce.models.latent`), so NVE
+conserves U + kinetic energy only for isolated systems. A model whose
+``field_support`` is ``"uniform"`` refuses non-uniform fields; one whose
+``field_support`` is ``"none"`` ignores fields (with a warning).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +71,12 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from fieldforce.data.batch import batch_from_atoms
 from fieldforce.errors import ConfigError, FieldforceError
 from fieldforce.fields import ExternalField, as_field
-from fieldforce.models import evaluate, load_model
+from fieldforce.models import FieldModel, evaluate, load_model
 
 __all__ = ["FieldForceCalculator", "StressUnavailableError"]
+
+#: what every fieldforce calculator computes, whatever the model
+BASE_PROPERTIES = ["energy", "free_energy", "forces", "stress"]
 
 
 class StressUnavailableError(FieldforceError, PropertyNotImplementedError):
@@ -76,9 +89,9 @@ class FieldForceCalculator(Calculator):
     Parameters
     ----------
     model
-        a fieldforce model (``torch.nn.Module``) or the path of a model file
-        (:func:`fieldforce.models.load_model`). A module is moved to ``dtype``/``device``
-        in place.
+        a fieldforce model (:class:`~fieldforce.models.FieldModel`) or the path of a model
+        file (:func:`fieldforce.models.load_model`). A module is moved to
+        ``dtype``/``device`` in place.
     efield
         the external field: ``None`` (no field), a vector [3] V/Å, a function of time
         ``f(time_fs) -> [3]`` V/Å, a function ``f(positions [N, 3] Å, time_fs) -> [N, 3]``
@@ -87,9 +100,10 @@ class FieldForceCalculator(Calculator):
     time_fs
         initial simulation time in fs (``None`` means 0); see the module docstring.
     per_atom
-        also store ``atomic_dipoles`` and ``atomic_polarizabilities`` in ``results``.
+        also store the model's per-atom ``detail`` outputs (atomic dipoles, ...) in
+        ``results``.
     compute_born_charges
-        latent-charge models: also compute ``born_charges`` in every evaluation (extra
+        models with charges: also compute ``born_charges`` in every evaluation (extra
         backward passes; free in a periodic cell in a field, whose forces need them).
         An attribute an MD driver may switch on for the steps it writes.
     dtype, device
@@ -98,12 +112,9 @@ class FieldForceCalculator(Calculator):
         passed to :class:`ase.calculators.calculator.Calculator`.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "dipole",
-                              "polarizability"]
-    per_atom_properties = ["atomic_dipoles", "atomic_polarizabilities"]
-    charge_properties = ["charges", "polarization", "born_charges"]
+    implemented_properties = BASE_PROPERTIES  # per instance: what the model declares
 
-    def __init__(self, model: torch.nn.Module | str | Path, efield: Any = None,
+    def __init__(self, model: FieldModel | str | Path, efield: Any = None,
                  time_fs: float | None = None, per_atom: bool = False,
                  compute_born_charges: bool = False, dtype: torch.dtype = torch.float64,
                  device: torch.device | str = "cpu",
@@ -115,20 +126,22 @@ class FieldForceCalculator(Calculator):
         self.model = model.to(device=self.device, dtype=dtype)
         self.model.eval()
         self.field: ExternalField | None = as_field(efield)
-        if (getattr(model, "uniform_field_only", False) and self.field is not None
-                and not self.field.is_uniform):
+        support = getattr(model, "field_support", "nonuniform")
+        if support == "uniform" and self.field is not None and not self.field.is_uniform:
             raise ConfigError(
                 f"the {model.family!r} model supports uniform fields only (its field forces "
                 f"Z*^T E assume the same field at every atom); got a non-uniform "
                 f"{type(self.field).__name__}")
+        if support == "none" and self.field is not None:
+            warnings.warn(f"the {model.family!r} model does not couple to electric fields; "
+                          "the field is ignored", stacklevel=2)
         self.per_atom = bool(per_atom)
         self.compute_born_charges = bool(compute_born_charges)
-        self.predicts_charges = bool(getattr(model, "predicts_charges", False))
-        # An instance list, so per-atom and charge properties are advertised only when
-        # computed.
-        self.implemented_properties = list(type(self).implemented_properties) + (
-            self.per_atom_properties if self.per_atom else []) + (
-            self.charge_properties if self.predicts_charges else [])
+        self.has_charges = bool(getattr(model, "has_charges", False))
+        # the outputs this calculator reports, from the model's declarations
+        self.outputs = [o for o in model.output_specs() if o.name not in BASE_PROPERTIES
+                        and (o.role != "detail" or self.per_atom)]
+        self.implemented_properties = BASE_PROPERTIES + [o.name for o in self.outputs]
         self._time_fs = 0.0 if time_fs is None else float(time_fs)
 
     # -- time ------------------------------------------------------------------
@@ -141,18 +154,13 @@ class FieldForceCalculator(Calculator):
     @time_fs.setter
     def time_fs(self, value: float) -> None:
         value = float(value)
-        if value != self._time_fs and self.field is not None and self._field_depends_on_time():
+        if value != self._time_fs and self.field is not None and self.field.depends_on_time:
             self.reset()
         self._time_fs = value
 
     def advance_time(self, time_fs: float) -> None:
         """Set the time of the *next* evaluation, keeping the cached results (MD drivers)."""
         self._time_fs = float(time_fs)
-
-    def _field_depends_on_time(self) -> bool:
-        from fieldforce.fields import GriddedField, PointChargeField, UniformField
-
-        return not isinstance(self.field, (UniformField, PointChargeField, GriddedField))
 
     # -- evaluation ------------------------------------------------------------
 
@@ -170,7 +178,7 @@ class FieldForceCalculator(Calculator):
     def _torch_field(self):
         if self.field is None:
             return None  # the batch's own field: zero
-        if self.field.is_uniform:
+        if self.field.is_uniform and not getattr(self.model, "needs_potential", False):
             return self.field.uniform_value(self.time_fs, dtype=self.dtype, device=self.device)
         return self.field
 
@@ -184,9 +192,11 @@ class FieldForceCalculator(Calculator):
             raise StressUnavailableError(
                 f"stress needs a cell periodic in all three directions, but this structure "
                 f"has pbc={atoms.pbc.tolist()}; request energy and forces only")
+        if self.field is not None and self.field.depends_on_atoms:
+            self.field.update(atoms, self.time_fs)
         batch = batch_from_atoms(atoms, dtype=self.dtype, device=self.device)
-        want_born = self.predicts_charges and ("born_charges" in properties
-                                               or self.compute_born_charges)
+        want_born = self.has_charges and ("born_charges" in properties
+                                          or self.compute_born_charges)
         out = evaluate(self.model, batch, field=self._torch_field(), time_fs=self.time_fs,
                        forces=True, stress=want_stress, born_charges=want_born)
 
@@ -195,23 +205,14 @@ class FieldForceCalculator(Calculator):
 
         energy = float(arr("energy")[0])
         self.results = {"energy": energy, "free_energy": energy, "forces": arr("forces")}
-        if "energy_zero_field" in out:
-            self.results["energy_zero_field"] = float(arr("energy_zero_field")[0])
         if want_stress:
             self.results["stress"] = full_3x3_to_voigt_6_stress(arr("stress")[0])
-        for name in ("dipole", "polarizability"):
-            if name in out:
-                self.results[name] = arr(name)[0]
-        if self.predicts_charges:
-            self.results["charges"] = arr("charges")
-            if bool(np.any(atoms.pbc)):
-                self.results["polarization"] = arr("polarization")[0]
-            if want_born:
-                self.results["born_charges"] = arr("born_charges")
-        if self.per_atom:
-            for name in self.per_atom_properties:
-                if name in out:
-                    self.results[name] = arr(name)
+        periodic = bool(np.any(atoms.pbc))
+        for spec in self.outputs:
+            if spec.name not in out or (spec.periodic_only and not periodic):
+                continue
+            value = arr(spec.name)
+            self.results[spec.name] = value if spec.per_atom else value[0]
         atom_field = arr("atom_field")
         uniform = self.field is None or self.field.is_uniform
         self.results["efield"] = atom_field[0].copy() if uniform and len(atom_field) else (
@@ -222,5 +223,5 @@ class FieldForceCalculator(Calculator):
         return self.get_property("polarizability", atoms)
 
     def get_born_charges(self, atoms=None) -> np.ndarray:
-        """Born effective charges [N, 3, 3] e of ``atoms`` (latent-charge models)."""
+        """Born effective charges [N, 3, 3] e of ``atoms`` (models with charges)."""
         return self.get_property("born_charges", atoms)

@@ -22,151 +22,14 @@ change sign under inversion. Features are dimensionless and divided by
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from fieldforce.descriptors.settings import DescriptorSettings
+from fieldforce.descriptors.spherical import L1_TO_XYZ
 from fieldforce.errors import ConfigError
-
-# Legacy (rascaline / featomic < 0.6) spellings accepted in configuration files.
-_ALIASES = {
-    "radius": "cutoff",
-    "cutoff_radius": "cutoff",
-    "atomic_gaussian_width": "density_width",
-    "cutoff_smoothing_width": "smoothing_width",
-}
-
-
-@dataclass
-class DescriptorSettings:
-    """Hyper-parameters of the SOAP / lambda-SOAP descriptors.
-
-    Attributes
-    ----------
-    cutoff
-        Cutoff radius in Å (featomic ``cutoff.radius``).
-    smoothing_width
-        Width in Å of the shifted-cosine smoothing at the cutoff
-        (featomic ``cutoff.smoothing.width``).
-    density_width
-        Width in Å of the Gaussian atomic densities (featomic ``density.width``;
-        ``atomic_gaussian_width`` in older versions).
-    max_radial
-        Largest radial (GTO) index; there are ``max_radial + 1`` radial functions
-        (featomic ``basis.radial.max_radial``).
-    max_angular
-        Largest angular channel l of the density expansion (``basis.max_angular``).
-    species
-        Atomic numbers the features are resolved on; fixes the feature layout.
-    feature_scale
-        Every feature is divided by this constant (dimensionless). featomic's
-        densities are already normalised: with the defaults, liquid water gives
-        invariants up to about 1.6 (per-atom norm about 3.6) and lambda-SOAP
-        components up to about 0.5, so 1.0 keeps them O(1); raise it for much denser
-        environments or larger cutoffs.
-    """
-
-    cutoff: float = 4.5
-    smoothing_width: float = 0.5
-    density_width: float = 0.3
-    max_radial: int = 6
-    max_angular: int = 4
-    species: list[int] = field(default_factory=lambda: [1, 8])
-    feature_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        self.species = sorted({int(z) for z in self.species})
-        if not self.species or any(z < 1 or z > 118 for z in self.species):
-            raise ConfigError(
-                f"descriptor species must be a non-empty list of atomic numbers 1-118, "
-                f"got {self.species}."
-            )
-        if self.cutoff <= 0 or self.density_width <= 0 or self.feature_scale <= 0:
-            raise ConfigError("descriptor cutoff, density_width and feature_scale must be > 0.")
-        if not 0 <= self.smoothing_width < self.cutoff:
-            raise ConfigError("descriptor smoothing_width must be in [0, cutoff).")
-        if self.max_radial < 0 or self.max_angular < 2:
-            raise ConfigError(
-                "descriptor max_radial must be >= 0 and max_angular >= 2 "
-                "(lambda = 2 features need l up to 2)."
-            )
-
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> DescriptorSettings:
-        """Settings from a (YAML) mapping; unknown keys raise :class:`ConfigError`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in config.items():
-            name = _ALIASES.get(key, key)
-            if name not in known:
-                raise ConfigError(
-                    f"unknown descriptor setting '{key}'; expected one of "
-                    f"{', '.join(sorted(known))}."
-                )
-            values[name] = value
-        try:
-            return cls(**values)
-        except (TypeError, ValueError) as error:
-            if isinstance(error, ConfigError):
-                raise
-            raise ConfigError(f"bad descriptor settings {dict(config)}: {error}.") from error
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain mapping (YAML-friendly) that :meth:`from_dict` reads back."""
-        return dataclasses.asdict(self)
-
-    def featomic_hypers(self) -> dict[str, Any]:
-        """Hyper-parameters in featomic's (>= 0.6) format for SOAP calculators."""
-        return {
-            "cutoff": {
-                "radius": float(self.cutoff),
-                "smoothing": {"type": "ShiftedCosine", "width": float(self.smoothing_width)},
-            },
-            "density": {"type": "Gaussian", "width": float(self.density_width)},
-            "basis": {
-                "type": "TensorProduct",
-                "max_angular": int(self.max_angular),
-                "radial": {"type": "Gto", "max_radial": int(self.max_radial)},
-            },
-        }
-
-
-# featomic's real spherical harmonics of l = 1 are ordered (y, z, x).
-_L1_TO_XYZ = [2, 0, 1]
-
-
-def _l2_basis(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """[5, 3, 3] orthonormal symmetric traceless matrices B_m, m = -2..2.
-
-    r^T B_m r is proportional to the real solid harmonic r^2 Y_2^m (same factor for
-    every m), so T = sum_m c_m B_m is an isometry that maps the spherical rotation
-    D(R) c to R T R^T.
-    """
-    s2, s6 = 1 / math.sqrt(2.0), 1 / math.sqrt(6.0)
-    basis = torch.zeros(5, 3, 3, dtype=dtype, device=device)
-    basis[0, 0, 1] = basis[0, 1, 0] = s2  # xy
-    basis[1, 1, 2] = basis[1, 2, 1] = s2  # yz
-    basis[2] = torch.diag(torch.tensor([-s6, -s6, 2 * s6], dtype=dtype, device=device))
-    basis[3, 0, 2] = basis[3, 2, 0] = s2  # xz
-    basis[4, 0, 0], basis[4, 1, 1] = s2, -s2  # x^2 - y^2
-    return basis
-
-
-def spherical_to_cartesian_l2(t: torch.Tensor) -> torch.Tensor:
-    """Real spherical lambda = 2 components -> symmetric traceless Cartesian tensors.
-
-    ``t`` is [N, 5, ...] (m = -2..2, featomic's convention); the result is
-    [N, 3, 3, ...] and transforms as R T R^T when ``t`` comes from a structure rotated
-    by R. The map is orthonormal: sum_m t_m^2 equals the Frobenius norm of T squared.
-    """
-    if t.dim() < 2 or t.shape[1] != 5:
-        raise ValueError(f"expected lambda = 2 components with shape [N, 5, ...], got {t.shape}.")
-    basis = _l2_basis(t.dtype, t.device)
-    return torch.einsum("mab,nm...->nab...", basis, t)
 
 
 class SOAPFeatures(torch.nn.Module):
@@ -354,7 +217,7 @@ class SOAPFeatures(torch.nn.Module):
         for key, block in spectrum.items():
             index = rows(block.samples.values)
             if int(key["o3_lambda"]) == 1:
-                vector = vector.index_put((index,), block.values[:, _L1_TO_XYZ])
+                vector = vector.index_put((index,), block.values[:, L1_TO_XYZ])
             else:
                 tensor = tensor.index_put((index,), block.values)
         result["vector"] = (scale * vector).to(dtype)

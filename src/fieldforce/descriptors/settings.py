@@ -1,0 +1,71 @@
+"""The descriptor settings (SOAP / lambda-SOAP hyper-parameters): the one set of defaults.
+
+Every model family's ``model.descriptor`` section is a :class:`DescriptorSettings`; its
+defaults (cutoff 4 Å, max_radial 4, max_angular 3, Gaussian width 0.3 Å) are the ones
+every family uses unless a configuration says otherwise. ``fieldforce config descriptor``
+prints them with their documentation. This module imports no featomic, so configuration
+files can be checked without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from fieldforce.config import Section, option
+
+
+@dataclass(kw_only=True)
+class DescriptorSettings(Section):
+    """Hyper-parameters of the SOAP / lambda-SOAP descriptors (featomic).
+
+    ``species`` fixes the feature layout (a model sets it to its own species).
+    ``feature_scale``: every feature is divided by it (dimensionless). featomic's densities
+    are already normalised: with the defaults liquid water gives invariants up to about
+    1.6 and lambda-SOAP components up to about 0.5, so 1.0 keeps them O(1); raise it for
+    much denser environments or larger cutoffs.
+    """
+
+    section: ClassVar[str] = "descriptor"
+    # legacy (rascaline / featomic < 0.6) spellings accepted in configuration files
+    aliases: ClassVar[dict[str, str]] = {
+        "radius": "cutoff",
+        "cutoff_radius": "cutoff",
+        "atomic_gaussian_width": "density_width",
+        "cutoff_smoothing_width": "smoothing_width",
+    }
+
+    cutoff: float = option(4.0, "cutoff radius, Å (featomic cutoff.radius)",
+                           exclusive_minimum=0)
+    smoothing_width: float = option(0.5, "width of the shifted-cosine smoothing at the "
+                                    "cutoff, Å", minimum=0)
+    density_width: float = option(0.3, "width of the Gaussian atomic densities, Å",
+                                  exclusive_minimum=0)
+    max_radial: int = option(4, "largest radial (GTO) index: max_radial + 1 radial "
+                             "functions", minimum=0)
+    max_angular: int = option(3, "largest angular channel l of the density expansion "
+                              "(>= 2: lambda = 2 features need l up to 2)", minimum=2)
+    species: list[int] = option([1, 8], "atomic numbers the features are resolved on",
+                                non_empty=True, minimum=1, maximum=118)
+    feature_scale: float = option(1.0, "every feature is divided by this constant",
+                                  exclusive_minimum=0)
+
+    def check(self) -> None:
+        self.species = sorted(set(self.species))
+        if self.smoothing_width >= self.cutoff:
+            raise self.invalid("smoothing_width", f"a width in [0, cutoff = {self.cutoff:g})")
+
+    def featomic_hypers(self) -> dict[str, Any]:
+        """Hyper-parameters in featomic's (>= 0.6) format for SOAP calculators."""
+        return {
+            "cutoff": {
+                "radius": float(self.cutoff),
+                "smoothing": {"type": "ShiftedCosine", "width": float(self.smoothing_width)},
+            },
+            "density": {"type": "Gaussian", "width": float(self.density_width)},
+            "basis": {
+                "type": "TensorProduct",
+                "max_angular": int(self.max_angular),
+                "radial": {"type": "Gto", "max_radial": int(self.max_radial)},
+            },
+        }

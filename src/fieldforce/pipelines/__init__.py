@@ -1,0 +1,1 @@
+"""Pipelines (layer 7): what chains the workflows, e.g. the demo (train -> MD -> analyse)."""

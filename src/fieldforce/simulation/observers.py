@@ -1,0 +1,266 @@
+"""Observers of an MD run: what happens around each step, attached to ASE's dynamics.
+
+An :class:`Observer` is attached to an :class:`~fieldforce.simulation.md.MDRun` with an
+interval; the run attaches it to ASE's dynamics object (``dyn.attach``), which calls it
+after every ``interval``-th step (ASE's rule: when the step number is a multiple of the
+interval; step 0 of a fresh run included). Its other hooks are optional:
+
+* ``start(run)`` — once, after the initial evaluation, before any step;
+* ``before_step(run, step)`` — before the state of step ``step`` is computed: before it
+  is integrated, or, for step 0 of a fresh run, before the initial evaluation (e.g. ask
+  the calculator for Born charges on a step that will be written);
+* ``__call__(run)`` — after the step, at its interval (``run.step``, ``run.time_fs``,
+  ``run.atoms``, ``run.calc`` describe the state just reached; ``run.initial`` is true
+  for the call at the start of a fresh run);
+* ``finish(run) -> dict`` — after the last step; entries for the run's summary.
+
+The run's own observers, in the order they are called: :class:`PolarizationObserver`
+(periodic models with charges, every step), :class:`StepStatistics` (every step),
+:class:`LogWriter` and :class:`TrajectoryWriter` (every ``write_interval`` steps and the
+last step), :class:`ProgressBar`. A user's callback (``MDRun.attach(fn, interval)``)
+comes after them and may stop the run (``run.request_stop(reason)``): the place for an
+uncertainty threshold, a field re-solve or an engine bridge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fieldforce.data.trajectory import make_frame
+from fieldforce.units import UC_PER_CM2
+
+if TYPE_CHECKING:
+    from fieldforce.simulation.md import MDRun
+
+
+class Observer:
+    """Base class: does nothing at every hook; subclasses override what they need."""
+
+    interval: int = 1
+
+    def start(self, run: MDRun) -> None:
+        """Once, after the initial evaluation and before the first step."""
+
+    def before_step(self, run: MDRun, step: int) -> None:
+        """Before step ``step`` (the step number it will reach) is integrated."""
+
+    def __call__(self, run: MDRun) -> None:
+        """After every ``interval``-th step."""
+
+    def finish(self, run: MDRun) -> dict[str, Any]:
+        """After the last step: entries for the summary."""
+        return {}
+
+
+class Callback(Observer):
+    """A plain function ``fn(run)`` called every ``interval`` steps."""
+
+    def __init__(self, function: Callable[[MDRun], Any], interval: int = 1) -> None:
+        if not callable(function):
+            raise TypeError(f"an MD callback must be callable, got {function!r}")
+        if not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"an MD callback interval must be a positive integer, "
+                             f"got {interval!r}")
+        self.function, self.interval = function, interval
+
+    def __call__(self, run: MDRun) -> None:
+        self.function(run)
+
+
+class PolarizationObserver(Observer):
+    """P(t) of a periodic model with charges, on the branch that follows the atoms.
+
+    Updated after every step (a :class:`~fieldforce.electrostatics.PolarizationTracker`
+    needs frames less than half a cell apart); ``value`` is the latest P [3] e/Å², and
+    the summary gets its mean over the steps of this run.
+    """
+
+    def __init__(self, tracked) -> None:
+        self.tracked = tracked  # fieldforce.simulation.polarization.TrackedPolarization
+
+    @property
+    def value(self) -> np.ndarray | None:
+        return self.tracked.value
+
+    def __call__(self, run: MDRun) -> None:
+        run.atoms.get_potential_energy()  # the charges of this step
+        self.tracked.update(run.atoms, run.calc.results["charges"], count=not run.initial)
+
+    def finish(self, run: MDRun) -> dict[str, Any]:
+        t = self.tracked
+        mean = t.total / t.count if t.count else None
+        return {"mean_polarization_e_per_A2": mean.tolist() if mean is not None else None,
+                "mean_polarization_uC_per_cm2": ((mean / UC_PER_CM2).tolist()
+                                                 if mean is not None else None)}
+
+
+class StepStatistics(Observer):
+    """Total energy and temperature of every step of this run: mean temperature and, for
+    NVE, the drift of Epot + Ekin (the summary)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.total_energy: list[float] = []
+        self.temperatures: list[float] = []
+
+    def __call__(self, run: MDRun) -> None:
+        if run.initial:
+            return
+        epot, ekin, temperature = run.energies()
+        self.times.append(run.time_fs)
+        self.total_energy.append(epot + ekin)
+        self.temperatures.append(temperature)
+
+    def finish(self, run: MDRun) -> dict[str, Any]:
+        drift = None
+        if run.settings.ensemble == "nve" and len(self.times) >= 2:
+            slope = np.polyfit(np.asarray(self.times), np.asarray(self.total_energy), 1)[0]
+            drift = float(slope * 1000.0 / len(run.atoms))  # eV/fs -> eV/atom/ps
+        return {"mean_temperature_K": (float(np.mean(self.temperatures))
+                                       if self.temperatures else None),
+                "energy_drift_eV_per_atom_per_ps": drift}
+
+
+class _EveryWriteStep(Observer):
+    """Called every ``write_interval`` steps and once more at the run's last step."""
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+        self.last_written: int | None = None
+
+    def write(self, run: MDRun) -> None:
+        raise NotImplementedError
+
+    def __call__(self, run: MDRun) -> None:
+        self.write(run)
+        self.last_written = run.step
+
+    def finish(self, run: MDRun) -> dict[str, Any]:
+        if run.steps_done and self.last_written != run.step:
+            self.write(run)
+            self.last_written = run.step
+        return {}
+
+
+LOG_HEADER = ("# time_fs  Epot_eV  Ekin_eV  Etot_eV  T_K  dipole_x  dipole_y  dipole_z"
+              "  field_x  field_y  field_z  (e*A, V/A)\n")
+LOG_HEADER_POLARIZATION = (LOG_HEADER[:-len("  (e*A, V/A)\n")]
+                           + "  P_x  P_y  P_z  P_x  P_y  P_z  (e*A, V/A, P: e/A^2 then uC/cm^2)\n")
+
+
+class LogWriter(_EveryWriteStep):
+    """``md.log``: a text table of time, energies, temperature, dipole, field (and P)."""
+
+    def __init__(self, path, interval: int, polarization: PolarizationObserver | None,
+                 fresh: bool) -> None:
+        super().__init__(interval)
+        self.path, self.polarization = path, polarization
+        self.file = open(path, "w" if fresh else "a")  # noqa: SIM115 - closed in finish
+        if fresh:
+            self.file.write(LOG_HEADER if polarization is None else LOG_HEADER_POLARIZATION)
+
+    def write(self, run: MDRun) -> None:
+        epot, ekin, temperature = run.energies()
+        p = None if self.polarization is None else self.polarization.value
+        mu = run.dipole() if p is None else p * run.atoms.get_volume()
+        row = (f"{run.time_fs:12.3f} {epot:16.6f} {ekin:12.6f} {epot + ekin:16.6f} "
+               f"{temperature:10.2f} " + " ".join(f"{x:11.6f}" for x in mu) + " "
+               + " ".join(f"{x:11.6f}" for x in run.mean_field()))
+        if p is not None:
+            row += (" " + " ".join(f"{x:15.8e}" for x in p) + " "
+                    + " ".join(f"{x:12.6f}" for x in p / UC_PER_CM2))
+        self.file.write(row + "\n")
+        self.file.flush()
+
+    def finish(self, run: MDRun) -> dict[str, Any]:
+        super().finish(run)
+        self.close()
+        return {}
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+
+class TrajectoryWriter(_EveryWriteStep):
+    """``trajectory.xyz``: one extxyz frame per write step, in the schema of
+    :mod:`fieldforce.data.trajectory` (every ``property`` output the model declares).
+
+    With ``write_born_charges`` it asks the calculator for Born charges on the steps it
+    writes, before they are integrated, so they come with that step's forces.
+    """
+
+    def __init__(self, path, interval: int, polarization: PolarizationObserver | None,
+                 write_born_charges: bool) -> None:
+        super().__init__(interval)
+        self.path, self.polarization = path, polarization
+        self.write_born_charges = write_born_charges
+
+    def before_step(self, run: MDRun, step: int) -> None:
+        due = step % self.interval == 0 or step == run.final_step
+        run.calc.compute_born_charges = self.write_born_charges and due
+
+    def write(self, run: MDRun) -> None:
+        import ase.io
+
+        atoms, calc = run.atoms, run.calc
+        run.energies()
+        if self.write_born_charges and "born_charges" not in calc.results:
+            calc.get_property("born_charges", atoms)
+        values, per_atom = {}, set()
+        for spec in calc.model.output_specs():
+            if spec.role != "property" or spec.name not in calc.results:
+                continue
+            if spec.on_request and not (spec.name == "born_charges"
+                                        and self.write_born_charges):
+                continue  # stress, or Born charges not asked for
+            values[spec.name] = calc.results[spec.name]
+            if spec.per_atom:
+                per_atom.add(spec.name)
+        if "dipole" not in values:
+            values["dipole"] = run.dipole()  # NaN: a model without a dipole
+        p = None if self.polarization is None else self.polarization.value
+        if p is not None:  # the continuous branch, not the calculator's default one
+            values["polarization"] = p
+            values["dipole"] = p * atoms.get_volume()
+        field = np.asarray(calc.results["efield"], dtype=float)
+        if field.ndim == 1:
+            values["efield"] = field
+        else:
+            values["atom_efield"] = field
+            per_atom.add("atom_efield")
+        frame = make_frame(atoms, run.step, run.time_fs, values, per_atom)
+        ase.io.write(self.path, frame, format="extxyz", append=True)
+
+
+class ProgressBar(Observer):
+    """A tqdm bar over the steps, with the temperature and energy of the last write."""
+
+    def __init__(self, total: int, initial: int, enabled: bool, write_interval: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=min(initial, total), disable=not enabled,
+                        unit="step", desc="md")
+        self.write_interval = write_interval
+
+    def __call__(self, run: MDRun) -> None:
+        if run.initial:
+            return
+        if run.step % self.write_interval == 0 or run.step == run.final_step:
+            epot, _, temperature = run.energies()
+            self.bar.set_postfix(T=f"{temperature:.0f}K", Epot=f"{epot:.3f}eV", refresh=False)
+        self.bar.update(1)
+
+    def finish(self, run: MDRun) -> dict[str, Any]:
+        self.close()
+        return {}
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+__all__ = ["Callback", "LogWriter", "Observer", "PolarizationObserver", "ProgressBar",
+           "StepStatistics", "TrajectoryWriter"]

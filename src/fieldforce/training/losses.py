@@ -1,0 +1,72 @@
+"""Loss terms: label spreads, the comparison of predictions with labels, the weighted sum.
+
+Loss = sum_p w_p <(pred - ref)²>_p / s_p², over the properties p with a weight, labels
+and a prediction; s_p is the standard deviation of the training labels of p (so the
+weights are dimensionless; one labelled value has no spread and leaves its term
+unnormalised). Labels marked ``per_atom_score`` in the label table (the energy) are
+compared per atom. A frame without a label does not enter that term. The same
+comparison (:func:`labelled_pairs`) gives the errors of ``fieldforce eval``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from fieldforce.data.batch import Batch, collate
+from fieldforce.data.frame import Frame
+from fieldforce.data.labels import LABELS, LOSS_TERMS
+
+
+def labelled_pairs(batch: Batch, out: dict[str, torch.Tensor], name: str
+                   ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(prediction, label) of ``name`` over the structures (or atoms) that have the label;
+    None when the batch has no such label or the model made no such prediction."""
+    if name not in batch.labels or name not in out:
+        return None
+    ref, pred = batch.labels[name], out[name]
+    if LABELS[name].per_atom_score:
+        n_atoms = batch.n_atoms_per_structure.to(batch.positions.dtype)
+        ref, pred = ref / n_atoms, pred / n_atoms
+    mask = batch.label_mask[name]
+    if ref.shape[0] != batch.n_structures:  # per-atom label
+        mask = mask[batch.structure_index]
+    return pred[mask], ref[mask]
+
+
+def label_scales(frames: Sequence[Frame]) -> dict[str, float]:
+    """Standard deviation of each loss term's labels over ``frames`` (per atom where scored
+    so); a term with a single labelled value gets 1 (no spread to normalise by)."""
+    batch = collate(frames)
+    scales = {}
+    for name in LOSS_TERMS:
+        if name in batch.labels and batch.label_mask[name].any():
+            values = batch.labels[name]
+            mask = batch.label_mask[name]
+            if LABELS[name].per_atom_score:
+                values = values / batch.n_atoms_per_structure
+            if values.shape[0] != batch.n_structures:
+                mask = mask[batch.structure_index]
+            values = values[mask]
+            scales[name] = float(values.std().clamp_min(1e-6)) if values.numel() > 1 else 1.0
+    return scales
+
+
+def weighted_loss(batch: Batch, out: dict[str, torch.Tensor], terms: Sequence[str],
+                  weights: dict[str, float], scales: dict[str, float]
+                  ) -> tuple[torch.Tensor | float, dict[str, float]]:
+    """(the weighted loss, the RMSE of each term present in this batch)."""
+    total, parts = 0.0, {}
+    for name in terms:
+        pair = labelled_pairs(batch, out, name)
+        if pair is None or pair[1].numel() == 0:
+            continue
+        pred, ref = pair
+        mse = ((pred - ref) ** 2).mean()
+        parts[name] = float(mse.detach().sqrt())
+        total = total + weights[name] * mse / scales[name] ** 2
+    return total, parts
+
+
+__all__ = ["label_scales", "labelled_pairs", "weighted_loss"]

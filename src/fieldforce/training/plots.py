@@ -1,0 +1,68 @@
+"""Plots of a training run: parity plots per property and the learning curve (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fieldforce.data.atomic import atomic_path
+from fieldforce.data.labels import LABELS
+
+
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as PNG, atomically."""
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=120)
+
+
+def parity_plots(pairs: dict[str, dict[str, np.ndarray]], directory: str | Path,
+                 table: dict | None = None, prefix: str = "parity") -> list[Path]:
+    """One PNG per property: predicted against reference, all components, with the RMSE
+    and relative RMSE of ``table`` (:func:`fieldforce.training.evaluation.metrics`)."""
+    from matplotlib.figure import Figure
+
+    table = table or {}
+    written = []
+    for name, pr in pairs.items():
+        ref, pred = pr["ref"].ravel(), pr["pred"].ravel()
+        fig = Figure(figsize=(4.2, 4.0))
+        ax = fig.add_subplot()
+        ax.scatter(ref, pred, s=6, alpha=0.6)
+        lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        unit = LABELS[name].score_unit
+        ax.set_xlabel(f"reference {name} ({unit})")
+        ax.set_ylabel(f"predicted {name} ({unit})")
+        m = table.get(name)
+        if m:
+            ax.set_title(f"{name}: RMSE {m['rmse']:.3g} {unit}, {100 * m['rrmse']:.1f} % of spread",
+                         fontsize=8)
+        fig.tight_layout()
+        path = Path(directory) / f"{prefix}_{name}.png"
+        save_figure(fig, path)
+        written.append(path)
+    return written
+
+
+def learning_curve(history: list[dict], path: Path) -> Path:
+    """Training and validation loss per epoch (log scale), with the learning rate."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    epochs = [h["epoch"] for h in history]
+    ax.semilogy(epochs, [h["train_loss"] for h in history], label="train loss")
+    ax.semilogy(epochs, [h["valid_loss"] for h in history], label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("weighted loss (dimensionless)")
+    twin = ax.twinx()
+    twin.semilogy(epochs, [h["lr"] for h in history], "k:", lw=0.8, label="learning rate")
+    twin.set_ylabel("learning rate")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+__all__ = ["learning_curve", "parity_plots", "save_figure"]
