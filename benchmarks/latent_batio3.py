@@ -67,7 +67,7 @@ def predict(model, frames) -> dict[str, np.ndarray]:
     from fieldforce.data.batch import collate
     from fieldforce.models import evaluate
 
-    born = model.predicts_charges
+    born = model.has_charges
     keys = ("energy", "forces") + (("charges", "polarization", "born_charges") if born else ())
     out = {k: [] for k in keys}
     with torch.enable_grad():
@@ -304,7 +304,7 @@ def main() -> None:
                "forces_rmse": rmse(pred["forces"],
                                    np.concatenate([f.labels["forces"] for f in test])),
                "model": trainer.model.config}
-        if trainer.model.predicts_charges:
+        if trainer.model.has_charges:
             p_ref_model = predict(trainer.model, [first])["polarization"][0]
             dp_model = delta_p(pred["polarization"], p_ref_model, cells)
             row.update(charge_scores(pred["born_charges"], numbers, z_ref, dp_model, dp_dft,

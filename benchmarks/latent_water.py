@@ -157,7 +157,7 @@ def run_variant(name: str, data, epochs: int, seed: int, work: Path, max_minutes
     seconds = time.perf_counter() - t0
     model = trainer.model
     ref = reference(test)
-    pred = predict(model, test, born=model.predicts_charges)
+    pred = predict(model, test, born=model.has_charges)
     zero, atom_zero = ~ref["field"], ~ref["atom_field"]
     row = {"variant": name, "epochs": trainer.epoch, "seconds": seconds,
            "seconds_per_epoch": seconds / max(trainer.epoch, 1),
@@ -169,7 +169,7 @@ def run_variant(name: str, data, epochs: int, seed: int, work: Path, max_minutes
                1000 * rmse(pred["energy"][zero], ref["energy"][zero]),
            "forces_rmse_zero_field": rmse(pred["forces"][atom_zero], ref["forces"][atom_zero]),
            "model": model.config}
-    if model.predicts_charges:
+    if model.has_charges:
         row.update(charge_scores(pred["born_charges"], pred["dipole"], pred["charges"], ref, ""))
     return row
 

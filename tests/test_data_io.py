@@ -122,7 +122,7 @@ def test_bad_specs(tmp_path):
         read_frames(write_spec(tmp_path, SPEC.replace("hartree", "parsec"), [foreign_frame()]))
     with pytest.raises(ConfigError, match="unknown label 'dipoles'"):
         load_spec({"path": "x.xyz", "keys": {"dipoles": "mu"}})
-    with pytest.raises(ConfigError, match="needs a 'path'"):
+    with pytest.raises(ConfigError, match="missing key 'path'"):
         load_spec({"keys": {}})
     with pytest.raises(DataError, match="no such file"):
         read_frames(tmp_path / "missing.xyz")

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import math
 import os
 import types
@@ -83,28 +84,33 @@ def option(default: Any = dataclasses.MISSING, doc: str = "", *,
 
 
 def _where(source: str | os.PathLike | None) -> str:
-    return "<config>" if source is None else str(source)
+    """The source named in messages: the given one, else that of the section (or the
+    :func:`context`) being checked, else "<config>"."""
+    return _CONTEXT.get()[0] if source is None else str(source)
+
+
+def suggestion(value: Any, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the option nearest a misspelt ``value``, else ""."""
+    close = difflib.get_close_matches(str(value), list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_keys(raw: Mapping, allowed: Iterable[str], *, required: Iterable[str] = (),
                source: str | os.PathLike | None = None, section: str = "",
-               error: type[Exception] = ConfigError) -> None:
+               what: str | None = None, error: type[Exception] = ConfigError) -> None:
     """Unknown keys first (a misspelt key is the likeliest reason a required one is
     missing; the nearest valid key is suggested), then missing required ones.
 
-    ``section``: how the mapping is named in messages ("training", "field of type
-    'static'"); empty for the top level of a file.
+    ``section``: the mapping's dotted name in its file ("training"), empty for the top
+    level; ``what``: a phrase naming it instead ("field of type 'static'").
     """
     allowed = list(allowed)
     where = _where(source)
-    place = f" in section '{section}'" if section and not section.startswith("field") else (
-        f" in {section}" if section else "")
+    place = f" in {what}" if what else f" in section '{section}'" if section else ""
     for key in raw:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise error(f"{where}: unknown key {key!r}{place}{hint}; valid keys: "
-                        f"{', '.join(allowed)}")
+            raise error(f"{where}: unknown key {key!r}{place}{suggestion(key, allowed)}; "
+                        f"valid keys: {', '.join(allowed)}")
     required = list(required)
     for key in required:
         if key not in raw:
@@ -245,13 +251,23 @@ def check_value(value: Any, hint: Any, meta: Mapping, path: str,
     return converted
 
 
+def source() -> str:
+    """The file (or description) whose configuration is being checked: see :func:`context`."""
+    return _CONTEXT.get()[0]
+
+
 @contextlib.contextmanager
-def _context(source: str | os.PathLike | None, prefix: str) -> Iterator[None]:
+def context(source: str | os.PathLike | None, prefix: str = "") -> Iterator[None]:
+    """Checks inside this block name ``source`` (a file) and the section ``prefix`` when
+    they are given none: for values checked outside a Section, e.g. a field config."""
     token = _CONTEXT.set((_where(source), prefix))
     try:
         yield
     finally:
         _CONTEXT.reset(token)
+
+
+_context = context
 
 
 # -- sections ------------------------------------------------------------------------------
@@ -383,24 +399,48 @@ def _yaml_value(value: Any) -> str:
         return json.dumps(value.to_dict())
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, tuple):
+        value = list(value)
     return json.dumps(value) if isinstance(value, (list, dict, str)) else repr(value)
 
 
 # -- the one YAML loader -----------------------------------------------------------------
 
 
+@functools.cache
+def yaml_loader():
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: ``1e-3`` is a float (YAML
+    1.1, PyYAML's default, wants ``1.0e-3`` and reads ``1e-3`` as a string)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return Loader
+
+
 def read_yaml(path: str | os.PathLike, what: str) -> Any:
-    """The parsed YAML in ``path``; one ConfigError naming the file and ``what`` it is."""
+    """The parsed YAML in ``path``; one ConfigError naming the file and ``what`` it is.
+
+    Numbers follow YAML 1.2: ``1e-3`` is the float 0.001, not the string "1e-3"."""
     import yaml
 
     try:
         text = Path(path).read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such {what} file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
 
@@ -416,4 +456,5 @@ def read_mapping(path: str | os.PathLike, what: str) -> dict:
     return raw
 
 
-__all__ = ["Section", "check_keys", "check_value", "option", "read_mapping", "read_yaml"]
+__all__ = ["Section", "check_keys", "check_value", "context", "option", "read_mapping",
+           "read_yaml", "source", "suggestion", "yaml_loader"]

@@ -17,7 +17,7 @@ from fieldforce.errors import FieldforceError
 from fieldforce.version import __version__
 
 # Subcommand modules, in the order `fieldforce --help` lists them.
-SUBCOMMANDS = ("data", "label", "train", "eval", "md", "analyze", "demo")
+SUBCOMMANDS = ("data", "label", "train", "eval", "md", "analyze", "config", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fieldforce.errors import ConfigError
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -25,14 +23,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from fieldforce.config import read_mapping
-    from fieldforce.simulation.md import run_md
+    from fieldforce.simulation.md import MDRun
 
-    if not args.config.is_file():
-        raise ConfigError(f"{args.config}: no such config file")
-    config = read_mapping(args.config, "md configuration")
-    summary = run_md(config, base_dir=args.config.resolve().parent, resume=args.resume,
-                     progress=not args.no_progress, source=str(args.config))
+    summary = MDRun.from_file(args.config, resume=args.resume,
+                              progress=not args.no_progress).run()
     rate = summary["ns_per_day"]
     print(f"md: {summary['steps_done']} steps done (step {summary['step']}, "
           f"t = {summary['time_fs']:.2f} fs) in {summary['wall_time_s']:.1f} s"

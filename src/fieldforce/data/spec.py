@@ -18,9 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fieldforce.config import check_keys, read_mapping
 from fieldforce.data.labels import LABELS
 from fieldforce.errors import ConfigError, UnitError
 from fieldforce.units import parse_unit
+
+#: the keys of a data spec file
+SPEC_KEYS = ("path", "keys", "units", "positions_unit", "tags")
 
 
 @dataclass
@@ -79,37 +83,15 @@ class DataSpec:
         return self.units.get(name)
 
 
-def read_yaml(path: str | Path, what: str):
-    """The parsed YAML in ``path``; one ConfigError naming the file and ``what`` it is."""
-    import yaml
-
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-
-
 def load_spec(source: str | Path | dict) -> DataSpec:
     """Read a spec from a YAML file or a dict (relative paths resolve against the file)."""
     if isinstance(source, dict):
         raw, base, origin = dict(source), Path.cwd(), "data spec"
     else:
         origin = str(source)
-        raw = read_yaml(source, "data spec")
+        raw = read_mapping(source, "data spec")
         base = Path(source).resolve().parent
-    if not isinstance(raw, dict) or "path" not in raw:
-        raise ConfigError(
-            f"{origin}: a data spec needs a 'path' entry (and optionally keys, units)"
-        )
-    allowed = {"path", "keys", "units", "positions_unit", "tags"}
-    extra = sorted(set(raw) - allowed)
-    if extra:
-        raise ConfigError(f"{origin}: unknown entr{'y' if len(extra) == 1 else 'ies'} "
-                          f"{', '.join(extra)}; allowed: {', '.join(sorted(allowed))}")
+    check_keys(raw, SPEC_KEYS, required=("path",), source=origin)
     for section in ("keys", "units"):
         if not isinstance(raw.get(section, {}) or {}, dict):
             raise ConfigError(f"{origin}: '{section}' must be a mapping of label -> value")

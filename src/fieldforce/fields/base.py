@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from fieldforce.config import check_keys, suggestion
+from fieldforce.config import source as config_source
 from fieldforce.errors import ConfigError, DataError, UnitError
 from fieldforce.units import parse_unit
 
@@ -53,17 +55,12 @@ def _number(value: Any, what: str, positive: bool = False) -> float:
     return x
 
 
-def _check_keys(d: dict, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
-    kind = d.get("type")
-    # Unknown keys first: a misspelt key is the likeliest reason a required one is missing.
-    unknown = [k for k in d if k != "type" and k not in required and k not in optional]
-    if unknown:
-        raise ConfigError(f"field config of type {kind!r} has unknown key {unknown[0]!r}; "
-                          f"allowed keys: {', '.join(required + optional)}")
-    missing = [k for k in required if k not in d]
-    if missing:
-        raise ConfigError(f"field config of type {kind!r} is missing key {missing[0]!r}; "
-                          f"required keys: {', '.join(required)}")
+def _check_keys(d: dict, required: tuple[str, ...], optional: tuple[str, ...],
+                source: str | None = None) -> None:
+    """The one configuration checker (:func:`fieldforce.config.check_keys`) on a field
+    config: unknown keys (with the nearest valid one suggested), then missing ones."""
+    check_keys(d, ("type", *required, *optional), required=required, source=source,
+               what=f"field of type {d.get('type')!r}")
 
 
 def _field_unit_factor(d: dict) -> float:
@@ -80,6 +77,13 @@ def _floats(arr: np.ndarray) -> list[float]:
 
 #: config ``type`` -> field class, filled as the field modules are imported.
 _REGISTRY: dict[str, type[ExternalField]] = {}
+
+
+def registered_types() -> dict[str, type[ExternalField]]:
+    """Config ``type`` -> field class, for every field type with a config form."""
+    import fieldforce.fields  # noqa: F401 - importing the package registers the built-ins
+
+    return dict(_REGISTRY)
 
 
 class ExternalField:
@@ -227,10 +231,13 @@ class ExternalField:
 
         ``base_dir`` resolves relative file paths (the directory of the YAML file).
         """
+        where = config_source()
         if not isinstance(d, dict) or "type" not in d:
-            raise ConfigError(f"a field config must be a mapping with a 'type' key, got {d!r}")
+            raise ConfigError(f"{where}: a field config must be a mapping with a 'type' key, "
+                              f"got {d!r}")
         if d["type"] not in _REGISTRY:
-            raise ConfigError(f"unknown field type {d['type']!r}; valid types: "
+            raise ConfigError(f"{where}: unknown field type {d['type']!r}"
+                              f"{suggestion(d['type'], _REGISTRY)}; valid types: "
                               f"{', '.join(_REGISTRY)}")
         return _REGISTRY[d["type"]]._from_dict(d, Path(base_dir) if base_dir is not None
                                                else None)

@@ -56,6 +56,8 @@ class GriddedField(ExternalField):
     """
 
     config_type = "grid"
+    # documentation only (``fieldforce config field``): _from_dict checks them itself
+    _optional = ("file", "origin", "spacing", "potential", "outside")
     depends_on_time = False
     has_potential = True
 

@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from fieldforce.config import Section, option
+from fieldforce.config import Section, option, suggestion
 from fieldforce.data.frame import Frame
 from fieldforce.data.labels import LABELS
 from fieldforce.errors import ConfigError
@@ -169,7 +169,8 @@ def family_class(name: Any, source: str | None = None) -> type[FieldModel]:
     """The class registered as family ``name``; a ConfigError listing the others if none."""
     if not isinstance(name, str) or name not in _FAMILIES:
         where = f"{source}: " if source else ""
-        raise ConfigError(f"{where}unknown model family {name!r}; available: "
+        raise ConfigError(f"{where}unknown model family {name!r}"
+                          f"{suggestion(name, families())}; available: "
                           f"{', '.join(families())}")
     return _FAMILIES[name]
 

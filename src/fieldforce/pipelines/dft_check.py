@@ -19,7 +19,9 @@ def _fmt_vec(v) -> str:
     return "[" + ", ".join(f"{x:+.4f}" for x in np.ravel(v)) + "]"
 
 
-def dft_check(args) -> int:
+def dft_check(efield=(0.0, 0.0, 0.05), basis: str | None = None) -> int:
+    """Run the check (prints as it goes); 0 when every check passes. ``efield`` V/Å,
+    ``basis``: override the dataset's basis (faster, less accurate)."""
     from fieldforce.data.info import format_summary, summarize
     from fieldforce.datasets import load_water, water_metadata, water_path
     from fieldforce.reference.backend import get_backend
@@ -40,9 +42,9 @@ def dft_check(args) -> int:
         for f in frames
         if f.atoms.info.get("config_type") == "monomer" and not abs(f.efield).max() > 0
     )
-    settings = {"xc": lot["xc"], "basis": args.basis or lot["basis"]}
+    settings = {"xc": lot["xc"], "basis": basis or lot["basis"]}
     backend = get_backend("pyscf", **settings)
-    efield = np.asarray(args.efield, dtype=float)
+    efield = np.asarray(efield, dtype=float)
     props = {"energy", "forces", "dipole", "polarizability", "born_charges"}
     t0 = time.perf_counter()
     at_field = backend.label(monomer.atoms, efield, props)

@@ -1,6 +1,18 @@
-"""Simulation (layer 6): the ASE calculator, molecular dynamics with observers."""
+"""Simulation (layer 6): the ASE calculator, molecular dynamics with observers.
+
+* :mod:`~fieldforce.simulation.calculator` — :class:`FieldForceCalculator`, any model in
+  any field, results from the model's declared outputs;
+* :mod:`~fieldforce.simulation.md` — :func:`run_md` and :class:`MDRun`: ASE's integrators
+  with observers attached, per-step callbacks (``MDRun.attach(fn, interval)``), stop
+  requests, checkpointed trajectories and ``--resume``;
+* :mod:`~fieldforce.simulation.observers` — the observers (:class:`Observer`): trajectory
+  writer, log, polarization tracker, statistics, progress;
+* :mod:`~fieldforce.simulation.polarization` — the continuous polarization of a periodic
+  run and its branch on resume.
+"""
 
 from fieldforce.simulation.calculator import FieldForceCalculator
-from fieldforce.simulation.md import run_md
+from fieldforce.simulation.md import MDRun, MDSettings, run_md
+from fieldforce.simulation.observers import Callback, Observer
 
-__all__ = ["FieldForceCalculator", "run_md"]
+__all__ = ["Callback", "FieldForceCalculator", "MDRun", "MDSettings", "Observer", "run_md"]

@@ -129,9 +129,11 @@ class MDSettings(Section):
                 raise DataError(f"no such file (md config key {key!r})",
                                 path=str(getattr(self, key)))
         if self.field is not None:
+            from fieldforce.config import context
             from fieldforce.fields import ExternalField
 
-            self.field = ExternalField.from_config(self.field, base)
+            with context(source, "field"):
+                self.field = ExternalField.from_config(self.field, base)
 
 
 def check_config(config: dict, base_dir: str | Path | None = None,
@@ -273,6 +275,17 @@ class MDRun:
         self.dyn.nsteps = self.start_step
         self.observers: list[Observer] = []
         self._builtin_observers(recorded_p)
+
+    @classmethod
+    def from_file(cls, path: str | Path, resume: bool = False, progress: bool = True) -> MDRun:
+        """The run of an ``fieldforce md`` YAML file (relative paths from its folder)."""
+        from fieldforce.config import read_mapping
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such md config file")
+        return cls(read_mapping(path, "md configuration"), base_dir=path.resolve().parent,
+                   resume=resume, progress=progress, source=str(path))
 
     # -- observers --------------------------------------------------------------------
 

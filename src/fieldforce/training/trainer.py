@@ -28,7 +28,7 @@ from fieldforce.data.batch import collate
 from fieldforce.data.frame import Frame
 from fieldforce.data.labels import LOSS_TERMS
 from fieldforce.errors import ConfigError
-from fieldforce.models import build_model, save_model
+from fieldforce.models import build_model, family_class, save_model
 from fieldforce.models.backbone import species_of
 from fieldforce.models.derivatives import evaluate
 from fieldforce.training.evaluation import evaluate_frames, format_metrics
@@ -59,7 +59,9 @@ class Trainer:
         random.seed(t["seed"])
         self.train, self.valid, self.test = data if data is not None else split_data(config)
         model_cfg = dict(config["model"])
-        model_cfg.setdefault("species", species_of(self.train + self.valid + self.test))
+        if "species" in family_class(model_cfg.get("family", "response")).settings_class.keys():
+            # a family that resolves species gets those of the data unless it names them
+            model_cfg.setdefault("species", species_of(self.train + self.valid + self.test))
         self.model = build_model(model_cfg)
         self.model.fit_statistics(self.train)
         self.scales = label_scales(self.train)
