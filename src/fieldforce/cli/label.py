@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fieldforce.data.labels import REFERENCE_LABELS
 from fieldforce.errors import ConfigError
 
 
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
                    help="central-difference step in V/Å for polarizability and Born charges")
     p.add_argument(
         "--properties", default="energy,forces,dipole",
-        help="comma-separated subset of energy,forces,dipole,polarizability,born_charges",
+        help=f"comma-separated subset of {','.join(REFERENCE_LABELS)}",
     )
     p.add_argument("--workers", type=int, default=1, help="parallel processes")
     p.add_argument("--max-seconds", type=float, default=None,

@@ -44,7 +44,10 @@ class LabelSpec:
     labels (losses, errors, calculator results and trajectories are built from these),
     ``"condition"`` for the state it was computed in (the applied field, the net charge).
     ``trainable``: a loss term exists for it (stress: not yet). ``per_atom_score``: losses
-    and errors compare it per atom (the extensive energy).
+    and errors compare it per atom (the extensive energy). ``reference``: a DFT backend
+    may be asked for it (not stress, which no backend computes yet; not charges, which
+    are a partitioning rather than an observable; not the periodic Berry-phase
+    polarization, not implemented).
     """
 
     name: str
@@ -55,6 +58,7 @@ class LabelSpec:
     role: str = "target"
     trainable: bool = True
     per_atom_score: bool = False
+    reference: bool = True
 
     @property
     def size(self) -> int:
@@ -80,12 +84,14 @@ LABELS: dict[str, LabelSpec] = {
     for spec in (
         LabelSpec("energy", False, (), "energy", "total energy", per_atom_score=True),
         LabelSpec("forces", True, (3,), "force", "atomic forces"),
-        LabelSpec("stress", False, (3, 3), "stress", "stress tensor", trainable=False),
+        LabelSpec("stress", False, (3, 3), "stress", "stress tensor", trainable=False,
+                  reference=False),
         LabelSpec("dipole", False, (3,), "dipole", "dipole moment"),
         LabelSpec("polarizability", False, (3, 3), "polarizability", "dipole polarizability"),
-        LabelSpec("charges", True, (), "charge", "atomic partial charges"),
+        LabelSpec("charges", True, (), "charge", "atomic partial charges", reference=False),
         LabelSpec("born_charges", True, (3, 3), "charge", "Born effective charges"),
-        LabelSpec("polarization", False, (3,), "polarization", "polarization (periodic)"),
+        LabelSpec("polarization", False, (3,), "polarization", "polarization (periodic)",
+                  reference=False),
         LabelSpec("efield", False, (3,), "field", "applied uniform electric field",
                   role="condition"),
         LabelSpec("total_charge", False, (), "charge", "net charge of the structure",
@@ -97,6 +103,8 @@ LABELS: dict[str, LabelSpec] = {
 TARGETS: tuple[str, ...] = tuple(n for n, s in LABELS.items() if s.role == "target")
 #: targets with a loss term (training.loss_weights keys).
 LOSS_TERMS: tuple[str, ...] = tuple(n for n in TARGETS if LABELS[n].trainable)
+#: targets a DFT backend may be asked for (each backend declares its own subset).
+REFERENCE_LABELS: tuple[str, ...] = tuple(n for n in TARGETS if LABELS[n].reference)
 
 #: Tensor labels that must be symmetric (checked on reading).
 SYMMETRIC_LABELS = ("polarizability", "stress")

@@ -19,13 +19,12 @@ import numpy as np
 from ase import Atoms
 
 from fieldforce.config import Section
-from fieldforce.data.labels import LABELS
+from fieldforce.data.labels import REFERENCE_LABELS
 from fieldforce.errors import BackendError
 
-#: Labels of the canonical table that a structure's DFT calculation can give; each backend
-#: declares the subset it computes (``Backend.properties``).
-PROPERTIES = tuple(n for n, s in LABELS.items() if s.role == "target"
-                   and n not in ("stress", "charges", "polarization"))
+#: Labels a DFT backend may be asked for (the label table's ``reference`` ones); each
+#: backend declares the subset it computes (``Backend.properties``).
+PROPERTIES = REFERENCE_LABELS
 
 # name -> (module, class, package to import, pip extra)
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
