@@ -119,6 +119,7 @@ class LatentChargeModel(FieldModel):
         self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
                                  self.settings.hidden)
         self.config["species"] = self.backbone.species
+        self.config["descriptor"]["species"] = self.backbone.species  # what it was built with
         self.long_range = self.settings.long_range
         if self.long_range:
             self.charge_head = nn.Linear(self.backbone.width, 1)

@@ -75,6 +75,7 @@ class ResponseModel(FieldModel):
         self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
                                  self.settings.hidden)
         self.config["species"] = self.backbone.species
+        self.config["descriptor"]["species"] = self.backbone.species  # what it was built with
         features = self.backbone.features
         f1, f2 = features.n_vector, features.n_tensor
         k = int(self.settings.channels)

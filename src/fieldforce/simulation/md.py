@@ -49,6 +49,7 @@ trajectory is never overwritten.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -95,8 +96,10 @@ class MDSettings(Section):
                         minimum=0)
     ensemble: str = option(doc="nve, langevin, nvt-berendsen, bussi or nose-hoover (ASE's "
                            "NoseHooverChainNVT)", choices=ENSEMBLES)
-    field: dict | None = option(None, "a field config (ExternalField.from_config): static, "
-                                "ramp, sinusoid, pulse, point_charge or grid")
+    field: Any = option(None, "a field config (ExternalField.from_config): static, ramp, "
+                        "sinusoid, pulse, point_charge or grid",
+                        check=lambda v: isinstance(v, dict) or hasattr(v, "uniform_value"),
+                        expected="a field config (a mapping with a 'type' key)")
     temperature_K: float = option(0.0, "thermostat target (> 0 for thermostats) and "
                                   "temperature of the initial Maxwell-Boltzmann velocities; "
                                   "0: the structure file's momenta (or rest)", minimum=0)
@@ -118,7 +121,8 @@ class MDSettings(Section):
                                                 f"{self.ensemble} thermostat")
 
     def resolve(self, base_dir: str | Path | None, source: str) -> None:
-        """Paths relative to ``base_dir``; the input files must exist; the field built."""
+        """Paths relative to ``base_dir``; the input files must exist; the field built
+        (a field config becomes an :class:`~fieldforce.fields.ExternalField`)."""
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         for key in ("structure", "model", "output"):
             path = getattr(self, key)
@@ -128,7 +132,7 @@ class MDSettings(Section):
             if not getattr(self, key).is_file():
                 raise DataError(f"no such file (md config key {key!r})",
                                 path=str(getattr(self, key)))
-        if self.field is not None:
+        if isinstance(self.field, dict):
             from fieldforce.config import context
             from fieldforce.fields import ExternalField
 
@@ -235,7 +239,8 @@ class MDRun:
         from fieldforce.simulation.calculator import FieldForceCalculator
 
         if isinstance(config, MDSettings):
-            c = config
+            c = dataclasses.replace(config)  # a copy: resolving must not change the caller's
+            c.resolve(base_dir, source)
         else:
             c = check_config(config, base_dir, source)
         self.settings = c
@@ -411,12 +416,22 @@ class MDRun:
             "write_born_charges": c.write_born_charges,
             "ensemble": c.ensemble, "timestep_fs": c.timestep_fs, "n_atoms": len(self.atoms),
             "temperature_K": c.temperature_K, "seed": c.seed,
-            "field": field.to_dict() if field is not None else None,
+            "field": _field_summary(field),
             "structure": str(c.structure), "model": str(c.model),
             "trajectory": str(self.trajectory), "log": str(self.log),
         }
         write_json(summary, c.output / "summary.json", indent=2)
         return summary
+
+
+def _field_summary(field) -> dict | str | None:
+    """The field's config form for summary.json (a Python callable has none: its repr)."""
+    if field is None:
+        return None
+    try:
+        return field.to_dict()
+    except ConfigError:
+        return repr(field)
 
 
 def run_md(config: dict | MDSettings, base_dir: str | Path | None = None,

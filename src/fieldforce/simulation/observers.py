@@ -157,10 +157,14 @@ class LogWriter(_EveryWriteStep):
     def __init__(self, path, interval: int, polarization: PolarizationObserver | None,
                  fresh: bool) -> None:
         super().__init__(interval)
-        self.path, self.polarization = path, polarization
-        self.file = open(path, "w" if fresh else "a")  # noqa: SIM115 - closed in finish
-        if fresh:
-            self.file.write(LOG_HEADER if polarization is None else LOG_HEADER_POLARIZATION)
+        self.path, self.polarization, self.fresh = path, polarization, fresh
+        self.file = None
+
+    def start(self, run: MDRun) -> None:
+        self.file = open(self.path, "w" if self.fresh else "a")  # noqa: SIM115 - see close
+        if self.fresh:
+            self.file.write(LOG_HEADER if self.polarization is None
+                            else LOG_HEADER_POLARIZATION)
 
     def write(self, run: MDRun) -> None:
         epot, ekin, temperature = run.energies()
@@ -181,7 +185,7 @@ class LogWriter(_EveryWriteStep):
         return {}
 
     def close(self) -> None:
-        if not self.file.closed:
+        if self.file is not None and not self.file.closed:
             self.file.close()
 
 
@@ -240,11 +244,15 @@ class ProgressBar(Observer):
     """A tqdm bar over the steps, with the temperature and energy of the last write."""
 
     def __init__(self, total: int, initial: int, enabled: bool, write_interval: int) -> None:
+        self.total, self.initial, self.enabled = total, initial, enabled
+        self.write_interval = write_interval
+        self.bar = None
+
+    def start(self, run: MDRun) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=min(initial, total), disable=not enabled,
-                        unit="step", desc="md")
-        self.write_interval = write_interval
+        self.bar = tqdm(total=self.total, initial=min(self.initial, self.total),
+                        disable=not self.enabled, unit="step", desc="md")
 
     def __call__(self, run: MDRun) -> None:
         if run.initial:
@@ -259,7 +267,8 @@ class ProgressBar(Observer):
         return {}
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 __all__ = ["Callback", "LogWriter", "Observer", "PolarizationObserver", "ProgressBar",
