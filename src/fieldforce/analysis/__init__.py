@@ -1,4 +1,4 @@
-"""Analysis of simulation output (layer 5: reads trajectories, never imports models).
+"""Analysis of simulation output (layer 6: reads trajectories, never imports models).
 
 Modules:
 

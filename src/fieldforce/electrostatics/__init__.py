@@ -1,4 +1,5 @@
-"""Electrostatics on torch-pme: Coulomb sums, fields, polarization and Born charges.
+"""Electrostatics on torch-pme (layer 3, physics kernels): Coulomb sums, fields, the
+Coulomb operator of one geometry, polarization and Born charges.
 
 * :mod:`~fieldforce.electrostatics.coulomb` — potential, energy and field of point
   or Gaussian charges; isolated (direct sum), 3D periodic (Ewald, PME, P3M) and

@@ -1,4 +1,4 @@
-"""External electric fields for models and molecular dynamics.
+"""External electric fields for models and molecular dynamics (layer 3, physics kernels).
 
 A field is a callable ``field(positions [N,3] Å, time_fs) -> E [N,3] V/Å``. Models couple to
 it through U = U0 - sum_i mu_i.E_i - 1/2 sum_i E_i.alpha_i.E_i with E_i = E(r_i, t) and take

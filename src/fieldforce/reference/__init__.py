@@ -1,0 +1,4 @@
+"""DFT labelling under finite fields (layer 5, workflows): the backend contract and
+registry (:mod:`~fieldforce.reference.backend`), PySCF for molecules and clusters, GPAW
+for periodic slabs, and the resumable labelling workflow
+(:mod:`~fieldforce.reference.labelling`)."""
