@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from fieldforce.errors import ConfigError
@@ -35,19 +34,23 @@ def register(subparsers) -> None:
 
 
 def info(args) -> int:
+    from fieldforce.data.atomic import refuse_overwriting, write_json
     from fieldforce.data.info import format_summary, summarize
-    from fieldforce.data.io import read_frames
+    from fieldforce.data.io import read_frames, source_files
 
+    refuse_overwriting({"--json summary": args.json}, source_files(args.source))
     summary = summarize(read_frames(args.source), source=str(args.source))
     print(format_summary(summary))
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1))
+        write_json(summary, args.json)
     return 0
 
 
 def convert(args) -> int:
-    from fieldforce.data.io import read_frames, write_frames
+    from fieldforce.data.atomic import refuse_overwriting
+    from fieldforce.data.io import read_frames, source_files, write_frames
 
+    refuse_overwriting({"converted output": args.output}, source_files(args.source))
     frames = read_frames(args.source)
     write_frames(frames, args.output)
     names = sorted({k for f in frames for k in f.labels})
@@ -56,9 +59,12 @@ def convert(args) -> int:
 
 
 def split(args) -> int:
-    from fieldforce.data.io import read_frames, write_frames
+    from fieldforce.data.atomic import refuse_overwriting
+    from fieldforce.data.io import read_frames, source_files, write_frames
     from fieldforce.data.splits import random_split, split_by_tag
 
+    refuse_overwriting({"first part": args.first, "second part": args.second},
+                       source_files(args.source))
     frames = read_frames(args.source)
     if args.by_tag:
         if not args.test_values:

@@ -16,6 +16,13 @@ import sys
 from fieldforce.errors import FieldforceError
 from fieldforce.version import __version__
 
+#: what to say when a long job is interrupted (its outputs so far are kept)
+RESUME_HINTS = {
+    "train": "; rerun with --resume to continue from the last checkpoint",
+    "md": "; rerun with --resume to continue from the last frame",
+    "label": "; rerun the same command to continue (finished frames are kept)",
+}
+
 # Subcommand modules, in the order `fieldforce --help` lists them.
 SUBCOMMANDS = ("data", "label", "train", "eval", "md", "analyze", "config", "demo")
 
@@ -48,8 +55,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fieldforce {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that cannot be written or read: one sentence too
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fieldforce {args.command}: error: {where}{exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"fieldforce {args.command}: interrupted", file=sys.stderr)
+        hint = RESUME_HINTS.get(args.command, "")
+        print(f"fieldforce {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 
 

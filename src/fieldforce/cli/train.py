@@ -13,6 +13,8 @@ def register(subparsers) -> None:
                      "plots to the configured output directory; checkpoints every few epochs."))
     p.add_argument("config", type=Path, metavar="CONFIG")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train a new model in place of one already in the output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -21,7 +23,8 @@ def run(args) -> int:
     from fieldforce.training import load_config, train
 
     config = load_config(args.config)
-    result = train(config, resume=args.resume, progress=not args.no_progress)
+    result = train(config, resume=args.resume, progress=not args.no_progress,
+                   overwrite=args.overwrite)
     print(f"trained {result['epochs']} epochs ({result['stopped_by']}) in "
           f"{result['seconds']:.0f} s on {result['n_train']} frames")
     print(result["summary"])

@@ -1,6 +1,9 @@
-"""Atomic output: write to a temporary name beside the target, then rename into place.
+"""Safe output: write to a temporary name beside the target, then rename into place; and
+never write over an input.
 
 A crash or an error leaves either the old file or none, never half of a new one.
+:func:`refuse_overwriting` stops a command before it starts when one of its outputs is
+one of its inputs (``fieldforce data split IN IN OUT`` would otherwise replace its data).
 """
 
 from __future__ import annotations
@@ -42,3 +45,37 @@ def write_json(data, path: str | Path, indent: int = 1) -> Path:
     with atomic_path(path, ".json") as tmp:
         tmp.write_text(json.dumps(data, indent=indent) + "\n")
     return Path(path)
+
+
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file (links and relative paths resolved)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def refuse_overwriting(outputs: dict[str, str | Path | None],
+                       inputs: dict[str, str | Path | None]) -> None:
+    """A ConfigError when an output is an input, or two outputs are the same file.
+
+    ``outputs`` and ``inputs`` map what each path is ("the training part", "--json") to
+    the path (None: not given).
+    """
+    from fieldforce.errors import ConfigError
+
+    outs = [(k, Path(v)) for k, v in outputs.items() if v is not None]
+    ins = [(k, Path(v)) for k, v in inputs.items() if v is not None]
+    for name, out in outs:
+        for what, path in ins:
+            if same_path(out, path):
+                raise ConfigError(f"{out}: the {name} would overwrite the {what} ({path}); "
+                                  "choose another output path")
+    for k, (name, out) in enumerate(outs):
+        for other, path in outs[k + 1:]:
+            if same_path(out, path):
+                raise ConfigError(f"{out}: the {name} and the {other} are the same file; "
+                                  "give two different paths")

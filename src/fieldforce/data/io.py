@@ -59,6 +59,19 @@ def read_frames(source: str | Path | DataSpec, index: str | int | slice = ":") -
     return _read_with_spec(spec, index)
 
 
+def source_files(source: str | Path | DataSpec) -> dict[str, Path]:
+    """The files behind a data source: the spec file and the data it names, or the file."""
+    if isinstance(source, DataSpec):
+        return {"input data": source.path}
+    path = Path(source)
+    if _is_spec_path(path) and path.is_file():
+        try:
+            return {"data spec": path, "input data": load_spec(path).path}
+        except FieldforceError:
+            return {"data spec": path}
+    return {"input data": path}
+
+
 def _read_with_spec(spec: DataSpec, index) -> list[Frame]:
     import ase.io
 
@@ -67,15 +80,20 @@ def _read_with_spec(spec: DataSpec, index) -> list[Frame]:
     if not path.exists():
         origin = f" (named in {spec.origin})" if spec.origin else ""
         raise DataError(f"no such file{origin}", path=where)
+    if path.is_dir():
+        raise DataError("is a directory, not a structure file", path=where)
     try:
         images = ase.io.read(path, index=index, format="extxyz")
     except FieldforceError:
         raise
     except Exception as exc:  # noqa: BLE001 - ASE raises many types on bad text
-        raise DataError(f"cannot parse as extended XYZ ({type(exc).__name__}: {exc})",
-                        path=where) from None
+        from fieldforce.data.extxyz import explain
+
+        raise explain(path, exc) from None
     if not isinstance(images, list):
         images = [images]
+    if not images:
+        raise DataError("holds no frames (an empty file?)", path=where)
     first = 0
     if isinstance(index, int):
         first = index

@@ -55,7 +55,7 @@ def train_stage(output: Path, epochs: int, progress: bool) -> dict:
                                       "polarizability": 10.0}},
         "output": str(output),
     })
-    return train(config, progress=progress)
+    return train(config, progress=progress, overwrite=True)  # a previous demo is replaced
 
 
 def md_stage(output: Path, model_path: Path, picoseconds: float, progress: bool) -> dict:

@@ -84,6 +84,10 @@ class TrainingSettings(Section):
     checkpoint_every: int = option(5, "epochs between checkpoints (--resume)", minimum=1)
     max_minutes: float | None = option(None, "wall-time limit; the best model so far is "
                                        "kept", exclusive_minimum=0)
+    missing_labels: str = option("error", "a weighted loss term without labels in the "
+                                 "training data (or that the model does not predict): "
+                                 "error, or warn and train without it",
+                                 choices=("error", "warn"))
 
     def check(self) -> None:
         if self.loss_weights is None:

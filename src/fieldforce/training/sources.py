@@ -39,9 +39,13 @@ def split_data(config: dict) -> tuple[list[Frame], list[Frame], list[Frame]]:
     else:
         frames, valid = random_split(frames, [1 - data["valid_fraction"],
                                               data["valid_fraction"]], seed=seed)
-    if not valid:
-        raise ConfigError("the validation set is empty; raise data.valid_fraction or give "
-                          "data.valid")
+    if not valid or not frames:
+        n = len(frames) + len(valid) + len(test)
+        part = "validation" if not valid else "training"
+        raise ConfigError(f"{data['train']}: {n} frame{'s' if n != 1 else ''} leave the "
+                          f"{part} set empty (valid_fraction {data['valid_fraction']:g}, "
+                          f"test_fraction {data['test_fraction']:g}); give more frames, "
+                          "raise data.valid_fraction or give data.valid")
     return frames, valid, test
 
 

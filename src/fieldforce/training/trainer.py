@@ -52,7 +52,6 @@ class Trainer:
         self.config = config
         self.progress = progress
         self.output = Path(config["output"])
-        self.output.mkdir(parents=True, exist_ok=True)
         t = config["training"]
         self.weights = {k: v for k, v in t["loss_weights"].items() if v > 0}
         torch.manual_seed(t["seed"])
@@ -65,12 +64,7 @@ class Trainer:
         self.model = build_model(model_cfg)
         self.model.fit_statistics(self.train)
         self.scales = label_scales(self.train)
-        produced = self.model.trainable_labels()
-        self.terms = [k for k in LOSS_TERMS
-                      if k in self.weights and k in self.scales and k in produced]
-        if not self.terms:
-            raise ConfigError("no loss term has both a positive weight and labels in the "
-                              "training data")
+        self.terms = self._loss_terms(t.get("missing_labels", "error"))
         self.gradient = self.model.fitting == "gradient"
         if self.gradient:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t["learning_rate"],
@@ -81,6 +75,38 @@ class Trainer:
         self.cache = self.model.prepare_training(self.train)
         self.epoch, self.best, self.best_state, self.history = 0, math.inf, None, []
         self.stale = 0
+        make_output_directory(self.output)
+
+    def _loss_terms(self, missing: str) -> list[str]:
+        """The weighted terms the model predicts and the training frames label.
+
+        A weighted term without either is an error (``training.missing_labels: warn``
+        makes it a warning and trains without it): a response model trained without
+        dipole labels would run MD with untrained field heads.
+        """
+        produced = self.model.trainable_labels()
+        source = _source_of(self.config, self.train)
+        for name in self.weights:
+            if name not in produced:
+                reason = (f"the {self.model.family!r} model does not predict {name} (it "
+                          f"predicts {', '.join(sorted(produced))})")
+            elif name not in self.scales:
+                reason = f"no training frame of {source} has {name} labels"
+            else:
+                continue
+            message = (f"training.loss_weights.{name} is {self.weights[name]:g}, but "
+                       f"{reason}; set its weight to 0 or give data with {name} labels")
+            if missing == "warn":
+                warnings.warn(message + " (training without it)", stacklevel=3)
+            else:
+                raise ConfigError(message + " (training.missing_labels: warn trains "
+                                  "without it)")
+        terms = [k for k in LOSS_TERMS if k in self.weights and k in self.scales
+                 and k in produced]
+        if not terms:
+            raise ConfigError(f"no loss term has both a positive weight and labels in "
+                              f"{source}")
+        return terms
 
     # -- one step ------------------------------------------------------------
 
@@ -226,8 +252,66 @@ class Trainer:
         return result
 
 
-def train(config: dict, resume: bool = False, progress: bool = True) -> dict:
-    """Train from a checked config; with ``resume`` continue from the last checkpoint."""
+def _source_of(config: dict, frames: list[Frame]) -> str:
+    """The training data's name for messages."""
+    source = config.get("data", {}).get("train")
+    if source is None and frames:
+        source = frames[0].source
+    return str(source or "the training frames")
+
+
+def make_output_directory(path: Path) -> None:
+    """Create the output directory, or one ConfigError saying why it cannot be."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: the output is a file, not a directory; choose another "
+                          "output path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the output directory "
+                          f"({exc.strerror})") from None
+
+
+def check_outputs(config: dict, resume: bool, overwrite: bool) -> None:
+    """Before training: outputs that would replace an input, an existing model, a file
+    where the output directory should be; each one ConfigError."""
+    from fieldforce.data.atomic import refuse_overwriting
+    from fieldforce.data.io import source_files
+    from fieldforce.training.config import SHIPPED_PREFIX
+
+    output = Path(config["output"])
+    inputs = {"training configuration": config.get("source")
+              if config.get("source", "<config>") != "<config>" else None}
+    for key in ("train", "valid"):
+        source = config["data"].get(key)
+        if source and not source.startswith(SHIPPED_PREFIX):
+            inputs.update({f"{key} {k}": v for k, v in source_files(source).items()})
+    refuse_overwriting({name: output / name for name in OUTPUT_FILES}, inputs)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"{output}: the output is a file, not a directory; choose another "
+                          "output path")
+    finished = [output / name for name in ("model.pt", "checkpoint.pt")
+                if (output / name).exists()]
+    if finished and not (resume or overwrite):
+        raise ConfigError(f"{finished[0]} exists (an earlier training); pass --resume to "
+                          "continue it from its last checkpoint, or --overwrite to train a "
+                          "new model in its place")
+    if overwrite and not resume:
+        (output / "checkpoint.pt").unlink(missing_ok=True)  # never resume the old run
+
+
+#: what a training run writes into its output directory (plots besides)
+OUTPUT_FILES = ("model.pt", "metrics.json", "checkpoint.pt", "learning_curve.png")
+
+
+def train(config: dict, resume: bool = False, progress: bool = True,
+          overwrite: bool = False) -> dict:
+    """Train from a checked config; with ``resume`` continue from the last checkpoint.
+
+    An output directory that already holds a model is refused unless ``resume`` or
+    ``overwrite`` is given.
+    """
+    check_outputs(config, resume, overwrite)
     trainer = Trainer(config, progress=progress)
     if resume and not trainer.resume():
         raise ConfigError(f"--resume: no checkpoint in {trainer.output}")
@@ -236,4 +320,4 @@ def train(config: dict, resume: bool = False, progress: bool = True) -> dict:
     return result
 
 
-__all__ = ["Trainer", "train"]
+__all__ = ["OUTPUT_FILES", "Trainer", "check_outputs", "train"]
