@@ -70,7 +70,10 @@ def _naming(path: Path):
 
 def _frames(args):
     from fieldforce.analysis.trajectory import first_frame_at, frame_times, read_trajectory
+    from fieldforce.data.atomic import refuse_overwriting
 
+    refuse_overwriting({"--plot": args.plot, "--json": args.json},
+                       {"trajectory": args.trajectory})
     if args.skip_fs < 0:
         raise ConfigError(f"--skip-fs must be >= 0 fs, got {args.skip_fs}")
     frames = read_trajectory(args.trajectory)

@@ -21,13 +21,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from fieldforce.data.atomic import write_json
-    from fieldforce.data.io import read_frames
-    from fieldforce.errors import DataError
+    from fieldforce.data.atomic import refuse_overwriting, write_json
+    from fieldforce.data.io import read_frames, source_files
+    from fieldforce.errors import ConfigError, DataError
     from fieldforce.models import load_model
     from fieldforce.training.evaluation import evaluate_frames, format_metrics
     from fieldforce.training.plots import parity_plots
 
+    refuse_overwriting({"--json metrics": args.json}, {"model": args.model,
+                                                       **source_files(args.data)})
+    if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
+        raise ConfigError(f"--plots {args.plots}: is a file; give a directory for the "
+                          "parity plots")
     model = load_model(args.model)
     if not args.data.exists():
         raise DataError(f"{args.data}: no such data file")

@@ -40,6 +40,16 @@ class Backend(ABC):
     name: str = ""
     #: the canonical labels this backend computes (a subset of :data:`PROPERTIES`)
     properties: tuple[str, ...] = ()
+    #: |E| (V/Å) beyond which the backend's labels stop meaning what they should, and why;
+    #: labelling warns above it
+    max_field: float = float("inf")
+    max_field_reason: str = ""
+
+    def validate(self, frames) -> None:
+        """Check the settings against the frames once, before any frame is labelled
+        (unknown functional, a basis without the elements, ...): one BackendError.
+        The default checks nothing."""
+        return None
 
     @abstractmethod
     def settings(self) -> dict:

@@ -77,9 +77,28 @@ class GPAWBackend(Backend):
 
     name = "gpaw"
     properties = ("energy", "forces", "dipole")
+    max_field = 5.0
+    max_field_reason = "field evaporation of most metal surfaces sets in below it"
 
     def __init__(self, settings: GPAWSettings | None = None, **options) -> None:
         self.config = make_settings(GPAWSettings, settings, options, "GPAW")
+
+    def validate(self, frames) -> None:
+        """The functional is one GPAW can use and there is a PAW dataset for every element."""
+        from gpaw.setup import create_setup
+        from gpaw.xc import XC
+
+        try:
+            xc = XC(self.config.xc)
+        except Exception as exc:  # noqa: BLE001 - GPAW raises several types
+            raise BackendError(f"GPAW settings: key 'xc': GPAW cannot use {self.config.xc!r} "
+                               f"({str(exc).splitlines()[0]}); e.g. PBE, LDA, RPBE") from None
+        for symbol in sorted({s for f in frames for s in f.atoms.get_chemical_symbols()}):
+            try:
+                create_setup(symbol, xc)
+            except Exception as exc:  # noqa: BLE001
+                raise BackendError(f"GPAW: no PAW dataset for {symbol} with {self.config.xc} "
+                                   f"({str(exc).splitlines()[0]})") from None
 
     def settings(self) -> dict:
         return asdict(self.config)

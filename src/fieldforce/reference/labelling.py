@@ -12,9 +12,9 @@ parts folder is removed.
 
 from __future__ import annotations
 
-import json
 import os
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -129,17 +129,27 @@ def label_frames(
         kept in the parts folder; rerun to continue). ``OUT`` is written only
         when every frame is done or failed.
     """
-    from fieldforce.data.io import read_frames, write_frames
+    from fieldforce.data.atomic import refuse_overwriting, write_json
+    from fieldforce.data.io import read_frames, source_files, write_frames
 
     props = check_properties(properties)
     output = Path(output)
-    frames = list(source) if isinstance(source, Sequence) and not isinstance(source, str) \
-        else read_frames(source)
+    from_file = not (isinstance(source, Sequence) and not isinstance(source, str))
+    if from_file:
+        refuse_overwriting({"labelled output": output}, source_files(source))
+    frames = read_frames(source) if from_file else list(source)
     for i, f in enumerate(frames):
         if f.index is None:
             f.index = i
     if efield is not None and np.asarray(efield).shape != (3,):
         raise BackendError(f"efield must be 3 numbers in V/Å, got {efield!r}")
+    backend.validate(frames)
+    strongest = max((float(np.linalg.norm(_frame_field(f, efield))) for f in frames),
+                    default=0.0)
+    if strongest > backend.max_field:
+        warnings.warn(f"fields up to {strongest:g} V/Å exceed {backend.max_field:g} V/Å, the "
+                      f"sane bound of the {backend.name} backend: {backend.max_field_reason}",
+                      stacklevel=2)
     fingerprint = backend.settings_fingerprint()
     parts = output.with_name(output.name + ".parts")
     report = LabelReport(output=output, total=len(frames))
@@ -210,7 +220,7 @@ def label_frames(
     ordered = [done[p] for p in sorted(done)]
     if report.failed:
         failures = output.with_name(output.name + ".failures.json")
-        failures.write_text(json.dumps({str(k): v for k, v in report.failed.items()}, indent=1))
+        write_json({str(k): v for k, v in report.failed.items()}, failures)
     if ordered:
         write_frames(ordered, output)
     for item in parts.glob("*.xyz"):

@@ -80,9 +80,40 @@ class PySCFBackend(Backend):
 
     name = "pyscf"
     properties = ("energy", "forces", "dipole", "polarizability", "born_charges")
+    max_field = 0.5
+    max_field_reason = ("a finite Gaussian basis cannot describe field ionization, and "
+                        "molecules such as water dissociate near 0.3-0.5 V/Å")
 
     def __init__(self, settings: PySCFSettings | None = None, **options) -> None:
         self.config = make_settings(PySCFSettings, settings, options, "PySCF")
+
+    def validate(self, frames) -> None:
+        """The functional is known to libxc and the basis covers every element."""
+        import warnings
+
+        from pyscf.dft import libxc
+        from pyscf.gto import basis
+
+        s = self.config
+        if s.xc.upper() != "HF":
+            try:
+                libxc.parse_xc(s.xc)
+            except (KeyError, ValueError) as exc:
+                raise BackendError(f"PySCF settings: key 'xc': unknown functional {s.xc!r} "
+                                   f"({exc}); use a libxc name such as PBE, PBE0, B3LYP or "
+                                   "HF") from None
+        symbols = sorted({sym for f in frames for sym in f.atoms.get_chemical_symbols()})
+        for symbol in symbols:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    functions = basis.load(s.basis, symbol)
+            except Exception:  # noqa: BLE001 - PySCF raises several types for a bad name
+                functions = None
+            if not functions:
+                raise BackendError(f"PySCF settings: key 'basis': {s.basis!r} has no functions "
+                                   f"for {symbol} (an unknown basis name, or one that does "
+                                   "not cover this element)")
 
     def settings(self) -> dict:
         s = asdict(self.config)

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 from fieldforce.config import Section, option
-from fieldforce.data.atomic import write_json
+from fieldforce.data.atomic import refuse_overwriting, write_json
 from fieldforce.data.trajectory import frame_value, strip_frame
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.simulation.observers import (
@@ -247,6 +247,12 @@ class MDRun:
         self.progress = progress
         out_dir: Path = c.output
         self.trajectory, self.log = out_dir / "trajectory.xyz", out_dir / "md.log"
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigError(f"{out_dir}: the md output is a file, not a directory; choose "
+                              "another output path")
+        refuse_overwriting({"trajectory": self.trajectory, "md log": self.log,
+                            "summary": out_dir / "summary.json"},
+                           {"structure": c.structure, "model": c.model})
         recorded_p = None
         if resume and self.trajectory.is_file() and self.trajectory.stat().st_size > 0:
             atoms = _last_frame(self.trajectory)
