@@ -49,3 +49,8 @@ class ConfigError(FieldforceError, ValueError):
 
 class BackendError(FieldforceError, RuntimeError):
     """A reference (DFT) backend is missing or failed to produce a result."""
+
+
+class DomainWarning(UserWarning):
+    """A model is used outside what its training data covered (a stronger field, an
+    environment unlike any it was trained on). Issued once per calculator and kind."""

@@ -89,6 +89,7 @@ INTERNAL_UNITS: dict[str, str] = {
     "field": "V/angstrom",
     "polarization": "e/angstrom^2",
     "time": "fs",
+    "dimensionless": "1",  # scores and ratios (e.g. a model's extrapolation measure)
 }
 
 # Factor that multiplies a value in the named unit to give the internal unit.

@@ -18,14 +18,28 @@ from fieldforce.errors import DataError
 
 
 def read_trajectory(path: str | os.PathLike[str]) -> list:
-    """All frames of the extxyz file ``path`` (ASE ``Atoms``)."""
+    """All complete frames of the extxyz file ``path`` (ASE ``Atoms``).
+
+    A truncated last frame (a run killed while writing it) is skipped with a warning
+    naming its frame and line; any other malformed frame is a DataError naming them.
+    """
+    import io
+    import warnings
+
     import ase.io
+
+    from fieldforce.data.extxyz import complete_text
 
     path = Path(path)
     if not path.is_file():
         raise DataError("no such trajectory file", path=str(path))
+    text, tail = complete_text(path)
+    if tail is not None:
+        warnings.warn(f"{path}, frame {tail.frame}: line {tail.line}: {tail.message}; "
+                      "reading the complete frames before it", stacklevel=2)
     try:
-        frames = ase.io.read(path, index=":", format="extxyz")
+        frames = ase.io.read(io.StringIO(text), index=":", format="extxyz") if text.strip() \
+            else []
     except Exception as exc:  # noqa: BLE001 - ASE raises many types on bad files
         raise DataError(f"cannot read the trajectory ({type(exc).__name__}: {exc})",
                         path=str(path)) from None

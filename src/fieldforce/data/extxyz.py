@@ -102,11 +102,13 @@ def _check_value(token: str, kind: str, name: str) -> str | None:
     return None
 
 
-def scan(text: str, line_end_required: bool = False) -> Scan:
+def scan(text: str, line_end_required: bool = False, check_values: bool = True) -> Scan:
     """Walk ``text`` frame by frame (see the module docstring).
 
     ``line_end_required``: a last frame whose last line has no line end counts as
     truncated (a writer killed mid-line; files fieldforce writes always end lines).
+    ``check_values``: also check every value's type and element (slower; without it only
+    the layout of counts, lines and columns is checked, e.g. to find a truncated tail).
     """
     from ase.data import chemical_symbols
 
@@ -148,7 +150,7 @@ def scan(text: str, line_end_required: bool = False) -> Scan:
                     f"({', '.join(f'{a}:{b}:{c}' for a, b, c in columns)}), got "
                     f"{len(fields)}" + ("; the frame is truncated" if cut else ""), cut))
             position = 0
-            for name, kind, count in columns:
+            for name, kind, count in columns if check_values or last else ():
                 for token in fields[position:position + count]:
                     reason = _check_value(token, kind, name)
                     if reason is None and name.lower() == "species" and token not in elements:
@@ -185,7 +187,7 @@ def complete_text(path: str | Path) -> tuple[str, Problem | None]:
     """The text of the file's complete frames, and the truncated tail left out (None if
     there is none). Any other problem is a DataError naming its frame and line."""
     text = read_text(path)
-    result = scan(text, line_end_required=True)
+    result = scan(text, line_end_required=True, check_values=False)
     if result.problem is not None and not result.problem.truncated:
         raise result.problem.error(path)
     return text[:result.end_offset], result.problem

@@ -54,6 +54,7 @@ def save_model(model: FieldModel, path: str | Path, extra: dict | None = None) -
     payload = {"format": FORMAT, "family": model.family, "module": type(model).__module__,
                "config": model.config, "state_dict": model.state_dict(),
                "outputs": [o.to_dict() for o in model.output_specs()],
+               "domain": model.domain(),
                "units": dict(INTERNAL_UNITS), "version": __version__, "extra": extra or {}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -87,7 +88,8 @@ def load_model(path: str | Path) -> FieldModel:
     model = family_class(family)(payload["config"])
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    model.metadata = {k: payload.get(k) for k in ("units", "version", "extra", "outputs")}
+    model.metadata = {k: payload.get(k)
+                      for k in ("units", "version", "extra", "outputs", "domain")}
     return model
 
 

@@ -15,6 +15,7 @@ charges, ...) and extend :class:`BackboneSettings`, the ``model:`` keys they sha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -96,6 +97,16 @@ class Backbone(nn.Module):
         self.register_buffer("feature_std", torch.ones(f0))
         self.register_buffer("energy_baseline", torch.zeros(len(self.species)))
         self.register_buffer("energy_scale", torch.ones(()))
+        # the training domain: per species, the range of each standardised feature
+        # (+-inf until fit_statistics: no extrapolation measure)
+        self.register_buffer("domain_low", torch.full((len(self.species), f0), -math.inf))
+        self.register_buffer("domain_high", torch.full((len(self.species), f0), math.inf))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # model files written before the training domain was recorded: leave it unknown
+        for name in ("domain_low", "domain_high"):
+            state_dict.setdefault(prefix + name, getattr(self, name))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def batch_features(self, batch: Batch, equivariant: bool) -> dict[str, torch.Tensor]:
         """Descriptors of every atom of ``batch`` (see :class:`SOAPFeatures`)."""
@@ -111,6 +122,19 @@ class Backbone(nn.Module):
             raise ConfigError(f"atomic numbers {bad} were not in the model's species "
                               f"{self.species}")
         return index
+
+    @torch.no_grad()
+    def extrapolation(self, invariant: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """[N] how far each atom's environment lies outside the training data: the largest
+        distance of one of its standardised invariants beyond the range that atoms of its
+        species covered in training, in units of that feature's training spread (0 inside
+        the range). A cheap novelty score: 0 does not prove an environment was seen, a
+        value well above 1 says it was not."""
+        x = (invariant - self.feature_mean) / self.feature_std
+        index = self.species_index(numbers)
+        below = self.domain_low[index] - x
+        above = x - self.domain_high[index]
+        return torch.maximum(below, above).clamp_min(0).amax(-1)
 
     def latent(self, invariant: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
         """Per-species networks: invariants [N, F0] -> latent h [N, H] (standardised first)."""
@@ -149,6 +173,16 @@ class Backbone(nn.Module):
         std = x.std(0) if x.shape[0] > 1 else torch.ones_like(x[0])
         self.feature_mean.copy_(x.mean(0))
         self.feature_std.copy_(std.clamp_min(1e-3 * float(std.max())).clamp_min(1e-12))
+        standard = (x - self.feature_mean) / self.feature_std
+        index = self.species_index(batch.numbers)
+        for s in range(len(self.species)):
+            rows = standard[index == s]
+            if len(rows):
+                self.domain_low[s].copy_(rows.amin(0))
+                self.domain_high[s].copy_(rows.amax(0))
+            else:  # a species the training data never showed: every environment is new
+                self.domain_low[s].fill_(math.inf)
+                self.domain_high[s].fill_(-math.inf)
         if "energy" not in batch.labels:
             return
         counts = self.composition(batch)

@@ -53,7 +53,7 @@ from fieldforce.electrostatics.coulomb import METHODS, coulomb_potential
 from fieldforce.electrostatics.polarization import batch_born_charges, batch_dipoles
 from fieldforce.errors import ConfigError
 from fieldforce.models.backbone import Backbone, BackboneSettings
-from fieldforce.models.contract import FieldModel, output
+from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
 
 #: charge unit s_q (e) when the training data have no charge or Born-charge labels:
 #: the untrained charges start small, a few hundredths of e.
@@ -109,6 +109,7 @@ class LatentChargeModel(FieldModel):
                description="Coulomb energy of the latent charges"),
         output("atomic_energies", like="energy", per_atom=True, role="detail",
                description="short-range atomic energies"),
+        EXTRAPOLATION,
     )
     #: the field force Z*^T E assumes a uniform field (see the calculator)
     field_support = "uniform"
@@ -197,7 +198,8 @@ class LatentChargeModel(FieldModel):
         h = self.backbone.latent(feats["invariant"], batch.numbers)
         atomic = self.backbone.atomic_energy(h, batch.numbers)
         short = batch.sum_per_structure(atomic)
-        out = {"atomic_energies": atomic, "energy_short_range": short}
+        out = {"atomic_energies": atomic, "energy_short_range": short,
+               "extrapolation": self.backbone.extrapolation(feats["invariant"], batch.numbers)}
         if not self.long_range:
             out["energy"] = short
             return out

@@ -32,7 +32,7 @@ from fieldforce.data.batch import Batch, collate
 from fieldforce.data.frame import Frame
 from fieldforce.descriptors import spherical_to_cartesian_l2
 from fieldforce.models.backbone import Backbone, BackboneSettings, species_of
-from fieldforce.models.contract import FieldModel, output
+from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
 
 
 @dataclass(kw_only=True)
@@ -65,6 +65,7 @@ class ResponseModel(FieldModel):
                description="atomic dipoles mu_i"),
         output("atomic_polarizabilities", like="polarizability", per_atom=True,
                role="detail", description="atomic polarizabilities alpha_i"),
+        EXTRAPOLATION,
     )
     field_support = "nonuniform"
     default_loss_weights = {"energy": 1.0, "forces": 10.0, "dipole": 10.0,
@@ -136,7 +137,8 @@ class ResponseModel(FieldModel):
             feats.update(equivariant)
         h = self.backbone.latent(feats["invariant"], batch.numbers)
         atomic_energy = self.backbone.atomic_energy(h, batch.numbers)
-        out = {"atomic_energies": atomic_energy}
+        out = {"atomic_energies": atomic_energy,
+               "extrapolation": self.backbone.extrapolation(feats["invariant"], batch.numbers)}
         energy = batch.sum_per_structure(atomic_energy)
         out["energy_zero_field"] = energy
         if "vector" in feats:

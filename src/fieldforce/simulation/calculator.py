@@ -69,11 +69,11 @@ from ase.calculators.calculator import (
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from fieldforce.data.batch import batch_from_atoms
-from fieldforce.errors import ConfigError, FieldforceError
+from fieldforce.errors import ConfigError, DomainWarning, FieldforceError
 from fieldforce.fields import ExternalField, as_field
 from fieldforce.models import FieldModel, evaluate, load_model
 
-__all__ = ["FieldForceCalculator", "StressUnavailableError"]
+__all__ = ["DomainMonitor", "FieldForceCalculator", "StressUnavailableError"]
 
 #: what every fieldforce calculator computes, whatever the model
 BASE_PROPERTIES = ["energy", "free_energy", "forces", "stress"]
@@ -143,6 +143,7 @@ class FieldForceCalculator(Calculator):
                         and (o.role != "detail" or self.per_atom)]
         self.implemented_properties = BASE_PROPERTIES + [o.name for o in self.outputs]
         self._time_fs = 0.0 if time_fs is None else float(time_fs)
+        self.domain = DomainMonitor(model)
 
     # -- time ------------------------------------------------------------------
 
@@ -194,6 +195,9 @@ class FieldForceCalculator(Calculator):
                 f"has pbc={atoms.pbc.tolist()}; request energy and forces only")
         if self.field is not None and self.field.depends_on_atoms:
             self.field.update(atoms, self.time_fs)
+        check_species = getattr(self.model, "check_species", None)
+        if check_species is not None:
+            check_species(atoms.numbers)
         batch = batch_from_atoms(atoms, dtype=self.dtype, device=self.device)
         want_born = self.has_charges and ("born_charges" in properties
                                           or self.compute_born_charges)
@@ -217,6 +221,7 @@ class FieldForceCalculator(Calculator):
         uniform = self.field is None or self.field.is_uniform
         self.results["efield"] = atom_field[0].copy() if uniform and len(atom_field) else (
             atom_field)
+        self.domain.check(atom_field, self.results.get("extrapolation"), atoms, self.time_fs)
 
     def get_polarizability(self, atoms=None) -> np.ndarray:
         """Polarizability [3, 3] e·Å²/V of ``atoms``."""
@@ -225,3 +230,68 @@ class FieldForceCalculator(Calculator):
     def get_born_charges(self, atoms=None) -> np.ndarray:
         """Born effective charges [N, 3, 3] e of ``atoms`` (models with charges)."""
         return self.get_property("born_charges", atoms)
+
+
+class DomainMonitor:
+    """Watches every evaluation for a field or a structure beyond the model's training
+    domain (:meth:`fieldforce.models.FieldModel.domain`) and warns once per kind.
+
+    ``messages`` holds the warnings issued (an MD run copies them into its log),
+    ``max_field`` (V/Å) and ``max_extrapolation`` the largest values seen, with the time
+    and atom of the latter.
+    """
+
+    #: relative tolerance on the largest training field (rounding, a field just at it)
+    FIELD_TOLERANCE = 0.05
+
+    def __init__(self, model) -> None:
+        domain = model.domain() if hasattr(model, "domain") else {}
+        self.family = getattr(model, "family", "?")
+        self.training_field = domain.get("max_field")
+        self.threshold = domain.get("extrapolation_threshold")
+        self.max_field, self.max_extrapolation = 0.0, 0.0
+        self.worst: dict = {}
+        self.messages: list[str] = []
+        self._warned: set[str] = set()
+
+    def _warn(self, kind: str, message: str) -> None:
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        self.messages.append(message)
+        warnings.warn(message, DomainWarning, stacklevel=4)
+
+    def check(self, atom_field: np.ndarray, extrapolation, atoms, time_fs: float) -> None:
+        field = float(np.linalg.norm(atom_field, axis=-1).max()) if len(atom_field) else 0.0
+        self.max_field = max(self.max_field, field)
+        limit = self.training_field
+        if limit is not None and field > limit * (1 + self.FIELD_TOLERANCE) + 1e-9:
+            trained = (f"its training data went up to {limit:.3g} V/Å" if limit > 0 else
+                       "it was trained at zero field only (its field response is inferred, "
+                       "not fitted)")
+            ratio = f" ({field / limit:.1f}x)" if limit > 0 else ""
+            self._warn("field", f"the field reaches {field:.3g} V/Å at t = {time_fs:g} fs, "
+                                f"beyond the {self.family!r} model's training domain: "
+                                f"{trained}{ratio}")
+        if extrapolation is None or self.threshold is None or not len(extrapolation):
+            return
+        atom = int(np.argmax(extrapolation))
+        worst = float(extrapolation[atom])
+        if worst > self.max_extrapolation:
+            self.max_extrapolation = worst
+            self.worst = {"time_fs": float(time_fs), "atom": atom,
+                          "element": atoms.get_chemical_symbols()[atom]}
+        if worst > self.threshold:
+            self._warn("structure", f"at t = {time_fs:g} fs atom {atom} "
+                       f"({atoms.get_chemical_symbols()[atom]}) lies {worst:.3g} training "
+                       f"standard deviations outside the range of its environments in the "
+                       f"training data (warning above {self.threshold:g}): the "
+                       f"{self.family!r} model extrapolates")
+
+    def summary(self) -> dict:
+        """The monitor's findings as plain values (for an MD summary)."""
+        return {"training_max_field_V_per_A": self.training_field,
+                "max_field_V_per_A": self.max_field,
+                "extrapolation_threshold": self.threshold,
+                "max_extrapolation": self.max_extrapolation, "worst": self.worst or None,
+                "warnings": list(self.messages)}

@@ -66,6 +66,7 @@ from fieldforce.data.trajectory import frame_value, strip_frame
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.simulation.observers import (
     Callback,
+    DomainObserver,
     LogWriter,
     Observer,
     PolarizationObserver,
@@ -180,10 +181,27 @@ def _read_structure(path: Path):
 
 
 def _last_frame(path: Path):
+    """The last complete frame of a trajectory to resume from.
+
+    A run killed while writing leaves a partial last frame: it is removed from the file
+    (rewritten atomically, with a warning that names the frame and line) and the run
+    resumes from the frame before it.
+    """
+    import io
+    import warnings
+
     import ase.io
 
+    from fieldforce.data.atomic import atomic_path
+    from fieldforce.data.extxyz import complete_text
+
+    text, tail = complete_text(path)
+    if not text.strip():
+        raise DataError("no complete frame to resume from (the first frame is truncated); "
+                        "start the run again without --resume in a new output directory",
+                        path=str(path))
     try:
-        atoms = ase.io.read(path, index=-1, format="extxyz")
+        atoms = ase.io.read(io.StringIO(text), index=-1, format="extxyz")
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"cannot read the last frame to resume from ({type(exc).__name__}: "
                         f"{exc})", path=str(path)) from None
@@ -194,7 +212,36 @@ def _last_frame(path: Path):
     if "momenta" not in atoms.arrays:
         raise DataError("the last frame has no momenta to resume from", path=str(path),
                         key="momenta")
+    if tail is not None:
+        warnings.warn(f"{path}, frame {tail.frame}: line {tail.line}: {tail.message}; "
+                      f"resuming from the last complete frame (step {atoms.info['step']}) "
+                      "and removing the partial one", stacklevel=3)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
     return atoms
+
+
+def _trim_log(path: Path, time_fs: float) -> None:
+    """Drop the md.log rows after ``time_fs`` (written before a kill, beyond the frame the
+    run resumes from), atomically; comment lines are kept."""
+    from fieldforce.data.atomic import atomic_path
+
+    if not path.is_file():
+        return
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines(keepends=True):
+        fields = line.split()
+        if fields and not line.startswith("#"):
+            try:
+                if float(fields[0]) > time_fs + 1e-6:
+                    dropped += 1
+                    continue
+            except ValueError:
+                pass
+        kept.append(line)
+    if dropped:
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(kept))
 
 
 def _initial_velocities(atoms, c: MDSettings) -> None:
@@ -259,6 +306,7 @@ class MDRun:
             self.start_step, self.time_fs = int(atoms.info["step"]), float(atoms.info["time_fs"])
             recorded_p = frame_value(atoms, "polarization")
             self.fresh = False
+            _trim_log(self.log, self.time_fs)
         else:
             if self.trajectory.exists() and not resume:
                 raise ConfigError(f"{self.trajectory} already exists; pass --resume "
@@ -269,6 +317,8 @@ class MDRun:
             self.start_step, self.time_fs, self.fresh = 0, 0.0, True
         self.calc = FieldForceCalculator(c.model, efield=c.field, time_fs=self.time_fs,
                                          device=c.device)
+        self.calc.model.check_species(atoms.numbers, where=str(
+            self.trajectory if not self.fresh else c.structure))
         outputs = [o.name for o in self.calc.model.output_specs()]
         strip_frame(atoms, [k for k in outputs if k != "momenta"])
         atoms.calc = None
@@ -310,7 +360,8 @@ class MDRun:
                 check_branch(self.trajectory, atoms, reference, recorded_p)
             self.attach(polarization)
         self.attach(StepStatistics())
-        self.attach(LogWriter(self.log, c.write_interval, polarization, self.fresh))
+        log = self.attach(LogWriter(self.log, c.write_interval, polarization, self.fresh))
+        self.attach(DomainObserver(log))
         self.attach(TrajectoryWriter(self.trajectory, c.write_interval, polarization,
                                      c.write_born_charges))
         self.attach(ProgressBar(c.steps, self.start_step, self.progress, c.write_interval))
@@ -408,11 +459,18 @@ class MDRun:
         c = self.settings
         field = c.field
         static = field is None or not (field.depends_on_time or field.depends_on_atoms)
-        simulated_ns = self.steps_done * c.timestep_fs * 1e-6
+        segment = {"start_step": self.start_step, "steps_done": self.steps_done,
+                   "wall_time_s": wall, "mean_temperature_K": observed.get(
+                       "mean_temperature_K"), "stopped_by": self.stopped_by or "steps"}
+        if not self.fresh:
+            observed, wall, segments = self._whole_run(observed, wall, segment)
+        else:
+            segments = [segment]
+        simulated_ns = (self.step if not self.fresh else self.steps_done) * c.timestep_fs * 1e-6
         summary = {
             "steps_done": self.steps_done, "step": self.step, "time_fs": self.time_fs,
             "wall_time_s": wall,
-            "ns_per_day": (simulated_ns / (wall / 86400.0) if wall > 0 and self.steps_done
+            "ns_per_day": (simulated_ns / (wall / 86400.0) if wall > 0 and simulated_ns
                            else None),
             "mean_temperature_K": None, "energy_drift_eV_per_atom_per_ps": None,
             "energy_conserved": c.ensemble == "nve" and static,
@@ -425,9 +483,84 @@ class MDRun:
             "field": _field_summary(field),
             "structure": str(c.structure), "model": str(c.model),
             "trajectory": str(self.trajectory), "log": str(self.log),
+            "segments": segments,
         }
         write_json(summary, c.output / "summary.json", indent=2)
         return summary
+
+    def _whole_run(self, observed: dict, wall: float, segment: dict
+                   ) -> tuple[dict, float, list[dict]]:
+        """The statistics of the whole run, this segment combined with those before it
+        (from the previous summary.json; else from md.log's rows): step-weighted mean
+        temperature and polarization, the NVE drift fitted over all of md.log, total wall
+        time, the domain findings of every segment."""
+        import json
+
+        previous_path = self.settings.output / "summary.json"
+        before_steps = self.start_step
+        try:
+            previous = json.loads(previous_path.read_text())
+        except (OSError, ValueError):
+            previous = None
+        rows = _log_rows(self.log)
+        if previous is not None and previous.get("step") == self.start_step:
+            segments = previous.get("segments") or [{
+                "start_step": previous.get("step", 0) - previous.get("steps_done", 0),
+                "steps_done": previous.get("steps_done"),
+                "wall_time_s": previous.get("wall_time_s"),
+                "mean_temperature_K": previous.get("mean_temperature_K")}]
+            wall_before = sum(x.get("wall_time_s") or 0.0 for x in segments)
+            t_before = previous.get("mean_temperature_K")
+            p_before = previous.get("mean_polarization_e_per_A2")
+            domain_before = previous.get("domain")
+        else:  # no summary of the earlier segments (a killed run): md.log has their rows
+            earlier = rows[rows[:, 0] <= self.time_fs + 1e-6] if len(rows) else rows
+            segments = [{"start_step": 0, "steps_done": before_steps, "wall_time_s": None,
+                         "mean_temperature_K": float(earlier[:, 4].mean()) if len(earlier)
+                         else None, "from": "md.log rows (the run was interrupted)"}]
+            wall_before, t_before, p_before, domain_before = 0.0, segments[0][
+                "mean_temperature_K"], None, None
+
+        def weighted(a, b):
+            if a is None or not before_steps:
+                return b
+            if b is None or not self.steps_done:
+                return a
+            total = before_steps + self.steps_done
+            return ((np.asarray(a) * before_steps + np.asarray(b) * self.steps_done)
+                    / total).tolist()
+
+        out = dict(observed)
+        out["mean_temperature_K"] = weighted(t_before, observed.get("mean_temperature_K"))
+        mean_p = weighted(p_before, observed.get("mean_polarization_e_per_A2"))
+        if mean_p is not None:
+            from fieldforce.units import UC_PER_CM2
+
+            out["mean_polarization_e_per_A2"] = mean_p
+            out["mean_polarization_uC_per_cm2"] = (np.asarray(mean_p) / UC_PER_CM2).tolist()
+        if self.settings.ensemble == "nve" and len(rows) >= 2:
+            slope = np.polyfit(rows[:, 0], rows[:, 3], 1)[0]  # eV/fs, Etot over the whole run
+            out["energy_drift_eV_per_atom_per_ps"] = float(slope * 1000.0 / len(self.atoms))
+        if domain_before and "domain" in out:
+            domain = dict(out["domain"])
+            domain["warnings"] = list(domain_before.get("warnings", [])) + [
+                m for m in domain["warnings"] if m not in domain_before.get("warnings", [])]
+            for key in ("max_field_V_per_A", "max_extrapolation"):
+                domain[key] = max(domain.get(key) or 0.0, domain_before.get(key) or 0.0)
+            out["domain"] = domain
+        return out, wall_before + wall, segments + [segment]
+
+
+def _log_rows(path: Path) -> np.ndarray:
+    """md.log's table [rows, columns] (time, Epot, Ekin, Etot, T, ...); empty if none."""
+    if not path.is_file():
+        return np.zeros((0, 5))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty table
+        rows = np.loadtxt(path, comments="#", ndmin=2)
+    return rows if rows.size else np.zeros((0, 5))
 
 
 def _field_summary(field) -> dict | str | None:

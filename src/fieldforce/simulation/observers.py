@@ -184,9 +184,34 @@ class LogWriter(_EveryWriteStep):
         self.close()
         return {}
 
+    def note(self, text: str) -> None:
+        """A comment line in the log (``# ...``; table readers skip it)."""
+        if self.file is not None and not self.file.closed:
+            self.file.write(f"# {text}\n")
+            self.file.flush()
+
     def close(self) -> None:
         if self.file is not None and not self.file.closed:
             self.file.close()
+
+
+class DomainObserver(Observer):
+    """Copies the calculator's training-domain warnings (a stronger field than in the
+    training data, an environment far outside it) into ``md.log`` when they first occur,
+    and its findings into the summary (``domain``)."""
+
+    def __init__(self, log: LogWriter) -> None:
+        self.log, self.written = log, 0
+
+    def __call__(self, run: MDRun) -> None:
+        messages = run.calc.domain.messages
+        for message in messages[self.written:]:
+            self.log.note(f"warning (step {run.step}): {message}")
+        self.written = len(messages)
+
+    def finish(self, run: MDRun) -> dict[str, Any]:
+        self(run)
+        return {"domain": run.calc.domain.summary()}
 
 
 class TrajectoryWriter(_EveryWriteStep):
@@ -271,5 +296,5 @@ class ProgressBar(Observer):
             self.bar.close()
 
 
-__all__ = ["Callback", "LogWriter", "Observer", "PolarizationObserver", "ProgressBar",
-           "StepStatistics", "TrajectoryWriter"]
+__all__ = ["Callback", "DomainObserver", "LogWriter", "Observer", "PolarizationObserver",
+           "ProgressBar", "StepStatistics", "TrajectoryWriter"]

@@ -63,6 +63,7 @@ class Trainer:
             model_cfg.setdefault("species", species_of(self.train + self.valid + self.test))
         self.model = build_model(model_cfg)
         self.model.fit_statistics(self.train)
+        self.model.record_domain(self.train)
         self.scales = label_scales(self.train)
         self.terms = self._loss_terms(t.get("missing_labels", "error"))
         self.gradient = self.model.fitting == "gradient"
