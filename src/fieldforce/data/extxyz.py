@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def read_text(path: str | Path) -> str:
     path = Path(path)
     try:
         raw = gzip.open(path, "rb").read() if path.name.endswith(".gz") else path.read_bytes()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read the file ({exc})", path=str(path)) from None
     try:
         return raw.decode("utf-8")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fieldforce.config import check_keys, read_mapping
+from fieldforce.config import check_keys, check_value, read_mapping
 from fieldforce.data.labels import LABELS
 from fieldforce.errors import ConfigError, UnitError
 from fieldforce.units import parse_unit
@@ -94,8 +94,12 @@ def load_spec(source: str | Path | dict) -> DataSpec:
     check_keys(raw, SPEC_KEYS, required=("path",), source=origin)
     for section in ("keys", "units"):
         if not isinstance(raw.get(section, {}) or {}, dict):
-            raise ConfigError(f"{origin}: '{section}' must be a mapping of label -> value")
-    path = Path(raw["path"])
+            raise ConfigError(f"{origin}: key {section!r}: expected a mapping of label -> "
+                              f"value, got {raw[section]!r}")
+    path = check_value(raw["path"], Path, {}, "path", origin)
+    tags = raw.get("tags")
+    if tags is not None:
+        tags = check_value(tags, list[str], {}, "tags", origin)
     if not path.is_absolute():
         path = base / path
     return DataSpec(
@@ -103,6 +107,6 @@ def load_spec(source: str | Path | dict) -> DataSpec:
         keys={k: str(v) for k, v in (raw.get("keys") or {}).items()},
         units={k: str(v) for k, v in (raw.get("units") or {}).items()},
         positions_unit=str(raw.get("positions_unit", "angstrom")),
-        tags=raw.get("tags"),
+        tags=tags,
         origin=origin,
     )

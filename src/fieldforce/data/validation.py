@@ -57,7 +57,8 @@ def coerce_label(
     arr = arr.reshape(target)
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0].tolist()
-        raise DataError(f"non-finite value (NaN or inf) in {name} at index {bad}",
+        at = f" at index {bad}" if bad else ""  # a scalar has no index
+        raise DataError(f"non-finite value (NaN or inf) in {name}{at}",
                         path=path, frame=frame, key=key)
     return arr
 

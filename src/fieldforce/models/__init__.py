@@ -72,8 +72,11 @@ def load_model(path: str | Path) -> FieldModel:
         raise DataError(f"{path}: model file not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-        raise DataError(f"{path}: not a readable fieldforce model file ({exc})") from exc
+    except Exception:  # noqa: BLE001 - any unreadable file gets the same message
+        size = path.stat().st_size
+        raise DataError(f"{path}: not a readable fieldforce model file ({size} bytes: "
+                        "truncated, corrupted or not a model); train it again or give the "
+                        "model.pt a training run wrote") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path}: not a fieldforce model file (no 'format' key)")
     family = payload["family"]
@@ -86,7 +89,11 @@ def load_model(path: str | Path) -> FieldModel:
         raise DataError(f"{path}: unknown model family {family!r} (defined in "
                         f"{payload.get('module', '?')}); available: {', '.join(families())}")
     model = family_class(family)(payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:  # weights that do not fit the configuration
+        raise DataError(f"{path}: the weights do not fit the {family!r} model of its "
+                        f"configuration ({str(exc).splitlines()[0]})") from None
     model.eval()
     model.metadata = {k: payload.get(k)
                       for k in ("units", "version", "extra", "outputs", "domain")}

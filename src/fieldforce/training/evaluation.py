@@ -75,8 +75,9 @@ def metrics(pairs: dict[str, dict[str, np.ndarray]], units: dict[str, str] | Non
             continue
         spread = float(pr["ref"].std())
         rmse = float(np.sqrt(np.mean(diff**2)))
+        # one labelled value (or all equal) has no spread: no relative error (JSON null)
         out[name] = {"rmse": rmse, "mae": float(np.mean(np.abs(diff))),
-                     "rrmse": rmse / spread if spread > 0 else float("nan"),
+                     "rrmse": rmse / spread if spread > 0 else None,
                      "unit": LABELS[name].score_unit, "n": int(len(pr["ref"]))}
     return out
 
@@ -90,8 +91,9 @@ def format_metrics(table: dict[str, dict], title: str = "") -> str:
         lines += ["| property | RMSE | MAE | relative RMSE | unit | n |",
                   "|---|---|---|---|---|---|"]
         for name, m in scored.items():
-            lines.append(f"| {name} | {m['rmse']:.4g} | {m['mae']:.4g} | "
-                         f"{100 * m['rrmse']:.2f} % | {m['unit']} | {m['n']} |")
+            relative = "n/a (no spread)" if m["rrmse"] is None else f"{100 * m['rrmse']:.2f} %"
+            lines.append(f"| {name} | {m['rmse']:.4g} | {m['mae']:.4g} | {relative} | "
+                         f"{m['unit']} | {m['n']} |")
     if summarised:
         lines += ["", "| output (no labels) | mean | RMS | max | unit | n |",
                   "|---|---|---|---|---|---|"]

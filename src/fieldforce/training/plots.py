@@ -36,8 +36,8 @@ def parity_plots(pairs: dict[str, dict[str, np.ndarray]], directory: str | Path,
         ax.set_ylabel(f"predicted {name} ({unit})")
         m = table.get(name)
         if m:
-            ax.set_title(f"{name}: RMSE {m['rmse']:.3g} {unit}, {100 * m['rrmse']:.1f} % of spread",
-                         fontsize=8)
+            spread = "" if m.get("rrmse") is None else f", {100 * m['rrmse']:.1f} % of spread"
+            ax.set_title(f"{name}: RMSE {m['rmse']:.3g} {unit}{spread}", fontsize=8)
         fig.tight_layout()
         path = Path(directory) / f"{prefix}_{name}.png"
         save_figure(fig, path)
