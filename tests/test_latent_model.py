@@ -221,7 +221,8 @@ def test_short_range_switch_keeps_the_backbone(model, frames, tmp_path):
                            if k.startswith("backbone.")})
     batch = collate(frames[:2])
     a, b = evaluate(model, batch), evaluate(short, batch, field=torch.tensor(FIELD))
-    assert set(b) == {"energy", "energy_short_range", "atomic_energies", "atom_field", "forces"}
+    assert set(b) == {"energy", "energy_short_range", "atomic_energies", "atom_field", "forces",
+                      "extrapolation"}
     assert torch.allclose(b["energy"], a["energy_short_range"], atol=1e-12)
     assert not short.has_charges
     with pytest.raises(ValueError, match="predicts charges"):

@@ -14,7 +14,7 @@ import yaml
 
 from fieldforce.cli.main import main
 from fieldforce.data.io import read_frames, write_frames
-from fieldforce.errors import BackendError, ConfigError, DataError, DomainWarning
+from fieldforce.errors import BackendError, DataError, DomainWarning
 from fieldforce.models import build_model, load_model, save_model
 from fieldforce.simulation import FieldForceCalculator, run_md
 from fieldforce.training.evaluation import format_metrics, metrics

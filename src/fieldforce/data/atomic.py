@@ -28,6 +28,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix is None:
         suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".gz") else path.suffix
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
     os.close(fd)
     try:
@@ -38,6 +39,14 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Delete the temporary files a killed writer of ``path`` left beside it (a SIGKILL
+    leaves no chance to clean up); the next write of ``path`` calls this."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*"):
+        stale.unlink(missing_ok=True)
 
 
 def write_json(data, path: str | Path, indent: int = 1) -> Path:

@@ -223,7 +223,7 @@ def label_frames(
         write_json({str(k): v for k, v in report.failed.items()}, failures)
     if ordered:
         write_frames(ordered, output)
-    for item in parts.glob("*.xyz"):
+    for item in parts.iterdir():  # the parts, and any temporary a killed writer left
         item.unlink()
     parts.rmdir()
     return report

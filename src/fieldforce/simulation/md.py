@@ -228,16 +228,19 @@ def _trim_log(path: Path, time_fs: float) -> None:
 
     if not path.is_file():
         return
-    kept, dropped = [], 0
+    kept, dropped, width = [], 0, None
     for line in path.read_text().splitlines(keepends=True):
         fields = line.split()
         if fields and not line.startswith("#"):
+            width = width or len(fields)
             try:
-                if float(fields[0]) > time_fs + 1e-6:
-                    dropped += 1
-                    continue
+                beyond = float(fields[0]) > time_fs + 1e-6
             except ValueError:
-                pass
+                beyond = True
+            # a row cut short by a kill has no line end or too few columns
+            if beyond or not line.endswith("\n") or len(fields) != width:
+                dropped += 1
+                continue
         kept.append(line)
     if dropped:
         with atomic_path(path) as tmp:

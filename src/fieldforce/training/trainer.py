@@ -173,7 +173,11 @@ class Trainer:
         path = self.output / "checkpoint.pt"
         if not self.gradient or not path.exists():
             return False
-        state = torch.load(path, weights_only=False)
+        try:
+            state = torch.load(path, weights_only=False)
+        except Exception:  # noqa: BLE001 - a checkpoint is written atomically; still, say so
+            raise ConfigError(f"{path}: the checkpoint cannot be read (corrupted?); remove it "
+                              "and train with --overwrite") from None
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -315,7 +319,9 @@ def train(config: dict, resume: bool = False, progress: bool = True,
     check_outputs(config, resume, overwrite)
     trainer = Trainer(config, progress=progress)
     if resume and not trainer.resume():
-        raise ConfigError(f"--resume: no checkpoint in {trainer.output}")
+        # killed before its first checkpoint: there is nothing to continue, so start over
+        warnings.warn(f"--resume: no checkpoint in {trainer.output} yet; training from the "
+                      "start", stacklevel=2)
     result = trainer.fit()
     result["summary"] = format_metrics(result["valid"], "validation set")
     return result
