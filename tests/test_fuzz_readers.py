@@ -4,6 +4,7 @@ package's own one-sentence error, never another exception and never a partial ou
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -56,12 +57,42 @@ def convert_all_or_nothing(source: Path, tmp: Path) -> None:
         assert code == 2 and not out.exists()
 
 
+def frame_ends(text: str) -> list[int]:
+    """Character offsets where each frame of a well-formed extxyz text ends."""
+    lines, ends, i, offset = text.splitlines(keepends=True), [], 0, 0
+    while i < len(lines):
+        n = int(lines[i])
+        offset += sum(len(line) for line in lines[i:i + n + 2])
+        ends.append(offset)
+        i += n + 2
+    return ends
+
+
 @FUZZ
 @given(cut=st.floats(0, 1))
 def test_truncated_files(original, tmp_path, cut):
+    """A file cut inside a frame is an error naming it, never fewer frames read quietly;
+    a file cut between frames reads the frames before the cut."""
+    text = original.decode()
+    kept = text[:int(cut * len(text))]
     path = tmp_path / "data.xyz"
-    path.write_bytes(original[:int(cut * len(original))])
-    read_or_own_error(path)
+    path.write_text(kept)
+    # a frame is complete when the cut removed at most the whitespace after it
+    complete = [e for e in frame_ends(text) if len(text[:e].rstrip()) <= len(kept)]
+    at_boundary = (len(kept.rstrip()) <= len(text[:complete[-1]].rstrip()) if complete
+                   else kept.strip() == "")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frames = read_frames(path)
+    except FieldforceError as exc:
+        assert not (at_boundary and complete), f"a cut between frames was refused: {exc}"
+        return
+    # a cut inside the last number of the last line cannot be told from a file without
+    # a final line end: it reads, with a warning that says so
+    warned = any("may be truncated" in str(w.message) for w in caught)
+    assert at_boundary or warned, f"a cut inside a frame read quietly as {len(frames)} frames"
+    assert len(frames) == len(complete) + (not at_boundary)
 
 
 @FUZZ

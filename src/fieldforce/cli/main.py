@@ -3,8 +3,10 @@
 Each subcommand lives in its own module of this package and provides
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
 ``func(args) -> int`` (the exit code). User errors are
-:class:`fieldforce.errors.FieldforceError`; they are printed as one sentence on
-stderr with exit code 2. ``--debug`` shows the traceback instead.
+:class:`fieldforce.errors.FieldforceError`; they, and file-system errors (``OSError``:
+a path that cannot be written), are printed as one sentence on stderr with exit code 2;
+warnings as one line each; an interruption names how to continue. ``--debug`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from fieldforce.errors import FieldforceError
 from fieldforce.version import __version__
@@ -48,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    formatter = warnings.formatwarning
+    if not args.debug:  # warnings as one line each, like errors (the source line is noise)
+        warnings.formatwarning = lambda message, category, *rest, **kw: (
+            f"fieldforce {args.command}: warning: {message}\n")
     try:
         return int(args.func(args) or 0)
     except FieldforceError as exc:
@@ -66,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = RESUME_HINTS.get(args.command, "")
         print(f"fieldforce {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatter
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,6 +41,8 @@ class Problem:
     line: int
     message: str
     truncated: bool = False
+    #: only that the file's last line has no line end (it may, or may not, be cut)
+    no_line_end: bool = False
 
     def error(self, path: str | Path) -> DataError:
         return DataError(f"line {self.line}: {self.message}", path=str(path), frame=self.frame)
@@ -166,7 +168,8 @@ def scan(text: str, line_end_required: bool = False, check_values: bool = True) 
         if line_end_required and not lines[i + 1 + n].endswith("\n"):
             # the last line may be cut inside its last number
             return Scan(frame, offset, Problem(frame, i + 2 + n, "the last line has no "
-                                               "line end: the frame is truncated", True))
+                                               "line end: the frame may be truncated (its "
+                                               "last number cut short)", True, True))
         offset = end
         i += 2 + n
         frame += 1

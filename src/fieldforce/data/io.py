@@ -82,6 +82,18 @@ def _read_with_spec(spec: DataSpec, index) -> list[Frame]:
         raise DataError(f"no such file{origin}", path=where)
     if path.is_dir():
         raise DataError("is a directory, not a structure file", path=where)
+    from fieldforce.data.extxyz import read_text, scan
+
+    # ASE stops quietly at a frame cut short (a truncated file reads as fewer frames):
+    # the layout is checked first, so that no frame is lost without a word
+    problem = scan(read_text(path), line_end_required=True, check_values=False).problem
+    if problem is not None and problem.no_line_end:
+        import warnings
+
+        warnings.warn(f"{where}, frame {problem.frame}: line {problem.line}: "
+                      f"{problem.message}", stacklevel=3)
+    elif problem is not None:
+        raise problem.error(path)
     try:
         images = ase.io.read(path, index=index, format="extxyz")
     except FieldforceError:

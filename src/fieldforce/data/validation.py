@@ -78,6 +78,11 @@ def check_geometry(frame: Frame, *, min_distance: float = MIN_DISTANCE) -> None:
     """Finite positions, a usable cell where periodic, no atoms closer than ``min_distance``."""
     atoms = frame.atoms
     path, index = frame.source, frame.index
+    unknown = np.flatnonzero((atoms.numbers < 1) | (atoms.numbers > 118))
+    if len(unknown):
+        raise DataError(f"atom {int(unknown[0])} is not a chemical element (symbol "
+                        f"{atoms.get_chemical_symbols()[unknown[0]]!r})", path=path,
+                        frame=index, key="species")
     if not np.all(np.isfinite(atoms.positions)):
         raise DataError("non-finite atomic position", path=path, frame=index, key="pos")
     if atoms.pbc.any():
