@@ -174,6 +174,14 @@ def write_summary(demo: DemoResult, path: Path) -> None:
                  + (": the field orients and polarizes the cluster" if along > 0.5 else
                     ": no strong alignment along the field over this run"))
     temperature = md["summary"].get("mean_temperature_K", float("nan"))
+    domain = md["summary"].get("domain") or {}
+    if domain.get("warnings"):
+        extrapolation = (f" The model left its training domain during the run (largest "
+                         f"extrapolation {domain['max_extrapolation']:.1f} training standard "
+                         f"deviations, warning above {domain['extrapolation_threshold']:g}): "
+                         f"{domain['warnings'][0]} See `md/md.log`.")
+    else:
+        extrapolation = " The run stayed inside the model's training domain."
     lines = [
         "# fieldforce demo: water in an electric field",
         "",
@@ -201,7 +209,7 @@ def write_summary(demo: DemoResult, path: Path) -> None:
         f" ps) in a static field of {FIELD} V/Å (= {FIELD * 100:g} MV/cm) along z; "
         f"{demo.seconds['md']:.0f} s wall time. Mean temperature {temperature:.0f} K. "
         f"The mean dipole is {_vec(mean_mu / units.DEBYE)} D; {alignment}. Plot: "
-        "`dipole_vs_time.png`; trajectory: `md/trajectory.xyz`.",
+        f"`dipole_vs_time.png`; trajectory: `md/trajectory.xyz`.{extrapolation}",
         "",
         f"4. **IR spectrum** from the autocorrelation of the dipole derivative (frames every "
         f"{dt:g} fs, Hann window, 40 cm⁻¹ Gaussian broadening): `ir_spectrum.png`.",
