@@ -72,6 +72,22 @@ def test_no_command_writes_over_its_input(files, capsys):
         assert one_sentence(code, err), (args, err)
         assert "would overwrite" in err or "are the same file" in err
     assert data.read_bytes() == before and not (files / "a.xyz").exists()
+    if __import__("importlib").util.find_spec("pyscf"):
+        code, err = cli(capsys, "label", data, data, "--no-progress")
+        assert one_sentence(code, err) and "would overwrite" in err
+    inside = files / "inside"
+    inside.mkdir(exist_ok=True)
+    ase.io.write(inside / "trajectory.xyz", ase.io.read(files / "dimer.xyz"), format="extxyz")
+    md = files / "inside.yaml"
+    md.write_text(yaml.safe_dump({"structure": "inside/trajectory.xyz", "model": "model.pt",
+                                  "output": "inside", "ensemble": "nve", "steps": 1}))
+    trajectory = inside / "trajectory.xyz"
+    structure = trajectory.read_bytes()
+    code, err = cli(capsys, "md", md, "--no-progress")
+    assert one_sentence(code, err) and trajectory.read_bytes() == structure
+    code, err = cli(capsys, "analyze", "ir", trajectory, "--json", trajectory)
+    assert one_sentence(code, err) and "would overwrite" in err
+    assert data.read_bytes() == before
 
 
 # 2. the training domain ---------------------------------------------------------------

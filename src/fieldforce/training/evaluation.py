@@ -36,8 +36,12 @@ def predict(model, frames: Sequence[Frame], batch_size: int = 64,
     names = [o.name for o in specs]
     on_request = {o.name for o in specs if o.on_request}
     pairs: dict[str, dict[str, list]] = {}
+    check_species = getattr(model, "check_species", None)
     for start in range(0, len(frames), batch_size):
         chunk = frames[start:start + batch_size]
+        if check_species is not None:
+            for frame in chunk:  # an element the model never saw: name the file and frame
+                check_species(frame.atoms.numbers, where=frame.where())
         batch = collate(chunk)
         born = ("born_charges" in on_request and "born_charges" in batch.labels
                 and model.has_charges)
