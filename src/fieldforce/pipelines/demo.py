@@ -179,7 +179,7 @@ def write_summary(demo: DemoResult, path: Path) -> None:
         extrapolation = (f" The model left its training domain during the run (largest "
                          f"extrapolation {domain['max_extrapolation']:.1f} training standard "
                          f"deviations, warning above {domain['extrapolation_threshold']:g}): "
-                         f"{domain['warnings'][0]} See `md/md.log`.")
+                         f"{domain['warnings'][0]}. See `md/md.log`.")
     else:
         extrapolation = " The run stayed inside the model's training domain."
     lines = [

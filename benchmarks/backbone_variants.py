@@ -1,0 +1,155 @@
+"""Where the backbone's force error comes from: a table of variants (issue 13, step 1).
+
+    python benchmarks/backbone_variants.py --variants default batch4 --threads 1
+    python benchmarks/backbone_variants.py --list
+
+Data: the shipped water clusters, zero-field frames only (the set the issue compares
+against CACE-LES: 80/20 split, seed 0), 10 % of the training part for validation
+(early stopping). Every variant is the shared backbone without long-range terms
+(``family: latent, long_range: false``: SOAP power spectrum -> per-species MLP -> atomic
+energies), trained on energies and forces only, changed in one respect from ``default``
+(the package defaults: cutoff 4 Å, max_radial 4, max_angular 3, hidden [64, 64],
+batch 16, learning rate 3e-3, force weight 10, early stopping after 40 epochs without
+improvement, at most 200 epochs). Reported per variant: test energy RMSE (meV/atom) and
+force RMSE (eV/Å), optimizer steps, training wall time, and the cost of one energy +
+forces evaluation of 192-atom periodic water (``examples/water_box.xyz`` repeated),
+median of 5 in the same process. Results are appended to
+``benchmarks/results/backbone_variants.json`` after every variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_MODEL = {"family": "latent", "long_range": False}
+BASE_TRAINING = {"max_epochs": 200, "patience": 40, "batch_size": 16,
+                 "loss_weights": {"energy": 1.0, "forces": 10.0}}
+
+#: name -> (what changes, model overrides, training overrides)
+VARIANTS = {
+    "default": ("the package defaults", {}, {}),
+    # training regime
+    "batch4": ("batch 4 (4x the optimizer steps per epoch)", {}, {"batch_size": 4}),
+    "force100": ("force weight 100", {}, {"loss_weights": {"energy": 1.0, "forces": 100.0}}),
+    "long": ("600 epochs, patience 150", {}, {"max_epochs": 600, "patience": 150}),
+    "batch4_long": ("batch 4, 600 epochs, patience 150", {},
+                    {"batch_size": 4, "max_epochs": 600, "patience": 150}),
+    "lr1e-3": ("learning rate 1e-3", {}, {"learning_rate": 1e-3}),
+    # descriptor resolution
+    "nmax6": ("max_radial 6", {"descriptor": {"max_radial": 6}}, {}),
+    "lmax4": ("max_angular 4", {"descriptor": {"max_angular": 4}}, {}),
+    "nmax6_lmax4": ("max_radial 6, max_angular 4",
+                    {"descriptor": {"max_radial": 6, "max_angular": 4}}, {}),
+    "cutoff5": ("cutoff 5 Å", {"descriptor": {"cutoff": 5.0}}, {}),
+    "cutoff6": ("cutoff 6 Å", {"descriptor": {"cutoff": 6.0}}, {}),
+    "width0.5": ("Gaussian density width 0.5 Å", {"descriptor": {"density_width": 0.5}}, {}),
+    # network
+    "wide": ("hidden [128, 128]", {"hidden": [128, 128]}, {}),
+    "deep": ("hidden [64, 64, 64]", {"hidden": [64, 64, 64]}, {}),
+    "narrow": ("hidden [32, 32]", {"hidden": [32, 32]}, {}),
+}
+
+
+def merged(base: dict, change: dict) -> dict:
+    out = json.loads(json.dumps(base))
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def splits(seed: int):
+    from fieldforce.data.splits import random_split
+    from fieldforce.datasets import load_water
+
+    frames = [f for f in load_water() if not np.abs(f.efield).any()]
+    train, test = random_split(frames, [0.8, 0.2], seed=seed)
+    train, valid = random_split(train, [0.9, 0.1], seed=seed + 1)
+    return train, valid, test
+
+
+def step_cost(model, repeat: int = 5) -> float:
+    """Median seconds of one energy + forces evaluation of 192-atom periodic water."""
+    import ase.io
+
+    from fieldforce.data.batch import batch_from_atoms
+    from fieldforce.models import evaluate
+
+    box = ase.io.read(ROOT / "examples" / "water_box.xyz").repeat((2, 2, 2))
+    batch = batch_from_atoms(box)
+    evaluate(model, batch)  # warm up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        evaluate(model, batch)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS))
+    parser.add_argument("--list", action="store_true", help="list the variants and exit")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "backbone_variants")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "backbone_variants.json")
+    args = parser.parse_args()
+    if args.list:
+        for name, (what, _, _) in VARIANTS.items():
+            print(f"{name:14s} {what}")
+        return
+    import torch
+
+    from fieldforce.training import Trainer, evaluate_frames, load_config
+
+    torch.set_num_threads(args.threads)
+    train, valid, test = splits(args.seed)
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for name in args.variants:
+        what, model_change, training_change = VARIANTS[name]
+        config = load_config({
+            "data": {"train": "unused.xyz"}, "output": str(args.work / name),
+            "model": merged(BASE_MODEL, model_change),
+            "training": {**merged(BASE_TRAINING, training_change), "seed": args.seed}})
+        start = time.perf_counter()
+        trainer = Trainer(config, progress=False, data=(train, valid, []))
+        result = trainer.fit()
+        seconds = time.perf_counter() - start
+        table, _ = evaluate_frames(trainer.model, test)
+        steps = result["epochs"] * int(np.ceil(len(train) / config["training"]["batch_size"]))
+        row = {"what": what, "energy_meV_per_atom": 1000 * table["energy"]["rmse"],
+               "forces_eV_per_A": table["forces"]["rmse"], "epochs": result["epochs"],
+               "stopped_by": result["stopped_by"], "optimizer_steps": steps,
+               "train_seconds": seconds, "threads": args.threads,
+               "step_cost_192_s": step_cost(trainer.model),
+               "n_train": len(train), "n_valid": len(valid), "n_test": len(test)}
+        results[name] = row
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"{name:14s} E {row['energy_meV_per_atom']:7.3f} meV/atom  F "
+              f"{row['forces_eV_per_A']:.4f} eV/Å  {row['epochs']:4d} epochs "
+              f"({row['stopped_by']}), {steps} steps, {seconds:6.0f} s, step "
+              f"{1000 * row['step_cost_192_s']:.0f} ms", flush=True)
+    print("| variant | change | energy meV/atom | forces eV/Å | steps | train s | "
+          "192-atom step ms |")
+    print("|---|---|---|---|---|---|---|")
+    for name, row in results.items():
+        print(f"| {name} | {row['what']} | {row['energy_meV_per_atom']:.3f} | "
+              f"{row['forces_eV_per_A']:.4f} | {row['optimizer_steps']} | "
+              f"{row['train_seconds']:.0f} | {1000 * row['step_cost_192_s']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
