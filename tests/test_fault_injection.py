@@ -37,8 +37,9 @@ def run(*args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def kill_after_progress(args, progressed, rng: random.Random, timeout: float = 300) -> bool:
-    """Start the job, wait until ``progressed()``, SIGKILL it a random 0-0.4 s later.
+def kill_after_progress(args, progressed, rng: random.Random, timeout: float = 300,
+                        delay: float = 0.4) -> bool:
+    """Start the job, wait until ``progressed()``, SIGKILL it a random 0-``delay`` s later.
     True if it was killed (False: it finished first)."""
     process = subprocess.Popen([sys.executable, "-c", RUN, *map(str, args)], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -50,7 +51,7 @@ def kill_after_progress(args, progressed, rng: random.Random, timeout: float = 3
             process.kill()
             raise TimeoutError(f"no progress in {timeout} s: {args}")
         time.sleep(0.02)
-    time.sleep(rng.uniform(0.0, 0.4))
+    time.sleep(rng.uniform(0.0, delay))
     if process.poll() is not None:
         return False
     process.send_signal(signal.SIGKILL)
@@ -161,7 +162,7 @@ def test_training_killed_and_resumed_gives_the_same_model(setup):
 def test_labelling_killed_and_rerun_gives_the_same_labels(setup):
     pytest.importorskip("pyscf")
     rng = random.Random(3)
-    frames = read_frames(setup / "data.xyz")[:14]
+    frames = read_frames(setup / "data.xyz")[:30]
     write_frames(frames, setup / "to_label.xyz")
     options = ["--backend", "pyscf", "--xc", "HF", "--basis", "sto-3g",
                "--properties", "energy,forces,dipole", "--no-progress"]
@@ -172,12 +173,13 @@ def test_labelling_killed_and_rerun_gives_the_same_labels(setup):
         before = len(list(parts.glob("*.xyz"))) if parts.exists() else 0
         kills += kill_after_progress(
             ["label", setup / "to_label.xyz", setup / "killed.xyz", *options],
-            lambda b=before: parts.exists() and len(list(parts.glob("*.xyz"))) >= b + 2, rng)
+            lambda b=before: parts.exists() and len(list(parts.glob("*.xyz"))) >= b + 2, rng,
+            delay=0.15)
     finished = run("label", setup / "to_label.xyz", setup / "killed.xyz", *options)
     assert finished.returncode == 0, finished.stderr
     assert kills >= 2
     mine, theirs = read_frames(setup / "killed.xyz"), read_frames(setup / "ref.xyz")
-    assert len(mine) == len(theirs) == 14
+    assert len(mine) == len(theirs) == 30
     for a, b in zip(mine, theirs, strict=True):
         for key in ("energy", "forces", "dipole"):
             np.testing.assert_allclose(a.labels[key], b.labels[key], atol=1e-8, rtol=0)
