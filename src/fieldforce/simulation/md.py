@@ -221,9 +221,12 @@ def _last_frame(path: Path):
     return atoms
 
 
-def _trim_log(path: Path, time_fs: float) -> None:
+def _trim_log(path: Path, time_fs: float, step: int | None = None) -> None:
     """Drop the md.log rows after ``time_fs`` (written before a kill, beyond the frame the
-    run resumes from), atomically; comment lines are kept."""
+    run resumes from), and the warnings noted after ``step``, atomically; other comment
+    lines are kept."""
+    import re
+
     from fieldforce.data.atomic import atomic_path
 
     if not path.is_file():
@@ -231,6 +234,10 @@ def _trim_log(path: Path, time_fs: float) -> None:
     kept, dropped, width = [], 0, None
     for line in path.read_text().splitlines(keepends=True):
         fields = line.split()
+        noted = re.match(r"# warning \(step (\d+)\)", line)
+        if noted and step is not None and int(noted.group(1)) > step:
+            dropped += 1
+            continue
         if fields and not line.startswith("#"):
             width = width or len(fields)
             try:
@@ -309,7 +316,7 @@ class MDRun:
             self.start_step, self.time_fs = int(atoms.info["step"]), float(atoms.info["time_fs"])
             recorded_p = frame_value(atoms, "polarization")
             self.fresh = False
-            _trim_log(self.log, self.time_fs)
+            _trim_log(self.log, self.time_fs, self.start_step)
         else:
             if self.trajectory.exists() and not resume:
                 raise ConfigError(f"{self.trajectory} already exists; pass --resume "
