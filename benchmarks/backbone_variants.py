@@ -54,6 +54,18 @@ VARIANTS = {
     "wide": ("hidden [128, 128]", {"hidden": [128, 128]}, {}),
     "deep": ("hidden [64, 64, 64]", {"hidden": [64, 64, 64]}, {}),
     "narrow": ("hidden [32, 32]", {"hidden": [32, 32]}, {}),
+    # combinations with the force weight that mattered most in the first round
+    "force1000": ("force weight 1000", {}, {"loss_weights": {"energy": 1.0, "forces": 1000.0}}),
+    "force100_long": ("force weight 100, 600 epochs, patience 150", {},
+                      {"loss_weights": {"energy": 1.0, "forces": 100.0}, "max_epochs": 600,
+                       "patience": 150}),
+    "force100_wide": ("force weight 100, hidden [128, 128]", {"hidden": [128, 128]},
+                      {"loss_weights": {"energy": 1.0, "forces": 100.0}}),
+    "force100_nmax6_lmax4": ("force weight 100, max_radial 6, max_angular 4",
+                             {"descriptor": {"max_radial": 6, "max_angular": 4}},
+                             {"loss_weights": {"energy": 1.0, "forces": 100.0}}),
+    "force100_cutoff5": ("force weight 100, cutoff 5 Å", {"descriptor": {"cutoff": 5.0}},
+                         {"loss_weights": {"energy": 1.0, "forces": 100.0}}),
 }
 
 

@@ -7,6 +7,9 @@
   requests, checkpointed trajectories and ``--resume``;
 * :mod:`~fieldforce.simulation.observers` — the observers (:class:`Observer`): trajectory
   writer, log, polarization tracker, statistics, progress;
+* :mod:`~fieldforce.simulation.settings` — :class:`MDSettings`, the keys of an MD file;
+* :mod:`~fieldforce.simulation.restart` — continuing a run: the last complete frame, the
+  log trimmed to it, the summary of the whole run;
 * :mod:`~fieldforce.simulation.polarization` — the continuous polarization of a periodic
   run and its branch on resume.
 """

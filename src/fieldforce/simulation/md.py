@@ -50,17 +50,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from fieldforce.config import Section, option
 from fieldforce.data.atomic import refuse_overwriting, write_json
 from fieldforce.data.trajectory import frame_value, strip_frame
 from fieldforce.errors import ConfigError, DataError
@@ -79,75 +76,10 @@ from fieldforce.simulation.polarization import (
     check_branch,
     resumed_branch,
 )
+from fieldforce.simulation.restart import last_frame, trim_log, whole_run
+from fieldforce.simulation.settings import ENSEMBLES, MDSettings, check_config
 
-__all__ = ["ENSEMBLES", "MDRun", "MDSettings", "run_md"]
-
-ENSEMBLES = ("nve", "langevin", "nvt-berendsen", "bussi", "nose-hoover")
-
-
-@dataclass(kw_only=True)
-class MDSettings(Section):
-    """The keys of an ``fieldforce md`` file (times in fs, temperatures in K, fields V/Å)."""
-
-    section: ClassVar[str] = ""  # a whole file
-    structure: Path = option(doc="structure file ASE can read (its first frame is used)")
-    model: Path = option(doc="fieldforce model file")
-    output: Path = option(doc="output directory")
-    steps: int = option(doc="total number of MD steps (a resumed run continues to it)",
-                        minimum=0)
-    ensemble: str = option(doc="nve, langevin, nvt-berendsen, bussi or nose-hoover (ASE's "
-                           "NoseHooverChainNVT)", choices=ENSEMBLES)
-    field: Any = option(None, "a field config (ExternalField.from_config): static, ramp, "
-                        "sinusoid, pulse, point_charge or grid",
-                        check=lambda v: isinstance(v, dict) or hasattr(v, "uniform_value"),
-                        expected="a field config (a mapping with a 'type' key)")
-    temperature_K: float = option(0.0, "thermostat target (> 0 for thermostats) and "
-                                  "temperature of the initial Maxwell-Boltzmann velocities; "
-                                  "0: the structure file's momenta (or rest)", minimum=0)
-    friction_per_fs: float = option(0.01, "Langevin friction, 1/fs", exclusive_minimum=0)
-    thermostat_time_fs: float = option(100.0, "relaxation time of Berendsen/Bussi, damping "
-                                       "of Nose-Hoover, fs", exclusive_minimum=0)
-    timestep_fs: float = option(0.5, "time step, fs", exclusive_minimum=0)
-    write_interval: int = option(10, "steps between trajectory frames and log lines",
-                                 minimum=1)
-    write_born_charges: bool = option(False, "also write the Born charges of every frame "
-                                      "(models with charges; extra backward passes on the "
-                                      "written steps)")
-    seed: int = option(0, "random seed (velocities, Langevin noise)", minimum=0)
-    device: str = option("cpu", "torch device of the model")
-
-    def check(self) -> None:
-        if self.ensemble != "nve" and self.temperature_K <= 0:
-            raise self.invalid("temperature_K", f"a target temperature > 0 K for the "
-                                                f"{self.ensemble} thermostat")
-
-    def resolve(self, base_dir: str | Path | None, source: str) -> None:
-        """Paths relative to ``base_dir``; the input files must exist; the field built
-        (a field config becomes an :class:`~fieldforce.fields.ExternalField`)."""
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
-        for key in ("structure", "model", "output"):
-            path = getattr(self, key)
-            setattr(self, key, Path(os.path.normpath(path if path.is_absolute()
-                                                     else base / path)))
-        for key in ("structure", "model"):
-            if not getattr(self, key).is_file():
-                raise DataError(f"no such file (md config key {key!r})",
-                                path=str(getattr(self, key)))
-        if isinstance(self.field, dict):
-            from fieldforce.config import context
-            from fieldforce.fields import ExternalField
-
-            with context(source, "field"):
-                self.field = ExternalField.from_config(self.field, base)
-
-
-def check_config(config: dict, base_dir: str | Path | None = None,
-                 source: str = "md config") -> MDSettings:
-    """The md config checked, defaults filled in, paths resolved, the field built."""
-    settings = MDSettings.from_dict(config, source=source)
-    settings.resolve(base_dir, source)
-    return settings
-
+__all__ = ["ENSEMBLES", "MDRun", "MDSettings", "check_config", "run_md"]
 
 def _integrator(c: MDSettings, atoms, rng: np.random.Generator):
     from ase import units
@@ -178,80 +110,6 @@ def _read_structure(path: Path):
     except Exception as exc:  # noqa: BLE001 - ASE raises many types on bad files
         raise DataError(f"cannot read a structure ({type(exc).__name__}: {exc})",
                         path=str(path)) from None
-
-
-def _last_frame(path: Path):
-    """The last complete frame of a trajectory to resume from.
-
-    A run killed while writing leaves a partial last frame: it is removed from the file
-    (rewritten atomically, with a warning that names the frame and line) and the run
-    resumes from the frame before it.
-    """
-    import io
-    import warnings
-
-    import ase.io
-
-    from fieldforce.data.atomic import atomic_path
-    from fieldforce.data.extxyz import complete_text
-
-    text, tail = complete_text(path)
-    if not text.strip():
-        raise DataError("no complete frame to resume from (the first frame is truncated); "
-                        "start the run again without --resume in a new output directory",
-                        path=str(path))
-    try:
-        atoms = ase.io.read(io.StringIO(text), index=-1, format="extxyz")
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"cannot read the last frame to resume from ({type(exc).__name__}: "
-                        f"{exc})", path=str(path)) from None
-    for key in ("step", "time_fs"):
-        if key not in atoms.info:
-            raise DataError("the last frame has no info key to resume from; was it written "
-                            "by fieldforce md?", path=str(path), key=key)
-    if "momenta" not in atoms.arrays:
-        raise DataError("the last frame has no momenta to resume from", path=str(path),
-                        key="momenta")
-    if tail is not None:
-        warnings.warn(f"{path}, frame {tail.frame}: line {tail.line}: {tail.message}; "
-                      f"resuming from the last complete frame (step {atoms.info['step']}) "
-                      "and removing the partial one", stacklevel=3)
-        with atomic_path(path) as tmp:
-            tmp.write_text(text)
-    return atoms
-
-
-def _trim_log(path: Path, time_fs: float, step: int | None = None) -> None:
-    """Drop the md.log rows after ``time_fs`` (written before a kill, beyond the frame the
-    run resumes from), and the warnings noted after ``step``, atomically; other comment
-    lines are kept."""
-    import re
-
-    from fieldforce.data.atomic import atomic_path
-
-    if not path.is_file():
-        return
-    kept, dropped, width = [], 0, None
-    for line in path.read_text().splitlines(keepends=True):
-        fields = line.split()
-        noted = re.match(r"# warning \(step (\d+)\)", line)
-        if noted and step is not None and int(noted.group(1)) > step:
-            dropped += 1
-            continue
-        if fields and not line.startswith("#"):
-            width = width or len(fields)
-            try:
-                beyond = float(fields[0]) > time_fs + 1e-6
-            except ValueError:
-                beyond = True
-            # a row cut short by a kill has no line end or too few columns
-            if beyond or not line.endswith("\n") or len(fields) != width:
-                dropped += 1
-                continue
-        kept.append(line)
-    if dropped:
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(kept))
 
 
 def _initial_velocities(atoms, c: MDSettings) -> None:
@@ -312,11 +170,11 @@ class MDRun:
                            {"structure": c.structure, "model": c.model})
         recorded_p = None
         if resume and self.trajectory.is_file() and self.trajectory.stat().st_size > 0:
-            atoms = _last_frame(self.trajectory)
+            atoms = last_frame(self.trajectory)
             self.start_step, self.time_fs = int(atoms.info["step"]), float(atoms.info["time_fs"])
             recorded_p = frame_value(atoms, "polarization")
             self.fresh = False
-            _trim_log(self.log, self.time_fs, self.start_step)
+            trim_log(self.log, self.time_fs, self.start_step)
         else:
             if self.trajectory.exists() and not resume:
                 raise ConfigError(f"{self.trajectory} already exists; pass --resume "
@@ -473,7 +331,7 @@ class MDRun:
                    "wall_time_s": wall, "mean_temperature_K": observed.get(
                        "mean_temperature_K"), "stopped_by": self.stopped_by or "steps"}
         if not self.fresh:
-            observed, wall, segments = self._whole_run(observed, wall, segment)
+            observed, wall, segments = whole_run(self, observed, wall, segment)
         else:
             segments = [segment]
         simulated_ns = (self.step if not self.fresh else self.steps_done) * c.timestep_fs * 1e-6
@@ -497,81 +355,6 @@ class MDRun:
         }
         write_json(summary, c.output / "summary.json", indent=2)
         return summary
-
-    def _whole_run(self, observed: dict, wall: float, segment: dict
-                   ) -> tuple[dict, float, list[dict]]:
-        """The statistics of the whole run, this segment combined with those before it
-        (from the previous summary.json; else from md.log's rows): step-weighted mean
-        temperature and polarization, the NVE drift fitted over all of md.log, total wall
-        time, the domain findings of every segment."""
-        import json
-
-        previous_path = self.settings.output / "summary.json"
-        before_steps = self.start_step
-        try:
-            previous = json.loads(previous_path.read_text())
-        except (OSError, ValueError):
-            previous = None
-        rows = _log_rows(self.log)
-        if previous is not None and previous.get("step") == self.start_step:
-            segments = previous.get("segments") or [{
-                "start_step": previous.get("step", 0) - previous.get("steps_done", 0),
-                "steps_done": previous.get("steps_done"),
-                "wall_time_s": previous.get("wall_time_s"),
-                "mean_temperature_K": previous.get("mean_temperature_K")}]
-            wall_before = sum(x.get("wall_time_s") or 0.0 for x in segments)
-            t_before = previous.get("mean_temperature_K")
-            p_before = previous.get("mean_polarization_e_per_A2")
-            domain_before = previous.get("domain")
-        else:  # no summary of the earlier segments (a killed run): md.log has their rows
-            earlier = rows[rows[:, 0] <= self.time_fs + 1e-6] if len(rows) else rows
-            segments = [{"start_step": 0, "steps_done": before_steps, "wall_time_s": None,
-                         "mean_temperature_K": float(earlier[:, 4].mean()) if len(earlier)
-                         else None, "from": "md.log rows (the run was interrupted)"}]
-            wall_before, t_before, p_before, domain_before = 0.0, segments[0][
-                "mean_temperature_K"], None, None
-
-        def weighted(a, b):
-            if a is None or not before_steps:
-                return b
-            if b is None or not self.steps_done:
-                return a
-            total = before_steps + self.steps_done
-            return ((np.asarray(a) * before_steps + np.asarray(b) * self.steps_done)
-                    / total).tolist()
-
-        out = dict(observed)
-        out["mean_temperature_K"] = weighted(t_before, observed.get("mean_temperature_K"))
-        mean_p = weighted(p_before, observed.get("mean_polarization_e_per_A2"))
-        if mean_p is not None:
-            from fieldforce.units import UC_PER_CM2
-
-            out["mean_polarization_e_per_A2"] = mean_p
-            out["mean_polarization_uC_per_cm2"] = (np.asarray(mean_p) / UC_PER_CM2).tolist()
-        if self.settings.ensemble == "nve" and len(rows) >= 2:
-            slope = np.polyfit(rows[:, 0], rows[:, 3], 1)[0]  # eV/fs, Etot over the whole run
-            out["energy_drift_eV_per_atom_per_ps"] = float(slope * 1000.0 / len(self.atoms))
-        if domain_before and "domain" in out:
-            domain = dict(out["domain"])
-            domain["warnings"] = list(domain_before.get("warnings", [])) + [
-                m for m in domain["warnings"] if m not in domain_before.get("warnings", [])]
-            for key in ("max_field_V_per_A", "max_extrapolation"):
-                domain[key] = max(domain.get(key) or 0.0, domain_before.get(key) or 0.0)
-            out["domain"] = domain
-        return out, wall_before + wall, segments + [segment]
-
-
-def _log_rows(path: Path) -> np.ndarray:
-    """md.log's table [rows, columns] (time, Epot, Ekin, Etot, T, ...); empty if none."""
-    if not path.is_file():
-        return np.zeros((0, 5))
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an empty table
-        rows = np.loadtxt(path, comments="#", ndmin=2)
-    return rows if rows.size else np.zeros((0, 5))
-
 
 def _field_summary(field) -> dict | str | None:
     """The field's config form for summary.json (a Python callable has none: its repr)."""
