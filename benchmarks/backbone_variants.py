@@ -8,6 +8,8 @@ against CACE-LES: 80/20 split, seed 0), 10 % of the training part for validation
 (early stopping). Every variant is the shared backbone without long-range terms
 (``family: latent, long_range: false``: SOAP power spectrum -> per-species MLP -> atomic
 energies), trained on energies and forces only, changed in one respect from ``default``
+(``--seed`` changes the split, the initial weights and the batch order together; rows of
+other seeds are stored as ``name@seedN``)
 (the package defaults: cutoff 4 Å, max_radial 4, max_angular 3, hidden [64, 64],
 batch 16, learning rate 3e-3, force weight 10, early stopping after 40 epochs without
 improvement, at most 200 epochs). Reported per variant: test energy RMSE (meV/atom) and
@@ -141,13 +143,14 @@ def main() -> None:
         seconds = time.perf_counter() - start
         table, _ = evaluate_frames(trainer.model, test)
         steps = result["epochs"] * int(np.ceil(len(train) / config["training"]["batch_size"]))
-        row = {"what": what, "energy_meV_per_atom": 1000 * table["energy"]["rmse"],
+        row = {"what": what, "seed": args.seed,
+               "energy_meV_per_atom": 1000 * table["energy"]["rmse"],
                "forces_eV_per_A": table["forces"]["rmse"], "epochs": result["epochs"],
                "stopped_by": result["stopped_by"], "optimizer_steps": steps,
                "train_seconds": seconds, "threads": args.threads,
                "step_cost_192_s": step_cost(trainer.model),
                "n_train": len(train), "n_valid": len(valid), "n_test": len(test)}
-        results[name] = row
+        results[name if args.seed == 0 else f"{name}@seed{args.seed}"] = row
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1) + "\n")
         print(f"{name:14s} E {row['energy_meV_per_atom']:7.3f} meV/atom  F "
