@@ -68,6 +68,9 @@ VARIANTS = {
                              {"loss_weights": {"energy": 1.0, "forces": 100.0}}),
     "force100_cutoff5": ("force weight 100, cutoff 5 Å", {"descriptor": {"cutoff": 5.0}},
                          {"loss_weights": {"energy": 1.0, "forces": 100.0}}),
+    "force100_cosine": ("force weight 100, cosine schedule over 600 epochs, no early stop",
+                        {}, {"loss_weights": {"energy": 1.0, "forces": 100.0},
+                             "max_epochs": 600, "patience": 600, "schedule": "cosine"}),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},

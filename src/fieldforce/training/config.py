@@ -69,6 +69,8 @@ class TrainingSettings(Section):
     section: ClassVar[str] = "training"
     seed: int = option(0, "seed of the split, the initial weights and the batch order")
     max_epochs: int = option(500, "upper limit on training epochs", minimum=1)
+    max_steps: int | None = option(None, "upper limit on optimizer steps (checked after "
+                                   "each epoch; null: max_epochs decides)", minimum=1)
     batch_size: int = option(16, "structures per optimizer step", minimum=1)
     learning_rate: float = option(3e-3, "initial Adam learning rate", exclusive_minimum=0)
     weight_decay: float = option(0.0, "Adam weight decay", minimum=0)
@@ -77,6 +79,10 @@ class TrainingSettings(Section):
         "spread); default: the model family's", expected="a mapping of loss term -> weight")
     patience: int = option(60, "epochs without validation improvement before stopping",
                            minimum=1)
+    schedule: str = option("plateau", "learning-rate schedule: plateau (halve after "
+                           "lr_patience epochs without improvement) or cosine (decay to "
+                           "min_learning_rate over max_steps, or max_epochs, optimizer "
+                           "steps)", choices=("plateau", "cosine"))
     lr_patience: int = option(15, "epochs without improvement before halving the learning "
                               "rate", minimum=1)
     min_learning_rate: float = option(1e-5, "the learning rate is not halved below this",

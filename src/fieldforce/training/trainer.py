@@ -70,12 +70,20 @@ class Trainer:
         if self.gradient:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t["learning_rate"],
                                               weight_decay=t["weight_decay"])
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, factor=0.5, patience=t["lr_patience"],
-                min_lr=t["min_learning_rate"])
+            if t.get("schedule", "plateau") == "cosine":
+                # cosine decay to min_learning_rate over the whole run, stepped per
+                # optimizer step: the schedule is defined in steps, not in epochs
+                self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                    self.optimizer, T_max=max(1, self.total_steps()),
+                    eta_min=t["min_learning_rate"])
+            else:
+                self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                    self.optimizer, factor=0.5, patience=t["lr_patience"],
+                    min_lr=t["min_learning_rate"])
         self.cache = self.model.prepare_training(self.train)
         self.epoch, self.best, self.best_state, self.history = 0, math.inf, None, []
-        self.stale = 0
+        self.stale, self.steps = 0, 0
+        self.per_step_schedule = t.get("schedule", "plateau") == "cosine"
         make_output_directory(self.output)
 
     def _loss_terms(self, missing: str) -> list[str]:
@@ -108,6 +116,17 @@ class Trainer:
             raise ConfigError(f"no loss term has both a positive weight and labels in "
                               f"{source}")
         return terms
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch (batches never mix field and zero-field frames)."""
+        size = self.config["training"]["batch_size"]
+        fields = sum(_has_field(f) for f in self.train)
+        return math.ceil(fields / size) + math.ceil((len(self.train) - fields) / size)
+
+    def total_steps(self) -> int:
+        """The run's optimizer steps: ``max_steps``, else ``max_epochs`` epochs."""
+        t = self.config["training"]
+        return t.get("max_steps") or t["max_epochs"] * self.steps_per_epoch()
 
     # -- one step ------------------------------------------------------------
 
@@ -143,6 +162,9 @@ class Trainer:
             loss, _ = self.loss(frames, train=True)
             loss.backward()
             self.optimizer.step()
+            self.steps += 1
+            if self.per_step_schedule:
+                self.scheduler.step()
             losses.append(float(loss.detach()))
         return float(np.mean(losses))
 
@@ -164,6 +186,7 @@ class Trainer:
         state = {"epoch": self.epoch, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "best": self.best,
+                 "steps": self.steps,
                  "best_state": self.best_state, "history": self.history, "stale": self.stale,
                  "rng": torch.get_rng_state(), "py_rng": random.getstate()}
         with atomic_path(self.output / "checkpoint.pt") as tmp:
@@ -183,6 +206,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best, self.best_state = state["epoch"], state["best"], state["best_state"]
         self.history, self.stale = state["history"], state["stale"]
+        self.steps = state.get("steps", 0)
         torch.set_rng_state(state["rng"])
         random.setstate(state["py_rng"])
         return True
@@ -206,7 +230,8 @@ class Trainer:
             train_loss = self.run_epoch()
             valid_loss, rmse = self.validate()
             self.epoch += 1
-            self.scheduler.step(valid_loss)
+            if not self.per_step_schedule:
+                self.scheduler.step(valid_loss)
             lr = self.optimizer.param_groups[0]["lr"]
             self.history.append({"epoch": self.epoch, "train_loss": train_loss,
                                  "valid_loss": valid_loss, "lr": lr, **{
@@ -228,6 +253,9 @@ class Trainer:
             if minutes is not None and time.perf_counter() - start > 60 * minutes:
                 reason = "max_minutes"
                 break
+            if t.get("max_steps") and self.steps >= t["max_steps"]:
+                reason = "max_steps"
+                break
         bar.close()
         self.checkpoint()
         return self.finish(reason, time.perf_counter() - start)
@@ -240,7 +268,8 @@ class Trainer:
         save_model(self.model, self.output / "model.pt",
                    extra={"epochs": self.epoch, "stopped_by": reason})
         valid_table, valid_pairs = evaluate_frames(self.model, self.valid)
-        result = {"epochs": self.epoch, "stopped_by": reason, "seconds": seconds,
+        result = {"epochs": self.epoch, "steps": self.steps, "stopped_by": reason,
+                  "seconds": seconds,
                   "n_train": len(self.train), "n_valid": len(self.valid),
                   "n_test": len(self.test), "valid": valid_table}
         if fit_info:

@@ -1,0 +1,70 @@
+"""The training schedule in optimizer steps: cosine decay, max_steps, and resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fieldforce.models import load_model
+from fieldforce.training import Trainer, load_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = {"family": "latent", "long_range": False,
+        "descriptor": {"cutoff": 3.0, "max_radial": 2, "max_angular": 2}, "hidden": [8]}
+
+
+def config(tmp_path, name: str, **training) -> dict:
+    return load_config({"data": {"train": "unused.xyz"}, "output": str(tmp_path / name),
+                        "model": TINY,
+                        "training": {"batch_size": 5, "max_epochs": 6, "seed": 3,
+                                     "learning_rate": 1e-2, "min_learning_rate": 1e-4,
+                                     "patience": 100, "checkpoint_every": 1, **training}})
+
+
+@pytest.fixture(scope="module")
+def frames(water):
+    small = [f for f in water if len(f.atoms) <= 6 and not f.efield.any()]
+    return small[:20], small[20:25]
+
+
+def test_cosine_decays_to_the_minimum_over_the_run_in_steps(tmp_path, frames):
+    train, valid = frames
+    trainer = Trainer(config(tmp_path, "cos", schedule="cosine"), progress=False,
+                      data=(train, valid, []))
+    assert trainer.steps_per_epoch() == 4 and trainer.total_steps() == 24
+    rates = []
+    for _ in range(6):
+        trainer.run_epoch()
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    assert trainer.steps == 24
+    assert rates[-1] == pytest.approx(1e-4, rel=1e-9)  # the end of the cosine
+    assert rates[2] == pytest.approx(1e-4 + 0.5 * (1e-2 - 1e-4), rel=1e-9)  # its middle
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_max_steps_stops_the_run(tmp_path, frames):
+    train, valid = frames
+    result = Trainer(config(tmp_path, "steps", max_steps=9, max_epochs=50), progress=False,
+                     data=(train, valid, [])).fit()
+    assert result["stopped_by"] == "max_steps" and result["epochs"] == 3
+    assert result["steps"] == 12  # checked at the end of each 4-step epoch
+
+
+def test_a_resumed_cosine_run_gives_the_same_model(tmp_path, frames):
+    train, valid = frames
+    whole = Trainer(config(tmp_path, "whole", schedule="cosine"), progress=False,
+                    data=(train, valid, []))
+    whole.fit()
+    first = Trainer(config(tmp_path, "parts", schedule="cosine", max_epochs=6),
+                    progress=False, data=(train, valid, []))
+    first.config["training"]["max_epochs"] = 3  # stop half way, as an interruption would
+    first.fit()
+    again = Trainer(config(tmp_path, "parts", schedule="cosine"), progress=False,
+                    data=(train, valid, []))
+    assert again.resume() and again.epoch == 3 and again.steps == 12
+    again.fit()
+    a = load_model(tmp_path / "whole" / "model.pt").state_dict()
+    b = load_model(tmp_path / "parts" / "model.pt").state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
