@@ -1,0 +1,116 @@
+"""MACE as the peer of the backbone variants (issue 13): the same split, side by side.
+
+    python -m venv /tmp/peers && /tmp/peers/bin/pip install torch==2.13.0 mace-torch
+    python benchmarks/peer_mace.py --python /tmp/peers/bin/python --size small --epochs 200
+
+MACE runs from its own package in its own environment (never vendored): this script
+writes the split of ``backbone_variants.py`` (the shipped water clusters' zero-field
+frames, 80/20, seed 0; 10 % of the training part for validation) as extxyz files, trains
+with ``mace_run_train`` (float64, energies and forces, the given size), then evaluates
+the test frames and times one energy + forces evaluation of 192-atom periodic water with
+MACE's ASE calculator, all in the peer's interpreter. Results go to
+``benchmarks/results/peer_mace.json`` (one entry per size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = {  # hidden irreps and interaction layers, as in the issue's "small MACE"
+    "small": {"hidden_irreps": "96x0e", "num_interactions": 2, "max_L": 0},
+    "medium": {"hidden_irreps": "64x0e + 64x1o", "num_interactions": 2, "max_L": 1},
+}
+EVALUATE = """
+import json, statistics, sys, time
+import numpy as np, ase.io
+from mace.calculators import MACECalculator
+calc = MACECalculator(model_paths=sys.argv[1], device="cpu", default_dtype="float64")
+test = ase.io.read(sys.argv[2], ":")
+de, df = [], []
+for atoms in test:
+    ref_e, ref_f = atoms.info["REF_energy"], atoms.arrays["REF_forces"]
+    atoms.calc = calc
+    de.append((atoms.get_potential_energy() - ref_e) / len(atoms))
+    df.append((atoms.get_forces() - ref_f).ravel())
+box = ase.io.read(sys.argv[3]).repeat((2, 2, 2))
+box.calc = calc
+box.get_forces()
+times = []
+for _ in range(5):
+    box.positions[0, 0] += 1e-4
+    start = time.perf_counter(); box.get_forces(); times.append(time.perf_counter() - start)
+print(json.dumps({"energy_meV_per_atom": 1000 * float(np.sqrt(np.mean(np.square(de)))),
+                  "forces_eV_per_A": float(np.sqrt(np.mean(np.square(np.concatenate(df))))),
+                  "step_cost_192_s": statistics.median(times), "n_test": len(test)}))
+"""
+
+
+def write_split(work: Path) -> dict[str, Path]:
+    import sys
+
+    import ase.io
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from backbone_variants import splits
+
+    paths = {}
+    for name, frames in zip(("train", "valid", "test"), splits(0), strict=True):
+        images = []
+        for f in frames:
+            atoms = f.atoms.copy()
+            atoms.info = {"REF_energy": float(f.labels["energy"])}
+            atoms.arrays["REF_forces"] = f.labels["forces"]
+            images.append(atoms)
+        paths[name] = work / f"{name}.xyz"
+        ase.io.write(paths[name], images, format="extxyz")
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", required=True, help="the peer environment's python")
+    parser.add_argument("--size", choices=list(SIZES), default="small")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "peer_mace")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "peer_mace.json")
+    args = parser.parse_args()
+    work = args.work / args.size
+    work.mkdir(parents=True, exist_ok=True)
+    paths = write_split(work)
+    size = SIZES[args.size]
+    env = {"OMP_NUM_THREADS": str(args.threads), "PATH": "/usr/bin:/bin"}
+    command = [args.python, "-m", "mace.cli.run_train", f"--name=water_{args.size}",
+               f"--train_file={paths['train']}", f"--valid_file={paths['valid']}",
+               "--energy_key=REF_energy", "--forces_key=REF_forces", "--E0s=average",
+               "--model=MACE", f"--hidden_irreps={size['hidden_irreps']}",
+               f"--num_interactions={size['num_interactions']}", f"--max_L={size['max_L']}",
+               "--r_max=4.0", "--batch_size=5", f"--max_num_epochs={args.epochs}",
+               "--device=cpu", "--default_dtype=float64", "--seed=0",
+               "--forces_weight=100", "--energy_weight=1", "--restart_latest"]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=work, env=env, check=True)
+    seconds = time.perf_counter() - start
+    model = work / f"water_{args.size}.model"
+    evaluated = subprocess.run([args.python, "-c", EVALUATE, str(model), str(paths["test"]),
+                                str(ROOT / "examples" / "water_box.xyz")], cwd=work, env=env,
+                               check=True, capture_output=True, text=True)
+    row = {**json.loads(evaluated.stdout.strip().splitlines()[-1]), "size": size,
+           "epochs": args.epochs, "train_seconds": seconds, "threads": args.threads}
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results[args.size] = row
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"MACE {args.size}: E {row['energy_meV_per_atom']:.3f} meV/atom, F "
+          f"{row['forces_eV_per_A']:.4f} eV/Å, {seconds:.0f} s training, 192-atom step "
+          f"{1000 * row['step_cost_192_s']:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
