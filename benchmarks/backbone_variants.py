@@ -71,6 +71,15 @@ VARIANTS = {
     "force100_cosine": ("force weight 100, cosine schedule over 600 epochs, no early stop",
                         {}, {"loss_weights": {"energy": 1.0, "forces": 100.0},
                              "max_epochs": 600, "patience": 600, "schedule": "cosine"}),
+    # receptive field: message passing on the latent (fieldforce.models.interaction)
+    "force100_cosine_mp1": ("force weight 100, cosine 600 epochs, 1 interaction layer",
+                            {"interactions": 1},
+                            {"loss_weights": {"energy": 1.0, "forces": 100.0},
+                             "max_epochs": 600, "patience": 600, "schedule": "cosine"}),
+    "force100_cosine_mp2": ("force weight 100, cosine 600 epochs, 2 interaction layers",
+                            {"interactions": 2},
+                            {"loss_weights": {"energy": 1.0, "forces": 100.0},
+                             "max_epochs": 600, "patience": 600, "schedule": "cosine"}),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},
@@ -158,9 +167,13 @@ def main() -> None:
                "train_seconds": seconds, "threads": args.threads,
                "step_cost_192_s": step_cost(trainer.model),
                "n_train": len(train), "n_valid": len(valid), "n_test": len(test)}
+        # re-read: another run of this script may have added rows meanwhile
+        results = json.loads(args.out.read_text()) if args.out.exists() else {}
         results[name if args.seed == 0 else f"{name}@seed{args.seed}"] = row
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        temporary = args.out.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(results, indent=1) + "\n")
+        temporary.replace(args.out)
         print(f"{name:14s} E {row['energy_meV_per_atom']:7.3f} meV/atom  F "
               f"{row['forces_eV_per_A']:.4f} eV/Å  {row['epochs']:4d} epochs "
               f"({row['stopped_by']}), {steps} steps, {seconds:6.0f} s, step "

@@ -282,3 +282,56 @@ def test_layout_does_not_depend_on_batch_species(two_structures):
     assert wide.n_vector > water_only.n_vector
     for key in ("vector", "tensor"):
         torch.testing.assert_close(alone[key].norm(dim=2), narrow[key].norm(dim=2))
+
+
+def featomic_features(soap: SOAPFeatures, positions, numbers, cell, pbc, index):
+    """The same features straight from featomic's SoapPowerSpectrum and
+    EquivariantPowerSpectrum (the reference that fieldforce's products of the spherical
+    expansion must reproduce), in the batch's atom order."""
+    from fieldforce.descriptors.spherical import L1_TO_XYZ
+
+    systems, order = soap._systems(positions, numbers, cell, pbc, index)
+    spectrum = soap._lambda_soap.compute(systems, selected_keys=soap._equivariant_keys,
+                                         neighbors_to_properties=True)
+    offsets = torch.zeros(len(systems) + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(torch.tensor([len(s) for s in systems]), 0)
+    n = len(numbers)
+    invariant = torch.zeros(n, len(soap._pair_index), soap._block_size, dtype=torch.float64)
+    for key, block in soap._power_spectrum.compute(systems).items():
+        pair = soap._pair_index[(int(key["neighbor_1_type"]), int(key["neighbor_2_type"]))]
+        rows = order[offsets[block.samples.values[:, 0].long()] + block.samples.values[:, 1].long()]
+        invariant = invariant.index_put((rows, torch.full_like(rows, pair)), block.values)
+    vector = torch.zeros(n, 3, soap.n_vector, dtype=torch.float64)
+    tensor = torch.zeros(n, 5, soap.n_tensor, dtype=torch.float64)
+    for key, block in spectrum.items():
+        rows = order[offsets[block.samples.values[:, 0].long()] + block.samples.values[:, 1].long()]
+        if int(key["o3_lambda"]) == 1:
+            vector = vector.index_put((rows,), block.values[:, L1_TO_XYZ])
+        else:
+            tensor = tensor.index_put((rows,), block.values)
+    return invariant.reshape(n, -1), vector, tensor
+
+
+@pytest.mark.parametrize("settings", [SMALL, {"cutoff": 3.5, "max_radial": 2, "max_angular": 4,
+                                              "species": [1, 6, 8]}])
+def test_features_equal_featomic_values_and_gradients(settings, two_structures, water_box):
+    soap = SOAPFeatures(DescriptorSettings(**settings))  # with [1, 6, 8]: carbon never occurs
+    positions, numbers, cell, pbc, index = batch([*two_structures, water_box])
+    positions.requires_grad_(True)
+    cell.requires_grad_(True)
+    ours = soap(positions, numbers, cell, pbc, index)
+    invariant, vector, tensor = featomic_features(soap, positions, numbers, cell, pbc, index)
+    assert vector.abs().max() > 0.05 and tensor.abs().max() > 0.05
+    torch.testing.assert_close(ours["invariant"], invariant, rtol=0, atol=1e-13)
+    torch.testing.assert_close(ours["vector"], vector, rtol=0, atol=1e-13)
+    torch.testing.assert_close(ours["tensor"], tensor, rtol=0, atol=1e-13)
+    rng = torch.Generator().manual_seed(2)
+    reference = (invariant, vector, tensor)
+    weights = [torch.randn(x.shape, generator=rng, dtype=torch.float64) for x in reference]
+    mine = torch.autograd.grad(sum((ours[k] * w).sum() for k, w in
+                                   zip(("invariant", "vector", "tensor"), weights, strict=True)),
+                               [positions, cell])
+    reference = torch.autograd.grad(sum((x * w).sum() for x, w in
+                                        zip(reference, weights, strict=True)), [positions, cell])
+    for a, b in zip(mine, reference, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

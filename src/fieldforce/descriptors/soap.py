@@ -18,10 +18,19 @@ central atom is not encoded in the features: models use the atomic numbers for
 that. Only proper (o3_sigma = +1) equivariants are kept, so vectors are polar and
 change sign under inversion. Features are dimensionless and divided by
 ``feature_scale`` to keep them O(1).
+
+The lambda-SOAP values are featomic's (``EquivariantPowerSpectrum`` with the
+neighbour types moved to properties, o3_sigma = +1): the same spherical expansion,
+the same Clebsch-Gordan coefficients (``calculate_cg_coefficients``) and the same
+property order (read from its metadata once, at construction). Only the products are
+taken here, as a few dense einsums over all atoms at once, because featomic rebuilds
+the product's metadata labels on every call in Python: that cost 90 % of a 9-atom
+step in a field (tests/test_descriptors.py checks equality with featomic).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,7 +58,10 @@ class SOAPFeatures(torch.nn.Module):
     def __init__(self, settings: DescriptorSettings | Mapping[str, Any] | None = None) -> None:
         super().__init__()
         import featomic.torch as featomic_torch
-        from featomic.torch.clebsch_gordan import EquivariantPowerSpectrum
+        from featomic.torch.clebsch_gordan import (
+            EquivariantPowerSpectrum,
+            calculate_cg_coefficients,
+        )
         from metatensor.torch import Labels
 
         if settings is None:
@@ -60,8 +72,9 @@ class SOAPFeatures(torch.nn.Module):
         hypers = settings.featomic_hypers()
         species = settings.species
         self._power_spectrum = featomic_torch.SoapPowerSpectrum(**hypers)
+        self._spherical_expansion = featomic_torch.SphericalExpansion(**hypers)
         self._lambda_soap = EquivariantPowerSpectrum(
-            featomic_torch.SphericalExpansion(**hypers),
+            self._spherical_expansion,
             neighbor_types=species,
             dtype=torch.float64,
         )
@@ -73,10 +86,19 @@ class SOAPFeatures(torch.nn.Module):
         self._pair_index = {pair: k for k, pair in enumerate(pairs)}
         self._block_size = (settings.max_angular + 1) * (settings.max_radial + 1) ** 2
         self.n_invariant = len(pairs) * self._block_size
-        self.n_vector, self.n_tensor = self._equivariant_sizes()
+        self._type_index = {z: k for k, z in enumerate(species)}
+        cg = calculate_cg_coefficients(2 * settings.max_angular, "python-dense", "torch",
+                                       torch.float64, torch.device("cpu"))
+        self._products = self._product_plan(cg)
+        self.n_vector = self._products[1][0].numel()
+        self.n_tensor = self._products[2][0].numel()
 
-    def _equivariant_sizes(self) -> tuple[int, int]:
-        """Property counts of the lambda = 1, 2 blocks, from featomic's metadata."""
+    def _product_plan(self, cg) -> dict[int, tuple[torch.Tensor, list]]:
+        """Per lambda = 1, 2: the (l1, l2) products featomic forms, each with its signed
+        CG array [2l1+1, 2l2+1, 2lambda+1], and the permutation that puts their columns
+        (l1, l2, type_1, n_1, type_2, n_2: row-major over l-pairs, then the Cartesian
+        product of the (type, n) properties) in featomic's property order."""
+        from metatensor.torch import Labels
         from metatomic.torch import System
 
         dummy = System(
@@ -88,8 +110,80 @@ class SOAPFeatures(torch.nn.Module):
         meta = self._lambda_soap.compute_metadata(
             [dummy], selected_keys=self._equivariant_keys, neighbors_to_properties=True
         )
-        sizes = {int(k["o3_lambda"]): len(b.properties) for k, b in meta.items()}
-        return sizes[1], sizes[2]
+        n_radial = self.settings.max_radial + 1
+        density = [(z, n) for z in self.settings.species for n in range(n_radial)]
+        plan = {}
+        for key, block in meta.items():
+            lam = int(key["o3_lambda"])
+            names = block.properties.names
+            assert names == ["l_1", "l_2", "neighbor_1_type", "n_1", "neighbor_2_type", "n_2"]
+            column = {tuple(row): k for k, row in enumerate(block.properties.values.tolist())}
+            pairs = sorted({(row[0], row[1]) for row in column})
+            order, products = [], []
+            for l1, l2 in pairs:
+                coefficients = cg.block(Labels(["l1", "l2", "lambda"],
+                                               torch.tensor([[l1, l2, lam]])))
+                products.append((l1, l2, (-1) ** (l1 + l2 + lam)
+                                 * coefficients.values[0, ..., 0].clone()))
+                order += [column[(l1, l2, *a, *b)] for a in density for b in density]
+            # ours -> featomic's: position k of the output holds our column inverse[k]
+            inverse = torch.empty(len(order), dtype=torch.long)
+            inverse[torch.tensor(order)] = torch.arange(len(order))
+            plan[lam] = (inverse, products)
+        return plan
+
+    def _density(self, systems, rows, n_atoms: int, device) -> dict[int, torch.Tensor]:
+        """featomic's spherical expansion as dense tensors: l -> [N, 2l+1, T, n_max+1]
+        (T: the species list; zero where a species has no neighbours)."""
+        expansion = self._spherical_expansion.compute(systems)
+        n_types, n_radial = len(self._type_index), self.settings.max_radial + 1
+        density = {l: torch.zeros(n_atoms, 2 * l + 1, n_types, n_radial,
+                                  dtype=torch.float64, device=device)
+                   for l in range(self.settings.max_angular + 1)}
+        for key, block in expansion.items():
+            l, t = int(key["o3_lambda"]), self._type_index[int(key["neighbor_type"])]
+            index = rows(block.samples.values)
+            m = torch.arange(2 * l + 1, device=device)
+            density[l] = density[l].index_put(
+                (index[:, None], m[None, :], torch.tensor(t, device=device)), block.values)
+        return density
+
+    def _power_spectrum_values(self, density: dict[int, torch.Tensor]) -> torch.Tensor:
+        """[N, F0] featomic's SoapPowerSpectrum from the density: per species pair
+        (a <= b), per l, per (n1, n2): (-1)^l / sqrt(2l+1) sum_m c^a_{lmn1} c^b_{lmn2},
+        times sqrt(2) for a != b (featomic's conventions; checked against it in
+        tests/test_descriptors.py)."""
+        n_atoms = density[0].shape[0]
+        blocks = []
+        for (a, b), _ in sorted(self._pair_index.items(), key=lambda item: item[1]):
+            i, j = self._type_index[a], self._type_index[b]
+            factor = math.sqrt(2.0) if a != b else 1.0
+            for l, c in density.items():
+                value = (c[:, :, i, :].transpose(1, 2) @ c[:, :, j, :]).reshape(n_atoms, -1)
+                blocks.append(value * (factor * (-1) ** l / math.sqrt(2 * l + 1)))
+        return torch.cat(blocks, dim=-1)
+
+    def _lambda_soap_values(self, density: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """lambda-SOAP [N, 2 lambda + 1, F_lambda] for lambda = 1, 2, featomic's layout."""
+        n_atoms = density[0].shape[0]
+        flat = {l: d.reshape(n_atoms, 2 * l + 1, -1) for l, d in density.items()}
+        out = {}
+        for lam, (inverse, products) in self._products.items():
+            parts = [self._couple(flat[l1], flat[l2], c) for l1, l2, c in products]
+            out[lam] = torch.cat(parts, dim=-1)[..., inverse]
+        return out
+
+    @staticmethod
+    def _couple(first: torch.Tensor, second: torch.Tensor, cg: torch.Tensor) -> torch.Tensor:
+        """sum_{a,b} C[a, b, m] first[i, a, p] second[i, b, q] -> [i, m, p * q], as two
+        matrix products (einsum's outer product first is several times slower, backward
+        included)."""
+        n, la, p = first.shape
+        lb, lm = cg.shape[1], cg.shape[2]
+        q = second.shape[2]
+        half = (first.transpose(1, 2) @ cg.reshape(la, lb * lm)).reshape(n, p, lb, lm)
+        half = half.permute(0, 3, 1, 2).reshape(n, lm * p, lb)
+        return (half @ second).reshape(n, lm, p * q)
 
     def _systems(
         self,
@@ -195,33 +289,13 @@ class SOAPFeatures(torch.nn.Module):
             return order[offsets[samples[:, 0].long()] + samples[:, 1].long()]
 
         scale = 1.0 / self.settings.feature_scale
-        spectrum = self._power_spectrum.compute(systems)
-        n_pairs = len(self._pair_index)
-        invariant = torch.zeros(
-            n_atoms, n_pairs, self._block_size, dtype=torch.float64, device=positions.device
-        )
-        for key, block in spectrum.items():
-            pair = self._pair_index[(int(key["neighbor_1_type"]), int(key["neighbor_2_type"]))]
-            index = rows(block.samples.values)
-            column = torch.full_like(index, pair)
-            invariant = invariant.index_put((index, column), block.values)
-        result = {"invariant": (scale * invariant.reshape(n_atoms, -1)).to(dtype)}
+        density = self._density(systems, rows, n_atoms, device)
+        result = {"invariant": (scale * self._power_spectrum_values(density)).to(dtype)}
         if not equivariant:
             return result
-
-        spectrum = self._lambda_soap.compute(
-            systems, selected_keys=self._equivariant_keys, neighbors_to_properties=True
-        )
-        vector = torch.zeros(n_atoms, 3, self.n_vector, dtype=torch.float64, device=device)
-        tensor = torch.zeros(n_atoms, 5, self.n_tensor, dtype=torch.float64, device=device)
-        for key, block in spectrum.items():
-            index = rows(block.samples.values)
-            if int(key["o3_lambda"]) == 1:
-                vector = vector.index_put((index,), block.values[:, L1_TO_XYZ])
-            else:
-                tensor = tensor.index_put((index,), block.values)
-        result["vector"] = (scale * vector).to(dtype)
-        result["tensor"] = (scale * tensor).to(dtype)
+        values = self._lambda_soap_values(density)
+        result["vector"] = (scale * values[1][:, L1_TO_XYZ]).to(dtype)
+        result["tensor"] = (scale * values[2]).to(dtype)
         return result
 
     def featurize(

@@ -5,6 +5,9 @@ Per atom i:
 * x_i: the SOAP power spectrum (:class:`fieldforce.descriptors.SOAPFeatures`),
   standardised with the mean and spread of the training data;
 * h_i = MLP_{Z_i}(x_i): one network per species, all of the same width;
+* optionally ``interactions`` message-passing layers
+  (:mod:`fieldforce.models.interaction`) refine h_i with the neighbours' latents,
+  extending the receptive field beyond the descriptor cutoff;
 * e_i = s_E e(h_i) + b(Z_i): a linear energy head scaled by the energy scale s_E
   (eV) plus the composition baseline b (eV per atom of each species, a
   least-squares fit of the training energies to the composition).
@@ -29,6 +32,7 @@ from fieldforce.data.frame import Frame
 from fieldforce.descriptors import DescriptorSettings, SOAPFeatures
 from fieldforce.errors import ConfigError
 from fieldforce.models.contract import ModelSettings
+from fieldforce.models.interaction import BatchPairs, Interaction
 
 
 @dataclass(kw_only=True)
@@ -42,6 +46,11 @@ class BackboneSettings(ModelSettings):
     hidden: list[int] = option([64, 64], "widths of the per-species networks; the latent "
                                "width is the last", non_empty=True, minimum=1,
                                expected="a non-empty list of positive integers")
+    interactions: int = option(0, "message-passing layers on the latent (each extends the "
+                               "receptive field by interaction_cutoff)", minimum=0)
+    interaction_cutoff: float | None = option(None, "cutoff of the interaction layers, Å "
+                                              "(default: the descriptor cutoff)",
+                                              exclusive_minimum=0)
     species: list[int] | None = option(None, "atomic numbers the model handles (default: "
                                        "those of the training data)", minimum=1,
                                        maximum=118)
@@ -72,10 +81,14 @@ class Backbone(nn.Module):
         :class:`~fieldforce.descriptors.DescriptorSettings` (its species are replaced).
     hidden
         widths of the per-species networks; the latent width is ``hidden[-1]``.
+    interactions, interaction_cutoff
+        message-passing layers on the latent and their cutoff (Å; None: the
+        descriptor's).
     """
 
     def __init__(self, species: Sequence[int], descriptor: DescriptorSettings | dict,
-                 hidden: Sequence[int]):
+                 hidden: Sequence[int], interactions: int = 0,
+                 interaction_cutoff: float | None = None):
         super().__init__()
         if not species:
             raise ConfigError("model.species is empty; give the atomic numbers to model")
@@ -93,6 +106,11 @@ class Backbone(nn.Module):
         self.species_map[torch.tensor(self.species)] = torch.arange(len(self.species))
         self.networks = nn.ModuleList(mlp([f0, *hidden, self.width]) for _ in self.species)
         self.energy_head = nn.Linear(self.width, 1)
+        self.interaction_cutoff = float(interaction_cutoff or settings.cutoff)
+        self.interactions = nn.ModuleList(Interaction(self.width, self.interaction_cutoff)
+                                          for _ in range(int(interactions)))
+        # mean neighbour count within the interaction cutoff (normalises the messages)
+        self.register_buffer("neighbors_mean", torch.ones(()))
         self.register_buffer("feature_mean", torch.zeros(f0))
         self.register_buffer("feature_std", torch.ones(f0))
         self.register_buffer("energy_baseline", torch.zeros(len(self.species)))
@@ -104,7 +122,7 @@ class Backbone(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # model files written before the training domain was recorded: leave it unknown
-        for name in ("domain_low", "domain_high"):
+        for name in ("domain_low", "domain_high", "neighbors_mean"):
             state_dict.setdefault(prefix + name, getattr(self, name))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -147,6 +165,20 @@ class Backbone(nn.Module):
                 h = h.index_put((rows,), net(x[rows]))
         return h
 
+    def pairs(self, batch: Batch) -> BatchPairs:
+        """Neighbour pairs within the interaction cutoff, differentiable vectors."""
+        return BatchPairs(batch.positions, batch.cell, batch.pbc, batch.structure_index,
+                          self.interaction_cutoff, self.features._featomic_cell)
+
+    def encode(self, batch: Batch, invariant: torch.Tensor) -> torch.Tensor:
+        """The latent [N, H]: per-species networks, then the interaction layers."""
+        h = self.latent(invariant, batch.numbers)
+        if len(self.interactions):
+            pairs = self.pairs(batch)
+            for layer in self.interactions:
+                h = layer(h, pairs, self.neighbors_mean)
+        return h
+
     def atomic_energy(self, h: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
         """e_i = s_E e(h_i) + b(Z_i), [N] eV."""
         return (self.energy_scale * self.energy_head(h)[:, 0]
@@ -183,6 +215,10 @@ class Backbone(nn.Module):
             else:  # a species the training data never showed: every environment is new
                 self.domain_low[s].fill_(math.inf)
                 self.domain_high[s].fill_(-math.inf)
+        if len(self.interactions):
+            pairs = self.pairs(batch)
+            self.neighbors_mean.copy_(torch.tensor(max(len(pairs.i) / len(batch.numbers),
+                                                       1.0)))
         if "energy" not in batch.labels:
             return
         counts = self.composition(batch)

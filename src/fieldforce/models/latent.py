@@ -118,7 +118,8 @@ class LatentChargeModel(FieldModel):
     def __init__(self, config: dict | None = None):
         super().__init__(config)
         self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
-                                 self.settings.hidden)
+                                 self.settings.hidden, self.settings.interactions,
+                                 self.settings.interaction_cutoff)
         self.config["species"] = self.backbone.species
         self.config["descriptor"]["species"] = self.backbone.species  # what it was built with
         self.long_range = self.settings.long_range
@@ -195,7 +196,7 @@ class LatentChargeModel(FieldModel):
     def forward(self, batch: Batch, atom_field: torch.Tensor) -> dict[str, torch.Tensor]:
         """Energies, charges, dipoles and polarization (see the class docstring)."""
         feats = self.backbone.batch_features(batch, equivariant=False)
-        h = self.backbone.latent(feats["invariant"], batch.numbers)
+        h = self.backbone.encode(batch, feats["invariant"])
         atomic = self.backbone.atomic_energy(h, batch.numbers)
         short = batch.sum_per_structure(atomic)
         out = {"atomic_energies": atomic, "energy_short_range": short,

@@ -74,7 +74,8 @@ class ResponseModel(FieldModel):
     def __init__(self, config: dict | None = None):
         super().__init__(config)
         self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
-                                 self.settings.hidden)
+                                 self.settings.hidden, self.settings.interactions,
+                                 self.settings.interaction_cutoff)
         self.config["species"] = self.backbone.species
         self.config["descriptor"]["species"] = self.backbone.species  # what it was built with
         features = self.backbone.features
@@ -135,7 +136,7 @@ class ResponseModel(FieldModel):
         feats = self.batch_features(batch, equivariant=need_equivariant)
         if equivariant is not None:
             feats.update(equivariant)
-        h = self.backbone.latent(feats["invariant"], batch.numbers)
+        h = self.backbone.encode(batch, feats["invariant"])
         atomic_energy = self.backbone.atomic_energy(h, batch.numbers)
         out = {"atomic_energies": atomic_energy,
                "extrapolation": self.backbone.extrapolation(feats["invariant"], batch.numbers)}

@@ -1,0 +1,126 @@
+"""The backbone's receptive field: message passing on densities of the neighbours' latents.
+
+The SOAP power spectrum sees each atom's neighbours within the descriptor cutoff, three
+at a time (body order 3). One interaction layer (``model.interactions`` of them, 0 by
+default in old model files) lets atom i see its neighbours' *latents* h_j, each of
+which already describes j's own environment, so the receptive field grows by the
+interaction cutoff r_c per layer and the body order rises. Per layer, for l = 0, 1, 2:
+
+    A_i^{(l)}_c = 1/n_avg sum_{j != i, r_ij < r_c} R^{(l)}_c(r_ij) Y^{(l)}(r̂_ij) (W^{(l)} h_j)_c
+
+with R^{(l)} a learned linear map of Bessel functions sin(k pi r / r_c) / r (k = 1..n_b)
+times a smooth cosine cutoff, Y^{(0)} = 1, Y^{(1)} = r̂ (a vector), Y^{(2)} = r̂ r̂^T - I/3
+(a symmetric traceless tensor), and n_avg the mean neighbour count of the training
+data. The rotation invariants of these densities, A^{(0)} itself and the squared norms
+|A^{(1)}_c|², |A^{(2)}_c|²_F, update the latent:
+
+    h_i <- h_i + U([h_i, A^{(0)}_i, |A^{(1)}_i|², |A^{(2)}_i|²])
+
+U a two-layer network whose last layer starts at zero, so an untrained layer leaves the
+model as it was. Everything is a function of the pair vectors r_ij (vesin pairs,
+rebuilt in torch), so forces, stress and Born charges flow through by autograd.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from fieldforce.neighbors import neighbor_pairs
+
+
+class BatchPairs:
+    """Neighbour pairs of every structure of a batch, as rows of the batch.
+
+    Attributes
+    ----------
+    i, j
+        [P] int64 batch rows of the centre and the neighbour (full list: both orders).
+    vectors
+        [P, 3] Å, r_j - r_i + S·cell, differentiable w.r.t. positions and cell.
+    """
+
+    def __init__(self, positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
+                 structure_index: torch.Tensor, cutoff: float, box_of) -> None:
+        rows_i, rows_j, shift_rows = [], [], []
+        for b in range(cell.shape[0]):
+            rows = torch.nonzero(structure_index == b)[:, 0]
+            if len(rows) < 2:
+                continue
+            pos = positions[rows]
+            # featomic's convention for mixed pbc (padded normal vectors, all periodic):
+            # one treatment of slabs for the descriptor and the interaction layer
+            box, periodic = box_of(cell[b], pbc[b].to(torch.bool), pos)
+            i, j, shifts = neighbor_pairs(pos.detach().cpu().numpy(),
+                                          box.detach().cpu().numpy(),
+                                          periodic.cpu().numpy(), cutoff, full=True)
+            rows_np = rows.cpu().numpy()
+            rows_i.append(rows_np[i])
+            rows_j.append(rows_np[j])
+            shift_rows.append(torch.as_tensor(shifts, dtype=positions.dtype) @ box)
+        device = positions.device
+        if not rows_i:
+            self.i = torch.zeros(0, dtype=torch.long, device=device)
+            self.j = torch.zeros(0, dtype=torch.long, device=device)
+            self.vectors = positions.new_zeros(0, 3)
+            return
+        self.i = torch.as_tensor(np.concatenate(rows_i), device=device)
+        self.j = torch.as_tensor(np.concatenate(rows_j), device=device)
+        offsets = torch.cat(shift_rows).to(device)
+        self.vectors = positions[self.j] - positions[self.i] + offsets
+
+
+class Interaction(nn.Module):
+    """One message-passing layer on the latent (module docstring).
+
+    Parameters
+    ----------
+    width
+        latent width H.
+    cutoff
+        interaction cutoff r_c, Å.
+    n_basis
+        number of Bessel radial functions.
+    """
+
+    def __init__(self, width: int, cutoff: float, n_basis: int = 8) -> None:
+        super().__init__()
+        self.width = int(width)
+        self.cutoff = float(cutoff)
+        self.register_buffer("frequencies",
+                             math.pi / self.cutoff * torch.arange(1, n_basis + 1,
+                                                                  dtype=torch.float64))
+        self.radial = nn.Linear(n_basis, 3 * width)
+        self.mix = nn.Linear(width, 3 * width, bias=False)
+        self.update = nn.Sequential(nn.Linear(4 * width, width), nn.SiLU(),
+                                    nn.Linear(width, width))
+        nn.init.zeros_(self.update[-1].weight)
+        nn.init.zeros_(self.update[-1].bias)
+
+    def basis(self, r: torch.Tensor) -> torch.Tensor:
+        """[P, n_basis] Bessel functions sin(k pi r / r_c) / r times the cosine cutoff."""
+        smooth = 0.5 * (torch.cos(math.pi * r / self.cutoff) + 1.0) * (r < self.cutoff)
+        return torch.sin(self.frequencies * r[:, None]) / r[:, None] * smooth[:, None]
+
+    def forward(self, h: torch.Tensor, pairs: BatchPairs, n_avg: torch.Tensor
+                ) -> torch.Tensor:
+        """Refined latent [N, H] from ``h`` [N, H] and the pairs (within the cutoff)."""
+        n, width = h.shape[0], self.width
+        r = pairs.vectors.norm(dim=-1)
+        unit = pairs.vectors / r[:, None]
+        weights = (self.radial(self.basis(r)) * self.mix(h)[pairs.j]) / n_avg
+        w0, w1, w2 = weights.split(width, dim=-1)
+        a0 = h.new_zeros(n, width).index_add(0, pairs.i, w0)
+        a1 = h.new_zeros(n, 3, width).index_add(0, pairs.i, unit[:, :, None] * w1[:, None])
+        eye = torch.eye(3, dtype=h.dtype, device=h.device)
+        outer = unit[:, :, None] * unit[:, None, :] - eye / 3.0
+        a2 = h.new_zeros(n, 9, width).index_add(
+            0, pairs.i, outer.reshape(-1, 9, 1) * w2[:, None])
+        invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1)], dim=-1)
+        return h + self.update(invariants)
+
+
+__all__ = ["BatchPairs", "Interaction"]

@@ -1,0 +1,186 @@
+"""The backbone's interaction layers: forces and stress against finite differences
+(isolated, triclinic periodic, slab), rotation/permutation invariance, the receptive
+field (an atom beyond the descriptor cutoff but within two cutoffs matters only with
+a layer), response-model field terms, batching, files, and a zero update = no layer."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from scipy.spatial.transform import Rotation
+
+from fieldforce.data.batch import batch_from_atoms, collate
+from fieldforce.data.frame import Frame
+from fieldforce.models import build_model, evaluate, load_model, save_model
+from finite_differences import position_derivative
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = {"family": "latent", "long_range": False, "hidden": [16], "species": [1, 8],
+         "descriptor": {"max_radial": 3, "max_angular": 2, "cutoff": 3.0},
+         "interactions": 2, "interaction_cutoff": 3.0}
+TRICLINIC = np.array([[7.0, 0.0, 0.0], [1.2, 7.5, 0.0], [-0.8, 0.6, 7.2]])
+
+
+def randomised(config, frames):
+    torch.manual_seed(0)
+    model = build_model(config)
+    model.fit_statistics(frames)
+    with torch.no_grad():  # the update layers start at zero: make them matter
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(scope="module")
+def frames(water):
+    return [f for f in water if f.atoms.info.get("config_type") == "trimer"][:4]
+
+
+@pytest.fixture(scope="module")
+def model(frames):
+    return randomised(SMALL, frames)
+
+
+def energy_of(model, **kw):
+    def energy(atoms):
+        out = evaluate(model, batch_from_atoms(atoms), forces=False, **kw)
+        return float(out["energy"].detach())
+    return energy
+
+
+def periodic_box(frames) -> Atoms:
+    trimer = frames[0].atoms
+    atoms = Atoms(trimer.numbers, positions=trimer.positions + 1.0, cell=TRICLINIC, pbc=True)
+    atoms.wrap()
+    return atoms
+
+
+def test_fit_statistics_counts_the_neighbours(model, frames):
+    # mean number of neighbours within 3 Å in the water trimers: a few, not the default 1
+    assert 2.0 < float(model.backbone.neighbors_mean) < 9.0
+
+
+def test_forces_are_minus_the_energy_gradient_isolated_and_periodic(model, frames):
+    for atoms in (frames[1].atoms.copy(), periodic_box(frames)):
+        out = evaluate(model, batch_from_atoms(atoms))
+        for atom, axis in ((0, 0), (4, 2), (7, 1)):
+            fd = position_derivative(energy_of(model), atoms, atom, axis, 1e-5)
+            assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-8)
+
+
+def test_stress_is_the_strain_derivative(model, frames):
+    atoms = periodic_box(frames)
+    stress = evaluate(model, batch_from_atoms(atoms), forces=False, stress=True)["stress"][0]
+    volume = abs(np.linalg.det(TRICLINIC))
+    for i, j in ((0, 0), (1, 2), (2, 0)):
+        values = []
+        for sign in (1, -1):
+            strained = atoms.copy()
+            deform = np.eye(3)
+            deform[i, j] += sign * 1e-5
+            strained.set_cell(TRICLINIC @ deform, scale_atoms=True)
+            values.append(energy_of(model)(strained))
+        fd = (values[0] - values[1]) / 2e-5 / volume
+        assert float(stress[i, j]) == pytest.approx(fd, rel=1e-5, abs=1e-9)
+
+
+def test_slab_forces_match_finite_differences(model, frames):
+    atoms = periodic_box(frames)
+    atoms.pbc = [True, True, False]
+    atoms.cell[2] = [0.0, 0.0, 30.0]
+    out = evaluate(model, batch_from_atoms(atoms))
+    for atom, axis in ((1, 2), (5, 0)):
+        fd = position_derivative(energy_of(model), atoms, atom, axis, 1e-5)
+        assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-8)
+
+
+def test_rotation_and_permutation_invariance(model, frames):
+    atoms = frames[2].atoms.copy()
+    base = evaluate(model, batch_from_atoms(atoms))
+    rotation = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    turned = atoms.copy()
+    turned.positions = atoms.positions @ rotation.T
+    out = evaluate(model, batch_from_atoms(turned))
+    assert float(out["energy"].detach()) == pytest.approx(float(base["energy"].detach()), abs=1e-10)
+    assert torch.allclose(out["forces"], base["forces"] @ torch.tensor(rotation).T, atol=1e-9)
+    order = np.random.default_rng(1).permutation(len(atoms))
+    shuffled = atoms[order]
+    out = evaluate(model, batch_from_atoms(shuffled))
+    assert float(out["energy"].detach()) == pytest.approx(float(base["energy"].detach()), abs=1e-10)
+    assert torch.allclose(out["forces"], base["forces"][order], atol=1e-10)
+
+
+def test_batching_changes_nothing(model, frames):
+    together = evaluate(model, collate(frames))
+    for k, frame in enumerate(frames):
+        alone = evaluate(model, collate([frame]))
+        expected = float(alone["energy"][0].detach())
+        assert float(together["energy"][k].detach()) == pytest.approx(expected, abs=1e-10)
+
+
+@pytest.mark.parametrize("interactions", [0, 1])
+def test_receptive_field_grows_by_the_interaction_cutoff(frames, interactions):
+    """Three O atoms on a line, 2.5 Å apart: the third is beyond the 3 Å descriptor
+    cutoff of the first but within two cutoffs; only a layer lets it move atom 0's
+    energy. A fourth atom beyond 2 x 3 Å never does with one layer."""
+    model = randomised({**SMALL, "interactions": interactions}, frames)
+
+    def first_energy(x):
+        atoms = Atoms("O4", positions=[[0, 0, 0], [2.5, 0, 0], [5.0, 0.3, 0], [x, 0, 0]])
+        return float(evaluate(model, batch_from_atoms(atoms), forces=False)
+                     ["atomic_energies"][0])
+
+    # the 4th atom far away (within reach of none): baseline; then moving the 3rd
+    def with_third(y):
+        atoms = Atoms("O3", positions=[[0, 0, 0], [2.5, 0, 0], [5.0, y, 0]])
+        return float(evaluate(model, batch_from_atoms(atoms), forces=False)
+                     ["atomic_energies"][0])
+
+    moved = abs(with_third(0.3) - with_third(0.6))
+    if interactions:
+        assert moved > 1e-6
+        # an atom 7.5 / 8 Å from atom 0 and > 3 Å from atoms 0-1: beyond two hops
+        assert first_energy(10.0) == pytest.approx(first_energy(10.5), abs=1e-12)
+    else:
+        assert moved == 0.0
+
+
+def test_response_model_with_interactions_keeps_its_field_derivatives(frames):
+    config = {k: v for k, v in SMALL.items() if k != "long_range"}
+    model = randomised({**config, "family": "response", "channels": 4}, frames)
+    field = torch.tensor([0.02, -0.03, 0.05], dtype=torch.float64)
+    atoms = frames[0].atoms.copy()
+    out = evaluate(model, batch_from_atoms(atoms), field=field)
+    for atom, axis in ((2, 1), (6, 0)):
+        fd = position_derivative(energy_of(model, field=field), atoms, atom, axis, 1e-5)
+        assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-8)
+    # dipole = -dU/dE
+    values = []
+    for sign in (1, -1):
+        shifted = field.clone()
+        shifted[2] += sign * 1e-5
+        values.append(float(evaluate(model, batch_from_atoms(atoms), forces=False,
+                                     field=shifted)["energy"].detach()))
+    assert float(out["dipole"][0, 2]) == pytest.approx(-(values[0] - values[1]) / 2e-5,
+                                                       rel=1e-6)
+
+
+def test_untrained_layers_change_nothing_and_files_round_trip(frames, tmp_path):
+    torch.manual_seed(3)
+    model = build_model(SMALL)
+    model.fit_statistics(frames)
+    batch = collate(frames)
+    feats = model.backbone.batch_features(batch, equivariant=False)["invariant"]
+    assert torch.equal(model.backbone.encode(batch, feats),
+                       model.backbone.latent(feats, batch.numbers))
+    trained = randomised(SMALL, frames)
+    again = load_model(save_model(trained, tmp_path / "m.pt"))
+    assert torch.equal(evaluate(again, batch)["forces"], evaluate(trained, batch)["forces"])
+    assert float(again.backbone.neighbors_mean) == float(trained.backbone.neighbors_mean)
+
+
+def test_isolated_atom_and_single_atom_structures(model):
+    alone = Frame(Atoms("O", positions=[[0, 0, 0]]))
+    out = evaluate(model, collate([alone]))
+    assert torch.isfinite(out["energy"]).all() and out["forces"].abs().max() == 0
