@@ -88,7 +88,9 @@ def load_model(path: str | Path) -> FieldModel:
     if family not in families():
         raise DataError(f"{path}: unknown model family {family!r} (defined in "
                         f"{payload.get('module', '?')}); available: {', '.join(families())}")
-    model = family_class(family)(payload["config"])
+    cls = family_class(family)
+    config = {**getattr(cls.settings_class, "file_defaults", {}), **payload["config"]}
+    model = cls(config)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:  # weights that do not fit the configuration

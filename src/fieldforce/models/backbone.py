@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from fieldforce.models.interaction import BatchPairs, Interaction
 @dataclass(kw_only=True)
 class BackboneSettings(ModelSettings):
     """The ``model:`` keys of every family on the shared backbone."""
+
+    # files from before the interaction layers hold models without them
+    file_defaults: ClassVar[dict[str, Any]] = {"interactions": 0}
 
     descriptor: DescriptorSettings = option(
         default_factory=DescriptorSettings,

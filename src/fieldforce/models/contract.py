@@ -164,6 +164,9 @@ class ModelSettings(Section):
     """The ``model:`` section every family's settings extend: which family it is."""
 
     section: ClassVar[str] = "model"
+    #: values for keys that model files written before the key existed do not hold
+    #: (their models were built without it); a new default must not change an old file
+    file_defaults: ClassVar[dict[str, Any]] = {}
     family: str = option("response", "model family (fieldforce.models.families())")
 
 

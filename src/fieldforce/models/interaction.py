@@ -9,10 +9,12 @@ interaction cutoff r_c per layer and the body order rises. Per layer, for l = 0,
     A_i^{(l)}_c = 1/n_avg sum_{j != i, r_ij < r_c} R^{(l)}_c(r_ij) Y^{(l)}(r̂_ij) (W^{(l)} h_j)_c
 
 with R^{(l)} a learned linear map of Bessel functions sin(k pi r / r_c) / r (k = 1..n_b)
-times a smooth cosine cutoff, Y^{(0)} = 1, Y^{(1)} = r̂ (a vector), Y^{(2)} = r̂ r̂^T - I/3
-(a symmetric traceless tensor), and n_avg the mean neighbour count of the training
-data. The rotation invariants of these densities, A^{(0)} itself and the squared norms
-|A^{(1)}_c|², |A^{(2)}_c|²_F, update the latent:
+times a smooth cosine cutoff, Y^{(0)} = 1, Y^{(1)} = r̂ (a vector), Y^{(2)} the five
+real l = 2 harmonics of r̂ (the components of r̂ r̂^T - I/3 in an orthonormal basis), and
+n_avg the mean neighbour count of the training data; H channels for l = 0 and H/4 (at
+least 4) for l = 1, 2, which cost 3 and 5 times more per channel. The rotation
+invariants of these densities, A^{(0)} itself and the squared norms |A^{(1)}_c|²,
+|A^{(2)}_c|², update the latent:
 
     h_i <- h_i + U([h_i, A^{(0)}_i, |A^{(1)}_i|², |A^{(2)}_i|²])
 
@@ -89,13 +91,15 @@ class Interaction(nn.Module):
     def __init__(self, width: int, cutoff: float, n_basis: int = 8) -> None:
         super().__init__()
         self.width = int(width)
+        self.channels = max(4, self.width // 4)
         self.cutoff = float(cutoff)
         self.register_buffer("frequencies",
                              math.pi / self.cutoff * torch.arange(1, n_basis + 1,
                                                                   dtype=torch.float64))
-        self.radial = nn.Linear(n_basis, 3 * width)
-        self.mix = nn.Linear(width, 3 * width, bias=False)
-        self.update = nn.Sequential(nn.Linear(4 * width, width), nn.SiLU(),
+        sizes = width + 2 * self.channels
+        self.radial = nn.Linear(n_basis, sizes)
+        self.mix = nn.Linear(width, sizes, bias=False)
+        self.update = nn.Sequential(nn.Linear(2 * width + 2 * self.channels, width), nn.SiLU(),
                                     nn.Linear(width, width))
         nn.init.zeros_(self.update[-1].weight)
         nn.init.zeros_(self.update[-1].bias)
@@ -108,17 +112,19 @@ class Interaction(nn.Module):
     def forward(self, h: torch.Tensor, pairs: BatchPairs, n_avg: torch.Tensor
                 ) -> torch.Tensor:
         """Refined latent [N, H] from ``h`` [N, H] and the pairs (within the cutoff)."""
-        n, width = h.shape[0], self.width
+        n, width, k = h.shape[0], self.width, self.channels
         r = pairs.vectors.norm(dim=-1)
-        unit = pairs.vectors / r[:, None]
+        x, y, z = (pairs.vectors / r[:, None]).unbind(-1)
         weights = (self.radial(self.basis(r)) * self.mix(h)[pairs.j]) / n_avg
-        w0, w1, w2 = weights.split(width, dim=-1)
+        w0, w12 = weights.split([width, 2 * k], dim=-1)
+        root3 = math.sqrt(3.0)
+        harmonics = torch.stack([x, y, z,  # l = 1, then l = 2 (orthonormal, real)
+                                 root3 * x * y, root3 * y * z, 1.5 * z * z - 0.5,
+                                 root3 * x * z, 0.5 * root3 * (x * x - y * y)], dim=-1)
         a0 = h.new_zeros(n, width).index_add(0, pairs.i, w0)
-        a1 = h.new_zeros(n, 3, width).index_add(0, pairs.i, unit[:, :, None] * w1[:, None])
-        eye = torch.eye(3, dtype=h.dtype, device=h.device)
-        outer = unit[:, :, None] * unit[:, None, :] - eye / 3.0
-        a2 = h.new_zeros(n, 9, width).index_add(
-            0, pairs.i, outer.reshape(-1, 9, 1) * w2[:, None])
+        w1, w2 = w12[:, None, :k], w12[:, None, k:]
+        a1 = h.new_zeros(n, 3, k).index_add(0, pairs.i, harmonics[:, :3, None] * w1)
+        a2 = h.new_zeros(n, 5, k).index_add(0, pairs.i, harmonics[:, 3:, None] * w2)
         invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1)], dim=-1)
         return h + self.update(invariants)
 

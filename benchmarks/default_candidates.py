@@ -1,0 +1,117 @@
+"""Old against candidate defaults on the demo's task (issue 13, step 2).
+
+    python benchmarks/default_candidates.py --candidates old new --threads 1
+
+The response model trained as ``fieldforce demo`` trains it (``fieldforce:water``: the
+shipped water clusters with and without fields, 10 % validation, 15 % test, seed 0),
+once with the settings the demo used before issue 13 (force weight 10, plateau schedule,
+at most 200 epochs with early stopping, no interaction layer) and once per candidate.
+Reported: test RMSE of energies (meV/atom), forces (eV/Å), dipoles (e·Å) and
+polarizabilities (e·Å²/V), optimizer steps, training wall time, and the cost of one
+energy + forces + dipole step of 192-atom periodic water in a 0.1 V/Å field (median of
+5, same process). Rows are added to ``benchmarks/results/default_candidates.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OLD_TRAINING = {"max_epochs": 200, "patience": 40, "schedule": "plateau",
+                "loss_weights": {"energy": 1.0, "forces": 10.0, "dipole": 10.0,
+                                 "polarizability": 10.0}}
+#: name -> (description, model keys, training keys)
+CANDIDATES = {
+    "old": ("before issue 13: no interaction layer, force weight 10, plateau, 200 epochs",
+            {"interactions": 0}, OLD_TRAINING),
+    "new": ("1 interaction layer, force weight 100, cosine over 10,000 steps",
+            {"interactions": 1},
+            {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
+             "schedule": "cosine",
+             "loss_weights": {"energy": 1.0, "forces": 100.0, "dipole": 10.0,
+                              "polarizability": 10.0}}),
+    "new_dipole100": ("as new, dipole and polarizability weights 100",
+                      {"interactions": 1},
+                      {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
+                       "schedule": "cosine",
+                       "loss_weights": {"energy": 1.0, "forces": 100.0, "dipole": 100.0,
+                                        "polarizability": 100.0}}),
+    "force100_cosine": ("force weight 100, cosine over 10,000 steps, no interaction layer",
+                        {"interactions": 0},
+                        {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
+                         "schedule": "cosine",
+                         "loss_weights": {"energy": 1.0, "forces": 100.0, "dipole": 10.0,
+                                          "polarizability": 10.0}}),
+}
+
+
+def step_cost(model, repeat: int = 5) -> float:
+    import ase.io
+    import torch
+
+    from fieldforce.data.batch import batch_from_atoms
+    from fieldforce.models import evaluate
+
+    box = ase.io.read(ROOT / "examples" / "water_box.xyz").repeat((2, 2, 2))
+    field = torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
+    evaluate(model, batch_from_atoms(box), field=field)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        evaluate(model, batch_from_atoms(box), field=field)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candidates", nargs="+", default=["old", "new"],
+                        choices=list(CANDIDATES))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "default_candidates")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "default_candidates.json")
+    args = parser.parse_args()
+    import torch
+
+    from fieldforce.training import load_config, train
+
+    torch.set_num_threads(args.threads)
+    for name in args.candidates:
+        what, model, training = CANDIDATES[name]
+        config = load_config({
+            "data": {"train": "fieldforce:water", "valid_fraction": 0.1,
+                     "test_fraction": 0.15},
+            "model": {"family": "response", **model},
+            "training": {"seed": 0, **training},
+            "output": str(args.work / name)})
+        start = time.perf_counter()
+        result = train(config, progress=False, overwrite=True)
+        seconds = time.perf_counter() - start
+        from fieldforce.models import load_model
+
+        model_file = load_model(args.work / name / "model.pt")
+        row = {"what": what, "train_seconds": seconds, "epochs": result["epochs"],
+               "stopped_by": result["stopped_by"], "threads": args.threads,
+               "test": {k: v["rmse"] for k, v in result["test"].items() if "rmse" in v},
+               "step_cost_192_field_s": step_cost(model_file)}
+        results = json.loads(args.out.read_text()) if args.out.exists() else {}
+        results[name] = row
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.out.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(results, indent=1) + "\n")
+        temporary.replace(args.out)
+        t = row["test"]
+        print(f"{name:16s} E {1000 * t.get('energy', float('nan')):.3f} meV/atom  F "
+              f"{t.get('forces', float('nan')):.4f} eV/Å  mu {t.get('dipole', float('nan')):.5f}"
+              f"  alpha {t.get('polarizability', float('nan')):.2e}  {row['epochs']} epochs, "
+              f"{seconds:.0f} s, step {1000 * row['step_cost_192_field_s']:.0f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()

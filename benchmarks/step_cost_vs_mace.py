@@ -1,0 +1,138 @@
+"""Step cost against a small MACE, in one run (issue 13, "keep the speed lead").
+
+    python -m venv /tmp/peers && /tmp/peers/bin/pip install torch==2.13.0 mace-torch
+    python benchmarks/step_cost_vs_mace.py --python /tmp/peers/bin/python --threads 2
+
+Periodic water at 1 g/cm³ (``examples/water_box.xyz`` repeated: 192 and 768 atoms).
+fieldforce: one energy + forces + dipole evaluation of the response model in a uniform
+0.1 V/Å field (field terms on: lambda-SOAP features and their gradients), for each
+architecture in ``--configs`` (untrained weights of the default architecture: the cost
+does not depend on their values). MACE: one energy + forces evaluation through its ASE
+calculator (float64), the issue's "small MACE" (96x0e, two interactions, max_L 0) made
+with ``mace_run_train`` for one epoch on 20 frames, in its own environment. The two are
+timed alternately, A B A B, ``--repeat`` evaluations each time after a warm-up; the
+medians are compared. Writes ``benchmarks/results/step_cost_vs_mace.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = {
+    "default": {},
+    "interactions1": {"interactions": 1},
+    "interactions2": {"interactions": 2},
+}
+SIZES = {"192": (2, 2, 2), "768": (4, 4, 2)}
+MACE_TIMING = """
+import json, statistics, sys, time
+import ase.io, torch
+torch.set_num_threads(int(sys.argv[3]))
+from mace.calculators import MACECalculator
+calc = MACECalculator(model_paths=sys.argv[1], device="cpu", default_dtype="float64")
+box = ase.io.read(sys.argv[2])
+out = {}
+for name, rep in json.loads(sys.argv[4]).items():
+    atoms = box.repeat(rep)
+    atoms.calc = calc
+    atoms.get_forces()
+    times = []
+    for _ in range(int(sys.argv[5])):
+        atoms.positions[0, 0] += 1e-4
+        start = time.perf_counter(); atoms.get_forces(); times.append(time.perf_counter() - start)
+    out[name] = times
+print(json.dumps(out))
+"""
+
+
+def small_mace(python: str, work: Path) -> Path:
+    """A small MACE (one epoch on 20 shipped frames), made once and reused."""
+    model = work / "small_mace.model"
+    if model.exists():
+        return model
+    import ase.io
+
+    from fieldforce.datasets import load_water
+
+    work.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for frame in load_water()[:20]:
+        atoms = frame.atoms.copy()
+        atoms.info = {"REF_energy": float(frame.labels["energy"])}
+        atoms.arrays["REF_forces"] = frame.labels["forces"]
+        frames.append(atoms)
+    ase.io.write(work / "train.xyz", frames)
+    command = [str(Path(python).parent / "mace_run_train"), "--name", "small_mace",
+               "--train_file", str(work / "train.xyz"), "--valid_fraction", "0.2",
+               "--hidden_irreps", "96x0e", "--num_interactions", "2", "--max_L", "0",
+               "--r_max", "5.0", "--max_num_epochs", "1", "--batch_size", "5",
+               "--default_dtype", "float64", "--device", "cpu", "--energy_key", "REF_energy",
+               "--forces_key", "REF_forces", "--E0s", "average", "--seed", "0"]
+    subprocess.run(command, cwd=work, check=True, capture_output=True)
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", required=True, help="the MACE environment's python")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "step_cost_vs_mace")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "step_cost_vs_mace.json")
+    args = parser.parse_args()
+    import ase.io
+    import torch
+
+    from fieldforce.data.batch import batch_from_atoms
+    from fieldforce.datasets import load_water
+    from fieldforce.models import build_model, evaluate
+
+    torch.set_num_threads(args.threads)
+    mace = small_mace(args.python, args.work)
+    box = ROOT / "examples" / "water_box.xyz"
+    field = torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
+    models = {}
+    for name in args.configs:
+        model = build_model({"family": "response", "species": [1, 8], **CONFIGS[name]})
+        model.fit_statistics(load_water()[:50])
+        models[name] = model
+    atoms = {size: ase.io.read(box).repeat(rep) for size, rep in SIZES.items()}
+    times: dict[str, dict[str, list[float]]] = {size: {} for size in SIZES}
+    for _ in range(2):  # A B A B
+        result = subprocess.run([args.python, "-c", MACE_TIMING, str(mace), str(box),
+                                 str(args.threads), json.dumps(SIZES), str(args.repeat)],
+                                check=True, capture_output=True, text=True)
+        for size, values in json.loads(result.stdout.strip().splitlines()[-1]).items():
+            times[size].setdefault("mace_small", []).extend(values)
+        for size, structure in atoms.items():
+            for name, model in models.items():
+                evaluate(model, batch_from_atoms(structure), field=field)  # warm up
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    evaluate(model, batch_from_atoms(structure), field=field)
+                    times[size].setdefault(name, []).append(time.perf_counter() - start)
+    rows = {}
+    for size, by_name in times.items():
+        mace_time = statistics.median(by_name["mace_small"])
+        rows[size] = {name: {"median_s": statistics.median(v),
+                             "mace_over_fieldforce": mace_time / statistics.median(v)}
+                      for name, v in by_name.items()}
+        for name, row in rows[size].items():
+            print(f"{size:>4s} atoms  {name:14s} {1000 * row['median_s']:8.1f} ms   MACE / "
+                  f"this {row['mace_over_fieldforce']:5.2f}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"threads": args.threads, "repeat": args.repeat,
+                                    "field_V_per_A": 0.1, "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
