@@ -153,7 +153,8 @@ def test_training_killed_and_resumed_gives_the_same_model(setup):
     mine = load_model(setup / "train_killed" / "model.pt").state_dict()
     theirs = load_model(setup / "train_ref" / "model.pt").state_dict()
     for key, value in theirs.items():
-        torch.testing.assert_close(mine[key], value, rtol=0, atol=0, msg=key)
+        torch.testing.assert_close(mine[key], value, rtol=0, atol=0,
+                                   msg=lambda m, key=key: f"{key}: {m}")
     for name in ("metrics.json",):
         json.loads((setup / "train_killed" / name).read_text())  # complete JSON
     no_temporary_files(setup / "train_killed")

@@ -184,3 +184,19 @@ def test_isolated_atom_and_single_atom_structures(model):
     alone = Frame(Atoms("O", positions=[[0, 0, 0]]))
     out = evaluate(model, collate([alone]))
     assert torch.isfinite(out["energy"]).all() and out["forces"].abs().max() == 0
+
+
+def test_model_files_from_before_the_layers_load_without_them(frames, tmp_path):
+    """A file written before ``interactions`` existed holds a model without layers: it
+    must load as such although new models get one layer by default."""
+    assert build_model({"family": "latent", "species": [1, 8]}).settings.interactions == 1
+    old = randomised({**SMALL, "interactions": 0}, frames)
+    path = save_model(old, tmp_path / "old.pt")
+    payload = torch.load(path, weights_only=False)
+    for key in ("interactions", "interaction_cutoff"):
+        payload["config"].pop(key)
+    torch.save(payload, path)
+    again = load_model(path)
+    assert len(again.backbone.interactions) == 0
+    batch = collate(frames)
+    assert torch.equal(evaluate(again, batch)["forces"], evaluate(old, batch)["forces"])

@@ -275,7 +275,7 @@ def test_training_decreases_the_loss_and_eval_scores_born_charges(water, tmp_pat
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     # energies and forces only, by default
-    assert load_config(path)["training"]["loss_weights"] == {"energy": 1.0, "forces": 10.0}
+    assert load_config(path)["training"]["loss_weights"] == {"energy": 1.0, "forces": 100.0}
     cfg["training"]["loss_weights"] = {"energy": 1.0, "forces": 10.0, "born_charges": 1.0}
     path.write_text(yaml.safe_dump(cfg))
     assert main(["train", str(path), "--no-progress"]) == 0

@@ -19,7 +19,11 @@ def register(subparsers) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", type=Path, default=Path("runs/demo"), help="output directory")
-    p.add_argument("--epochs", type=int, default=200, help="training epochs (upper limit)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="upper limit on training epochs (default: the training defaults)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer steps of the training (default: the training defaults, "
+                        "10,000)")
     p.add_argument("--md-ps", type=float, default=5.0, help="MD length in ps")
     p.add_argument("--quick", action="store_true", help="tiny run: pipeline check only")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -38,6 +42,7 @@ def run(args) -> int:
         return dft_check(efield=args.efield, basis=args.basis)
     from fieldforce.pipelines.demo import run_demo
 
-    run_demo(args.output, epochs=args.epochs, md_ps=args.md_ps, quick=args.quick,
+    run_demo(args.output, epochs=args.epochs, steps=args.steps, md_ps=args.md_ps,
+             quick=args.quick,
              progress=not args.no_progress)
     return 0

@@ -50,8 +50,9 @@ class BackboneSettings(ModelSettings):
     hidden: list[int] = option([64, 64], "widths of the per-species networks; the latent "
                                "width is the last", non_empty=True, minimum=1,
                                expected="a non-empty list of positive integers")
-    interactions: int = option(0, "message-passing layers on the latent (each extends the "
-                               "receptive field by interaction_cutoff)", minimum=0)
+    interactions: int = option(1, "message-passing layers on the latent (each extends the "
+                               "receptive field by interaction_cutoff; 0: SOAP alone)",
+                               minimum=0)
     interaction_cutoff: float | None = option(None, "cutoff of the interaction layers, Å "
                                               "(default: the descriptor cutoff)",
                                               exclusive_minimum=0)

@@ -213,7 +213,7 @@ class FieldModel(nn.Module):
     outputs: ClassVar[tuple[Output, ...]] = ()
     field_support: ClassVar[str] = "nonuniform"
     needs_potential: ClassVar[bool] = False
-    default_loss_weights: ClassVar[dict[str, float]] = {"energy": 1.0, "forces": 10.0}
+    default_loss_weights: ClassVar[dict[str, float]] = {"energy": 1.0, "forces": 100.0}
     fitting: ClassVar[str] = "gradient"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

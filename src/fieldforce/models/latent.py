@@ -113,7 +113,7 @@ class LatentChargeModel(FieldModel):
     )
     #: the field force Z*^T E assumes a uniform field (see the calculator)
     field_support = "uniform"
-    default_loss_weights = {"energy": 1.0, "forces": 10.0}
+    default_loss_weights = {"energy": 1.0, "forces": 100.0}
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)

@@ -68,8 +68,10 @@ class ResponseModel(FieldModel):
         EXTRAPOLATION,
     )
     field_support = "nonuniform"
-    default_loss_weights = {"energy": 1.0, "forces": 10.0, "dipole": 10.0,
-                            "polarizability": 10.0}
+    # issue 13 (BENCHMARKS.md, "Default candidates"): weights 100 on forces, dipoles and
+    # polarizabilities beat 10 on all four errors of the demo task
+    default_loss_weights = {"energy": 1.0, "forces": 100.0, "dipole": 100.0,
+                            "polarizability": 100.0}
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)

@@ -10,8 +10,8 @@
       family: response           # any registered family; its keys: fieldforce config model
     training:
       seed: 0
-      max_epochs: 500
-      loss_weights: {energy: 1.0, forces: 10.0, dipole: 10.0, polarizability: 10.0}
+      max_steps: 10000           # optimizer steps (cosine learning-rate decay over them)
+      loss_weights: {energy: 1.0, forces: 100.0, dipole: 100.0, polarizability: 100.0}
     output: runs/water
 
 Paths are relative to the configuration file. Every section is a
@@ -62,24 +62,31 @@ class DataSettings(Section):
             self.valid_fraction = 0.0 if self.valid is not None else 0.1
 
 
+#: early-stopping patience (epochs) of the plateau schedule when none is given
+PLATEAU_PATIENCE = 60
+
+
 @dataclass(kw_only=True)
 class TrainingSettings(Section):
     """The ``training:`` section: optimiser, schedule, stopping, checkpoints, loss weights."""
 
     section: ClassVar[str] = "training"
     seed: int = option(0, "seed of the split, the initial weights and the batch order")
-    max_epochs: int = option(500, "upper limit on training epochs", minimum=1)
-    max_steps: int | None = option(None, "upper limit on optimizer steps (checked after "
-                                   "each epoch; null: max_epochs decides)", minimum=1)
+    max_epochs: int = option(5000, "upper limit on training epochs", minimum=1)
+    max_steps: int | None = option(10000, "upper limit on optimizer steps (checked after "
+                                   "each epoch; null: max_epochs decides); the cosine "
+                                   "schedule decays over the smaller of the two", minimum=1)
     batch_size: int = option(16, "structures per optimizer step", minimum=1)
     learning_rate: float = option(3e-3, "initial Adam learning rate", exclusive_minimum=0)
     weight_decay: float = option(0.0, "Adam weight decay", minimum=0)
     loss_weights: dict[str, float] | None = option(
         None, "weight per loss term (dimensionless: each term is divided by its label "
         "spread); default: the model family's", expected="a mapping of loss term -> weight")
-    patience: int = option(60, "epochs without validation improvement before stopping",
-                           minimum=1)
-    schedule: str = option("plateau", "learning-rate schedule: plateau (halve after "
+    patience: int | None = option(None, "epochs without validation improvement before "
+                                  "stopping (null: never under the cosine schedule, whose "
+                                  f"rate decays to the end of the run; {PLATEAU_PATIENCE} "
+                                  "under plateau)", minimum=1)
+    schedule: str = option("cosine", "learning-rate schedule: plateau (halve after "
                            "lr_patience epochs without improvement) or cosine (decay to "
                            "min_learning_rate over max_steps, or max_epochs, optimizer "
                            "steps)", choices=("plateau", "cosine"))

@@ -31,6 +31,7 @@ from fieldforce.errors import ConfigError
 from fieldforce.models import build_model, family_class, save_model
 from fieldforce.models.backbone import species_of
 from fieldforce.models.derivatives import evaluate
+from fieldforce.training.config import PLATEAU_PATIENCE
 from fieldforce.training.evaluation import evaluate_frames, format_metrics
 from fieldforce.training.losses import label_scales, weighted_loss
 from fieldforce.training.plots import learning_curve, parity_plots
@@ -123,10 +124,20 @@ class Trainer:
         fields = sum(_has_field(f) for f in self.train)
         return math.ceil(fields / size) + math.ceil((len(self.train) - fields) / size)
 
-    def total_steps(self) -> int:
-        """The run's optimizer steps: ``max_steps``, else ``max_epochs`` epochs."""
+    def patience(self) -> float:
+        """Epochs without improvement before early stopping (``training.patience``; by
+        default none under the cosine schedule, PLATEAU_PATIENCE under plateau)."""
         t = self.config["training"]
-        return t.get("max_steps") or t["max_epochs"] * self.steps_per_epoch()
+        if t.get("patience") is not None:
+            return t["patience"]
+        return math.inf if t.get("schedule", "plateau") == "cosine" else PLATEAU_PATIENCE
+
+    def total_steps(self) -> int:
+        """The run's optimizer steps: the smaller of ``max_steps`` and ``max_epochs``
+        epochs."""
+        t = self.config["training"]
+        epochs = t["max_epochs"] * self.steps_per_epoch()
+        return min(t["max_steps"], epochs) if t.get("max_steps") else epochs
 
     # -- one step ------------------------------------------------------------
 
@@ -246,7 +257,7 @@ class Trainer:
             bar.update(1)
             bar.set_postfix({"loss": f"{valid_loss:.3g}",
                              **{k[:4]: f"{v:.3g}" for k, v in rmse.items()}})
-            if self.stale >= t["patience"]:
+            if self.stale >= self.patience():
                 reason = "early stopping"
                 break
             minutes = t["max_minutes"]
