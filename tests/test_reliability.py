@@ -347,3 +347,26 @@ def test_smaller_messages(files, tmp_path, capsys, monkeypatch):
     table = metrics({"energy": {"pred": np.array([1.0]), "ref": np.array([1.5])}})
     assert table["energy"]["rrmse"] is None
     assert "nan" not in format_metrics(table) and "n/a" in format_metrics(table)
+
+
+def test_composition_baseline_is_the_minimum_norm_least_squares_fit():
+    """The energy baseline (normal equations formed exactly, for bit-reproducible resumed
+    training) equals the least-squares solution, full rank and rank-deficient (water:
+    every structure H2nOn, so only 2 b_H + b_O is determined; the minimum-norm one)."""
+
+    from fieldforce.models.backbone import composition_baseline
+
+    rng = np.random.default_rng(0)
+    counts = torch.tensor(rng.integers(0, 9, size=(40, 3)), dtype=torch.float64)
+    energy = counts @ torch.tensor([-13.6, -1030.2, -2040.0], dtype=torch.float64) + torch.tensor(
+        rng.normal(0, 0.01, 40))
+    expected = torch.linalg.lstsq(counts, energy[:, None]).solution[:, 0]
+    torch.testing.assert_close(composition_baseline(counts, energy), expected, rtol=1e-12,
+                               atol=1e-9)
+    n = torch.tensor(rng.integers(1, 4, size=20), dtype=torch.float64)
+    water = torch.stack([2 * n, n], dim=1)
+    energy = -2079.0 * n
+    b = composition_baseline(water, energy)
+    assert float(2 * b[0] + b[1]) == pytest.approx(-2079.0, rel=1e-12)
+    # minimum norm: b is parallel to (2, 1)
+    assert float(b[0]) == pytest.approx(2 * float(b[1]), rel=1e-12)

@@ -70,6 +70,24 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def composition_baseline(counts: torch.Tensor, energy: torch.Tensor) -> torch.Tensor:
+    """[S] eV per atom of each species: the minimum-norm least-squares fit of the
+    energies [B] to the compositions [B, S], reproducible to the last bit.
+
+    A LAPACK least-squares solve on the [B, S] matrix can differ in the last bit between
+    two processes (its SIMD paths depend on memory alignment), and a resumed training
+    must reproduce an uninterrupted one exactly. So the normal equations are formed
+    exactly (integer counts; the right-hand side summed with exact rounding, math.fsum)
+    and only the tiny [S, S] system is solved.
+    """
+    c = counts.detach().cpu().numpy().astype(np.float64)
+    e = energy.detach().cpu().numpy().astype(np.float64)
+    normal = c.T @ c  # integers: exact
+    rhs = np.array([math.fsum(column * e) for column in c.T])
+    solution = np.linalg.lstsq(normal, rhs, rcond=None)[0]
+    return torch.as_tensor(solution, dtype=energy.dtype, device=energy.device)
+
+
 def species_of(frames: Sequence[Frame]) -> list[int]:
     """Sorted atomic numbers present in ``frames``."""
     return sorted({int(z) for f in frames for z in np.unique(f.atoms.numbers)})
@@ -229,9 +247,9 @@ class Backbone(nn.Module):
         counts = self.composition(batch)
         mask = batch.label_mask["energy"]
         energy = batch.labels["energy"][mask]
-        solution = torch.linalg.lstsq(counts[mask], energy[:, None], rcond=None).solution
-        self.energy_baseline.copy_(solution[:, 0])
-        residual = (energy - counts[mask] @ solution[:, 0]) / counts[mask].sum(1)
+        solution = composition_baseline(counts[mask], energy)
+        self.energy_baseline.copy_(solution)
+        residual = (energy - counts[mask] @ solution) / counts[mask].sum(1)
         spread = residual.std() if len(residual) > 1 else torch.tensor(0.0)
         forces = batch.labels.get("forces")
         if forces is not None and batch.atom_mask("forces").any():
