@@ -108,12 +108,15 @@ def main() -> None:
     n_atoms = summary["n_atoms"]
     slope = float(np.polyfit(t_ps, etot, 1)[0]) / n_atoms if len(t_ps) > 1 else None
     frames = ase.io.read(trajectory, ":")
-    wall = sum(s.get("wall_time_s") or 0.0 for s in summary["segments"])
+    # the rate over the pieces whose wall time is known (a piece that was killed has none)
+    timed = [s for s in summary["segments"] if s.get("wall_time_s")]
+    wall = sum(s["wall_time_s"] for s in timed)
+    timed_ps = sum(s["steps_done"] for s in timed) * args.timestep_fs / 1000.0
     result = {
         "system": args.system, "model": str(model), "field_V_per_A": args.field,
         "timestep_fs": args.timestep_fs, "n_atoms": n_atoms, "target_ps": args.ps,
         "simulated_ps": float(t_ps[-1]), "wall_time_s": wall,
-        "ps_per_hour": float(t_ps[-1]) / (wall / 3600.0) if wall else None,
+        "ps_per_hour": timed_ps / (wall / 3600.0) if wall else None,
         "drift_eV_per_atom_per_ps": slope,
         "largest_excursion_eV_per_atom": float(np.abs(etot - etot[0]).max() / n_atoms),
         "mean_temperature_K": summary["mean_temperature_K"],
