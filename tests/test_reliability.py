@@ -370,3 +370,25 @@ def test_composition_baseline_is_the_minimum_norm_least_squares_fit():
     assert float(2 * b[0] + b[1]) == pytest.approx(-2079.0, rel=1e-12)
     # minimum norm: b is parallel to (2, 1)
     assert float(b[0]) == pytest.approx(2 * float(b[1]), rel=1e-12)
+
+
+def test_a_killed_piece_keeps_the_summary_of_the_pieces_before_it(files):
+    """Pieces 0-24 (summary written), 24-32 (killed: no summary), 32-40: the whole-run
+    summary keeps the first piece's wall time and domain record and marks the killed one."""
+    run_md(md_config(output="md_pieces", steps=24), base_dir=files, progress=False)
+    summary = files / "md_pieces" / "summary.json"
+    first = json.loads(summary.read_text())
+    first["domain"]["warnings"] = ["an earlier warning"]  # stands for one from piece 1
+    first["domain"]["max_extrapolation"] = 99.0
+    text = json.dumps(first)
+    run_md(md_config(output="md_pieces", steps=32), base_dir=files, resume=True,
+           progress=False)
+    summary.write_text(text)  # as if the second piece had been killed before its summary
+    final = run_md(md_config(output="md_pieces", steps=40), base_dir=files, resume=True,
+                   progress=False)
+    assert [s["start_step"] for s in final["segments"]] == [0, 24, 32]
+    assert [s["steps_done"] for s in final["segments"]] == [24, 8, 8]
+    assert final["segments"][0]["wall_time_s"] == first["segments"][0]["wall_time_s"]
+    assert final["segments"][1]["wall_time_s"] is None
+    assert "an earlier warning" in final["domain"]["warnings"]
+    assert final["domain"]["max_extrapolation"] == 99.0

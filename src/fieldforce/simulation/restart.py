@@ -123,11 +123,18 @@ def whole_run(run, observed: dict, wall: float, segment: dict
         domain_before = previous.get("domain")
     else:  # no summary of the earlier segments (a killed run): md.log has their rows
         earlier = rows[rows[:, 0] <= run.time_fs + 1e-6] if len(rows) else rows
-        segments = [{"start_step": 0, "steps_done": before_steps, "wall_time_s": None,
-                     "mean_temperature_K": float(earlier[:, 4].mean()) if len(earlier)
-                     else None, "from": "md.log rows (the run was interrupted)"}]
-        wall_before, t_before, p_before, domain_before = 0.0, segments[0][
-            "mean_temperature_K"], None, None
+        t_before = float(earlier[:, 4].mean()) if len(earlier) else None
+        known, wall_before, p_before, domain_before = [], 0.0, None, None
+        if previous is not None and 0 < previous.get("step", 0) < run.start_step:
+            # the summary of the pieces before the killed one still holds: keep their
+            # wall times and their training-domain record (warnings, largest excess)
+            known = previous.get("segments") or []
+            wall_before = sum(x.get("wall_time_s") or 0.0 for x in known)
+            domain_before = previous.get("domain")
+        start = known[-1]["start_step"] + known[-1]["steps_done"] if known else 0
+        segments = known + [{"start_step": start, "steps_done": before_steps - start,
+                             "wall_time_s": None, "mean_temperature_K": t_before,
+                             "from": "md.log rows (the run was interrupted)"}]
 
     def weighted(a, b):
         if a is None or not before_steps:
