@@ -234,7 +234,9 @@ class Trainer:
 
         t = self.config["training"]
         start = time.perf_counter()
-        bar = tqdm(total=t["max_epochs"], initial=self.epoch, disable=not self.progress,
+        # the epochs the run will take: max_steps usually ends it before max_epochs
+        epochs = min(t["max_epochs"], math.ceil(self.total_steps() / self.steps_per_epoch()))
+        bar = tqdm(total=epochs, initial=self.epoch, disable=not self.progress,
                    desc="training", unit="epoch")
         reason = "max_epochs"
         while self.epoch < t["max_epochs"]:
