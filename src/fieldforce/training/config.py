@@ -92,7 +92,8 @@ class TrainingSettings(Section):
                            "steps)", choices=("plateau", "cosine"))
     lr_patience: int = option(15, "epochs without improvement before halving the learning "
                               "rate", minimum=1)
-    min_learning_rate: float = option(1e-5, "the learning rate is not halved below this",
+    min_learning_rate: float = option(1e-5, "the learning rate's floor (cosine: its value at "
+                                      "the last step; plateau: not halved below it)",
                                       minimum=0)
     checkpoint_every: int = option(5, "epochs between checkpoints (--resume)", minimum=1)
     max_minutes: float | None = option(None, "wall-time limit; the best model so far is "
