@@ -200,3 +200,22 @@ def test_model_files_from_before_the_layers_load_without_them(frames, tmp_path):
     assert len(again.backbone.interactions) == 0
     batch = collate(frames)
     assert torch.equal(evaluate(again, batch)["forces"], evaluate(old, batch)["forces"])
+
+
+def test_energy_and_forces_are_continuous_when_a_neighbour_crosses_the_cutoff(model):
+    """A pair crossing the interaction cutoff (3 Å here, also the descriptor's) changes
+    neither the energy nor the forces: every radial function vanishes there with its
+    slope (an MD run conserves energy only then)."""
+    def at(r):
+        # the H points away: only the O-O pair reaches the cutoff
+        atoms = Atoms("OHO", positions=[[0, 0, 0], [-0.97, 0.0, 0.0], [r, 0.0, 0.0]])
+        out = evaluate(model, batch_from_atoms(atoms))
+        return float(out["energy"].detach()), out["forces"].detach()
+
+    inside, outside = at(3.0 - 1e-7), at(3.0 + 1e-7)
+    assert inside[0] == pytest.approx(outside[0], abs=1e-9)
+    # forces: their change across the cutoff shrinks with the step (no jump)
+    jumps = [float((at(3.0 + d)[1] - at(3.0 - d)[1]).abs().max()) for d in (1e-5, 1e-7)]
+    assert jumps[1] < 0.02 * jumps[0] + 1e-9
+    # and the layer matters there: the energy does change over a larger step
+    assert abs(at(2.6)[0] - inside[0]) > 1e-4

@@ -97,7 +97,9 @@ class Interaction(nn.Module):
                              math.pi / self.cutoff * torch.arange(1, n_basis + 1,
                                                                   dtype=torch.float64))
         sizes = width + 2 * self.channels
-        self.radial = nn.Linear(n_basis, sizes)
+        # no bias: every radial function must vanish (smoothly) at the cutoff, or the
+        # energy jumps when a neighbour crosses it
+        self.radial = nn.Linear(n_basis, sizes, bias=False)
         self.mix = nn.Linear(width, sizes, bias=False)
         self.update = nn.Sequential(nn.Linear(2 * width + 2 * self.channels, width), nn.SiLU(),
                                     nn.Linear(width, width))
