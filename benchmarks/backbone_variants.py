@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE_MODEL = {"family": "latent", "long_range": False}
-BASE_TRAINING = {"max_epochs": 200, "patience": 40, "batch_size": 16,
-                 "loss_weights": {"energy": 1.0, "forces": 10.0}}
+BASE_MODEL = {"family": "latent", "long_range": False, "interactions": 0}
+# the defaults before issue 13, spelled out (the package defaults have changed since)
+BASE_TRAINING = {"max_epochs": 200, "max_steps": None, "patience": 40, "schedule": "plateau",
+                 "batch_size": 16, "loss_weights": {"energy": 1.0, "forces": 10.0}}
 
 #: name -> (what changes, model overrides, training overrides)
 VARIANTS = {
