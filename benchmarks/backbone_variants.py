@@ -17,6 +17,13 @@ force RMSE (eV/Å), optimizer steps, training wall time, and the cost of one ene
 forces evaluation of 192-atom periodic water (``examples/water_box.xyz`` repeated),
 median of 5 in the same process. Results are appended to
 ``benchmarks/results/backbone_variants.json`` after every variant.
+
+``--dataset`` runs the same comparison on a published set of ``../shared/data``
+(``liquid_water``, ``des370k_dimers``, ``batio3``; energies and forces only, same 80/20 and
+10 % validation split rule; results in ``backbone_variants_<dataset>.json``, no step cost),
+and ``--train-size N`` trains on the first N frames of the training part for a learning
+curve (rows ``name@nN``); ``peer_mace.py`` takes the same two options, so the peer sees the
+identical frames.
 """
 
 from __future__ import annotations
@@ -34,10 +41,13 @@ BASE_MODEL = {"family": "latent", "long_range": False, "interactions": 0}
 # the defaults before issue 13, spelled out (the package defaults have changed since)
 BASE_TRAINING = {"max_epochs": 200, "max_steps": None, "patience": 40, "schedule": "plateau",
                  "batch_size": 16, "loss_weights": {"energy": 1.0, "forces": 10.0}}
+# the training defaults since issue 13, spelled out over BASE_TRAINING
+NEW_TRAINING = {"max_epochs": 5000, "max_steps": 10000, "patience": None, "schedule": "cosine",
+                "loss_weights": {"energy": 1.0, "forces": 100.0}}
 
 #: name -> (what changes, model overrides, training overrides)
 VARIANTS = {
-    "default": ("the package defaults", {}, {}),
+    "default": ("the package defaults before issue 13", {}, {}),
     # training regime
     "batch4": ("batch 4 (4x the optimizer steps per epoch)", {}, {"batch_size": 4}),
     "force100": ("force weight 100", {}, {"loss_weights": {"energy": 1.0, "forces": 100.0}}),
@@ -73,14 +83,14 @@ VARIANTS = {
                         {}, {"loss_weights": {"energy": 1.0, "forces": 100.0},
                              "max_epochs": 600, "patience": 600, "schedule": "cosine"}),
     # receptive field: message passing on the latent (fieldforce.models.interaction)
-    "force100_cosine_mp1": ("force weight 100, cosine 600 epochs, 1 interaction layer",
-                            {"interactions": 1},
-                            {"loss_weights": {"energy": 1.0, "forces": 100.0},
-                             "max_epochs": 600, "patience": 600, "schedule": "cosine"}),
-    "force100_cosine_mp2": ("force weight 100, cosine 600 epochs, 2 interaction layers",
-                            {"interactions": 2},
-                            {"loss_weights": {"energy": 1.0, "forces": 100.0},
-                             "max_epochs": 600, "patience": 600, "schedule": "cosine"}),
+    "force100_cosine_mp1": ("force weight 100, cosine over 10,000 steps (the new default "
+                            "max_steps), 1 interaction layer",
+                            {"interactions": 1}, NEW_TRAINING),
+    "force100_cosine_mp2": ("force weight 100, cosine over 10,000 steps, 2 interaction layers",
+                            {"interactions": 2}, NEW_TRAINING),
+    # the package defaults since issue 13 (what a user gets with no settings)
+    "new": ("the package defaults since issue 13: 1 interaction layer, force weight 100, "
+            "cosine over 10,000 steps", {"interactions": 1}, NEW_TRAINING),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},
@@ -99,13 +109,39 @@ def merged(base: dict, change: dict) -> dict:
     return out
 
 
-def splits(seed: int):
-    from fieldforce.data.splits import random_split
-    from fieldforce.datasets import load_water
+#: --dataset -> the spec in examples/specs/ of a ../shared/data file (None: shipped water)
+DATASETS = {"water": None, "liquid_water": "lesfit_liquid_water",
+            "des370k_dimers": "lesfit_des370k_dimers_bec", "batio3": "macefield_BaTiO3"}
 
-    frames = [f for f in load_water() if not np.abs(f.efield).any()]
+
+def splits(seed: int, dataset: str = "water", data_dir: Path | None = None,
+           train_size: int | None = None):
+    """(train, valid, test) frames: 80/20 with ``seed``, then 10 % of the training part
+    for validation; ``train_size`` keeps the first N training frames (learning curves:
+    the smaller sets are nested in the larger ones, validation and test stay)."""
+    from fieldforce.data.splits import random_split
+
+    if DATASETS[dataset] is None:
+        from fieldforce.datasets import load_water
+
+        frames = [f for f in load_water() if not np.abs(f.efield).any()]
+    else:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from _options import shared_frames
+
+        # energies and forces only: the comparison is of the backbone, which (like the
+        # peers' short-range models) does not see the field of the BaTiO3 frames
+        frames = shared_frames(DATASETS[dataset], data_dir or ROOT.parent / "shared" / "data")
+        for f in frames:
+            f.labels = {k: v for k, v in f.labels.items() if k in ("energy", "forces")}
     train, test = random_split(frames, [0.8, 0.2], seed=seed)
     train, valid = random_split(train, [0.9, 0.1], seed=seed + 1)
+    if train_size is not None:
+        if not 0 < train_size <= len(train):
+            raise SystemExit(f"--train-size must be in 1..{len(train)}")
+        train = train[:train_size]
     return train, valid, test
 
 
@@ -134,10 +170,16 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dataset", choices=list(DATASETS), default="water")
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="first N frames of the training part (a learning curve)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "backbone_variants")
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "backbone_variants.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: benchmarks/results/backbone_variants[_DATASET].json")
     args = parser.parse_args()
+    suffix = "" if args.dataset == "water" else f"_{args.dataset}"
+    args.out = args.out or ROOT / "benchmarks" / "results" / f"backbone_variants{suffix}.json"
     if args.list:
         for name, (what, _, _) in VARIANTS.items():
             print(f"{name:14s} {what}")
@@ -147,12 +189,14 @@ def main() -> None:
     from fieldforce.training import Trainer, evaluate_frames, load_config
 
     torch.set_num_threads(args.threads)
-    train, valid, test = splits(0)  # one split for every variant and seed
+    # one split for every variant and seed
+    train, valid, test = splits(0, args.dataset, args.data_dir, args.train_size)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for name in args.variants:
         what, model_change, training_change = VARIANTS[name]
         config = load_config({
-            "data": {"train": "unused.xyz"}, "output": str(args.work / name),
+            "data": {"train": "unused.xyz"},
+            "output": str(args.work / f"{args.dataset}_{name}_s{args.seed}_n{args.train_size}"),
             "model": merged(BASE_MODEL, model_change),
             "training": {**merged(BASE_TRAINING, training_change), "seed": args.seed}})
         start = time.perf_counter()
@@ -166,26 +210,29 @@ def main() -> None:
                "forces_eV_per_A": table["forces"]["rmse"], "epochs": result["epochs"],
                "stopped_by": result["stopped_by"], "optimizer_steps": steps,
                "train_seconds": seconds, "threads": args.threads,
-               "step_cost_192_s": step_cost(trainer.model),
+               "step_cost_192_s": step_cost(trainer.model) if args.dataset == "water" else None,
+               "dataset": args.dataset,
                "n_train": len(train), "n_valid": len(valid), "n_test": len(test)}
         # re-read: another run of this script may have added rows meanwhile
         results = json.loads(args.out.read_text()) if args.out.exists() else {}
-        results[name if args.seed == 0 else f"{name}@seed{args.seed}"] = row
+        key = name + (f"@seed{args.seed}" if args.seed else "") + (
+            f"@n{len(train)}" if args.train_size else "")
+        results[key] = row
         args.out.parent.mkdir(parents=True, exist_ok=True)
         temporary = args.out.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(results, indent=1) + "\n")
         temporary.replace(args.out)
         print(f"{name:14s} E {row['energy_meV_per_atom']:7.3f} meV/atom  F "
               f"{row['forces_eV_per_A']:.4f} eV/Å  {row['epochs']:4d} epochs "
-              f"({row['stopped_by']}), {steps} steps, {seconds:6.0f} s, step "
-              f"{1000 * row['step_cost_192_s']:.0f} ms", flush=True)
+              f"({row['stopped_by']}), {steps} steps, {seconds:6.0f} s", flush=True)
     print("| variant | change | energy meV/atom | forces eV/Å | steps | train s | "
           "192-atom step ms |")
     print("|---|---|---|---|---|---|---|")
     for name, row in results.items():
         print(f"| {name} | {row['what']} | {row['energy_meV_per_atom']:.3f} | "
               f"{row['forces_eV_per_A']:.4f} | {row['optimizer_steps']} | "
-              f"{row['train_seconds']:.0f} | {1000 * row['step_cost_192_s']:.0f} |")
+              f"{row['train_seconds']:.0f} | "
+              f"{1000 * (row['step_cost_192_s'] or float('nan')):.0f} |")
 
 
 if __name__ == "__main__":

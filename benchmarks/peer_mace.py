@@ -9,7 +9,10 @@ frames, 80/20, seed 0; 10 % of the training part for validation) as extxyz files
 with ``mace_run_train`` (float64, energies and forces, the given size), then evaluates
 the test frames and times one energy + forces evaluation of 192-atom periodic water with
 MACE's ASE calculator, all in the peer's interpreter. Results go to
-``benchmarks/results/peer_mace.json`` (one entry per size).
+``benchmarks/results/peer_mace.json`` (one entry per size). ``--dataset`` and
+``--train-size`` select the same published set and training subset as
+``backbone_variants.py`` (results in ``peer_mace_<dataset>.json``, entries ``size@nN``; the
+step cost is timed for water models only).
 """
 
 from __future__ import annotations
@@ -37,20 +40,23 @@ for atoms in test:
     atoms.calc = calc
     de.append((atoms.get_potential_energy() - ref_e) / len(atoms))
     df.append((atoms.get_forces() - ref_f).ravel())
-box = ase.io.read(sys.argv[3]).repeat((2, 2, 2))
-box.calc = calc
-box.get_forces()
-times = []
-for _ in range(5):
-    box.positions[0, 0] += 1e-4
-    start = time.perf_counter(); box.get_forces(); times.append(time.perf_counter() - start)
+times = [float("nan")]
+if sys.argv[3] != "none":  # the step cost on 192-atom water (water models only)
+    box = ase.io.read(sys.argv[3]).repeat((2, 2, 2))
+    box.calc = calc
+    box.get_forces()
+    times = []
+    for _ in range(5):
+        box.positions[0, 0] += 1e-4
+        start = time.perf_counter(); box.get_forces(); times.append(time.perf_counter() - start)
 print(json.dumps({"energy_meV_per_atom": 1000 * float(np.sqrt(np.mean(np.square(de)))),
                   "forces_eV_per_A": float(np.sqrt(np.mean(np.square(np.concatenate(df))))),
                   "step_cost_192_s": statistics.median(times), "n_test": len(test)}))
 """
 
 
-def write_split(work: Path) -> dict[str, Path]:
+def write_split(work: Path, dataset: str = "water", data_dir: Path | None = None,
+                train_size: int | None = None) -> dict[str, Path]:
     import sys
 
     import ase.io
@@ -59,7 +65,8 @@ def write_split(work: Path) -> dict[str, Path]:
     from backbone_variants import splits
 
     paths = {}
-    for name, frames in zip(("train", "valid", "test"), splits(0), strict=True):
+    parts = splits(0, dataset, data_dir, train_size)
+    for name, frames in zip(("train", "valid", "test"), parts, strict=True):
         images = []
         for f in frames:
             atoms = f.atoms.copy()
@@ -78,34 +85,47 @@ def main() -> None:
     parser.add_argument("--size", choices=list(SIZES), default="small")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dataset", default="water",
+                        choices=("water", "liquid_water", "des370k_dimers", "batio3"))
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="first N frames of the training part (a learning curve)")
+    parser.add_argument("--r-max", type=float, default=4.0, help="MACE cutoff, Å")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "peer_mace")
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "peer_mace.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: benchmarks/results/peer_mace[_DATASET].json")
     args = parser.parse_args()
-    work = args.work / args.size
+    suffix = "" if args.dataset == "water" else f"_{args.dataset}"
+    args.out = args.out or ROOT / "benchmarks" / "results" / f"peer_mace{suffix}.json"
+    key = args.size + (f"@n{args.train_size}" if args.train_size else "")
+    work = args.work / f"{args.dataset}_{key}"
     work.mkdir(parents=True, exist_ok=True)
-    paths = write_split(work)
+    paths = write_split(work, args.dataset, args.data_dir, args.train_size)
     size = SIZES[args.size]
     env = {"OMP_NUM_THREADS": str(args.threads), "PATH": "/usr/bin:/bin"}
-    command = [args.python, "-m", "mace.cli.run_train", f"--name=water_{args.size}",
+    command = [args.python, "-m", "mace.cli.run_train", f"--name={args.dataset}_{args.size}",
                f"--train_file={paths['train']}", f"--valid_file={paths['valid']}",
                "--energy_key=REF_energy", "--forces_key=REF_forces", "--E0s=average",
                "--model=MACE", f"--hidden_irreps={size['hidden_irreps']}",
                f"--num_interactions={size['num_interactions']}", f"--max_L={size['max_L']}",
-               "--r_max=4.0", "--batch_size=5", f"--max_num_epochs={args.epochs}",
+               f"--r_max={args.r_max}", "--batch_size=5", f"--max_num_epochs={args.epochs}",
                "--device=cpu", "--default_dtype=float64", "--seed=0",
                "--forces_weight=100", "--energy_weight=1", "--restart_latest"]
     start = time.perf_counter()
     subprocess.run(command, cwd=work, env=env, check=True)
     seconds = time.perf_counter() - start
-    model = work / f"water_{args.size}.model"
+    model = work / f"{args.dataset}_{args.size}.model"
     evaluated = subprocess.run([args.python, "-c", EVALUATE, str(model), str(paths["test"]),
-                                str(ROOT / "examples" / "water_box.xyz")], cwd=work, env=env,
+                                str(ROOT / "examples" / "water_box.xyz")
+                                if args.dataset == "water" else "none"], cwd=work, env=env,
                                check=True, capture_output=True, text=True)
     row = {**json.loads(evaluated.stdout.strip().splitlines()[-1]), "size": size,
-           "epochs": args.epochs, "train_seconds": seconds, "threads": args.threads}
+           "epochs": args.epochs, "train_seconds": seconds, "threads": args.threads,
+           "r_max": args.r_max, "dataset": args.dataset,
+           "n_train": sum(1 for line in paths["train"].read_text().splitlines()
+                          if "Properties=" in line)}
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results[args.size] = row
+    results[key] = row
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"MACE {args.size}: E {row['energy_meV_per_atom']:.3f} meV/atom, F "
           f"{row['forces_eV_per_A']:.4f} eV/Å, {seconds:.0f} s training, 192-atom step "

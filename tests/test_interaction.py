@@ -37,9 +37,26 @@ def frames(water):
     return [f for f in water if f.atoms.info.get("config_type") == "trimer"][:4]
 
 
-@pytest.fixture(scope="module")
-def model(frames):
-    return randomised(SMALL, frames)
+@pytest.fixture(scope="module", params=[False, True], ids=["norms", "products"])
+def model(frames, request):
+    """Both kinds of invariants of the densities (squared norms; inner products and
+    cubic contractions): every physics check below runs on each."""
+    return randomised({**SMALL, "interaction_products": request.param}, frames)
+
+
+def test_traceless_matrix_inverts_the_l2_harmonics():
+    """A density of one unit vector's l = 2 harmonics is r̂ r̂^T - I/3, which rotates as a
+    matrix; so the cubic invariants built on it are invariants."""
+    from fieldforce.models.interaction import traceless_matrix
+
+    r = np.array([0.3, -0.5, 0.8])
+    x, y, z = r / np.linalg.norm(r)
+    root3 = np.sqrt(3.0)
+    harmonics = torch.tensor([[root3 * x * y], [root3 * y * z], [1.5 * z * z - 0.5],
+                              [root3 * x * z], [0.5 * root3 * (x * x - y * y)]])
+    matrix = traceless_matrix(harmonics[None])[0, :, :, 0].numpy()
+    unit = np.array([x, y, z])
+    assert np.allclose(matrix, np.outer(unit, unit) - np.eye(3) / 3, atol=1e-14)
 
 
 def energy_of(model, **kw):

@@ -41,7 +41,8 @@ class BackboneSettings(ModelSettings):
     """The ``model:`` keys of every family on the shared backbone."""
 
     # files from before the interaction layers hold models without them
-    file_defaults: ClassVar[dict[str, Any]] = {"interactions": 0}
+    file_defaults: ClassVar[dict[str, Any]] = {"interactions": 0,
+                                                "interaction_products": False}
 
     descriptor: DescriptorSettings = option(
         default_factory=DescriptorSettings,
@@ -56,6 +57,9 @@ class BackboneSettings(ModelSettings):
     interaction_cutoff: float | None = option(None, "cutoff of the interaction layers, Å "
                                               "(default: the descriptor cutoff)",
                                               exclusive_minimum=0)
+    interaction_products: bool = option(False, "invariants of the interaction densities: "
+                                        "channel-mixing inner products and cubic "
+                                        "contractions (true) or squared norms (false)")
     species: list[int] | None = option(None, "atomic numbers the model handles (default: "
                                        "those of the training data)", minimum=1,
                                        maximum=118)
@@ -104,14 +108,15 @@ class Backbone(nn.Module):
         :class:`~fieldforce.descriptors.DescriptorSettings` (its species are replaced).
     hidden
         widths of the per-species networks; the latent width is ``hidden[-1]``.
-    interactions, interaction_cutoff
-        message-passing layers on the latent and their cutoff (Å; None: the
-        descriptor's).
+    interactions, interaction_cutoff, interaction_products
+        message-passing layers on the latent, their cutoff (Å; None: the descriptor's)
+        and their invariants (:class:`~fieldforce.models.interaction.Interaction`).
     """
 
     def __init__(self, species: Sequence[int], descriptor: DescriptorSettings | dict,
                  hidden: Sequence[int], interactions: int = 0,
-                 interaction_cutoff: float | None = None):
+                 interaction_cutoff: float | None = None,
+                 interaction_products: bool = False):
         super().__init__()
         if not species:
             raise ConfigError("model.species is empty; give the atomic numbers to model")
@@ -130,8 +135,9 @@ class Backbone(nn.Module):
         self.networks = nn.ModuleList(mlp([f0, *hidden, self.width]) for _ in self.species)
         self.energy_head = nn.Linear(self.width, 1)
         self.interaction_cutoff = float(interaction_cutoff or settings.cutoff)
-        self.interactions = nn.ModuleList(Interaction(self.width, self.interaction_cutoff)
-                                          for _ in range(int(interactions)))
+        self.interactions = nn.ModuleList(
+            Interaction(self.width, self.interaction_cutoff, products=interaction_products)
+            for _ in range(int(interactions)))
         # mean neighbour count within the interaction cutoff (normalises the messages)
         self.register_buffer("neighbors_mean", torch.ones(()))
         self.register_buffer("feature_mean", torch.zeros(f0))

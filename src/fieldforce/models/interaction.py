@@ -18,6 +18,13 @@ invariants of these densities, A^{(0)} itself and the squared norms |A^{(1)}_c|�
 
     h_i <- h_i + U([h_i, A^{(0)}_i, |A^{(1)}_i|², |A^{(2)}_i|²])
 
+With ``products`` (``model.interaction_products``) the squared norms become learned
+channel-mixing inner products, A^{(l)}_c · (A^{(l)} V^{(l)})_c with V^{(l)} a K x K matrix
+(identity at the start), and two cubic invariants per channel join them, correlation
+order 3 in the densities as in MACE's symmetric contractions:
+A^{(1)}_c^T T_c A^{(1)}_c and tr(T_c^3), T_c the 3 x 3 traceless symmetric matrix whose
+components are A^{(2)}_c (the l = 2 harmonics are those of r̂ r̂^T - I/3).
+
 U a two-layer network whose last layer starts at zero, so an untrained layer leaves the
 model as it was. Everything is a function of the pair vectors r_ij (vesin pairs,
 rebuilt in torch), so forces, stress and Born charges flow through by autograd.
@@ -86,13 +93,18 @@ class Interaction(nn.Module):
         interaction cutoff r_c, Å.
     n_basis
         number of Bessel radial functions.
+    products
+        channel-mixing inner products and cubic invariants of the densities (module
+        docstring) instead of their squared norms.
     """
 
-    def __init__(self, width: int, cutoff: float, n_basis: int = 8) -> None:
+    def __init__(self, width: int, cutoff: float, n_basis: int = 8,
+                 products: bool = False) -> None:
         super().__init__()
         self.width = int(width)
         self.channels = max(4, self.width // 4)
         self.cutoff = float(cutoff)
+        self.products = bool(products)
         self.register_buffer("frequencies",
                              math.pi / self.cutoff * torch.arange(1, n_basis + 1,
                                                                   dtype=torch.float64))
@@ -101,7 +113,11 @@ class Interaction(nn.Module):
         # energy jumps when a neighbour crosses it
         self.radial = nn.Linear(n_basis, sizes, bias=False)
         self.mix = nn.Linear(width, sizes, bias=False)
-        self.update = nn.Sequential(nn.Linear(2 * width + 2 * self.channels, width), nn.SiLU(),
+        n_invariants = 2 * width + (4 if self.products else 2) * self.channels
+        if self.products:
+            self.pair1 = nn.Parameter(torch.eye(self.channels))
+            self.pair2 = nn.Parameter(torch.eye(self.channels))
+        self.update = nn.Sequential(nn.Linear(n_invariants, width), nn.SiLU(),
                                     nn.Linear(width, width))
         nn.init.zeros_(self.update[-1].weight)
         nn.init.zeros_(self.update[-1].bias)
@@ -127,8 +143,30 @@ class Interaction(nn.Module):
         w1, w2 = w12[:, None, :k], w12[:, None, k:]
         a1 = h.new_zeros(n, 3, k).index_add(0, pairs.i, harmonics[:, :3, None] * w1)
         a2 = h.new_zeros(n, 5, k).index_add(0, pairs.i, harmonics[:, 3:, None] * w2)
-        invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1)], dim=-1)
+        if not self.products:
+            invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1)], dim=-1)
+        else:
+            t = traceless_matrix(a2)  # [N, 3, 3, K]
+            invariants = torch.cat([
+                h, a0, (a1 * (a1 @ self.pair1)).sum(1), (a2 * (a2 @ self.pair2)).sum(1),
+                torch.einsum("nak,nabk,nbk->nk", a1, t, a1),
+                torch.einsum("nabk,nbck,ncak->nk", t, t, t)], dim=-1)
         return h + self.update(invariants)
 
 
-__all__ = ["BatchPairs", "Interaction"]
+def traceless_matrix(a2: torch.Tensor) -> torch.Tensor:
+    """[N, 3, 3, K] traceless symmetric matrices from the l = 2 components [N, 5, K].
+
+    Inverts the harmonics of :meth:`Interaction.forward` (√3 xy, √3 yz, 3/2 (z² - 1/3),
+    √3 xz, √3/2 (x² - y²)) of T = r̂ r̂^T - I/3, so a density of them maps to the same
+    density of T, which rotates as a matrix.
+    """
+    root3 = math.sqrt(3.0)
+    xy, yz, zz, xz = a2[:, 0] / root3, a2[:, 1] / root3, a2[:, 2] / 1.5, a2[:, 3] / root3
+    xx_minus_yy = 2.0 * a2[:, 4] / root3
+    xx, yy = 0.5 * (-zz + xx_minus_yy), 0.5 * (-zz - xx_minus_yy)
+    rows = [torch.stack(r, dim=1) for r in ((xx, xy, xz), (xy, yy, yz), (xz, yz, zz))]
+    return torch.stack(rows, dim=1)
+
+
+__all__ = ["BatchPairs", "Interaction", "traceless_matrix"]

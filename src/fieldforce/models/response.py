@@ -77,7 +77,8 @@ class ResponseModel(FieldModel):
         super().__init__(config)
         self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
                                  self.settings.hidden, self.settings.interactions,
-                                 self.settings.interaction_cutoff)
+                                 self.settings.interaction_cutoff,
+                                 self.settings.interaction_products)
         self.config["species"] = self.backbone.species
         self.config["descriptor"]["species"] = self.backbone.species  # what it was built with
         features = self.backbone.features
