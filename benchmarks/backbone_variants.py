@@ -88,6 +88,11 @@ VARIANTS = {
                             {"interactions": 1}, NEW_TRAINING),
     "force100_cosine_mp2": ("force weight 100, cosine over 10,000 steps, 2 interaction layers",
                             {"interactions": 2}, NEW_TRAINING),
+    "products": ("the new defaults with product invariants in the layer (inner products "
+                 "mixing channels, cubic contractions)",
+                 {"interactions": 1, "interaction_products": True}, NEW_TRAINING),
+    "products_mp2": ("the new defaults with 2 product-invariant layers",
+                     {"interactions": 2, "interaction_products": True}, NEW_TRAINING),
     # the package defaults since issue 13 (what a user gets with no settings)
     "new": ("the package defaults since issue 13: 1 interaction layer, force weight 100, "
             "cosine over 10,000 steps", {"interactions": 1}, NEW_TRAINING),

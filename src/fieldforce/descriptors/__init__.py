@@ -8,7 +8,7 @@
 """
 
 from fieldforce.descriptors.settings import DescriptorSettings
-from fieldforce.descriptors.soap import SOAPFeatures
+from fieldforce.descriptors.soap import FixedDensity, SOAPFeatures
 from fieldforce.descriptors.spherical import spherical_to_cartesian_l2
 
-__all__ = ["DescriptorSettings", "SOAPFeatures", "spherical_to_cartesian_l2"]
+__all__ = ["DescriptorSettings", "FixedDensity", "SOAPFeatures", "spherical_to_cartesian_l2"]

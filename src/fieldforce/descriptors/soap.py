@@ -31,7 +31,8 @@ step in a field (tests/test_descriptors.py checks equality with featomic).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -39,6 +40,78 @@ import torch
 from fieldforce.descriptors.settings import DescriptorSettings
 from fieldforce.descriptors.spherical import L1_TO_XYZ
 from fieldforce.errors import ConfigError
+
+
+@dataclass
+class FixedDensity:
+    """featomic's spherical expansion of fixed geometries with its position gradient,
+    for training: the geometries of a training set never move, so featomic runs once
+    per frame instead of once per optimizer step.
+
+    :meth:`at` returns the density as ``values + J (x - x0)`` with ``x0`` the positions
+    it was computed at, evaluated at ``x = x0``: the value is featomic's and the first
+    derivative with respect to the positions is featomic's J exactly, which is all
+    training on forces, dipoles or Born charges needs (d(forces)/d(parameters) does not
+    involve second position derivatives of the density; featomic-torch does not give
+    them either). Not for stress (no cell gradient) nor for moving atoms.
+
+    Attributes (per l = 0..l_max)
+    ----------
+    values
+        l -> [N, 2l+1, T, n_max+1] the density (layout of :meth:`SOAPFeatures._density`).
+    centre
+        l -> [G] ``row * T + type`` of the density entry each gradient row belongs to.
+    neighbour
+        l -> [G] row of the atom whose displacement the gradient row is for.
+    gradient
+        l -> [G, 3, 2l+1, n_max+1] d(density)/d(position of ``neighbour``), 1/Å.
+    """
+
+    values: dict[int, torch.Tensor]
+    centre: dict[int, torch.Tensor]
+    neighbour: dict[int, torch.Tensor]
+    gradient: dict[int, torch.Tensor]
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.values[0].shape[0])
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size()
+                   for part in (self.values, self.centre, self.neighbour, self.gradient)
+                   for t in part.values())
+
+    @staticmethod
+    def concatenate(parts: Sequence[FixedDensity]) -> FixedDensity:
+        """One density for structures stacked in the order of ``parts`` (as collate)."""
+        offsets = [0]
+        for part in parts:
+            offsets.append(offsets[-1] + part.n_atoms)
+        out: dict[str, dict[int, torch.Tensor]] = {
+            "values": {}, "centre": {}, "neighbour": {}, "gradient": {}}
+        for l in parts[0].values:
+            types = parts[0].values[l].shape[2]
+            out["values"][l] = torch.cat([p.values[l] for p in parts])
+            out["gradient"][l] = torch.cat([p.gradient[l] for p in parts])
+            out["centre"][l] = torch.cat([p.centre[l] + types * o
+                                          for p, o in zip(parts, offsets, strict=False)])
+            out["neighbour"][l] = torch.cat([p.neighbour[l] + o
+                                             for p, o in zip(parts, offsets, strict=False)])
+        return FixedDensity(**out)
+
+    def at(self, positions: torch.Tensor) -> dict[int, torch.Tensor]:
+        """The density at ``positions`` [N, 3] (equal to the ones it was computed at),
+        differentiable with respect to them."""
+        displacement = (positions - positions.detach()).to(torch.float64)
+        out = {}
+        for l, values in self.values.items():
+            n, m, types, radial = values.shape
+            change = torch.einsum("gxmr,gx->gmr", self.gradient[l],
+                                  displacement[self.neighbour[l]])
+            flat = values.transpose(1, 2).reshape(n * types, m, radial)
+            flat = flat.index_add(0, self.centre[l], change)
+            out[l] = flat.reshape(n, types, m, radial).transpose(1, 2)
+        return out
 
 
 class SOAPFeatures(torch.nn.Module):
@@ -132,21 +205,48 @@ class SOAPFeatures(torch.nn.Module):
             plan[lam] = (inverse, products)
         return plan
 
-    def _density(self, systems, rows, n_atoms: int, device) -> dict[int, torch.Tensor]:
+    def _density(self, systems, rows, n_atoms: int, device,
+                 with_gradient: bool = False) -> dict[int, torch.Tensor] | FixedDensity:
         """featomic's spherical expansion as dense tensors: l -> [N, 2l+1, T, n_max+1]
-        (T: the species list; zero where a species has no neighbours)."""
-        expansion = self._spherical_expansion.compute(systems)
+        (T: the species list; zero where a species has no neighbours). With
+        ``with_gradient``: a :class:`FixedDensity` holding featomic's explicit position
+        gradients too (no autograd graph)."""
+        expansion = self._spherical_expansion.compute(
+            systems, gradients=["positions"] if with_gradient else None)
         n_types, n_radial = len(self._type_index), self.settings.max_radial + 1
         density = {l: torch.zeros(n_atoms, 2 * l + 1, n_types, n_radial,
                                   dtype=torch.float64, device=device)
                    for l in range(self.settings.max_angular + 1)}
+        parts: dict[str, dict[int, list]] = {"centre": {}, "neighbour": {}, "gradient": {}}
         for key, block in expansion.items():
             l, t = int(key["o3_lambda"]), self._type_index[int(key["neighbor_type"])]
             index = rows(block.samples.values)
             m = torch.arange(2 * l + 1, device=device)
             density[l] = density[l].index_put(
                 (index[:, None], m[None, :], torch.tensor(t, device=device)), block.values)
-        return density
+            if with_gradient:
+                gradient = block.gradient("positions")
+                samples = gradient.samples.values
+                parts["centre"].setdefault(l, []).append(index[samples[:, 0].long()] * n_types
+                                                         + t)
+                parts["neighbour"].setdefault(l, []).append(rows(samples[:, 1:]))
+                parts["gradient"].setdefault(l, []).append(gradient.values)
+        if not with_gradient:
+            return density
+        empty = {"centre": torch.zeros(0, dtype=torch.long, device=device),
+                 "neighbour": torch.zeros(0, dtype=torch.long, device=device)}
+        joined = {}
+        for name, per_l in parts.items():
+            joined[name] = {}
+            for l in density:
+                if per_l.get(l):
+                    joined[name][l] = torch.cat(per_l[l])
+                elif name == "gradient":
+                    joined[name][l] = torch.zeros(0, 3, 2 * l + 1, n_radial,
+                                                  dtype=torch.float64, device=device)
+                else:
+                    joined[name][l] = empty[name]
+        return FixedDensity(values=density, **joined)
 
     def _power_spectrum_values(self, density: dict[int, torch.Tensor]) -> torch.Tensor:
         """[N, F0] featomic's SoapPowerSpectrum from the density: per species pair
@@ -184,6 +284,39 @@ class SOAPFeatures(torch.nn.Module):
         half = (first.transpose(1, 2) @ cg.reshape(la, lb * lm)).reshape(n, p, lb, lm)
         half = half.permute(0, 3, 1, 2).reshape(n, lm * p, lb)
         return (half @ second).reshape(n, lm, p * q)
+
+    def _batch_density(self, positions, numbers, cell, pbc, structure_index,
+                       with_gradient: bool = False):
+        """:meth:`_density` of a batch (rows in the batch's atom order)."""
+        systems, order = self._systems(positions.to(torch.float64), numbers,
+                                       cell.to(torch.float64), pbc, structure_index)
+        # row of (system, atom) in the batch: system offset + atom index, mapped by order
+        offsets = torch.zeros(len(systems) + 1, dtype=torch.int64, device=positions.device)
+        offsets[1:] = torch.cumsum(torch.tensor([len(s) for s in systems]), 0)
+
+        def rows(samples: torch.Tensor) -> torch.Tensor:
+            return order[offsets[samples[:, 0].long()] + samples[:, 1].long()]
+
+        return self._density(systems, rows, positions.shape[0], positions.device,
+                             with_gradient=with_gradient)
+
+    @torch.no_grad()
+    def fixed_density(self, positions: torch.Tensor, numbers: torch.Tensor,
+                      cell: torch.Tensor, pbc: torch.Tensor,
+                      structure_index: torch.Tensor) -> FixedDensity:
+        """The batch's :class:`FixedDensity` (arguments as :meth:`forward`), to pass back
+        as ``density`` while the atoms stay where they are."""
+        self._check_species(numbers)
+        return self._batch_density(positions.detach(), numbers, cell.detach(), pbc,
+                                   structure_index, with_gradient=True)
+
+    def _check_species(self, numbers: torch.Tensor) -> None:
+        unknown = set(torch.unique(numbers).tolist()) - set(self.settings.species)
+        if unknown:
+            raise ConfigError(
+                f"atomic numbers {sorted(unknown)} are not in the descriptor species list "
+                f"{self.settings.species}; add them to the descriptor settings."
+            )
 
     def _systems(
         self,
@@ -241,6 +374,7 @@ class SOAPFeatures(torch.nn.Module):
         pbc: torch.Tensor,
         structure_index: torch.Tensor,
         equivariant: bool = True,
+        density: FixedDensity | None = None,
     ) -> dict[str, torch.Tensor]:
         """Features of every atom of the batch, rows in the batch's atom order.
 
@@ -259,6 +393,9 @@ class SOAPFeatures(torch.nn.Module):
             [N] int64, structure of each atom.
         equivariant
             compute the lambda = 1, 2 features too (skip them for invariant models).
+        density
+            the batch's density from :meth:`fixed_density` (same atoms, same positions):
+            featomic is not called, the cell gets no gradient.
 
         Returns
         -------
@@ -266,30 +403,16 @@ class SOAPFeatures(torch.nn.Module):
         [N, 3, F1] (Cartesian x, y, z) and ``tensor`` [N, 5, F2] (m = -2..2). All
         dimensionless, in the dtype of ``positions``.
         """
-        unknown = set(torch.unique(numbers).tolist()) - set(self.settings.species)
-        if unknown:
-            raise ConfigError(
-                f"atomic numbers {sorted(unknown)} are not in the descriptor species list "
-                f"{self.settings.species}; add them to the descriptor settings."
-            )
-        dtype, device = positions.dtype, positions.device
-        systems, order = self._systems(
-            positions.to(torch.float64),
-            numbers,
-            cell.to(torch.float64),
-            pbc,
-            structure_index,
-        )
-        # row of (system, atom) in the batch: system offset + atom index, mapped by order
-        offsets = torch.zeros(len(systems) + 1, dtype=torch.int64, device=positions.device)
-        offsets[1:] = torch.cumsum(torch.tensor([len(s) for s in systems]), 0)
-        n_atoms = positions.shape[0]
-
-        def rows(samples: torch.Tensor) -> torch.Tensor:
-            return order[offsets[samples[:, 0].long()] + samples[:, 1].long()]
-
+        self._check_species(numbers)
+        dtype = positions.dtype
+        if density is None:
+            density = self._batch_density(positions, numbers, cell, pbc, structure_index)
+        else:
+            if density.n_atoms != positions.shape[0]:
+                raise ValueError(f"the fixed density holds {density.n_atoms} atoms, the "
+                                 f"batch {positions.shape[0]}")
+            density = density.at(positions)
         scale = 1.0 / self.settings.feature_scale
-        density = self._density(systems, rows, n_atoms, device)
         result = {"invariant": (scale * self._power_spectrum_values(density)).to(dtype)}
         if not equivariant:
             return result

@@ -33,6 +33,7 @@ rebuilt in torch), so forces, stress and Born charges flow through by autograd.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -74,12 +75,28 @@ class BatchPairs:
         if not rows_i:
             self.i = torch.zeros(0, dtype=torch.long, device=device)
             self.j = torch.zeros(0, dtype=torch.long, device=device)
+            self.offsets = positions.new_zeros(0, 3)
             self.vectors = positions.new_zeros(0, 3)
             return
         self.i = torch.as_tensor(np.concatenate(rows_i), device=device)
         self.j = torch.as_tensor(np.concatenate(rows_j), device=device)
-        offsets = torch.cat(shift_rows).to(device)
-        self.vectors = positions[self.j] - positions[self.i] + offsets
+        self.offsets = torch.cat(shift_rows).to(device)
+        self.vectors = positions[self.j] - positions[self.i] + self.offsets
+
+    @classmethod
+    def stacked(cls, parts: Sequence[BatchPairs], sizes: Sequence[int],
+                positions: torch.Tensor) -> BatchPairs:
+        """The pairs of structures stacked in the order of ``parts`` (``sizes`` atoms
+        each, as collate does), their vectors from ``positions`` [N, 3]: pairs found once
+        for fixed geometries (training) serve every step. The periodic offsets are
+        constants (no cell gradient)."""
+        new = cls.__new__(cls)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+        new.i = torch.cat([p.i + s for p, s in zip(parts, starts, strict=True)])
+        new.j = torch.cat([p.j + s for p, s in zip(parts, starts, strict=True)])
+        new.offsets = torch.cat([p.offsets.detach() for p in parts]).to(positions)
+        new.vectors = positions[new.j] - positions[new.i] + new.offsets
+        return new
 
 
 class Interaction(nn.Module):

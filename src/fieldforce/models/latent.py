@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,7 +53,7 @@ from fieldforce.data.frame import Frame
 from fieldforce.electrostatics.coulomb import METHODS, coulomb_potential
 from fieldforce.electrostatics.polarization import batch_born_charges, batch_dipoles
 from fieldforce.errors import ConfigError
-from fieldforce.models.backbone import Backbone, BackboneSettings
+from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry
 from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
 
 #: charge unit s_q (e) when the training data have no charge or Born-charge labels:
@@ -194,10 +195,12 @@ class LatentChargeModel(FieldModel):
                               "force Z*^T E assumes the same field at every atom")
         return field
 
-    def forward(self, batch: Batch, atom_field: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Energies, charges, dipoles and polarization (see the class docstring)."""
-        feats = self.backbone.batch_features(batch, equivariant=False)
-        h = self.backbone.encode(batch, feats["invariant"])
+    def forward(self, batch: Batch, atom_field: torch.Tensor,
+                geometry: FixedGeometry | None = None) -> dict[str, torch.Tensor]:
+        """Energies, charges, dipoles and polarization (see the class docstring);
+        ``geometry``: the batch's cached geometry while training."""
+        feats = self.backbone.batch_features(batch, equivariant=False, geometry=geometry)
+        h = self.backbone.encode(batch, feats["invariant"], geometry)
         atomic = self.backbone.atomic_energy(h, batch.numbers)
         short = batch.sum_per_structure(atomic)
         out = {"atomic_energies": atomic, "energy_short_range": short,
@@ -223,6 +226,16 @@ class LatentChargeModel(FieldModel):
                    dipole=dipole, polarization=polarization,
                    energy=zero_field - (field * coupled).sum(-1))
         return out
+
+    # -- training ------------------------------------------------------------------------
+
+    def prepare_training(self, frames: Sequence[Frame]) -> dict:
+        """The training frames' densities and pairs (:meth:`Backbone.geometry_cache`)."""
+        return self.backbone.geometry_cache(frames)
+
+    def training_options(self, frames: Sequence[Frame], terms: Sequence[str], cache: Any,
+                         train: bool) -> dict[str, Any]:
+        return {"geometry": self.backbone.cached_geometry(frames, cache)}
 
     def extra_forces(self, batch: Batch, positions: torch.Tensor, atom_field: torch.Tensor,
                      out: dict[str, torch.Tensor], create_graph: bool = False

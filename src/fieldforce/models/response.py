@@ -31,7 +31,7 @@ from fieldforce.config import option
 from fieldforce.data.batch import Batch, collate
 from fieldforce.data.frame import Frame
 from fieldforce.descriptors import spherical_to_cartesian_l2
-from fieldforce.models.backbone import Backbone, BackboneSettings, species_of
+from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry, species_of
 from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
 
 
@@ -42,10 +42,6 @@ class ResponseSettings(BackboneSettings):
     family: str = option("response", "model family")
     channels: int = option(16, "equivariant channels K of the dipole and polarizability "
                            "heads", minimum=1)
-
-
-def _has_field(frame: Frame) -> bool:
-    return bool(abs(frame.efield).max() > 0)
 
 
 class ResponseModel(FieldModel):
@@ -94,9 +90,10 @@ class ResponseModel(FieldModel):
             self.register_buffer(name, torch.ones(()))
         self.double()
 
-    def batch_features(self, batch: Batch, equivariant: bool) -> dict[str, torch.Tensor]:
+    def batch_features(self, batch: Batch, equivariant: bool,
+                       geometry: FixedGeometry | None = None) -> dict[str, torch.Tensor]:
         """Descriptors of every atom of ``batch`` (see :class:`SOAPFeatures`)."""
-        return self.backbone.batch_features(batch, equivariant)
+        return self.backbone.batch_features(batch, equivariant, geometry)
 
     # -- statistics of the training data ------------------------------------
 
@@ -122,24 +119,15 @@ class ResponseModel(FieldModel):
     # -- forward -------------------------------------------------------------
 
     def forward(self, batch: Batch, atom_field: torch.Tensor,
-                equivariant: dict[str, torch.Tensor] | None = None,
+                geometry: FixedGeometry | None = None,
                 response: bool = True) -> dict[str, torch.Tensor]:
-        """Energy [B] eV and, with ``response``, dipoles and polarizabilities.
+        """Energy [B] eV and, with ``response`` or a field, dipoles and polarizabilities.
 
-        ``equivariant``: precomputed lambda-SOAP features {vector, tensor} for fixed
-        geometries (training on dipoles/polarizabilities). They carry no position
-        gradient, so they are refused when the field is non-zero (its force terms
-        need dmu/dr and dalpha/dr).
+        ``geometry``: the batch's cached geometry while training.
         """
         field_on = bool(atom_field.detach().abs().max() > 0) if atom_field.numel() else False
-        if equivariant is not None and field_on:
-            raise ValueError("cached equivariant features cannot be used at a non-zero "
-                             "field: the forces need their position gradients")
-        need_equivariant = (response or field_on) and equivariant is None
-        feats = self.batch_features(batch, equivariant=need_equivariant)
-        if equivariant is not None:
-            feats.update(equivariant)
-        h = self.backbone.encode(batch, feats["invariant"])
+        feats = self.batch_features(batch, equivariant=response or field_on, geometry=geometry)
+        h = self.backbone.encode(batch, feats["invariant"], geometry)
         atomic_energy = self.backbone.atomic_energy(h, batch.numbers)
         out = {"atomic_energies": atomic_energy,
                "extrapolation": self.backbone.extrapolation(feats["invariant"], batch.numbers)}
@@ -166,42 +154,19 @@ class ResponseModel(FieldModel):
         out["energy"] = energy
         return out
 
-    def equivariant_features(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """lambda-SOAP features of a fixed batch, without gradients (for caching)."""
-        with torch.no_grad():
-            feats = self.batch_features(batch, equivariant=True)
-        return {"vector": feats["vector"], "tensor": feats["tensor"]}
-
     # -- training ------------------------------------------------------------------------
 
-    def prepare_training(self, frames: Sequence[Frame]) -> dict[int, dict[str, torch.Tensor]]:
-        """lambda-SOAP features of every zero-field training frame, by frame id.
-
-        The geometries are fixed and, at zero field, forces depend only on U0, whose
-        invariant features are recomputed with gradients every step; frames at a finite
-        field run the full model (their forces contain (dmu/dr).E and 1/2 E.(dalpha/dr).E).
-        """
-        wanted = [f for f in frames if not _has_field(f)]
-        cache = {}
-        for start in range(0, len(wanted), 128):
-            chunk = wanted[start:start + 128]
-            feats = self.equivariant_features(collate(chunk))
-            offset = 0
-            for f in chunk:
-                n = len(f.atoms)
-                cache[id(f)] = {k: v[offset:offset + n] for k, v in feats.items()}
-                offset += n
-        return cache
+    def prepare_training(self, frames: Sequence[Frame]) -> dict:
+        """The training frames' densities and pairs (:meth:`Backbone.geometry_cache`): the
+        lambda-SOAP features of every batch, at zero field or not, are then cheap
+        products with exact position gradients."""
+        return self.backbone.geometry_cache(frames)
 
     def training_options(self, frames: Sequence[Frame], terms: Sequence[str], cache: Any,
                          train: bool) -> dict[str, Any]:
-        """The cached lambda-SOAP features when every frame of a training batch has them;
-        the response heads only when a dipole or polarizability term is on."""
-        cached = None
-        if train and cache and all(id(f) in cache for f in frames):
-            cached = {k: torch.cat([cache[id(f)][k] for f in frames])
-                      for k in ("vector", "tensor")}
-        return {"equivariant": cached,
+        """The cached geometry of the batch; the response heads only when a dipole or
+        polarizability term is on."""
+        return {"geometry": self.backbone.cached_geometry(frames, cache),
                 "response": any(t in terms for t in ("dipole", "polarizability"))}
 
 

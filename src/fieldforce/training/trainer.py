@@ -6,10 +6,12 @@ model's outputs can be compared with and that the training data have (with a pos
 weight; losses in :mod:`fieldforce.training.losses`); Born charges are computed, with
 ``create_graph`` so the loss differentiates through them, only when that term is on; a
 family's own per-run cache and forward options come from its ``prepare_training`` and
-``training_options`` (the response model caches the lambda-SOAP features of zero-field
-frames there); a family with ``fitting = "closed_form"`` is fitted by one call of its
-``fit`` instead of epochs. At the end: ``model.pt``, ``metrics.json``, parity plots and
-the learning curve (:mod:`fieldforce.training.plots`).
+``training_options`` (the families on the backbone cache featomic's density of the
+fixed training geometries with its position gradient there,
+:class:`~fieldforce.descriptors.FixedDensity`); a family with
+``fitting = "closed_form"`` is fitted by one call of its ``fit`` instead of epochs. At
+the end: ``model.pt``, ``metrics.json``, parity plots and the learning curve
+(:mod:`fieldforce.training.plots`).
 """
 
 from __future__ import annotations
@@ -158,8 +160,8 @@ class Trainer:
         warnings.filterwarnings("ignore", message="second derivatives with respect to "
                                 "positions are not implemented")
         size = self.config["training"]["batch_size"]
-        # batches never mix field and zero-field frames, so a family's cache of
-        # zero-field features can serve whole batches
+        # batches never mix field and zero-field frames (once needed by a cache of
+        # zero-field features; kept, so that the batches and results stay as they were)
         groups = [[f for f in self.train if not _has_field(f)],
                   [f for f in self.train if _has_field(f)]]
         batches = []
