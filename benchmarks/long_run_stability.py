@@ -5,8 +5,12 @@
 ``cluster``: the water trimer of the shipped data with the demo's response model
 (``runs/demo/training/model.pt``, from ``make demo``), NVE in a static 0.05 V/Å field.
 ``periodic``: 8 water molecules in a periodic box (``examples/water_box.xyz``) with the
-latent-charge model of ``examples/train_water_latent.yaml`` (``--model``), NVE in the same
-field. Each call continues the run (``fieldforce md --resume``) for at most
+latent-charge model of ``examples/train_liquid_water_latent.yaml`` (trained on periodic
+liquid water; ``--model`` for another), NVE in the same field. (The cluster-trained
+``examples/train_water_latent.yaml`` model extrapolated in bulk water from the first step
+and let two atoms meet after 0.5 ps:
+``benchmarks/runs/long_run_stability_periodic_cluster_model``.) Each call continues the
+run (``fieldforce md --resume``) for at most
 ``--max-hours`` and then reports, over everything simulated so far: the energy drift per
 atom per ps (a linear fit of Epot + Ekin, and the largest excursion), the molecular
 integrity (every H within 1.3 Å of exactly one O, every O-H in 0.75-1.3 Å, no O-O closer
@@ -76,10 +80,10 @@ def main() -> None:
     if not model.exists():
         source = args.model or (ROOT / "runs" / "demo" / "training" / "model.pt"
                                 if args.system == "cluster"
-                                else ROOT / "runs" / "water_latent" / "model.pt")
+                                else ROOT / "runs" / "liquid_water_latent" / "model.pt")
         if not Path(source).is_file():
             raise SystemExit(f"{source}: no model (make demo, or fieldforce train "
-                             "examples/train_water_latent.yaml, or --model)")
+                             "examples/train_liquid_water_latent.yaml, or --model)")
         import shutil
 
         shutil.copyfile(source, model)

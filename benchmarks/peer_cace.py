@@ -1,0 +1,170 @@
+"""CACE as a peer of the backbone (issue 13): the same split, side by side.
+
+    python -m venv /tmp/cace && /tmp/cace/bin/pip install torch==2.13.0 <CACE checkout>
+    python benchmarks/peer_cace.py --python /tmp/cace/bin/python --epochs 300
+
+CACE (Cartesian atomic cluster expansion, BingqingCheng/cace; the short-range backbone
+of CACE-LES) runs from its own code in its own environment (never vendored). This script
+writes the split of ``backbone_variants.py`` (``--dataset``, ``--train-size`` as there)
+as extxyz files and trains CACE in the peer's interpreter with the settings of CACE's own
+water example (``examples/water_train.py``: cutoff 5.5 Å, 6 trainable Bessel functions,
+12 radial channels, l_max 3, nu_max 3, one message-passing layer, readout [32, 16],
+batch 2, Adam at 1e-2 with ReduceLROnPlateau, EMA, force weight 1000; energy weight 0.1
+for the first 5/8 of the epochs, then 100), float32 as there, E0s the least-squares
+average of the training set (CACE's ``compute_average_E0s``). Then it scores the test
+frames and times one energy + forces evaluation of 192-atom periodic water (water
+models only). Results: ``benchmarks/results/peer_cace[_DATASET].json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TRAIN = r"""
+import json, statistics, sys, time, logging
+import numpy as np, torch, ase.io
+import cace
+from cace.representations import Cace
+from cace.modules import PolynomialCutoff, BesselRBF
+from cace.models.atomistic import NeuralNetworkPotential
+from cace.tasks.train import TrainingTask
+from cace.tools import Metrics
+
+train_path, valid_path, test_path, box_path, epochs, cutoff, seed = sys.argv[1:8]
+epochs, cutoff, seed = int(epochs), float(cutoff), int(seed)
+torch.manual_seed(seed)
+torch.set_default_dtype(torch.float32)
+cace.tools.setup_logger(level="INFO")
+train = ase.io.read(train_path, ":")
+e0 = cace.tools.compute_average_E0s(train, energy_key="ref_energy")
+collection = cace.tasks.get_dataset_from_xyz(train_path=train_path, valid_path=valid_path,
+                                             cutoff=cutoff, atomic_energies=e0, seed=seed)
+train_loader = cace.tasks.load_data_loader(collection=collection, data_type="train",
+                                           batch_size=2)
+valid_loader = cace.tasks.load_data_loader(collection=collection, data_type="valid",
+                                           batch_size=4)
+device = cace.tools.init_device("cpu")
+species = sorted({int(z) for a in train for z in a.numbers})
+representation = Cace(zs=species, n_atom_basis=3, embed_receiver_nodes=True, cutoff=cutoff,
+                      cutoff_fn=PolynomialCutoff(cutoff=cutoff),
+                      radial_basis=BesselRBF(cutoff=cutoff, n_rbf=6, trainable=True),
+                      n_radial_basis=12, max_l=3, max_nu=3, num_message_passing=1,
+                      type_message_passing=["Bchi"], device=device, timeit=False)
+atomwise = cace.modules.atomwise.Atomwise(n_layers=3, output_key="CACE_energy",
+                                          n_hidden=[32, 16], use_batchnorm=False,
+                                          add_linear_nn=True)
+forces = cace.modules.forces.Forces(energy_key="CACE_energy", forces_key="CACE_forces")
+model = NeuralNetworkPotential(input_modules=None, representation=representation,
+                               output_modules=[atomwise, forces])
+model.to(device)
+def loss(name, predict, weight):
+    return cace.tasks.GetLoss(target_name=name, predict_name=predict,
+                              loss_fn=torch.nn.MSELoss(), loss_weight=weight)
+metrics = [Metrics(target_name="energy", predict_name="CACE_energy", name="e/atom",
+                   per_atom=True),
+           Metrics(target_name="forces", predict_name="CACE_forces", name="f")]
+task = TrainingTask(model=model, losses=[loss("energy", "CACE_energy", 0.1),
+                                         loss("forces", "CACE_forces", 1000)],
+                    metrics=metrics, device=device, optimizer_args={"lr": 1e-2},
+                    scheduler_cls=torch.optim.lr_scheduler.ReduceLROnPlateau,
+                    scheduler_args={"mode": "min", "factor": 0.8, "patience": 10},
+                    max_grad_norm=10, ema=True, ema_start=10, warmup_steps=5)
+first = max(1, (5 * epochs) // 8)
+start = time.perf_counter()
+task.fit(train_loader, valid_loader, epochs=first, screen_nan=False)
+task.update_loss([loss("energy", "CACE_energy", 100), loss("forces", "CACE_forces", 1000)])
+task.fit(train_loader, valid_loader, epochs=epochs - first, screen_nan=False)
+seconds = time.perf_counter() - start
+model = task.ema_model.module if getattr(task, "ema_model", None) is not None else task.model
+from cace.tasks import EvaluateTask
+evaluator = EvaluateTask(model_path=model, device="cpu", energy_key="CACE_energy",
+                         forces_key="CACE_forces", atomic_energies=e0)
+test = ase.io.read(test_path, ":")
+de, df = [], []
+for atoms in test:
+    out = evaluator(atoms)
+    de.append((float(np.ravel(out["energy"])[0]) - atoms.info["ref_energy"]) / len(atoms))
+    df.append((np.asarray(out["forces"]).reshape(-1, 3) - atoms.arrays["ref_forces"]).ravel())
+times = [float("nan")]
+if box_path != "none":
+    box = ase.io.read(box_path).repeat((2, 2, 2))
+    evaluator(box)
+    times = []
+    for _ in range(5):
+        box.positions[0, 0] += 1e-4
+        begin = time.perf_counter(); evaluator(box); times.append(time.perf_counter() - begin)
+print(json.dumps({"energy_meV_per_atom": 1000 * float(np.sqrt(np.mean(np.square(de)))),
+                  "forces_eV_per_A": float(np.sqrt(np.mean(np.square(np.concatenate(df))))),
+                  "step_cost_192_s": statistics.median(times), "n_test": len(test),
+                  "train_seconds": seconds, "e0": {str(k): v for k, v in e0.items()}}))
+"""
+
+
+def write_split(work: Path, dataset: str, data_dir: Path, train_size: int | None):
+    """The split as extxyz with ``ref_energy``/``ref_forces`` (the keys CACE reads)."""
+    import ase.io
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from backbone_variants import splits
+
+    paths = {}
+    parts = splits(0, dataset, data_dir, train_size)
+    for name, frames in zip(("train", "valid", "test"), parts, strict=True):
+        images = []
+        for f in frames:
+            atoms = f.atoms.copy()
+            atoms.info = {"ref_energy": float(f.labels["energy"])}
+            atoms.arrays["ref_forces"] = f.labels["forces"]
+            images.append(atoms)
+        paths[name] = work / f"{name}.xyz"
+        ase.io.write(paths[name], images, format="extxyz")
+    return paths, len(parts[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--python", required=True, help="the peer environment's python")
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--cutoff", type=float, default=5.5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dataset", default="water",
+                        choices=("water", "liquid_water", "des370k_dimers", "batio3"))
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "peer_cace")
+    args = parser.parse_args()
+    key = f"cutoff{args.cutoff:g}" + (f"@n{args.train_size}" if args.train_size else "")
+    work = args.work / f"{args.dataset}_{key}"
+    work.mkdir(parents=True, exist_ok=True)
+    paths, n_train = write_split(work, args.dataset, args.data_dir, args.train_size)
+    box = str(ROOT / "examples" / "water_box.xyz") if args.dataset == "water" else "none"
+    env = {"OMP_NUM_THREADS": str(args.threads), "PATH": "/usr/bin:/bin"}
+    start = time.perf_counter()
+    done = subprocess.run([args.python, "-c", TRAIN, str(paths["train"]), str(paths["valid"]),
+                           str(paths["test"]), box, str(args.epochs), str(args.cutoff), "0"],
+                          cwd=work, env=env, capture_output=True, text=True)
+    (work / "train.log").write_text(done.stderr)
+    if done.returncode:
+        raise SystemExit(f"CACE failed (log: {work / 'train.log'}):\n{done.stderr[-3000:]}")
+    row = {**json.loads(done.stdout.strip().splitlines()[-1]), "epochs": args.epochs,
+           "cutoff": args.cutoff, "threads": args.threads, "dataset": args.dataset,
+           "n_train": n_train, "wall_seconds": time.perf_counter() - start}
+    suffix = "" if args.dataset == "water" else f"_{args.dataset}"
+    out = ROOT / "benchmarks" / "results" / f"peer_cace{suffix}.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results[key] = row
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"CACE {key}: E {row['energy_meV_per_atom']:.3f} meV/atom, F "
+          f"{row['forces_eV_per_A']:.4f} eV/Å, {row['train_seconds']:.0f} s training")
+
+
+if __name__ == "__main__":
+    main()
