@@ -46,13 +46,74 @@ def test_forces_in_field_are_minus_energy_gradient(lda, h2_response):
     assert np.abs(two["forces"].sum(axis=0)).max() < 2e-3
 
 
-def test_slab_dipole_responds_along_the_normal():
-    slab = Atoms("Na2", positions=[[0, 0, 0], [1.5, 1.5, 2.0]], cell=[3.0, 3.0, 1.0],
-                 pbc=[True, True, False])
-    slab.center(vacuum=4.0, axis=2)
-    backend = get_backend("gpaw", h=0.25, xc="LDA", kpts=(2, 2), min_vacuum=3.9)
-    dip = [backend.label(slab, np.array([0, 0, f]), ["dipole"])["dipole"][2] for f in (0, 0.05)]
-    assert dip[1] - dip[0] > 0.01  # a metal screens the field: a large induced dipole along +z
+def _al100():
+    """Al(100), 1x1, three layers: the cheapest slab that screens a field like a metal."""
+    from ase.build import fcc100
+
+    return fcc100("Al", size=(1, 1, 3), vacuum=4.0)
+
+
+@pytest.fixture(scope="module")
+def al_backend():
+    return get_backend("gpaw", h=0.25, xc="LDA", kpts=(4, 4), min_vacuum=3.9)
+
+
+@pytest.fixture(scope="module")
+def al_response(al_backend):
+    props = ["energy", "forces", "dipole", "polarizability"]
+    return [al_backend.label(_al100(), np.array([0, 0, f]), props) for f in (0.15, 0.25)]
+
+
+def test_slab_labels_obey_the_electric_enthalpy(al_response):
+    """The labelled field is the one the surfaces feel, not the applied strength: then the
+    energy's field derivative is minus the dipole, and the dipole's is the polarizability
+    (both would miss by the box's field enhancement, ~2.5x here, with the applied one)."""
+    one, two = al_response
+    f1, f2 = one["efield"][2], two["efield"][2]
+    assert one["info"]["field_applied"] < 0.6 * f1  # the walls enhance the field
+    assert np.abs(one["efield"][:2]).max() == 0 and one["dipole"][:2].tolist() == [0, 0]
+    mu1, mu2 = one["dipole"][2], two["dipole"][2]
+    slope = (two["energy"] - one["energy"]) / (f2 - f1)
+    assert slope == pytest.approx(-(mu1 + mu2) / 2, rel=0.01)
+    alpha = (mu2 - mu1) / (f2 - f1)
+    assert one["polarizability"][2, 2] == pytest.approx(alpha, rel=0.02)
+    assert two["polarizability"][2, 2] == pytest.approx(alpha, rel=0.02)
+    assert alpha > 0  # electrons move against the field: the dipole grows along it
+    for result in (one, two):  # Gauss: eps0 dF of charge per area above the middle
+        assert result["info"]["gauss_ratio"] == pytest.approx(1.0, abs=0.01)
+        assert np.abs(result["forces"].sum(axis=0)).max() < 0.02
+
+
+def test_slab_checks_are_one_clear_error(al_backend):
+    from ase.constraints import FixAtoms
+
+    slab = _al100()
+    slab.set_constraint(FixAtoms(indices=[int(np.argmax(slab.positions[:, 2]))]))
+    with pytest.raises(BackendError, match="fixed atoms are not the bottom layers"):
+        al_backend.label(slab, np.zeros(3), ["energy"])
+    strict = get_backend("gpaw", h=0.25, xc="LDA", kpts=(4, 4), min_vacuum=3.9,
+                         gauss_tol=1e-4)
+    with pytest.raises(BackendError, match="Gauss's law fails: the charge induced"):
+        strict.label(_al100(), np.array([0, 0, 0.1]), ["dipole", "polarizability"])
+    with pytest.raises(BackendError, match=r"forces sum to .* not zero"):
+        get_backend("gpaw", net_force_tol=1e-3)._check_net_force(np.ones((2, 3)))
+
+
+def test_slab_labelling_keeps_diagnostics_and_resumes(tmp_path, al_backend):
+    from fieldforce.data.frame import Frame
+    from fieldforce.data.io import read_frames
+    from fieldforce.reference.labelling import label_frames
+
+    frames = [Frame(_al100(), {"efield": np.array([0, 0, 0.2])})]
+    out = tmp_path / "al.xyz"
+    report = label_frames(frames, out, al_backend, ["energy"], progress=False)
+    assert report.labelled == 1
+    (done,) = read_frames(out)
+    assert done.efield[2] != pytest.approx(0.2, abs=1e-3)  # the measured field is labelled
+    assert done.atoms.info["field_applied"] < 0.2
+    np.testing.assert_allclose(done.atoms.info["label_field"], [0, 0, 0.2])
+    again = label_frames(frames, out, al_backend, ["energy"], progress=False)
+    assert (again.labelled, again.reused) == (0, 1)
 
 
 def test_bad_geometry_and_field_are_one_clear_error():
@@ -66,5 +127,5 @@ def test_bad_geometry_and_field_are_one_clear_error():
     bulk = Atoms("Na", positions=[[0, 0, 0]], cell=[3, 3, 3], pbc=True)
     with pytest.raises(BackendError, match="slabs .* or molecules"):
         backend.label(bulk, np.zeros(3), ["energy"])
-    with pytest.raises(BackendError, match="not polarizability"):
-        backend.label(H2, np.zeros(3), ["polarizability"])
+    with pytest.raises(BackendError, match="not born_charges"):
+        backend.label(H2, np.zeros(3), ["born_charges"])

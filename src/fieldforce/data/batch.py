@@ -49,6 +49,13 @@ class Batch:
         """[N] bool: atoms whose structure has label ``name``."""
         return self.label_mask[name][self.structure_index]
 
+    def open_directions(self, structure: int) -> torch.Tensor:
+        """[3, k] orthonormal directions of structure ``structure`` along which its dipole
+        is an observable: all three for a molecule (and, by the data's own convention,
+        for a fully periodic cell), the normal of a slab (2 periodic axes), the plane
+        orthogonal to a wire's axis (1 periodic axis). See :func:`physical_components`."""
+        return open_directions(self.cell[structure], self.pbc[structure])
+
     def with_positions(self, positions: torch.Tensor, cell: torch.Tensor | None = None) -> Batch:
         return replace(self, positions=positions, cell=self.cell if cell is None else cell)
 
@@ -57,6 +64,44 @@ class Batch:
         out = torch.zeros((self.n_structures, *per_atom.shape[1:]), dtype=per_atom.dtype,
                           device=per_atom.device)
         return out.index_add(0, self.structure_index, per_atom)
+
+
+def open_directions(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+    """[3, k] orthonormal basis of the directions without periodicity (k = 3 - periodic
+    axes; all three when every axis is periodic). ``cell`` [3, 3] Å, ``pbc`` [3] bool."""
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    periodic = [int(k) for k in torch.nonzero(pbc).flatten()]
+    if len(periodic) in (0, 3):
+        return eye
+    if len(periodic) == 2:
+        normal = torch.linalg.cross(cell[periodic[0]], cell[periodic[1]])
+        return (normal / normal.norm()).reshape(3, 1)
+    axis = cell[periodic[0]] / cell[periodic[0]].norm()
+    # the two left singular vectors orthogonal to the wire's axis
+    u, _, _ = torch.linalg.svd(eye - torch.outer(axis, axis))
+    return u[:, :2]
+
+
+def physical_components(batch: Batch, name: str, values: torch.Tensor,
+                        structures: torch.Tensor) -> torch.Tensor:
+    """The components of a dipole [S, 3] or polarizability [S, 3, 3] of ``structures`` [S]
+    that are observables, flattened: a slab's dipole along its normal and its
+    polarizability normal-normal (a periodic electron density has no in-plane dipole),
+    everything for molecules and fully periodic cells. Any other label: ``values``
+    unchanged. Labels and predictions go through the same projection, so losses and
+    errors compare exactly what DFT with vacuum along the open axes defines."""
+    if name not in ("dipole", "polarizability"):
+        return values
+    pbc = batch.pbc[structures]
+    partial = (pbc.sum(-1) > 0) & (pbc.sum(-1) < 3)
+    if not bool(partial.any()):
+        return values
+    parts = []
+    for row, s in enumerate(structures.tolist()):
+        u = batch.open_directions(s).to(values.dtype)
+        v = values[row]
+        parts.append((u.T @ v).flatten() if name == "dipole" else (u.T @ v @ u).flatten())
+    return torch.cat(parts)
 
 
 def collate(frames: Sequence[Frame], dtype: torch.dtype = torch.float64,

@@ -154,6 +154,11 @@ def _to_frame(atoms, index: int, spec: DataSpec, where: str, length: float, fact
         pbc = False
     clean = Atoms(numbers=atoms.numbers, positions=atoms.positions * length,
                   cell=atoms.cell.array * length, pbc=pbc)
+    # fixed atoms (extxyz move_mask: e.g. a slab's bottom layers) and tags (ase.build's
+    # layer numbers) travel with the structure
+    clean.set_constraint([c.copy() for c in atoms.constraints])
+    if atoms.has("tags"):
+        clean.set_tags(atoms.get_tags())
     keep = spec.tags
     for key, value in atoms.info.items():
         if key in used or key in _ASE_KEYS:

@@ -77,7 +77,10 @@ class Backend(ABC):
         -------
         dict
             canonical name -> numpy array in internal units, always including
-            ``efield`` and ``total_charge``.
+            ``efield`` (the field the structure felt, which a backend may measure
+            rather than take from the request) and ``total_charge``; optionally
+            ``"info"``: a dict of per-frame diagnostics (checks, applied settings) that
+            labelling stores in the frame's info.
 
         Raises
         ------

@@ -28,6 +28,8 @@ from fieldforce.reference.backend import Backend, check_properties
 
 _FP_KEY = "label_fingerprint"
 _PROPS_KEY = "label_properties"
+# the field asked for (a backend may label the field it measured, e.g. GPAW slabs)
+_FIELD_KEY = "label_field"
 
 
 @dataclass
@@ -69,18 +71,22 @@ def _matches(done: Frame, todo: Frame, fingerprint: str, props: set[str], efield
         and len(done.atoms) == len(todo.atoms)
         and np.array_equal(done.atoms.numbers, todo.atoms.numbers)
         and np.allclose(done.atoms.positions, todo.atoms.positions, atol=1e-8, rtol=0)
-        and np.allclose(done.efield, efield, atol=1e-10, rtol=0)
+        and np.allclose(np.asarray(info.get(_FIELD_KEY, done.efield), float), efield,
+                        atol=1e-10, rtol=0)
     )
 
 
 def _label_one(backend: Backend, frame: Frame, efield, props: set[str]) -> Frame:
-    labels = backend.label(frame.atoms, efield, props)
-    out = Frame(frame.atoms.copy(), dict(labels), frame.source, frame.index)
+    labels = dict(backend.label(frame.atoms, efield, props))
+    diagnostics = labels.pop("info", {})
+    out = Frame(frame.atoms.copy(), labels, frame.source, frame.index)
+    out.atoms.info.update(diagnostics)
     # Labels the input carried but the backend did not produce stay (e.g. tags).
     for key, value in frame.labels.items():
         out.labels.setdefault(key, value)
     out.atoms.info[_FP_KEY] = backend.settings_fingerprint()
     out.atoms.info[_PROPS_KEY] = ",".join(sorted(props))
+    out.atoms.info[_FIELD_KEY] = np.asarray(efield, dtype=float).copy()
     return out
 
 

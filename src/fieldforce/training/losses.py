@@ -4,7 +4,9 @@ Loss = sum_p w_p <(pred - ref)²>_p / s_p², over the properties p with a weight
 and a prediction; s_p is the standard deviation of the training labels of p (so the
 weights are dimensionless; one labelled value has no spread and leaves its term
 unnormalised). Labels marked ``per_atom_score`` in the label table (the energy) are
-compared per atom. A frame without a label does not enter that term. The same
+compared per atom. A frame without a label does not enter that term. A slab's (two
+periodic axes) dipole and polarizability enter along its normal only
+(:func:`~fieldforce.data.batch.physical_components`). The same
 comparison (:func:`labelled_pairs`) gives the errors of ``fieldforce eval``.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from fieldforce.data.batch import Batch, collate
+from fieldforce.data.batch import Batch, collate, physical_components
 from fieldforce.data.frame import Frame
 from fieldforce.data.labels import LABELS, LOSS_TERMS
 
@@ -32,7 +34,11 @@ def labelled_pairs(batch: Batch, out: dict[str, torch.Tensor], name: str
     mask = batch.label_mask[name]
     if ref.shape[0] != batch.n_structures:  # per-atom label
         mask = mask[batch.structure_index]
-    return pred[mask], ref[mask]
+        return pred[mask], ref[mask]
+    # a slab's dipole and polarizability are compared along its normal only
+    structures = torch.nonzero(mask).flatten()
+    return (physical_components(batch, name, pred[mask], structures),
+            physical_components(batch, name, ref[mask], structures))
 
 
 def label_scales(frames: Sequence[Frame]) -> dict[str, float]:
@@ -47,8 +53,10 @@ def label_scales(frames: Sequence[Frame]) -> dict[str, float]:
             if LABELS[name].per_atom_score:
                 values = values / batch.n_atoms_per_structure
             if values.shape[0] != batch.n_structures:
-                mask = mask[batch.structure_index]
-            values = values[mask]
+                values = values[mask[batch.structure_index]]
+            else:
+                values = physical_components(batch, name, values[mask],
+                                             torch.nonzero(mask).flatten())
             scales[name] = float(values.std().clamp_min(1e-6)) if values.numel() > 1 else 1.0
     return scales
 
