@@ -9,6 +9,7 @@ Public API (everything else may change between versions):
 - :func:`get_backend`, :class:`PySCFSettings`, :class:`GPAWSettings`,
   :func:`label_frames` — DFT labelling under finite fields
 - :func:`load_water` — the shipped, self-labelled water dataset
+- :func:`load_metal` — the shipped, self-labelled metal-surface (Cu, W) dataset
 - :func:`coulomb_energy`, :func:`coulomb_potential`, :class:`CoulombOperator` —
   Coulomb sums (direct, Ewald, PME, P3M on torch-pme)
 - :class:`FieldModel`, :func:`build_model`, :func:`load_model`, :func:`evaluate` —
@@ -51,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "split_by_tag": "fieldforce.data.splits",
     "summarize": "fieldforce.data.info",
     "load_water": "fieldforce.datasets",
+    "load_metal": "fieldforce.datasets",
     # physics kernels
     "DescriptorSettings": "fieldforce.descriptors",
     "SOAPFeatures": "fieldforce.descriptors",

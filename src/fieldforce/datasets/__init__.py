@@ -6,6 +6,12 @@ polarizability and Born effective charges, at zero field and, for a subset, at
 finite uniform fields up to 0.1 V/Å. Regenerate with
 ``python -m fieldforce.datasets.make_water`` (see ``water_meta.json`` for the
 exact command and the measured labelling cost).
+
+``metal``: Cu(100), Cu(111) and W(110) slabs with an adatom at its stable and saddle
+sites and along its hop, thermal displacements and clean slabs, labelled with GPAW
+(settings in ``metal_meta.json``) with energy, forces, and the dipole and
+polarizability along the surface normal, at fields between -1 and +1 V/Å.
+Regenerate with ``python -m fieldforce.datasets.make_metal``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from pathlib import Path
 
 from fieldforce.data.frame import Frame
 
-__all__ = ["water_path", "water_metadata", "load_water"]
+__all__ = ["water_path", "water_metadata", "load_water", "metal_path", "metal_metadata",
+           "load_metal", "SHIPPED", "load_shipped"]
 
 
 def water_path() -> Path:
@@ -49,3 +56,57 @@ def load_water(config_type: str | None = None, field: bool | None = None) -> lis
     if field is not None:
         frames = [f for f in frames if bool(abs(f.efield).max() > 0) == field]
     return frames
+
+
+def metal_path() -> Path:
+    """Path of the shipped metal-surface extxyz file (gzip-compressed)."""
+    return Path(str(resources.files(__package__).joinpath("metal.xyz.gz")))
+
+
+def metal_metadata() -> dict:
+    """How the shipped metal data were made: level of theory, counts, checks, commands."""
+    return json.loads(resources.files(__package__).joinpath("metal_meta.json").read_text())
+
+
+def load_metal(system: str | None = None, config_type: str | None = None) -> list[Frame]:
+    """The shipped metal-surface frames, optionally filtered.
+
+    Parameters
+    ----------
+    system
+        ``"Cu(100)"``, ``"Cu(111)"`` or ``"W(110)"``; ``None`` for all.
+    config_type
+        ``"adatom_path"`` (adatom at sites and along its hop, frame info ``image``),
+        ``"adatom_thermal"`` or ``"clean_thermal"``; ``None`` for all.
+
+    Every frame has energy, forces, efield (along the normal: the field the surface
+    felt), dipole and polarizability (normal components; in-plane ones are zero and
+    not labels) and info ``system``, ``config_type``, ``target_field`` (V/Å).
+    """
+    from fieldforce.data.io import read_frames
+    from fieldforce.errors import ConfigError
+
+    frames = read_frames(metal_path())
+    systems = sorted({f.atoms.info.get("system") for f in frames})
+    if system is not None and system not in systems:
+        raise ConfigError(f"no shipped metal frames of {system!r}; available: "
+                          f"{', '.join(systems)}")
+    if system is not None:
+        frames = [f for f in frames if f.atoms.info.get("system") == system]
+    if config_type is not None:
+        frames = [f for f in frames if f.atoms.info.get("config_type") == config_type]
+    return frames
+
+
+#: the shipped datasets by name (``fieldforce:NAME`` in training configs)
+SHIPPED = {"water": load_water, "metal": load_metal}
+
+
+def load_shipped(name: str) -> list[Frame]:
+    """Every frame of the shipped dataset ``name`` (a key of :data:`SHIPPED`)."""
+    from fieldforce.errors import ConfigError
+
+    if name not in SHIPPED:
+        raise ConfigError(f"unknown shipped dataset {name!r}; available: "
+                          f"{', '.join('fieldforce:' + k for k in SHIPPED)}")
+    return SHIPPED[name]()

@@ -163,14 +163,22 @@ class GPAWBackend(Backend):
         except Exception as exc:  # noqa: BLE001 - GPAW raises several types
             raise BackendError(f"GPAW settings: key 'xc': GPAW cannot use {self.config.xc!r} "
                                f"({str(exc).splitlines()[0]}); e.g. PBE, LDA, RPBE") from None
+        from gpaw.basis_data import Basis
+
         lcao = self.config.mode == "lcao"
         for symbol in sorted({s for f in frames for s in f.atoms.get_chemical_symbols()}):
             try:
-                create_setup(symbol, xc, basis=self.config.basis if lcao else None)
+                create_setup(symbol, xc)
             except Exception as exc:  # noqa: BLE001
-                what = f"PAW dataset{' or ' + self.config.basis + ' basis' if lcao else ''}"
-                raise BackendError(f"GPAW: no {what} for {symbol} with {self.config.xc} "
+                raise BackendError(f"GPAW: no PAW dataset for {symbol} with {self.config.xc} "
                                    f"({str(exc).splitlines()[0]})") from None
+            if lcao:
+                try:
+                    Basis.find(symbol, self.config.basis)
+                except Exception as exc:  # noqa: BLE001
+                    raise BackendError(
+                        f"GPAW settings: key 'basis': no {self.config.basis!r} LCAO basis for "
+                        f"{symbol} ({str(exc).splitlines()[0]}); e.g. dzp, szp") from None
 
     def settings(self) -> dict:
         return asdict(self.config)

@@ -9,17 +9,14 @@ from fieldforce.training.config import SHIPPED_PREFIX
 
 
 def load_frames(source: str) -> list[Frame]:
-    """Frames of a data spec, a canonical extxyz, or ``fieldforce:water`` (shipped)."""
+    """Frames of a data spec, a canonical extxyz, or a shipped dataset (``fieldforce:water``,
+    ``fieldforce:metal``)."""
     from fieldforce.data.io import read_frames
 
     if source.startswith(SHIPPED_PREFIX):
-        from fieldforce.datasets import load_water
+        from fieldforce.datasets import load_shipped
 
-        name = source.split(":", 1)[1]
-        if name != "water":
-            raise ConfigError(f"unknown shipped dataset {source!r}; available: "
-                              f"{SHIPPED_PREFIX}water")
-        return load_water()
+        return load_shipped(source.split(":", 1)[1])
     return read_frames(source)
 
 

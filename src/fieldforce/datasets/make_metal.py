@@ -1,0 +1,298 @@
+"""Regenerate the shipped metal-surface dataset: sample slabs, label them with GPAW.
+
+Run (the shipped file was made exactly so, see ``metal_meta.json``)::
+
+    python -m fieldforce.datasets.make_metal sample --out metal_unlabelled.xyz
+    python -m fieldforce.datasets.make_metal label metal_unlabelled.xyz metal.xyz.gz \\
+        --workers 16 [--max-hours H]
+    python -m fieldforce.datasets.make_metal finish metal.xyz.gz [--partial]
+
+``sample`` builds Cu(100), Cu(111) and W(110) slabs (2x2 surface cells, three layers,
+the bottom one fixed) with an adatom at its stable and saddle sites and along its hop
+path, thermal displacements of adatom slabs and clean slabs, each at a field along
+the surface normal between -1 and +1 V/Å. Cu hop paths come from a climbing-image
+NEB with ASE's EMT potential (only to place the atoms: the labels are DFT); W has no
+EMT parameters, so its path is the straight line between sites at a fixed height.
+The frames are ordered by priority (sites at the main fields first, thermal
+frames last) so that a partly labelled set is already useful.
+
+``label`` is labelling with the dataset's GPAW settings (:data:`SETTINGS`), resumable
+like any labelling job: it can run in pieces (``--max-hours``) and on many cores.
+``finish`` writes ``metal_meta.json`` beside the labelled file; ``--partial`` first
+collects the frames labelled so far (the parts folder) into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.constraints import FixAtoms
+
+from fieldforce.data.frame import Frame
+
+#: Level of theory. LCAO (dzp) costs ~6 min per frame with its polarizability on one
+#: core for the 13-atom Cu slabs, fd ~5x more; benchmarks/metal_convergence.py
+#: measures what the choices change.
+SETTINGS = {"xc": "PBE", "mode": "lcao", "basis": "dzp", "h": 0.2, "kpts": (4, 4),
+            "smearing": 0.1, "field_step": 0.05, "min_vacuum": 5.0}
+PROPERTIES = ("energy", "forces", "dipole", "polarizability")
+#: PBE lattice constants, Å
+LATTICE = {"Cu": 3.63, "W": 3.17}
+VACUUM = 6.0  # Å of vacuum on each side of the slab
+LAYERS = 3
+#: target fields along the normal at the path points (V/Å), in labelling order
+PATH_FIELDS = (0.0, 0.5, -0.5, 1.0, -1.0)
+THERMAL_TEMPERATURES = (300.0, 600.0, 900.0)  # K
+#: Einstein temperatures (K) for the thermal displacements
+EINSTEIN = {"Cu": 240.0, "W": 230.0}
+THERMAL_COUNTS = {"Cu(100)": 16, "Cu(111)": 16, "W(110)": 8}
+CLEAN_COUNTS = {"Cu(100)": 4, "Cu(111)": 4, "W(110)": 2}
+SEED = 20261203
+SYSTEMS = ("Cu(100)", "Cu(111)", "W(110)")
+
+
+def clean_slab(system: str, size: tuple[int, int] = (2, 2), layers: int = LAYERS,
+               vacuum: float = VACUUM) -> Atoms:
+    """The clean slab of ``system`` with ``vacuum`` Å each side, bottom layer fixed."""
+    from ase.build import bcc110, fcc100, fcc111
+
+    build = {"Cu(100)": fcc100, "Cu(111)": fcc111, "W(110)": bcc110}[system]
+    element = system.split("(")[0]
+    slab = build(element, size=(*size, layers), a=LATTICE[element], vacuum=vacuum)
+    slab.info.pop("adsorbate_info", None)
+    slab.set_constraint(FixAtoms(mask=slab.get_tags() == layers))
+    slab.pbc = (True, True, False)
+    return slab
+
+
+def _with_adatom(slab: Atoms, system: str, site: tuple[float, float], height: float) -> Atoms:
+    """``slab`` plus an adatom at fractional surface position ``site`` (of the 2x2 cell's
+    primitive surface cell), ``height`` Å above the top layer, re-centred."""
+    element = system.split("(")[0]
+    top = slab.positions[:, 2].max()
+    cell = slab.cell.array
+    n = round(np.linalg.norm(cell[0]) / np.linalg.norm(_primitive(system)[0]))
+    xy = (site[0] * cell[0] + site[1] * cell[1]) / n
+    atoms = slab.copy()
+    atoms += Atoms(element, positions=[[xy[0], xy[1], top + height]])
+    atoms.set_tags([*slab.get_tags(), 0])
+    atoms.set_constraint(FixAtoms(mask=atoms.get_tags() == LAYERS))
+    return _recentre(atoms)
+
+
+def _primitive(system: str) -> np.ndarray:
+    one = clean_slab(system, size=(1, 1), layers=1)
+    return one.cell.array[:2]
+
+
+def _recentre(atoms: Atoms) -> Atoms:
+    """``VACUUM`` Å above the highest and below the lowest atom (keeps constraints)."""
+    z = atoms.positions[:, 2]
+    atoms.positions[:, 2] += VACUUM - z.min()
+    cell = atoms.cell.array.copy()
+    cell[2] = [0, 0, np.ptp(z) + 2 * VACUUM]
+    atoms.set_cell(cell)
+    return atoms
+
+
+#: adatom sites (fractional, primitive surface cell) and heights (Å) of each hop:
+#: initial, saddle, final. Cu: relaxed and refined by NEB with EMT.
+HOPS = {
+    "Cu(100)": ((0.5, 0.5), (1.0, 0.5), (1.5, 0.5), 1.6),
+    "Cu(111)": ((1 / 3, 1 / 3), (0.5, 0.5), (2 / 3, 2 / 3), 2.0),
+    "W(110)": ((0.375, 0.25), (0.0, 0.5), (-0.375, 0.75), 2.0),
+}
+
+
+def hop_path(system: str, images: int = 7) -> list[Atoms]:
+    """``images`` structures along the adatom hop, initial to final: a climbing-image
+    NEB with EMT for Cu, a straight line at a fixed height for W."""
+    initial, saddle, final, height = HOPS[system]
+    slab = clean_slab(system)
+    ends = [_with_adatom(slab, system, site, height) for site in (initial, final)]
+    if not system.startswith("Cu"):
+        # the straight line, each point lifted until its nearest surface atom is 0.95 of
+        # the bulk nearest-neighbour distance away
+        element = system.split("(")[0]
+        bond = 0.95 * LATTICE[element] * np.sqrt(3) / 2
+        path = []
+        for t in np.linspace(0, 1, images):
+            a = ends[0].copy()
+            a.positions = (1 - t) * ends[0].positions + t * ends[1].positions
+            a.positions[-1, 2] = a.positions[:-1, 2].max()
+            lateral = a.get_distances(-1, range(len(a) - 1), mic=True)
+            a.positions[-1, 2] += np.sqrt(max(bond**2 - lateral.min() ** 2, 1.0))
+            path.append(_recentre(a))
+        return path
+    from ase.calculators.emt import EMT
+    from ase.mep import NEB
+    from ase.optimize import BFGS, FIRE
+
+    for end in ends:
+        end.calc = EMT()
+        BFGS(end, logfile=None).run(fmax=0.01, steps=300)
+    path = [ends[0]] + [ends[0].copy() for _ in range(images - 2)] + [ends[1]]
+    for image in path[1:-1]:
+        image.calc = EMT()
+    neb = NEB(path, climb=True, method="improvedtangent")
+    neb.interpolate()
+    FIRE(neb, logfile=None).run(fmax=0.02, steps=1000)
+    return [_recentre(_plain(a)) for a in path]
+
+
+def _plain(atoms: Atoms) -> Atoms:
+    out = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc,
+                tags=atoms.get_tags())
+    out.set_constraint([c.copy() for c in atoms.constraints])
+    return out
+
+
+def thermal(atoms: Atoms, temperature: float, rng: np.random.Generator) -> Atoms:
+    """Einstein-model thermal displacements of the free atoms at ``temperature`` K:
+    independent Gaussians of variance kT / (m w²) per direction (classical)."""
+    from ase.units import _amu, _hbar, _k
+
+    out = atoms.copy()
+    fixed = np.zeros(len(out), bool)
+    for c in out.constraints:
+        fixed[c.index] = True
+    element = out.get_chemical_symbols()[0]
+    omega = _k * EINSTEIN[element] / _hbar
+    masses = out.get_masses()[:, None] * _amu
+    sigma = np.sqrt(_k * temperature / (masses * omega**2)) * 1e10  # Å
+    step = rng.normal(size=(len(out), 3)) * sigma
+    step[fixed] = 0.0
+    out.positions = out.positions + step
+    return out
+
+
+def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
+    """Every geometry of the dataset in labelling order; writes an unlabelled extxyz."""
+    from fieldforce.data.io import write_frames
+
+    rng = np.random.default_rng(seed)
+    normal = np.array([0.0, 0.0, 1.0])
+    paths = {s: hop_path(s) for s in systems}
+    groups: list[list[Frame]] = []  # labelled in this order
+
+    def frame(atoms: Atoms, system: str, kind: str, field: float, **tags) -> Frame:
+        atoms = atoms.copy()
+        atoms.info.update(system=system, config_type=kind, target_field=float(field), **tags)
+        return Frame(atoms, {"efield": field * normal})
+
+    # the hop's distinct images (a symmetric hop's second half mirrors its first)
+    for fields in (PATH_FIELDS[:3], PATH_FIELDS[3:]):
+        group = []
+        for system in systems:
+            path = paths[system]
+            keep = range(len(path)) if system == "Cu(111)" else range(len(path) // 2 + 1)
+            for field in fields:
+                group += [frame(path[i], system, "adatom_path", field, image=i) for i in keep]
+        groups.append(group)
+    group = []
+    for system in systems:
+        path = paths[system]
+        for k in range(THERMAL_COUNTS[system]):
+            temperature = THERMAL_TEMPERATURES[k % len(THERMAL_TEMPERATURES)]
+            i = int(rng.integers(len(path)))
+            group.append(frame(thermal(path[i], temperature, rng), system, "adatom_thermal",
+                               rng.uniform(-1, 1), image=i, temperature=temperature))
+        for k in range(CLEAN_COUNTS[system]):
+            temperature = THERMAL_TEMPERATURES[k % len(THERMAL_TEMPERATURES)]
+            group.append(frame(thermal(clean_slab(system), temperature, rng), system,
+                               "clean_thermal", rng.uniform(-1, 1), temperature=temperature))
+    groups.append([group[i] for i in rng.permutation(len(group))])
+    frames = [f for g in groups for f in g]
+    write_frames(frames, out)
+    counts: dict[str, int] = {}
+    for f in frames:
+        key = f"{f.atoms.info['system']} {f.atoms.info['config_type']}"
+        counts[key] = counts.get(key, 0) + 1
+    return {"frames": len(frames), "counts": counts}
+
+
+def _backend():
+    from fieldforce.reference.backend import get_backend
+
+    return get_backend("gpaw", **SETTINGS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fieldforce.datasets.make_metal")
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("sample", help="build the slabs")
+    p.add_argument("--out", type=Path, default=Path("metal_unlabelled.xyz"))
+    p.add_argument("--seed", type=int, default=SEED)
+    p = sub.add_parser("label", help="label the slabs (resumable)")
+    p.add_argument("inp", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--max-hours", type=float, default=None,
+                   help="stop starting new frames after this many hours (rerun to continue)")
+    p = sub.add_parser("finish", help="write metal_meta.json next to the labelled file")
+    p.add_argument("labelled", type=Path)
+    p.add_argument("--partial", action="store_true",
+                   help="first collect the frames labelled so far from LABELLED.parts/")
+    p.add_argument("--planned", type=Path, default=None,
+                   help="the unlabelled file (to state how many of the planned are labelled)")
+    args = parser.parse_args(argv)
+
+    if args.step == "sample":
+        info = sample(args.out, args.seed)
+        info.update(seed=args.seed, settings={k: list(v) if isinstance(v, tuple) else v
+                                              for k, v in SETTINGS.items()})
+        print(json.dumps(info, indent=1))
+        return 0
+    if args.step == "label":
+        from fieldforce.reference.labelling import label_frames
+
+        seconds = None if args.max_hours is None else 3600 * args.max_hours
+        report = label_frames(args.inp, args.out, _backend(), PROPERTIES,
+                              workers=args.workers, max_seconds=seconds)
+        print(report)
+        return 3 if report.stopped_early else 0
+    return _finish(args)
+
+
+def _finish(args) -> int:
+    from fieldforce.data.io import read_frames, write_frames
+
+    parts = args.labelled.with_name(args.labelled.name + ".parts")
+    if args.partial:
+        frames = [f for p in sorted(parts.glob("*.xyz")) for f in read_frames(p)]
+        write_frames(frames, args.labelled)
+    frames = read_frames(args.labelled)
+    counts: dict[str, int] = {}
+    for f in frames:
+        key = f"{f.atoms.info.get('system')} {f.atoms.info.get('config_type')}"
+        counts[key] = counts.get(key, 0) + 1
+    meta = {
+        "level_of_theory": _backend().settings() | {"code": "GPAW"},
+        "properties": list(PROPERTIES),
+        "frames": len(frames),
+        "counts": counts,
+        "gauss_ratio_range": [float(min(f.atoms.info["gauss_ratio"] for f in frames)),
+                              float(max(f.atoms.info["gauss_ratio"] for f in frames))]
+        if frames else None,
+        "commands": [
+            "python -m fieldforce.datasets.make_metal sample --out metal_unlabelled.xyz",
+            "python -m fieldforce.datasets.make_metal label metal_unlabelled.xyz metal.xyz.gz "
+            "--workers 16",
+            "python -m fieldforce.datasets.make_metal finish metal.xyz.gz",
+        ],
+    }
+    if args.planned is not None:
+        meta["planned_frames"] = len(read_frames(args.planned))
+    out = args.labelled.parent / "metal_meta.json"
+    out.write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The metal dataset's geometries: hop paths (EMT NEB for Cu), fixed bottom layers,
+thermal displacements with the Einstein model's variance, labelling order."""
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.units import _amu, _hbar, _k
+
+from fieldforce.datasets import make_metal as mm
+
+
+def test_cu100_hop_crosses_the_bridge_symmetrically():
+    path = mm.hop_path("Cu(100)")
+    assert len(path) == 7
+    first, saddle, last = path[0], path[3], path[-1]
+    a = mm.LATTICE["Cu"] / np.sqrt(2)  # surface nearest-neighbour distance
+    hop = last.positions[-1] - first.positions[-1]
+    assert np.linalg.norm(hop[:2]) == pytest.approx(a, abs=1e-3)  # one lattice step
+    # the saddle is the bridge: halfway along the hop, higher than the hollows
+    np.testing.assert_allclose(saddle.positions[-1, :2],
+                               first.positions[-1, :2] + hop[:2] / 2, atol=0.02)
+    assert saddle.positions[-1, 2] > first.positions[-1, 2] + 0.1
+    energies = []
+    for image in path:
+        image = image.copy()
+        image.calc = EMT()
+        energies.append(image.get_potential_energy())
+    assert np.argmax(energies) == 3
+    np.testing.assert_allclose(energies, energies[::-1], atol=2e-3)  # mirror-symmetric hop
+    for image in path:  # bottom layer fixed, enough vacuum for the DFT backend
+        fixed = image.constraints[0].index
+        z = image.positions[:, 2]
+        assert len(fixed) == 4 and z[fixed].max() < np.delete(z, fixed).min() - 1.0
+        assert min(z.min(), image.cell[2, 2] - z.max()) >= mm.VACUUM - 1e-9
+
+
+def test_thermal_displacements_have_the_einstein_variance():
+    slab = mm.clean_slab("Cu(111)")
+    rng = np.random.default_rng(0)
+    temperature = 600.0
+    steps = np.array([mm.thermal(slab, temperature, rng).positions - slab.positions
+                      for _ in range(400)])
+    fixed = slab.constraints[0].index
+    assert np.abs(steps[:, fixed]).max() == 0
+    free = np.delete(steps, fixed, axis=1)
+    omega = _k * mm.EINSTEIN["Cu"] / _hbar
+    expected = np.sqrt(_k * temperature / (63.546 * _amu * omega**2)) * 1e10
+    assert free.std() == pytest.approx(expected, rel=0.03)
+
+
+def test_sample_orders_sites_first_and_fields_along_the_normal(tmp_path):
+    from fieldforce.data.io import read_frames
+
+    info = mm.sample(tmp_path / "metal.xyz", systems=("Cu(100)",))
+    frames = read_frames(tmp_path / "metal.xyz")
+    assert info["frames"] == len(frames) == 4 * 5 + 16 + 4
+    kinds = [f.atoms.info["config_type"] for f in frames]
+    assert kinds[:20] == ["adatom_path"] * 20
+    targets = [f.atoms.info["target_field"] for f in frames[:12]]
+    assert sorted(set(targets)) == [-0.5, 0.0, 0.5]  # the main fields first
+    fields = np.array([f.efield for f in frames])
+    assert np.abs(fields[:, :2]).max() == 0 and np.abs(fields[:, 2]).max() <= 1.0
+    assert all(f.atoms.constraints for f in frames)
