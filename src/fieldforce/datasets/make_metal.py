@@ -70,9 +70,11 @@ def clean_slab(system: str, size: tuple[int, int] = (2, 2), layers: int = LAYERS
     return slab
 
 
-def _with_adatom(slab: Atoms, system: str, site: tuple[float, float], height: float) -> Atoms:
-    """``slab`` plus an adatom at fractional surface position ``site`` (of the 2x2 cell's
-    primitive surface cell), ``height`` Å above the top layer, re-centred."""
+def _with_adatom(slab: Atoms, system: str, site: tuple[float, float], height: float,
+                 vacuum: float = VACUUM) -> Atoms:
+    """``slab`` plus an adatom at fractional surface position ``site`` (of the primitive
+    surface cell), ``height`` Å above the top layer, with ``vacuum`` Å each side; the
+    bottom layer (largest tag) fixed."""
     element = system.split("(")[0]
     top = slab.positions[:, 2].max()
     cell = slab.cell.array
@@ -81,8 +83,8 @@ def _with_adatom(slab: Atoms, system: str, site: tuple[float, float], height: fl
     atoms = slab.copy()
     atoms += Atoms(element, positions=[[xy[0], xy[1], top + height]])
     atoms.set_tags([*slab.get_tags(), 0])
-    atoms.set_constraint(FixAtoms(mask=atoms.get_tags() == LAYERS))
-    return _recentre(atoms)
+    atoms.set_constraint(FixAtoms(mask=atoms.get_tags() == slab.get_tags().max()))
+    return _recentre(atoms, vacuum)
 
 
 def _primitive(system: str) -> np.ndarray:
@@ -90,12 +92,12 @@ def _primitive(system: str) -> np.ndarray:
     return one.cell.array[:2]
 
 
-def _recentre(atoms: Atoms) -> Atoms:
-    """``VACUUM`` Å above the highest and below the lowest atom (keeps constraints)."""
+def _recentre(atoms: Atoms, vacuum: float = VACUUM) -> Atoms:
+    """``vacuum`` Å above the highest and below the lowest atom (keeps constraints)."""
     z = atoms.positions[:, 2]
-    atoms.positions[:, 2] += VACUUM - z.min()
+    atoms.positions[:, 2] += vacuum - z.min()
     cell = atoms.cell.array.copy()
-    cell[2] = [0, 0, np.ptp(z) + 2 * VACUUM]
+    cell[2] = [0, 0, np.ptp(z) + 2 * vacuum]
     atoms.set_cell(cell)
     return atoms
 
