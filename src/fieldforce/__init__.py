@@ -90,6 +90,8 @@ _EXPORTS: dict[str, str] = {
     "polarization_current_spectrum": "fieldforce.analysis",
     "hysteresis_loop": "fieldforce.analysis",
     "HysteresisLoop": "fieldforce.analysis",
+    "field_barriers": "fieldforce.simulation",
+    "fit_barriers": "fieldforce.analysis",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -8,6 +8,8 @@ Modules:
   :func:`polarization_current_spectrum`.
 - :mod:`fieldforce.analysis.hysteresis` — remanent polarization and coercive field of
   a P(E) loop under an AC field: :func:`hysteresis_loop`, :class:`HysteresisLoop`.
+- :mod:`fieldforce.analysis.barriers` — field-dependent migration barriers: the fit of
+  E_m(F) = E_m0 - dmu F - 1/2 dalpha F² (:func:`fit_barriers`) and its plot.
 - :mod:`fieldforce.analysis.trajectory` — time series (times, field, dipole,
   polarization, velocities, Born charges) from ``fieldforce md`` trajectories, with
   errors naming the file, frame and key.
@@ -15,6 +17,7 @@ Modules:
 
 from __future__ import annotations
 
+from fieldforce.analysis.barriers import BarrierFit, fit_barriers, plot_barriers
 from fieldforce.analysis.hysteresis import HysteresisLoop, hysteresis_loop
 from fieldforce.analysis.spectra import (
     IRSpectrum,
@@ -25,6 +28,6 @@ from fieldforce.analysis.spectra import (
     polarization_current_spectrum,
 )
 
-__all__ = ["HysteresisLoop", "IRSpectrum", "Peak", "dipole_autocorrelation",
-           "hysteresis_loop", "ir_spectrum", "polarization_current",
-           "polarization_current_spectrum"]
+__all__ = ["BarrierFit", "HysteresisLoop", "IRSpectrum", "Peak", "dipole_autocorrelation",
+           "fit_barriers", "hysteresis_loop", "ir_spectrum", "plot_barriers",
+           "polarization_current", "polarization_current_spectrum"]

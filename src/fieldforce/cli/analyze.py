@@ -1,16 +1,19 @@
-"""``fieldforce analyze ir|hysteresis TRAJ.xyz``: spectra and P(E) loops of MD trajectories."""
+"""``fieldforce analyze ir|hysteresis TRAJ.xyz``: spectra and P(E) loops of MD trajectories;
+``fieldforce analyze barrier MODEL``: field-dependent migration barriers by NEB."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
+import numpy as np
+
 from fieldforce.errors import ConfigError, DataError
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "analyze", help="analyse an MD trajectory: IR spectrum, hysteresis loop",
+        "analyze", help="analyse: IR spectrum, hysteresis loop, field-dependent barrier",
         description="Analyse a trajectory written by fieldforce md (extxyz).")
     sub = p.add_subparsers(dest="analyze_command", metavar="ANALYSIS", required=True)
 
@@ -55,6 +58,28 @@ def register(subparsers) -> None:
     q.add_argument("--plot", type=Path, default=None, help="write the loop as PNG")
     q.add_argument("--json", type=Path, default=None, help="write the numbers as JSON")
     q.set_defaults(func=hysteresis)
+
+    q = sub.add_parser(
+        "barrier", help="migration barrier of a hop vs the field along the surface normal",
+        description="Climbing-image NEB (ASE) of the hop INITIAL -> FINAL with MODEL in a "
+                    "uniform field F along the slab normal (+: out of the top surface into "
+                    "the vacuum) for each field; the end states are relaxed at each field. "
+                    "Fits E_m(F) = E_m0 - dmu F - 1/2 dalpha F^2 and reads dmu, dalpha "
+                    "from the model at the zero-field path's minimum and saddle.")
+    q.add_argument("model", type=Path, metavar="MODEL")
+    q.add_argument("--initial", type=Path, required=True, metavar="A.xyz",
+                   help="relaxed initial state (extxyz; its last frame; fixed atoms kept)")
+    q.add_argument("--final", type=Path, required=True, metavar="B.xyz",
+                   help="relaxed final state, same atoms in the same order")
+    q.add_argument("--fields", type=float, nargs="+", required=True, metavar="F",
+                   help="fields along the surface normal, V/Å")
+    q.add_argument("--images", type=int, default=7, help="images including the ends")
+    q.add_argument("--fmax", type=float, default=0.03, help="force convergence, eV/Å")
+    q.add_argument("--steps", type=int, default=1000, help="most optimizer steps")
+    q.add_argument("--plot", type=Path, default=None, help="write E_m(F) as PNG")
+    q.add_argument("--json", type=Path, required=True, metavar="OUT.json",
+                   help="write the barriers, fit, dmu and dalpha as JSON")
+    q.set_defaults(func=barrier)
 
 
 @contextlib.contextmanager
@@ -142,4 +167,70 @@ def hysteresis(args) -> int:
         write_json({"trajectory": str(path), "skip_fs": args.skip_fs, **loop.to_dict()},
                    args.json)
         print(f"analyze hysteresis: wrote {args.json}")
+    return 0
+
+
+def _structure(path: Path, what: str):
+    from fieldforce.data.io import read_frames
+
+    if not path.exists():
+        raise ConfigError(f"{what} {path}: no such file")
+    return read_frames(path)[-1].atoms
+
+
+def barrier(args) -> int:
+    from fieldforce.analysis.barriers import fit_barriers, plot_barriers
+    from fieldforce.data.atomic import refuse_overwriting, write_json
+    from fieldforce.models import load_model
+    from fieldforce.simulation.calculator import FieldForceCalculator
+    from fieldforce.simulation.neb import field_barriers
+
+    refuse_overwriting({"--plot": args.plot, "--json": args.json},
+                       {"model": args.model, "--initial": args.initial,
+                        "--final": args.final})
+    if args.images < 3:
+        raise ConfigError(f"--images must be at least 3, got {args.images}")
+    initial = _structure(args.initial, "--initial")
+    final = _structure(args.final, "--final")
+    model = load_model(args.model)
+
+    def make_calculator(vector):
+        return FieldForceCalculator(model, efield=vector)
+
+    result = field_barriers(make_calculator, initial, final, args.fields, images=args.images,
+                            fmax=args.fmax, steps=args.steps,
+                            progress=lambda line: print(f"analyze barrier: {line}",
+                                                        flush=True))
+    fit = fit_barriers(result.fields, result.barriers) if len(set(args.fields)) >= 3 else None
+    print(f"analyze barrier: dmu = {result.dmu:.4f} e·Å, dalpha = {result.dalpha:.4f} e·Å²/V "
+          f"(saddle - initial, read at F = {result.reference_field:g} V/Å)")
+    if fit is not None:
+        print(f"analyze barrier: fit E_m0 = {fit.e0:.4f} eV, dmu = {fit.dmu:.4f} e·Å, "
+              f"dalpha = {fit.dalpha:.4f} e·Å²/V, rms {fit.rms * 1000:.2f} meV")
+    if not all(result.converged):
+        bad = [float(f) for f, ok in zip(result.fields, result.converged, strict=True) if not ok]
+        print(f"analyze barrier: warning: not converged within {args.steps} steps at "
+              f"F = {bad} V/Å")
+    out = {
+        "model": str(args.model), "initial": str(args.initial), "final": str(args.final),
+        "normal": result.normal.tolist(),
+        "fields": result.fields.tolist(), "barriers": result.barriers.tolist(),
+        "dmu": result.dmu, "dalpha": result.dalpha,
+        "reference_field": result.reference_field,
+        "dipoles": result.dipoles, "polarizabilities": result.polarizabilities,
+        "energies": result.energies.tolist(), "path_length": result.path_length.tolist(),
+        "saddle_index": result.saddle_index.tolist(), "converged": result.converged,
+        "fit": None if fit is None else {"e0": fit.e0, "dmu": fit.dmu, "dalpha": fit.dalpha,
+                                         "rms": fit.rms},
+        "units": {"fields": "V/Å", "barriers": "eV", "dmu": "e·Å", "dalpha": "e·Å²/V"},
+    }
+    if args.plot:
+        e0 = fit.e0 if fit is not None else float(result.barriers[np.argmin(
+            np.abs(result.fields))])
+        plot_barriers(args.plot, result.fields, result.barriers, fit,
+                      direct=(e0, result.dmu, result.dalpha),
+                      title=f"{args.initial.stem} -> {args.final.stem}")
+        print(f"analyze barrier: wrote {args.plot}")
+    write_json(out, args.json)
+    print(f"analyze barrier: wrote {args.json}")
     return 0

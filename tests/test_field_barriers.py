@@ -1,0 +1,139 @@
+"""Barriers in a normal field by NEB, against the exact first-order law and symmetry.
+
+The calculator is EMT plus exactly known field terms: the adatom carries a charge q
+against the slab (dipole mu = q (r_ad - mean slab position)) and a height-dependent
+polarizability, U = U_EMT - F.mu - 1/2 alpha(R) F². At first order in F the barrier must
+change by -dmu F with dmu read at the zero-field states (relaxation enters at second
+order only), at zero field it is EMT's, and a field along the normal keeps the Cu(100)
+hop's mirror symmetry (the saddle stays at the bridge)."""
+
+import numpy as np
+import pytest
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
+
+from fieldforce.analysis.barriers import fit_barriers, plot_barriers
+from fieldforce.datasets import make_metal as mm
+from fieldforce.simulation.neb import field_barriers
+
+Q, ALPHA1 = 0.3, 0.05  # e; e·Å²/V per Å² of adatom height
+
+
+class AdatomInField(Calculator):
+    implemented_properties = ["energy", "free_energy", "forces", "dipole"]
+
+    def __init__(self, efield):
+        super().__init__()
+        self.efield = np.asarray(efield, float)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms.copy()
+        a.calc = EMT()
+        energy, forces = a.get_potential_energy(), a.get_forces()
+        n = len(a) - 1
+        d = a.positions[-1] - a.positions[:-1].mean(axis=0)  # adatom vs slab, Å
+        grad_d = np.full((len(a), 1), -1.0 / n)  # d(d)/d(r_i), the same for x, y, z
+        grad_d[-1] = 1.0
+        f = self.efield
+        mu = Q * d
+        alpha_zz = ALPHA1 * d[2] ** 2
+        energy += -f @ mu - 0.5 * alpha_zz * f[2] ** 2
+        forces += Q * f[None, :] * grad_d
+        forces[:, 2] += 0.5 * ALPHA1 * 2 * d[2] * f[2] ** 2 * grad_d[:, 0]
+        induced = np.array([0.0, 0.0, alpha_zz * f[2]])  # -dU/dF: permanent + induced
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces,
+                        "dipole": mu + induced}
+
+
+@pytest.fixture(scope="module")
+def cu100():
+    path = mm.hop_path("Cu(100)")
+    return path, field_barriers(AdatomInField, path[0], path[-1], [-0.2, -0.1, 0, 0.1, 0.2],
+                                images=7, fmax=0.01)
+
+
+def test_first_order_barrier_shift_is_minus_dmu_f(cu100):
+    path, result = cu100
+    assert all(result.converged)
+    fit = fit_barriers(result.fields, result.barriers)
+    assert result.dmu > 0.05  # the bridge sits higher: a larger dipole along the normal
+    assert fit.dmu == pytest.approx(result.dmu, rel=0.02)
+    direct_dalpha = ALPHA1 * (result.dipoles["saddle"] ** 2 - result.dipoles["initial"] ** 2
+                              ) / Q**2
+    assert result.dalpha == pytest.approx(direct_dalpha, rel=1e-3, abs=1e-5)
+    # at zero field: EMT's barrier of the sampler's own path
+    emt = []
+    for image in (path[0], path[3]):
+        image = image.copy()
+        image.calc = EMT()
+        emt.append(image.get_potential_energy())
+    assert result.barriers[2] == pytest.approx(emt[1] - emt[0], abs=5e-3)
+
+
+def test_normal_field_keeps_the_saddle_at_the_bridge(cu100, tmp_path):
+    _, result = cu100
+    assert result.saddle_index.tolist() == [3] * 5
+    a = mm.LATTICE["Cu"] / np.sqrt(2)
+    for path in result.paths:  # half a lattice step from both ends (the 2x2 cell is periodic)
+        saddle = path[3].copy()
+        saddle += path[0][-1:]
+        saddle += path[-1][-1:]
+        for end in (-2, -1):
+            lateral = saddle.get_distance(len(path[3]) - 1, len(saddle) + end, mic=True,
+                                          vector=True)[:2]
+            assert np.linalg.norm(lateral) == pytest.approx(a / 2, abs=0.02)
+    fit = fit_barriers(result.fields, result.barriers)
+    out = plot_barriers(tmp_path / "em.png", result.fields, result.barriers, fit,
+                        direct=(fit.e0, result.dmu, result.dalpha))
+    assert out.stat().st_size > 1000
+
+
+def test_fit_recovers_an_exact_parabola_and_refuses_two_fields():
+    from fieldforce.errors import ConfigError
+
+    f = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    fit = fit_barriers(f, 0.5 - 0.2 * f - 0.5 * 0.3 * f**2)
+    assert (fit.e0, fit.dmu, fit.dalpha) == pytest.approx((0.5, 0.2, 0.3), abs=1e-12)
+    with pytest.raises(ConfigError, match="at least three distinct fields"):
+        fit_barriers([0, 0.5, 0.5], [1, 2, 3])
+
+
+def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from fieldforce.cli.main import main as cli_main
+    from fieldforce.data.frame import Frame
+    from fieldforce.data.io import write_frames
+    from fieldforce.models import build_model, save_model
+
+    path = mm.hop_path("Cu(100)")
+    frames = []
+    for image in path:
+        image = image.copy()
+        image.calc = EMT()
+        frames.append(Frame(image, {"energy": np.array(image.get_potential_energy()),
+                                    "forces": image.get_forces()}))
+    torch.manual_seed(0)
+    model = build_model({"species": [29]})
+    model.fit_statistics(frames)
+    save_model(model, tmp_path / "model.pt")
+    write_frames([Frame(path[0])], tmp_path / "a.xyz")
+    write_frames([Frame(path[-1])], tmp_path / "b.xyz")
+    args = ["analyze", "barrier", str(tmp_path / "model.pt"), "--initial",
+            str(tmp_path / "a.xyz"), "--final", str(tmp_path / "b.xyz"), "--images", "3",
+            "--steps", "3"]
+    assert cli_main(args + ["--fields", "-0.5", "0", "0.5", "--json", str(tmp_path / "o.json"),
+                            "--plot", str(tmp_path / "o.png")]) == 0
+    out = json.loads((tmp_path / "o.json").read_text())
+    assert out["fields"] == [-0.5, 0.0, 0.5] and len(out["barriers"]) == 3
+    assert np.isfinite([out["dmu"], out["dalpha"], *out["barriers"]]).all()
+    assert out["normal"] == [0.0, 0.0, 1.0] and (tmp_path / "o.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert cli_main(args + ["--fields", "0", "--json", str(tmp_path / "a.xyz")]) != 0
+    assert "--json" in capsys.readouterr().err
+    assert cli_main(args + ["--fields", "0", "--images", "2", "--json",
+                            str(tmp_path / "x.json")]) != 0
+    assert "--images must be at least 3" in capsys.readouterr().err
