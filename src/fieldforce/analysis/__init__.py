@@ -10,6 +10,8 @@ Modules:
   a P(E) loop under an AC field: :func:`hysteresis_loop`, :class:`HysteresisLoop`.
 - :mod:`fieldforce.analysis.barriers` — field-dependent migration barriers: the fit of
   E_m(F) = E_m0 - dmu F - 1/2 dalpha F² (:func:`fit_barriers`) and its plot.
+- :mod:`fieldforce.analysis.diffusion` — adatom hops, tracer diffusion coefficient
+  (hops and MSD) and Arrhenius fits per field (:func:`diffusion_run`, :func:`arrhenius`).
 - :mod:`fieldforce.analysis.trajectory` — time series (times, field, dipole,
   polarization, velocities, Born charges) from ``fieldforce md`` trajectories, with
   errors naming the file, frame and key.
@@ -18,6 +20,7 @@ Modules:
 from __future__ import annotations
 
 from fieldforce.analysis.barriers import BarrierFit, fit_barriers, plot_barriers
+from fieldforce.analysis.diffusion import ArrheniusFit, DiffusionRun, arrhenius, diffusion_run
 from fieldforce.analysis.hysteresis import HysteresisLoop, hysteresis_loop
 from fieldforce.analysis.spectra import (
     IRSpectrum,
@@ -28,6 +31,7 @@ from fieldforce.analysis.spectra import (
     polarization_current_spectrum,
 )
 
-__all__ = ["BarrierFit", "HysteresisLoop", "IRSpectrum", "Peak", "dipole_autocorrelation",
-           "fit_barriers", "hysteresis_loop", "ir_spectrum", "plot_barriers",
-           "polarization_current", "polarization_current_spectrum"]
+__all__ = ["ArrheniusFit", "BarrierFit", "DiffusionRun", "HysteresisLoop", "IRSpectrum", "Peak",
+           "arrhenius", "diffusion_run", "dipole_autocorrelation", "fit_barriers",
+           "hysteresis_loop", "ir_spectrum", "plot_barriers", "polarization_current",
+           "polarization_current_spectrum"]

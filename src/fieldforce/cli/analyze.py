@@ -81,6 +81,27 @@ def register(subparsers) -> None:
                    help="write the barriers, fit, dmu and dalpha as JSON")
     q.set_defaults(func=barrier)
 
+    q = sub.add_parser(
+        "diffusion", help="adatom hops, diffusion coefficient and Arrhenius fit per field",
+        description="Tracer diffusion of an adatom from one or more fieldforce md "
+                    "trajectories of a slab (Langevin at several temperatures and fields): "
+                    "hops between sites of the top layer's lattice, D = n l^2 / (4 t) and D "
+                    "from the mean squared displacement, and per field an Arrhenius fit "
+                    "D = D0 exp(-E_a / k_B T). Each run's temperature is read from the "
+                    "summary.json beside its trajectory (or --temperature), its field from "
+                    "the frames' efield along the surface normal.")
+    q.add_argument("trajectories", type=Path, nargs="+", metavar="TRAJ.xyz")
+    q.add_argument("--temperature", type=float, nargs="+", default=None, metavar="K",
+                   help="temperature of each trajectory (one value: all), K")
+    q.add_argument("--atom", type=int, default=-1, help="index of the adatom (default: last)")
+    q.add_argument("--capture", type=float, default=0.35,
+                   help="capture radius of a site, in lattice spacings (< 0.5)")
+    q.add_argument("--skip-fs", type=float, default=0.0,
+                   help="drop the frames before this time (equilibration), fs")
+    q.add_argument("--plot", type=Path, default=None, help="write the Arrhenius plot as PNG")
+    q.add_argument("--json", type=Path, default=None, help="write runs and fits as JSON")
+    q.set_defaults(func=diffusion)
+
 
 @contextlib.contextmanager
 def _naming(path: Path):
@@ -233,4 +254,67 @@ def barrier(args) -> int:
         print(f"analyze barrier: wrote {args.plot}")
     write_json(out, args.json)
     print(f"analyze barrier: wrote {args.json}")
+    return 0
+
+
+def _run_temperature(trajectory: Path, given: float | None) -> float:
+    import json
+
+    if given is not None:
+        return given
+    summary = trajectory.parent / "summary.json"
+    if summary.exists():
+        data = json.loads(summary.read_text())
+        if data.get("ensemble", "nve") != "nve" and data.get("temperature_K"):
+            return float(data["temperature_K"])
+    raise ConfigError(f"{trajectory}: no thermostat temperature in {summary}; give "
+                      "--temperature")
+
+
+def diffusion(args) -> int:
+    from fieldforce.analysis.diffusion import (
+        arrhenius,
+        check_capture,
+        diffusion_run,
+        plot_arrhenius,
+        to_dict,
+    )
+    from fieldforce.analysis.trajectory import first_frame_at, frame_times, read_trajectory
+    from fieldforce.data.atomic import refuse_overwriting, write_json
+
+    refuse_overwriting({"--plot": args.plot, "--json": args.json},
+                       {f"trajectory {i}": p for i, p in enumerate(args.trajectories)})
+    check_capture(args.capture)
+    temps = args.temperature
+    if temps is not None and len(temps) not in (1, len(args.trajectories)):
+        raise ConfigError(f"--temperature takes one value or one per trajectory "
+                          f"({len(args.trajectories)}); got {len(temps)}")
+    runs = []
+    for i, path in enumerate(args.trajectories):
+        temperature = _run_temperature(path, None if temps is None
+                                       else temps[0 if len(temps) == 1 else i])
+        frames = read_trajectory(path)
+        times = frame_times(frames, path)
+        start = first_frame_at(times, args.skip_fs, path)
+        with _naming(path):
+            runs.append(diffusion_run(frames[start:], times[start:], temperature,
+                                      adatom=args.atom, capture=args.capture,
+                                      source=str(path)))
+    fits = arrhenius(runs)
+    print(f"{'T (K)':>7s} {'F (V/Å)':>8s} {'t (ps)':>8s} {'hops':>5s} {'D_hops (Å²/ps)':>16s} "
+          f"{'D_msd (Å²/ps)':>14s}")
+    for r in runs:
+        print(f"{r.temperature:7.1f} {r.field:8.3f} {r.duration_fs / 1000:8.2f} {r.hops:5d} "
+              f"{r.d_hops:9.4g} ± {r.d_hops_error:<6.2g}{r.d_msd:14.4g}")
+    for f in fits:
+        print(f"analyze diffusion: F = {f.field:+.3f} V/Å: D0 = {f.d0:.4g} Å²/ps, E_a = "
+              f"{f.e_a:.4f} ± {f.e_a_error:.4f} eV ({f.n} temperatures)")
+    if not fits:
+        print("analyze diffusion: no field has hops at two temperatures: no Arrhenius fit")
+    if args.plot and fits:
+        plot_arrhenius(args.plot, runs, fits, title="adatom diffusion")
+        print(f"analyze diffusion: wrote {args.plot}")
+    if args.json:
+        write_json(to_dict(runs, fits), args.json)
+        print(f"analyze diffusion: wrote {args.json}")
     return 0

@@ -1,0 +1,269 @@
+"""Surface diffusion of an adatom: hops, the tracer diffusion coefficient, Arrhenius fits.
+
+From the adatom's lateral path (its position projected on the surface plane, unwrapped
+across the periodic cell):
+
+* **hops**: the adsorption sites form the Bravais lattice of the top layer through the
+  adatom's starting site; a hop is counted when the adatom comes within
+  ``capture`` x (the shortest lattice vector) of a site other than its last one
+  (a capture radius below half a hop makes a recrossing of the saddle count once);
+* **D from hops**: D = n l² / (4 t) for n hops of mean squared length l² in time t
+  (uncorrelated hops in two dimensions), relative uncertainty 1/sqrt(n);
+* **D from the mean squared displacement**: the slope of MSD(tau) / 4 (with an intercept
+  for the vibrations) over lag times up to a twentieth of the run, averaged over time
+  origins (no sites needed; short lags keep the variance of a single walk low).
+
+An Arrhenius fit ln D = ln D0 - E_a / (k_B T) over temperatures, per field, gives the
+prefactor and the activation energy that the NEB barrier at that field predicts
+(:mod:`fieldforce.analysis.barriers`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fieldforce.errors import ConfigError, DataError
+
+#: Boltzmann constant, eV/K
+KB_EV = 8.617333262e-5
+
+
+@dataclass(frozen=True)
+class DiffusionRun:
+    """One trajectory's diffusion: temperature K, field V/Å (along the normal), duration
+    fs, hops and their mean squared length Å², D from hops and from the MSD (Å²/ps)."""
+
+    temperature: float
+    field: float
+    duration_fs: float
+    hops: int
+    hop_length2: float
+    d_hops: float
+    d_msd: float
+
+    @property
+    def d_hops_error(self) -> float:
+        """Counting uncertainty of ``d_hops`` (Å²/ps)."""
+        return self.d_hops / np.sqrt(self.hops) if self.hops else float("nan")
+
+
+@dataclass(frozen=True)
+class ArrheniusFit:
+    """D(T) = d0 exp(-e_a / k_B T) at one field: d0 Å²/ps, e_a eV with its standard error,
+    from ``n`` temperatures."""
+
+    field: float
+    d0: float
+    e_a: float
+    e_a_error: float
+    n: int
+
+
+def surface_lattice(atoms, adatom: int, layer_tol: float = 0.5) -> tuple[np.ndarray,
+                                                                       np.ndarray]:
+    """(normal [3], primitive in-plane lattice vectors [2, 3] Å) of the slab's top layer
+    (the atoms, other than ``adatom``, within ``layer_tol`` Å of the highest one)."""
+    pbc = np.asarray(atoms.pbc, bool)
+    if pbc.sum() != 2:
+        raise DataError(f"surface diffusion needs a slab (periodic in two directions); got "
+                        f"pbc={pbc.tolist()}")
+    a, b = atoms.cell.array[pbc]
+    normal = np.cross(a, b)
+    normal /= np.linalg.norm(normal)
+    if normal @ atoms.cell.array[~pbc][0] < 0:
+        normal = -normal
+    others = np.delete(np.arange(len(atoms)), adatom % len(atoms))
+    heights = atoms.positions[others] @ normal
+    top = others[heights > heights.max() - layer_tol]
+    if len(top) < 1:
+        raise DataError("no top layer found under the adatom")
+    # every in-plane vector between top-layer atoms and their periodic images
+    vectors = []
+    for i in top:
+        for j in top:
+            for n1 in range(-1, 2):
+                for n2 in range(-1, 2):
+                    v = atoms.positions[j] - atoms.positions[i] + n1 * a + n2 * b
+                    v = v - (v @ normal) * normal
+                    if np.linalg.norm(v) > 0.5:
+                        vectors.append(v)
+    vectors = np.array(vectors)
+    vectors = vectors[np.argsort(np.linalg.norm(vectors, axis=1), kind="stable")]
+    first = vectors[0]
+    for v in vectors[1:]:
+        if np.linalg.norm(np.cross(first, v)) > 0.1 * np.linalg.norm(first) * np.linalg.norm(v):
+            return normal, np.array([first, v])
+    raise DataError("the top layer has no two independent in-plane lattice vectors")
+
+
+def unwrap_lateral(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """[T, 3] positions of one atom -> [T, 3] continuous path (no jumps across the
+    periodic cell): each step is the shortest periodic image of the raw step (checked
+    over the neighbouring images, right for oblique cells too). Frames must be closer in
+    time than half a cell's crossing."""
+    periodic = cell[np.asarray(pbc, bool)]
+    steps = np.diff(positions, axis=0)
+    inverse = np.linalg.pinv(periodic.T)  # Cartesian -> fractional along the periodic vectors
+    steps = steps - np.round(steps @ inverse.T) @ periodic
+    shifts = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)]) @ periodic  # [9, 3]
+    candidates = steps[:, None, :] + shifts[None, :, :]
+    best = np.argmin(np.linalg.norm(candidates, axis=2), axis=1)
+    steps = candidates[np.arange(len(steps)), best]
+    return np.concatenate([positions[:1], positions[:1] + np.cumsum(steps, axis=0)])
+
+
+def count_hops(path: np.ndarray, lattice: np.ndarray, capture: float = 0.35
+               ) -> tuple[int, float]:
+    """(hops, mean squared hop length Å²) of a continuous lateral path [T, 3] on the site
+    lattice through ``path[0]`` spanned by ``lattice`` [2, 3]."""
+    origin = path[0]
+    inverse = np.linalg.pinv(lattice.T)
+    frac = (path - origin) @ inverse.T  # [T, 2]
+    # the nearest site: rounding in an oblique basis can miss it, so check the neighbours
+    moves = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    candidates = np.round(frac)[:, None, :] + moves[None]  # [T, 9, 2]
+    lateral = (path - origin) - np.outer((path - origin) @ _unit_normal(lattice),
+                                         _unit_normal(lattice))
+    distance = np.linalg.norm(lateral[:, None, :] - candidates @ lattice, axis=2)
+    pick = np.argmin(distance, axis=1)
+    nearest = candidates[np.arange(len(path)), pick]
+    offset_norm = distance[np.arange(len(path)), pick]
+    radius = capture * np.linalg.norm(lattice, axis=1).min()
+    site = nearest[0]
+    hops, length2 = 0, 0.0
+    for t in range(1, len(path)):
+        if offset_norm[t] < radius and not np.array_equal(nearest[t], site):
+            jump = (nearest[t] - site) @ lattice
+            hops += 1
+            length2 += float(jump @ jump)
+            site = nearest[t]
+    return hops, (length2 / hops if hops else 0.0)
+
+
+def _unit_normal(lattice: np.ndarray) -> np.ndarray:
+    n = np.cross(lattice[0], lattice[1])
+    return n / np.linalg.norm(n)
+
+
+def msd_diffusion(path: np.ndarray, times_fs: np.ndarray, normal: np.ndarray) -> float:
+    """D (Å²/ps) from the in-plane mean squared displacement of a continuous path [T, 3]:
+    least-squares slope of MSD(tau) = 4 D tau + c (c: the vibrations), lags up to T/20."""
+    lateral = path - np.outer(path @ normal, normal)
+    n = len(lateral)
+    lags = np.arange(1, max(2, n // 20) + 1)
+    msd = np.array([np.mean(np.sum((lateral[k:] - lateral[:-k]) ** 2, axis=1)) for k in lags])
+    dt = float(np.mean(np.diff(times_fs))) / 1000.0  # ps
+    design = np.stack([lags * dt, np.ones(len(lags))], axis=1)
+    slope = np.linalg.lstsq(design, msd, rcond=None)[0][0]
+    return float(slope / 4.0)
+
+
+def diffusion_run(frames, times_fs: np.ndarray, temperature: float, adatom: int = -1,
+                  capture: float = 0.35, source: str = "trajectory") -> DiffusionRun:
+    """Hops and D of the adatom in one trajectory (frames: ASE Atoms with the same atoms,
+    times in fs)."""
+    if len(frames) < 8:
+        raise DataError(f"{source}: {len(frames)} frames; diffusion needs at least 8")
+    first = frames[0]
+    normal, lattice = surface_lattice(first, adatom)
+    raw = np.array([f.positions[adatom] for f in frames])
+    path = unwrap_lateral(raw, first.cell.array, first.pbc)
+    hops, length2 = count_hops(path, lattice, capture)
+    duration = float(times_fs[-1] - times_fs[0])
+    if duration <= 0:
+        raise DataError(f"{source}: the frames span no time (time_fs {times_fs[0]} to "
+                        f"{times_fs[-1]})")
+    fields = [float(np.asarray(f.info.get("efield", np.zeros(3)), float) @ normal)
+              for f in frames]
+    d_hops = hops * length2 / (4.0 * duration / 1000.0) if hops else 0.0
+    return DiffusionRun(temperature=float(temperature), field=float(np.mean(fields)),
+                        duration_fs=duration, hops=hops, hop_length2=length2,
+                        d_hops=d_hops, d_msd=msd_diffusion(path, times_fs, normal))
+
+
+def arrhenius(runs: list[DiffusionRun], field_tol: float = 1e-3, use: str = "hops"
+              ) -> list[ArrheniusFit]:
+    """Arrhenius fits per field (runs whose fields agree within ``field_tol`` V/Å), over
+    the runs with at least one hop, weighted by the counting statistics (``use="hops"``)
+    or unweighted on the MSD coefficients (``use="msd"``); fields with fewer than two
+    such temperatures are left out."""
+    groups: dict[float, list[DiffusionRun]] = {}
+    for run in runs:
+        key = next((k for k in groups if abs(k - run.field) <= field_tol), run.field)
+        groups.setdefault(key, []).append(run)
+    fits = []
+    for field, group in sorted(groups.items()):
+        d = np.array([r.d_hops if use == "hops" else r.d_msd for r in group])
+        keep = d > 0
+        if len({r.temperature for r, k in zip(group, keep, strict=True) if k}) < 2:
+            continue
+        t = np.array([r.temperature for r in group])[keep]
+        w = (np.sqrt([r.hops for r in group])[keep] if use == "hops"
+             else np.ones(int(keep.sum())))
+        x = -1.0 / (KB_EV * t)
+        design = np.stack([np.ones_like(x), x], axis=1) * w[:, None]
+        coef, *_ = np.linalg.lstsq(design, np.log(d[keep]) * w, rcond=None)
+        cov = np.linalg.pinv(design.T @ design)
+        if use == "msd" and len(t) > 2:  # no counting errors: scale by the residuals
+            resid = np.log(d[keep]) - np.stack([np.ones_like(x), x], 1) @ coef
+            cov = cov * float(resid @ resid) / (len(t) - 2)
+        fits.append(ArrheniusFit(field=float(field), d0=float(np.exp(coef[0])),
+                                 e_a=float(coef[1]), e_a_error=float(np.sqrt(cov[1, 1])),
+                                 n=len(t)))
+    return fits
+
+
+def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[ArrheniusFit],
+                   title: str = "") -> Path:
+    """ln D vs 1000/T, one colour per field, with the fitted lines. Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fieldforce.data.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for k, fit in enumerate(fits):
+        group = [r for r in runs if abs(r.field - fit.field) <= 1e-3 and r.d_hops > 0]
+        t = np.array([r.temperature for r in group])
+        d = np.array([r.d_hops for r in group])
+        err = np.array([1 / np.sqrt(r.hops) for r in group])
+        ax.errorbar(1000 / t, np.log(d), yerr=err, fmt="o", color=f"C{k}")
+        grid = np.linspace(1000 / t.max() * 0.95, 1000 / t.min() * 1.05, 50)
+        ax.plot(grid, np.log(fit.d0) - fit.e_a / (KB_EV * 1000 / grid), "-", color=f"C{k}",
+                label=f"F = {fit.field:+.2f} V/Å: E$_a$ = {fit.e_a:.3f} ± {fit.e_a_error:.3f} eV")
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.set_ylabel("ln D (D in Å²/ps)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png")
+    plt.close(fig)
+    return path
+
+
+def to_dict(runs: list[DiffusionRun], fits: list[ArrheniusFit]) -> dict:
+    """JSON-ready runs and fits, with units."""
+    return {"runs": [asdict(r) | {"d_hops_error": r.d_hops_error} for r in runs],
+            "arrhenius": [asdict(f) for f in fits],
+            "units": {"temperature": "K", "field": "V/Å", "duration_fs": "fs",
+                      "hop_length2": "Å²", "d_hops": "Å²/ps", "d_msd": "Å²/ps",
+                      "d0": "Å²/ps", "e_a": "eV"}}
+
+
+def check_capture(capture: float) -> None:
+    if not 0 < capture < 0.5:
+        raise ConfigError(f"the capture radius must be between 0 and 0.5 lattice spacings "
+                          f"(below half a hop); got {capture}")
+
+
+__all__ = ["ArrheniusFit", "DiffusionRun", "KB_EV", "arrhenius", "count_hops",
+           "diffusion_run", "msd_diffusion", "plot_arrhenius", "surface_lattice", "to_dict",
+           "unwrap_lateral"]
