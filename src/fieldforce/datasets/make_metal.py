@@ -20,6 +20,9 @@ frames last) so that a partly labelled set is already useful.
 like any labelling job: it can run in pieces (``--max-hours``) and on many cores.
 ``finish`` writes ``metal_meta.json`` beside the labelled file; ``--partial`` first
 collects the frames labelled so far (the parts folder) into it.
+
+``hops --out examples/metal`` writes the end states of each hop on a 3x3 surface cell
+(``cu100_hop_initial.xyz``, ...), the starting points of ``fieldforce analyze barrier``.
 """
 
 from __future__ import annotations
@@ -111,11 +114,11 @@ HOPS = {
 }
 
 
-def hop_path(system: str, images: int = 7) -> list[Atoms]:
-    """``images`` structures along the adatom hop, initial to final: a climbing-image
-    NEB with EMT for Cu, a straight line at a fixed height for W."""
+def hop_path(system: str, images: int = 7, size: tuple[int, int] = (2, 2)) -> list[Atoms]:
+    """``images`` structures along the adatom hop, initial to final, on a ``size`` surface
+    cell: a climbing-image NEB with EMT for Cu, a straight line at a fixed height for W."""
     initial, saddle, final, height = HOPS[system]
-    slab = clean_slab(system)
+    slab = clean_slab(system, size=size)
     ends = [_with_adatom(slab, system, site, height) for site in (initial, final)]
     if not system.startswith("Cu"):
         # the straight line, each point lifted until its nearest surface atom is 0.95 of
@@ -218,6 +221,29 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
     return {"frames": len(frames), "counts": counts}
 
 
+#: file stem of each system's hop end states in examples/metal
+HOP_FILES = {"Cu(100)": "cu100", "Cu(111)": "cu111", "W(110)": "w110"}
+
+
+def write_hops(folder: Path, size: tuple[int, int] = (3, 3)) -> list[Path]:
+    """The initial and final states of each system's adatom hop on a ``size`` cell (EMT
+    relaxed for Cu; W placed at the hollow sites, unrelaxed), as extxyz with the bottom
+    layer fixed (``move_mask``)."""
+    import ase.io
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for system, stem in HOP_FILES.items():
+        path = hop_path(system, images=3, size=size)
+        for atoms, end in ((path[0], "initial"), (path[-1], "final")):
+            target = folder / f"{stem}_hop_{end}.xyz"
+            atoms = atoms.copy()
+            atoms.info = {"system": system, "hop_end": end}
+            ase.io.write(target, atoms, format="extxyz")
+            written.append(target)
+    return written
+
+
 def _backend():
     from fieldforce.reference.backend import get_backend
 
@@ -236,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--max-hours", type=float, default=None,
                    help="stop starting new frames after this many hours (rerun to continue)")
+    p = sub.add_parser("hops", help="write the hops' end states (3x3 cells) for NEB")
+    p.add_argument("--out", type=Path, default=Path("examples/metal"))
     p = sub.add_parser("finish", help="write metal_meta.json next to the labelled file")
     p.add_argument("labelled", type=Path)
     p.add_argument("--partial", action="store_true",
@@ -249,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         info.update(seed=args.seed, settings={k: list(v) if isinstance(v, tuple) else v
                                               for k, v in SETTINGS.items()})
         print(json.dumps(info, indent=1))
+        return 0
+    if args.step == "hops":
+        write_hops(args.out)
         return 0
     if args.step == "label":
         from fieldforce.reference.labelling import label_frames
