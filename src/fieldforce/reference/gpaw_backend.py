@@ -15,7 +15,7 @@ neutral slab::
 
     F = S + mu / (eps0 A L)                                   (A: the cell's area)
 
-(1.9 times S for a 2x2 Cu(100) slab in 6 Å of vacuum each side, and 0.06 V/Å at S = 0
+(1.74 times S for a 2x2 Cu(100) slab in 6 Å of vacuum each side, plus 0.06 V/Å at S = 0
 from the adatom's own dipole). The energy whose field derivative is -mu at fixed F,
 the electric enthalpy of a slab in an unbounded field, is::
 
