@@ -1,0 +1,171 @@
+"""The metal model against its DFT data: held-out errors, fixed-geometry barriers, the
+adatom's dipole and polarizability differences (W next to experiment), the per-layer
+profile of atomic dipoles and polarizabilities, and the cost of a model step.
+
+    fieldforce train examples/train_metal.yaml          # -> runs/metal/model.pt
+    python benchmarks/metal_model.py --config examples/train_metal.yaml --model runs/metal/model.pt
+
+Barriers here are at the DFT data's own geometries (the hop images, EMT paths for Cu):
+E(highest image) - E(first image) at each requested field, DFT and model on the same
+frames, so the comparison has no relaxation in it. dmu and dalpha are the saddle
+image's dipole and polarizability along the normal minus the first image's, at the
+frames requested at zero field. Writes benchmarks/results/metal_model.json and
+benchmarks/results/metal_layer_profile.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fieldforce.datasets import load_metal
+from fieldforce.models import load_model
+from fieldforce.simulation.calculator import FieldForceCalculator
+from fieldforce.training import evaluate_frames, load_config
+from fieldforce.training.sources import split_data
+
+RESULTS = Path(__file__).parent / "results"
+#: S. C. Wang and T. T. Tsong, Phys. Rev. B 26, 6470 (1982): W adatom on W(110), from the
+#: field dependence of its directional walk in an FIM: 0.97 D and 14.4 Å³
+#: (1 D = 0.20819 e·Å; alpha/(4 pi eps0) in Å³ -> e·Å²/V: divide by k_e = 14.3996 eV·Å/e²)
+EXPERIMENT_W110 = {"dmu_eA": 0.97 * 0.20819434, "dalpha_eA2_per_V": 14.4 / 14.3996454,
+                   "source": "Wang and Tsong, Phys. Rev. B 26, 6470 (1982)"}
+
+
+def model_results(model, frame) -> dict:
+    """The model at the frame's geometry and field (per-atom parts included)."""
+    atoms = frame.atoms.copy()
+    calc = FieldForceCalculator(model, efield=np.asarray(frame.efield, float), per_atom=True)
+    atoms.calc = calc
+    energy = atoms.get_potential_energy()
+    return {"energy": energy, "dipole": calc.results["dipole"],
+            "polarizability": calc.results["polarizability"],
+            "atomic_dipoles": calc.results.get("atomic_dipoles"),
+            "atomic_polarizabilities": calc.results.get("atomic_polarizabilities")}
+
+
+def path_comparison(model, frames) -> dict:
+    """Per system and requested field: DFT and model barriers at fixed geometry, and at
+    zero requested field the dipole and polarizability differences."""
+    out: dict = {}
+    systems = sorted({f.atoms.info["system"] for f in frames})
+    for system in systems:
+        rows = {}
+        for target in sorted({f.atoms.info["target_field"] for f in frames
+                              if f.atoms.info["system"] == system}):
+            images = sorted((f for f in frames if f.atoms.info["system"] == system
+                             and f.atoms.info["target_field"] == target),
+                            key=lambda f: f.atoms.info["image"])
+            if len(images) < 2 or images[0].atoms.info["image"] != 0:
+                continue
+            dft = np.array([float(f.labels["energy"]) for f in images])
+            pred = [model_results(model, f) for f in images]
+            mod = np.array([p["energy"] for p in pred])
+            top = int(np.argmax(dft))
+            row = {"field_felt": [float(f.efield[2]) for f in images],
+                   "images": [int(f.atoms.info["image"]) for f in images],
+                   "barrier_dft": float(dft[top] - dft[0]),
+                   "barrier_model": float(mod[top] - mod[0]), "saddle_image": top}
+            for key, index in (("dipole", (2,)), ("polarizability", (2, 2))):
+                d = [float(f.labels[key][index]) for f in (images[0], images[top])]
+                m = [float(np.asarray(p[key])[index]) for p in (pred[0], pred[top])]
+                row[f"d{key}_dft"] = d[1] - d[0]
+                row[f"d{key}_model"] = m[1] - m[0]
+            rows[str(target)] = row
+        out[system] = rows
+    return out
+
+
+def layer_profile(model, frame, path: Path) -> dict:
+    """Atomic mu_z and alpha_zz per layer (by height) of one adatom slab, and a plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = model_results(model, frame)
+    z = frame.atoms.positions[:, 2]
+    order = np.argsort(z)
+    layers: list[list[int]] = []
+    for i in order:
+        if layers and z[i] - z[layers[-1][-1]] < 0.5:
+            layers[-1].append(int(i))
+        else:
+            layers.append([int(i)])
+    mu = np.asarray(res["atomic_dipoles"])[:, 2]
+    alpha = np.asarray(res["atomic_polarizabilities"])[:, 2, 2]
+    table = [{"height": float(z[idx].mean()), "atoms": len(idx),
+              "mu_z": float(mu[idx].mean()), "alpha_zz": float(alpha[idx].mean())}
+             for idx in layers]
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.2), sharey=True)
+    h = [r["height"] for r in table]
+    axes[0].barh(h, [r["mu_z"] for r in table], height=0.4)
+    axes[0].set_xlabel("atomic μ$_z$ (e·Å), mean per layer")
+    axes[1].barh(h, [r["alpha_zz"] for r in table], height=0.4, color="C1")
+    axes[1].set_xlabel("atomic α$_{zz}$ (e·Å²/V), mean per layer")
+    axes[0].set_ylabel("height (Å)")
+    fig.suptitle(f"{frame.atoms.info.get('system')} at F = {frame.efield[2]:+.2f} V/Å")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return {"frame": frame.atoms.info.get("config_type"), "layers": table}
+
+
+def step_cost(model, frame, repeats: int = 20) -> dict:
+    """Seconds per energy + forces + dipole evaluation on the 2x2 slab and a 4x4 copy."""
+    out = {}
+    for name, atoms in (("2x2", frame.atoms.copy()), ("4x4", frame.atoms.repeat((2, 2, 1)))):
+        calc = FieldForceCalculator(model, efield=[0, 0, 0.5])
+        atoms.calc = calc
+        atoms.get_forces()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            atoms.positions[-1, 0] += 1e-4
+            atoms.get_forces()
+            calc.get_property("dipole", atoms)
+        out[name] = {"atoms": len(atoms), "seconds": (time.perf_counter() - start) / repeats}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="examples/train_metal.yaml")
+    parser.add_argument("--model", default="runs/metal/model.pt")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    config = load_config(args.config)
+    _, _, test = split_data(config)
+    _, table = evaluate_frames(model, test)
+    frames = [f for f in load_metal() if f.atoms.info["config_type"] == "adatom_path"]
+    paths = path_comparison(model, frames)
+    adatom = next(f for f in frames if f.atoms.info["system"] == "Cu(100)")
+    RESULTS.mkdir(exist_ok=True)
+    profile = layer_profile(model, adatom, RESULTS / "metal_layer_profile.png")
+    cost = step_cost(model, adatom)
+    result = {"test_errors": table, "test_frames": len(test), "paths": paths,
+              "layer_profile": profile, "step_cost": cost,
+              "experiment_W110": EXPERIMENT_W110}
+    (RESULTS / "metal_model.json").write_text(json.dumps(result, indent=1, default=float))
+    print(f"held-out frames: {len(test)}")
+    for name, m in table.items():
+        if "rmse" in m:
+            print(f"  {name:15s} RMSE {m['rmse']:.4g} {m['unit']}")
+    print(f"{'system':8s} {'F':>5s} {'Em DFT':>8s} {'Em model':>9s} {'dmu DFT':>8s} "
+          f"{'dmu mod':>8s} {'dalpha DFT':>10s} {'dalpha mod':>10s}")
+    for system, rows in paths.items():
+        for target, r in rows.items():
+            print(f"{system:8s} {float(target):5.2f} {r['barrier_dft']:8.4f} "
+                  f"{r['barrier_model']:9.4f} {r['ddipole_dft']:8.4f} {r['ddipole_model']:8.4f} "
+                  f"{r['dpolarizability_dft']:10.4f} {r['dpolarizability_model']:10.4f}")
+    print(f"W(110) experiment: dmu {EXPERIMENT_W110['dmu_eA']:.3f} e·Å, dalpha "
+          f"{EXPERIMENT_W110['dalpha_eA2_per_V']:.3f} e·Å²/V ({EXPERIMENT_W110['source']})")
+    for name, c in cost.items():
+        print(f"model step {name} ({c['atoms']} atoms): {c['seconds'] * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
