@@ -378,3 +378,28 @@ def test_training_on_a_single_frame_stays_finite(frames, tmp_path):
     trainer = Trainer(config, progress=False, data=(frames[:1], frames[1:2], []))
     trainer.fit()
     assert all(np.isfinite(h["train_loss"]) for h in trainer.history)
+
+
+def test_field_force_from_the_projected_directions_equals_the_full_born_charges(model, frames,
+                                                                                box):
+    """Z*ᵀE needs only the lattice directions the field projects on (two backward passes
+    instead of six for a field along a cell axis); in a triclinic cell or along a diagonal
+    all of them: either way the force is the full Born charges' contraction."""
+    orthorhombic = box.atoms.copy()
+    orthorhombic.set_cell(np.diag([6.0, 6.5, 7.0]), scale_atoms=False)
+    orthorhombic.wrap()
+    batch = collate([frames[0], box, Frame(orthorhombic)])
+    for field in ([0.0, 0.0, 0.2], [0.1, -0.05, 0.2]):
+        e = torch.tensor(field, dtype=torch.float64)
+        atom_field = e.expand(batch.positions.shape[0], 3)
+        positions = batch.positions.detach().requires_grad_(True)
+        out = model(batch.with_positions(positions), atom_field)
+        forces = model.extra_forces(batch.with_positions(positions), positions, atom_field,
+                                    out)
+        full = batch_born_charges(positions, out["charges"], batch.cell, batch.pbc,
+                                  batch.structure_index, total_charge=batch.total_charge,
+                                  acoustic_sum_rule=True)
+        periodic = batch.pbc.any(dim=1)[batch.structure_index]
+        expected = torch.einsum("nab,a->nb", full, e) * periodic[:, None]
+        assert forces.abs().max() > 1e-3
+        assert torch.allclose(forces, expected, atol=1e-12)

@@ -3,12 +3,19 @@
 vesin finds the pairs and their periodic image shifts on plain arrays; the
 distance vectors are then rebuilt in torch from the positions and the cell,
 r_ij = r_j - r_i + S_ij · cell, so forces and stress flow through them.
+
+vesin bins space by the cutoff: a search for overlapping atoms (cutoff 0.1 Å) in a 9 Å
+water box makes ~10^6 bins and takes 15 ms, a 1 Å search 0.1 ms. Short searches are
+therefore run at :data:`MIN_SEARCH` and filtered.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+#: shortest cutoff (Å) handed to vesin; shorter searches are filtered from its pairs
+MIN_SEARCH = 1.0
 
 
 def neighbor_pairs(
@@ -38,9 +45,16 @@ def neighbor_pairs(
 
     pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
     box = np.asarray(cell, dtype=float) if pbc.any() else np.zeros((3, 3))
-    nl = NeighborList(cutoff=float(cutoff), full_list=full)
-    i, j, shifts = nl.compute(points=np.asarray(positions, dtype=float), box=box,
-                              periodic=pbc.tolist(), quantities="ijS")
+    search = max(float(cutoff), MIN_SEARCH)
+    nl = NeighborList(cutoff=search, full_list=full)
+    if search == cutoff:
+        i, j, shifts = nl.compute(points=np.asarray(positions, dtype=float), box=box,
+                                  periodic=pbc.tolist(), quantities="ijS")
+    else:
+        i, j, shifts, d = nl.compute(points=np.asarray(positions, dtype=float), box=box,
+                                     periodic=pbc.tolist(), quantities="ijSd")
+        keep = d < cutoff
+        i, j, shifts = i[keep], j[keep], shifts[keep]
     return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
 
 

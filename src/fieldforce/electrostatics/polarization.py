@@ -34,7 +34,7 @@ of structures (isolated and periodic mixed) at once; :func:`born_charges` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -159,6 +159,7 @@ def batch_born_charges(
     acoustic_sum_rule: bool = False,
     create_graph: bool = False,
     structures: torch.Tensor | None = None,
+    directions: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Born effective charges of every atom of a batch, [N, 3, 3] e (Z*_{i,ab} = V dP_a/dr_ib).
 
@@ -181,6 +182,11 @@ def batch_born_charges(
         keep Z* differentiable (training on Born charges).
     structures
         [B] bool: compute only these structures (the others get zeros).
+    directions
+        lattice directions a to differentiate along (default all three); the others'
+        derivative rows are left zero. Enough for Z*ᵀE when E·L_a = 0 for the rest (a
+        field along one axis of an orthorhombic cell: two backward passes, not six);
+        the result is then not the full Born charge.
 
     Atoms of one structure do not change the charges of another, so each sum
     sum_j q_j f(r_j) over all atoms of the batch gives, by one backward pass, the
@@ -211,6 +217,9 @@ def batch_born_charges(
 
     rows = []
     for a in range(3):
+        if directions is not None and a not in directions:
+            rows.append(torch.zeros_like(positions))
+            continue
         periodic = atom_pbc[:, a]
         # pi_a = sum_j q_j exp(i theta_ja) / (2 pi i) = (sum q sin - i sum q cos) / 2 pi
         real = torch.where(periodic, torch.sin(theta[:, a]) / (2 * np.pi), s[:, a])

@@ -254,10 +254,16 @@ class LatentChargeModel(FieldModel):
             return None
         born = out.get("born_charges")
         if born is None:
+            # only the lattice directions the field projects on enter Z*ᵀE
+            eye = torch.eye(3, dtype=batch.cell.dtype, device=batch.cell.device)
+            lattice = torch.where(batch.pbc.any(dim=1)[:, None, None], batch.cell,
+                                  eye.expand_as(batch.cell))
+            projection = torch.einsum("sac,sc->sa", lattice, field)[active]
+            directions = [a for a in range(3) if bool(projection[:, a].abs().max() > 0)]
             born = batch_born_charges(positions, out["charges"], batch.cell, batch.pbc,
                                       batch.structure_index, total_charge=batch.total_charge,
                                       acoustic_sum_rule=True, create_graph=create_graph,
-                                      structures=active)
+                                      structures=active, directions=directions)
         forces = torch.einsum("nab,na->nb", born, field[batch.structure_index])
         return forces * active[batch.structure_index, None].to(forces)
 
