@@ -96,6 +96,9 @@ VARIANTS = {
     # the package defaults since issue 13 (what a user gets with no settings)
     "new": ("the package defaults since issue 13: 1 interaction layer, force weight 100, "
             "cosine over 10,000 steps", {"interactions": 1}, NEW_TRAINING),
+    "shared": ("the new defaults with one network shared by all species, fed an 8-dim "
+               "species embedding", {"interactions": 1, "species_embedding": 8},
+               NEW_TRAINING),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},

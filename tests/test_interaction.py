@@ -37,11 +37,28 @@ def frames(water):
     return [f for f in water if f.atoms.info.get("config_type") == "trimer"][:4]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["norms", "products"])
+@pytest.fixture(scope="module", params=[{"interaction_products": False},
+                                        {"interaction_products": True},
+                                        {"species_embedding": 4}],
+                ids=["norms", "products", "shared"])
 def model(frames, request):
     """Both kinds of invariants of the densities (squared norms; inner products and
-    cubic contractions): every physics check below runs on each."""
-    return randomised({**SMALL, "interaction_products": request.param}, frames)
+    cubic contractions), and one network shared by the species with a species
+    embedding: every physics check below runs on each."""
+    return randomised({**SMALL, **request.param}, frames)
+
+
+def test_shared_network_tells_the_species_apart(frames):
+    """With one network for all species, the species embedding is what makes an H and an
+    O in the same environment differ: zero the embedding, the energy changes."""
+    model = randomised({**SMALL, "species_embedding": 4}, frames)
+    assert len(model.backbone.networks) == 1
+    batch = collate(frames[:1])
+    before = evaluate(model, batch, forces=False)["energy"].detach()
+    with torch.no_grad():
+        model.backbone.embedding.weight.zero_()
+    after = evaluate(model, batch, forces=False)["energy"].detach()
+    assert (before - after).abs().max() > 1e-3
 
 
 def test_traceless_matrix_inverts_the_l2_harmonics():

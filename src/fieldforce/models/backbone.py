@@ -4,7 +4,10 @@ Per atom i:
 
 * x_i: the SOAP power spectrum (:class:`fieldforce.descriptors.SOAPFeatures`),
   standardised with the mean and spread of the training data;
-* h_i = MLP_{Z_i}(x_i): one network per species, all of the same width;
+* h_i = MLP_{Z_i}(x_i): one network per species, all of the same width; or, with
+  ``species_embedding`` k > 0, one network shared by every species,
+  h_i = MLP([x_i, w_{Z_i}]) with a learned k-vector w per species (more data per
+  weight when there are many species and few frames);
 * optionally ``interactions`` message-passing layers
   (:mod:`fieldforce.models.interaction`) refine h_i with the neighbours' latents,
   extending the receptive field beyond the descriptor cutoff;
@@ -58,7 +61,8 @@ class BackboneSettings(ModelSettings):
 
     # files from before the interaction layers hold models without them
     file_defaults: ClassVar[dict[str, Any]] = {"interactions": 0,
-                                                "interaction_products": False}
+                                                "interaction_products": False,
+                                                "species_embedding": 0}
 
     descriptor: DescriptorSettings = option(
         default_factory=DescriptorSettings,
@@ -76,6 +80,10 @@ class BackboneSettings(ModelSettings):
     interaction_products: bool = option(False, "invariants of the interaction densities: "
                                         "channel-mixing inner products and cubic "
                                         "contractions (true) or squared norms (false)")
+    species_embedding: int = option(0, "0: one network per species; k > 0: one network "
+                                    "shared by all species, fed a learned k-dimensional "
+                                    "embedding of the species with the invariants",
+                                    minimum=0)
     species: list[int] | None = option(None, "atomic numbers the model handles (default: "
                                        "those of the training data)", minimum=1,
                                        maximum=118)
@@ -127,12 +135,15 @@ class Backbone(nn.Module):
     interactions, interaction_cutoff, interaction_products
         message-passing layers on the latent, their cutoff (Å; None: the descriptor's)
         and their invariants (:class:`~fieldforce.models.interaction.Interaction`).
+    species_embedding
+        0: one network per species; k > 0: one shared network fed a learned k-vector
+        per species with the invariants.
     """
 
     def __init__(self, species: Sequence[int], descriptor: DescriptorSettings | dict,
                  hidden: Sequence[int], interactions: int = 0,
                  interaction_cutoff: float | None = None,
-                 interaction_products: bool = False):
+                 interaction_products: bool = False, species_embedding: int = 0):
         super().__init__()
         if not species:
             raise ConfigError("model.species is empty; give the atomic numbers to model")
@@ -148,7 +159,14 @@ class Backbone(nn.Module):
         self.register_buffer("species_map", torch.full((max(self.species) + 1,), -1,
                                                        dtype=torch.long))
         self.species_map[torch.tensor(self.species)] = torch.arange(len(self.species))
-        self.networks = nn.ModuleList(mlp([f0, *hidden, self.width]) for _ in self.species)
+        self.species_embedding = int(species_embedding)
+        if self.species_embedding:
+            self.embedding = nn.Embedding(len(self.species), self.species_embedding)
+            self.networks = nn.ModuleList([mlp([f0 + self.species_embedding, *hidden,
+                                                self.width])])
+        else:
+            self.networks = nn.ModuleList(mlp([f0, *hidden, self.width])
+                                          for _ in self.species)
         self.energy_head = nn.Linear(self.width, 1)
         self.interaction_cutoff = float(interaction_cutoff or settings.cutoff)
         self.interactions = nn.ModuleList(
@@ -164,6 +182,13 @@ class Backbone(nn.Module):
         # (+-inf until fit_statistics: no extrapolation measure)
         self.register_buffer("domain_low", torch.full((len(self.species), f0), -math.inf))
         self.register_buffer("domain_high", torch.full((len(self.species), f0), math.inf))
+
+    @classmethod
+    def from_settings(cls, settings: BackboneSettings) -> Backbone:
+        """The backbone a family's ``model:`` section describes."""
+        return cls(settings.species or [], settings.descriptor, settings.hidden,
+                   settings.interactions, settings.interaction_cutoff,
+                   settings.interaction_products, settings.species_embedding)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # model files written before the training domain was recorded: leave it unknown
@@ -235,9 +260,12 @@ class Backbone(nn.Module):
         return torch.maximum(below, above).clamp_min(0).amax(-1)
 
     def latent(self, invariant: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
-        """Per-species networks: invariants [N, F0] -> latent h [N, H] (standardised first)."""
+        """Per-species (or shared) networks: invariants [N, F0] -> latent h [N, H]
+        (standardised first)."""
         x = (invariant - self.feature_mean) / self.feature_std
         index = self.species_index(numbers)
+        if self.species_embedding:
+            return self.networks[0](torch.cat([x, self.embedding(index).to(x.dtype)], dim=1))
         h = torch.zeros(x.shape[0], self.width, dtype=x.dtype, device=x.device)
         for s, net in enumerate(self.networks):
             rows = index == s

@@ -118,10 +118,7 @@ class LatentChargeModel(FieldModel):
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)
-        self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
-                                 self.settings.hidden, self.settings.interactions,
-                                 self.settings.interaction_cutoff,
-                                 self.settings.interaction_products)
+        self.backbone = Backbone.from_settings(self.settings)
         self.config["species"] = self.backbone.species
         self.config["descriptor"]["species"] = self.backbone.species  # what it was built with
         self.long_range = self.settings.long_range

@@ -71,10 +71,7 @@ class ResponseModel(FieldModel):
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)
-        self.backbone = Backbone(self.settings.species or [], self.settings.descriptor,
-                                 self.settings.hidden, self.settings.interactions,
-                                 self.settings.interaction_cutoff,
-                                 self.settings.interaction_products)
+        self.backbone = Backbone.from_settings(self.settings)
         self.config["species"] = self.backbone.species
         self.config["descriptor"]["species"] = self.backbone.species  # what it was built with
         features = self.backbone.features
