@@ -125,8 +125,8 @@ DATASETS = {"water": None, "liquid_water": "lesfit_liquid_water",
 def splits(seed: int, dataset: str = "water", data_dir: Path | None = None,
            train_size: int | None = None):
     """(train, valid, test) frames: 80/20 with ``seed``, then 10 % of the training part
-    for validation; ``train_size`` keeps the first N training frames (learning curves:
-    the smaller sets are nested in the larger ones, validation and test stay)."""
+    for validation; ``train_size`` keeps N training frames drawn at random (learning
+    curves: the smaller sets are nested in the larger ones, validation and test stay)."""
     from fieldforce.data.splits import random_split
 
     if DATASETS[dataset] is None:
@@ -149,7 +149,10 @@ def splits(seed: int, dataset: str = "water", data_dir: Path | None = None,
     if train_size is not None:
         if not 0 < train_size <= len(train):
             raise SystemExit(f"--train-size must be in 1..{len(train)}")
-        train = train[:train_size]
+        # a seeded shuffle, then the first N: random_split keeps the file's order (the
+        # shipped water file lists monomers first), and the sets stay nested
+        order = np.random.default_rng(seed + 2).permutation(len(train))
+        train = [train[i] for i in order[:train_size]]
     return train, valid, test
 
 
