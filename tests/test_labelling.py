@@ -101,6 +101,33 @@ def test_interrupted_job_resumes_from_parts(tmp_path):
     assert len(read_frames(out)) == 5
 
 
+def test_reordered_and_extended_input_reuses_every_finished_frame(tmp_path):
+    """Parts are found by structure, not position: a job whose input was reordered and
+    extended between two runs labels only the new frames and overwrites no part."""
+    import time
+
+    class Slow(PointChargeBackend):
+        def label(self, atoms, efield, properties):
+            time.sleep(0.2)
+            return super().label(atoms, efield, properties)
+
+    src, out = _input(tmp_path, n=4), tmp_path / "out.xyz"
+    report = label_frames(src, out, Slow(), ["energy"], progress=False,
+                          max_seconds=0.1)  # one frame, then stop
+    assert report.stopped_early and report.labelled == 1
+    frames = read_frames(src)
+    extra = frames[0].atoms.copy()
+    extra.positions += [0, 0, 5.0]
+    reordered = [Frame(extra, {"efield": np.zeros(3)})] + frames[::-1]
+    again = PointChargeBackend()
+    report = label_frames(reordered, out, again, ["energy"], progress=False)
+    assert report.reused == 1 and len(again.calls) == 4
+    labelled = read_frames(out)
+    assert [f.atoms.info.get("config_type") for f in labelled] == [None, "c3", "c2", "c1",
+                                                                   "c0"]
+    np.testing.assert_allclose(labelled[4].labels["energy"], 0.0)  # c0: field 0
+
+
 def test_parallel_workers_give_the_same_labels(tmp_path):
     src = _input(tmp_path, n=4)
     label_frames(src, tmp_path / "serial.xyz", PointChargeBackend(), ["dipole"], progress=False)

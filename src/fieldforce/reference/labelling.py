@@ -1,10 +1,12 @@
 """Label many structures with a DFT backend: progress, workers, resume, failures.
 
 A labelling job is long and may be killed at any time, so every finished frame
-is written at once, atomically, to ``OUT.parts/NNNNNN.xyz`` beside the output,
-tagged with the backend's settings fingerprint and the properties asked for.
-A rerun reuses every part (and every frame of an existing ``OUT``) whose
-fingerprint, properties, field and positions match, and labels only the rest.
+is written at once, atomically, to ``OUT.parts/<hash>.xyz`` beside the output (named
+by its structure, requested field and properties), tagged with the backend's settings
+fingerprint and the properties asked for. A rerun reuses every part (and every frame of
+an existing ``OUT``) whose fingerprint, properties, field and positions match, wherever
+that structure now stands in the input (which may have been reordered or extended),
+and labels only the rest.
 Frames whose calculation fails are reported, listed in ``OUT.failures.json``
 and left out; the others are written to ``OUT`` atomically at the end, and the
 parts folder is removed.
@@ -74,6 +76,22 @@ def _matches(done: Frame, todo: Frame, fingerprint: str, props: set[str], efield
         and np.allclose(np.asarray(info.get(_FIELD_KEY, done.efield), float), efield,
                         atol=1e-10, rtol=0)
     )
+
+
+def _structure_key(frame: Frame) -> bytes:
+    """Atomic numbers and positions rounded to 1e-6 Å: the lookup key of a labelled frame
+    (:func:`_matches` then checks the tolerance, the field and the settings)."""
+    atoms = frame.atoms
+    return atoms.numbers.tobytes() + np.round(atoms.positions, 6).tobytes()
+
+
+def _part_name(frame: Frame, props: set[str]) -> str:
+    import hashlib
+
+    requested = np.asarray(frame.atoms.info.get(_FIELD_KEY, frame.efield), float)
+    blob = (_structure_key(frame) + np.round(requested, 9).tobytes()
+            + ",".join(sorted(props)).encode())
+    return hashlib.sha256(blob).hexdigest()[:20]
 
 
 def _label_one(backend: Backend, frame: Frame, efield, props: set[str]) -> Frame:
@@ -161,14 +179,18 @@ def label_frames(
     report = LabelReport(output=output, total=len(frames))
 
     done: dict[int, Frame] = {}
+    # every frame labelled before (the output, the parts), found by its structure: the
+    # input may have been reordered or extended since
     previous = read_frames(output) if output.exists() else []
+    if parts.is_dir():
+        for part in sorted(parts.glob("*.xyz")):
+            previous += read_frames(part)
+    by_structure: dict[bytes, list[Frame]] = {}
+    for cand in previous:
+        by_structure.setdefault(_structure_key(cand), []).append(cand)
     for position, frame in enumerate(frames):
         fe = _frame_field(frame, efield)
-        part = parts / f"{position:06d}.xyz"
-        candidates = [p for p in previous if p.atoms.info.get("label_position") == position]
-        if part.exists():
-            candidates += read_frames(part)
-        for cand in candidates:
+        for cand in by_structure.get(_structure_key(frame), []):
             if _matches(cand, frame, fingerprint, props, fe):
                 done[position] = cand
                 break
@@ -184,7 +206,8 @@ def label_frames(
     def finish(position: int, result) -> None:
         if isinstance(result, Frame):
             result.atoms.info["label_position"] = position
-            write_frames([result], parts / f"{position:06d}.xyz")
+            # named by content, not position: a reordered input never overwrites a part
+            write_frames([result], parts / f"{_part_name(result, props)}.xyz")
             done[position] = result
             report.labelled += 1
         else:
