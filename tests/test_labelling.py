@@ -118,13 +118,13 @@ def test_reordered_and_extended_input_reuses_every_finished_frame(tmp_path):
     frames = read_frames(src)
     extra = frames[0].atoms.copy()
     extra.positions += [0, 0, 5.0]
+    extra.info = {"config_type": "new"}
     reordered = [Frame(extra, {"efield": np.zeros(3)})] + frames[::-1]
     again = PointChargeBackend()
     report = label_frames(reordered, out, again, ["energy"], progress=False)
     assert report.reused == 1 and len(again.calls) == 4
     labelled = read_frames(out)
-    assert [f.atoms.info.get("config_type") for f in labelled] == [None, "c3", "c2", "c1",
-                                                                   "c0"]
+    assert [f.atoms.info["config_type"] for f in labelled] == ["new", "c3", "c2", "c1", "c0"]
     np.testing.assert_allclose(labelled[4].labels["energy"], 0.0)  # c0: field 0
 
 
