@@ -53,9 +53,10 @@ def test_sample_orders_sites_first_and_fields_along_the_normal(tmp_path):
 
     info = mm.sample(tmp_path / "metal.xyz", systems=("Cu(100)",))
     frames = read_frames(tmp_path / "metal.xyz")
-    assert info["frames"] == len(frames) == 4 * 5 + 16 + 4
+    assert info["frames"] == len(frames) == 4 * 5 + 5 + 16 + 4
     kinds = [f.atoms.info["config_type"] for f in frames]
-    assert kinds[:20] == ["adatom_path"] * 20
+    assert kinds[:12] == ["adatom_path"] * 12 and kinds[12:17] == ["clean_thick"] * 5
+    assert [len(f.atoms) for f in frames[12:17]] == [20, 20, 20, 28, 28]
     targets = [f.atoms.info["target_field"] for f in frames[:12]]
     assert sorted(set(targets)) == [-0.5, 0.0, 0.5]  # the main fields first
     fields = np.array([f.efield for f in frames])

@@ -9,8 +9,8 @@ Run (the shipped file was made exactly so, see ``metal_meta.json``)::
 
 ``sample`` builds Cu(100), Cu(111) and W(110) slabs (2x2 surface cells, three layers,
 the bottom one fixed) with an adatom at its stable and saddle sites and along its hop
-path, thermal displacements of adatom slabs and clean slabs, each at a field along
-the surface normal between -1 and +1 V/Å. Cu hop paths come from a climbing-image
+path, thermal displacements of adatom slabs and clean slabs, and clean slabs of five
+and seven layers, each at a field along the surface normal between -1 and +1 V/Å. Cu hop paths come from a climbing-image
 NEB with ASE's EMT potential (only to place the atoms: the labels are DFT); W has no
 EMT parameters, so its path is the straight line between sites at a fixed height.
 The frames are ordered by priority (sites at the main fields first, thermal
@@ -55,6 +55,9 @@ THERMAL_TEMPERATURES = (300.0, 600.0, 900.0)  # K
 EINSTEIN = {"Cu": 240.0, "W": 230.0}
 THERMAL_COUNTS = {"Cu(100)": 16, "Cu(111)": 16, "W(110)": 8}
 CLEAN_COUNTS = {"Cu(100)": 4, "Cu(111)": 4, "W(110)": 2}
+#: thicker clean slabs: (system, layers, target fields)
+THICK = (("Cu(100)", 5, (0.0, 0.5, -0.5)), ("Cu(100)", 7, (0.0, 0.5)),
+         ("Cu(111)", 5, (0.0, 0.5)))
 SEED = 20261203
 SYSTEMS = ("Cu(100)", "Cu(111)", "W(110)")
 
@@ -199,6 +202,13 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
             for field in fields:
                 group += [frame(path[i], system, "adatom_path", field, image=i) for i in keep]
         groups.append(group)
+        if fields == PATH_FIELDS[:3]:
+            # thicker clean slabs: how the dipole and polarizability grow with thickness
+            # (the screening charges' separation) fixes what interior atoms carry
+            groups.append([frame(clean_slab(system, layers=layers), system, "clean_thick",
+                                 field, layers=layers)
+                           for system, layers, fields_thick in THICK if system in systems
+                           for field in fields_thick])
     group = []
     for system in systems:
         path = paths[system]
