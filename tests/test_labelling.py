@@ -144,6 +144,10 @@ def test_parallel_workers_give_the_same_labels(tmp_path):
         (["--properties", "energy,polarisability"], "unknown property polarisability"),
         (["--backend", "vasp"], "unknown backend 'vasp'"),
         (["--workers", "0"], "--workers must be at least 1"),
+        (["--set", "grid"], "--set 'grid': expected KEY=VALUE"),
+        (["--set", "conv_tol=[1"], "not valid YAML"),
+        (["--set", "bogus=1"], "unknown key 'bogus'"),
+        (["--set", "conv_tol=-1"], "conv_tol"),
         (["--xc", "PBE", "--charge", "1", "--spin", "0"], None),
     ],
 )

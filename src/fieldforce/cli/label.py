@@ -35,6 +35,9 @@ def register(subparsers) -> None:
         "--properties", default="energy,forces,dipole",
         help=f"comma-separated subset of {','.join(REFERENCE_LABELS)}",
     )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any backend setting (fieldforce config pyscf|gpaw lists them), "
+                        "VALUE in YAML: --set mode=lcao --set kpts=[6,6] --set h=0.18")
     p.add_argument("--workers", type=int, default=1, help="parallel processes")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop starting new frames after this many seconds (rerun to continue)")
@@ -58,6 +61,7 @@ def run(args) -> int:
                            ("spin", args.spin), ("field_step", args.field_step))
         if value is not None
     }
+    options.update(_settings(args.set))
     backend = get_backend(args.backend, **options)
     report = label_frames(
         args.input, args.output, backend, props,
@@ -70,3 +74,20 @@ def run(args) -> int:
     if report.failed and (args.strict or report.labelled + report.reused == 0):
         return 1
     return 0
+
+
+def _settings(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings -> settings (VALUE parsed as YAML); the backend's settings
+    checker then names a bad key or value."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set mode=lcao")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {pair!r}: the value is not valid YAML") from None
+    return out
