@@ -278,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("finish", help="write metal_meta.json next to the labelled file")
     p.add_argument("labelled", type=Path)
     p.add_argument("--partial", action="store_true",
-                   help="first collect the frames labelled so far from LABELLED.parts/")
+                   help="first collect the frames labelled so far from the parts folder")
+    p.add_argument("--parts", type=Path, default=None,
+                   help="the parts folder of the labelling job (default: LABELLED.parts)")
     p.add_argument("--planned", type=Path, default=None,
                    help="the unlabelled file (to state how many of the planned are labelled)")
     args = parser.parse_args(argv)
@@ -303,12 +305,20 @@ def main(argv: list[str] | None = None) -> int:
     return _finish(args)
 
 
+def _key(frame: Frame) -> tuple:
+    return (frame.atoms.numbers.tobytes(), np.round(frame.atoms.positions, 6).tobytes(),
+            round(float(frame.atoms.info.get("target_field", 0.0)), 9))
+
+
 def _finish(args) -> int:
     from fieldforce.data.io import read_frames, write_frames
 
-    parts = args.labelled.with_name(args.labelled.name + ".parts")
+    parts = args.parts or args.labelled.with_name(args.labelled.name + ".parts")
     if args.partial:
         frames = [f for p in sorted(parts.glob("*.xyz")) for f in read_frames(p)]
+        if args.planned is not None:  # in the planned order
+            rank = {_key(f): k for k, f in enumerate(read_frames(args.planned))}
+            frames.sort(key=lambda f: rank.get(_key(f), len(rank)))
         write_frames(frames, args.labelled)
     frames = read_frames(args.labelled)
     counts: dict[str, int] = {}
@@ -327,7 +337,8 @@ def _finish(args) -> int:
             "python -m fieldforce.datasets.make_metal sample --out metal_unlabelled.xyz",
             "python -m fieldforce.datasets.make_metal label metal_unlabelled.xyz metal.xyz.gz "
             "--workers 16",
-            "python -m fieldforce.datasets.make_metal finish metal.xyz.gz",
+            "python -m fieldforce.datasets.make_metal finish metal.xyz.gz "
+            "--planned metal_unlabelled.xyz",
         ],
     }
     if args.planned is not None:

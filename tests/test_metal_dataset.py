@@ -1,0 +1,62 @@
+"""The shipped metal-surface dataset: complete, and its DFT labels obey the relations of a
+slab in a field (the electric enthalpy's field derivatives, Gauss's law, no net force)."""
+
+import numpy as np
+import pytest
+
+from fieldforce.datasets import load_metal, metal_metadata
+from fieldforce.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return load_metal()
+
+
+def test_counts_labels_and_filters(frames):
+    meta = metal_metadata()
+    assert len(frames) == meta["frames"] == sum(meta["counts"].values())
+    assert meta["frames"] <= meta["planned_frames"]
+    for f in frames:
+        assert all(f.has(p) for p in ("energy", "forces", "dipole", "polarizability")), f.where()
+        assert f.atoms.pbc.tolist() == [True, True, False]
+        # along the normal only: a periodic density has no in-plane dipole
+        assert np.abs(f.efield[:2]).max() == 0 and np.abs(f.labels["dipole"][:2]).max() == 0
+        alpha = f.labels["polarizability"]
+        assert alpha[2, 2] > 0 and np.abs(alpha).sum() == pytest.approx(alpha[2, 2])
+        fixed = f.atoms.constraints[0].index  # the bottom layer is held
+        z = f.atoms.positions[:, 2]
+        assert z[fixed].max() < np.delete(z, fixed).min()
+    for system in {f.atoms.info["system"] for f in frames}:
+        subset = load_metal(system)
+        assert subset and all(f.atoms.info["system"] == system for f in subset)
+    with pytest.raises(ConfigError, match="no shipped metal frames of 'Cu\\(110\\)'"):
+        load_metal("Cu(110)")
+
+
+def test_checks_every_frame_passed(frames):
+    for f in frames:
+        assert abs(f.atoms.info["gauss_ratio"] - 1) < 0.05, f.where()
+        assert np.linalg.norm(f.labels["forces"].sum(axis=0)) < 0.2, f.where()
+        # the field felt is near the one asked for
+        assert abs(f.efield[2] - f.atoms.info["target_field"]) < 0.15, f.where()
+
+
+def test_energy_dipole_and_polarizability_are_one_enthalpy(frames):
+    """For one geometry at two fields: U2 - U1 = -1/2 (mu1 + mu2)(F2 - F1) and
+    mu2 - mu1 = 1/2 (alpha1 + alpha2)(F2 - F1), exact for U quadratic in F: the labels
+    are the electric enthalpy of the slab in the field it felt, not the box's energy."""
+    by_geometry = {}
+    for f in frames:
+        key = np.round(f.atoms.positions, 6).tobytes()
+        by_geometry.setdefault(key, []).append(f)
+    pairs = [g for g in by_geometry.values() if len(g) >= 2]
+    assert pairs, "no geometry labelled at two fields"
+    for group in pairs:
+        a, b = sorted(group, key=lambda f: f.efield[2])[:2]
+        df = b.efield[2] - a.efield[2]
+        mu = (a.labels["dipole"][2], b.labels["dipole"][2])
+        alpha = (a.labels["polarizability"][2, 2], b.labels["polarizability"][2, 2])
+        du = float(b.labels["energy"] - a.labels["energy"])
+        assert du == pytest.approx(-0.5 * (mu[0] + mu[1]) * df, rel=0.02), a.where()
+        assert mu[1] - mu[0] == pytest.approx(0.5 * (alpha[0] + alpha[1]) * df, rel=0.02)
