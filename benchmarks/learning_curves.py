@@ -79,9 +79,15 @@ def main() -> None:
         style = "o-" if label.startswith("fieldforce") else "s--"
         axes[0].plot(n, [r["forces_eV_per_A"] for r in rows], style, label=label)
         axes[1].plot(n, [r["energy_meV_per_atom"] for r in rows], style, label=label)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    sizes = sorted({r["n_train"] for rows in data.values() for r in rows})
     for ax, what in zip(axes, ("force RMSE (eV/Å)", "energy RMSE (meV/atom)"), strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(sizes)  # label the measured sizes only (log minor labels overlap)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training frames")
         ax.set_ylabel(what)
         ax.grid(True, which="both", alpha=0.3)
