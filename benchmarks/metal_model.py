@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fieldforce.data.io import read_frames
 from fieldforce.datasets import load_metal
 from fieldforce.models import load_model
 from fieldforce.simulation.calculator import FieldForceCalculator
@@ -91,39 +92,62 @@ def path_comparison(model, frames) -> dict:
     return out
 
 
-def layer_profile(model, frame, path: Path) -> dict:
-    """Atomic mu_z and alpha_zz per layer (by height) of one adatom slab, and a plot."""
+def _layers(z: np.ndarray) -> list[list[int]]:
+    """Atom indices grouped in layers by height (gaps > 0.5 Å), bottom first."""
+    layers: list[list[int]] = []
+    for i in np.argsort(z):
+        if layers and z[i] - z[layers[-1][-1]] < 0.5:
+            layers[-1].append(int(i))
+        else:
+            layers.append([int(i)])
+    return layers
+
+
+def layer_profile(model, frames, path: Path) -> list[dict]:
+    """Atomic mu_z and alpha_zz per layer (by height) of each slab in ``frames``, and a plot
+    (one row per slab) with eps0 x (volume per atom) marked: the alpha_zz an interior atom
+    must carry when a slab's dipole is a sum of atom-centred dipoles (the screening charges
+    sit a slab thickness apart, so the slab's alpha grows by eps0 A d per thickness d)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    res = model_results(model, frame)
-    z = frame.atoms.positions[:, 2]
-    order = np.argsort(z)
-    layers: list[list[int]] = []
-    for i in order:
-        if layers and z[i] - z[layers[-1][-1]] < 0.5:
-            layers[-1].append(int(i))
-        else:
-            layers.append([int(i)])
-    mu = np.asarray(res["atomic_dipoles"])[:, 2]
-    alpha = np.asarray(res["atomic_polarizabilities"])[:, 2, 2]
-    table = [{"height": float(z[idx].mean()), "atoms": len(idx),
-              "mu_z": float(mu[idx].mean()), "alpha_zz": float(alpha[idx].mean())}
-             for idx in layers]
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3.2), sharey=True)
-    h = [r["height"] for r in table]
-    axes[0].barh(h, [r["mu_z"] for r in table], height=0.4)
-    axes[0].set_xlabel("atomic μ$_z$ (e·Å), mean per layer")
-    axes[1].barh(h, [r["alpha_zz"] for r in table], height=0.4, color="C1")
-    axes[1].set_xlabel("atomic α$_{zz}$ (e·Å²/V), mean per layer")
-    axes[0].set_ylabel("height (Å)")
-    fig.suptitle(f"{frame.atoms.info.get('system')} at F = {frame.efield[2]:+.2f} V/Å")
+    from fieldforce.units import EPSILON0 as eps0
+
+    fig, axes = plt.subplots(len(frames), 2, figsize=(7, 3.0 * len(frames)), squeeze=False)
+    out = []
+    for row, frame in zip(axes, frames, strict=True):
+        res = model_results(model, frame)
+        atoms = frame.atoms
+        z = atoms.positions[:, 2]
+        layers = _layers(z)
+        mu = np.asarray(res["atomic_dipoles"])[:, 2]
+        alpha = np.asarray(res["atomic_polarizabilities"])[:, 2, 2]
+        table = [{"height": float(z[idx].mean()), "atoms": len(idx),
+                  "mu_z": float(mu[idx].mean()), "alpha_zz": float(alpha[idx].mean())}
+                 for idx in layers]
+        full = [r for r in table if r["atoms"] == max(t["atoms"] for t in table)]
+        spacing = float(np.mean(np.diff([r["height"] for r in full]))) if len(full) > 1 else 0
+        area = float(np.linalg.norm(np.cross(atoms.cell[0], atoms.cell[1])))
+        screening = eps0 * area / full[0]["atoms"] * spacing
+        h = [r["height"] for r in table]
+        row[0].barh(h, [r["mu_z"] for r in table], height=0.4)
+        row[0].set_xlabel("atomic μ$_z$ (e·Å), mean per layer")
+        row[1].barh(h, [r["alpha_zz"] for r in table], height=0.4, color="C1")
+        row[1].axvline(screening, color="k", ls="--", lw=1, label="ε$_0$ × volume per atom")
+        row[1].set_xlabel("atomic α$_{zz}$ (e·Å²/V), mean per layer")
+        row[1].legend(fontsize=7, loc="lower right")
+        row[0].set_ylabel("height (Å)")
+        row[0].set_title(f"{atoms.info.get('system')} {atoms.info.get('config_type')}, "
+                         f"F = {frame.efield[2]:+.2f} V/Å", fontsize=9, loc="left")
+        out.append({"system": atoms.info.get("system"),
+                    "config_type": atoms.info.get("config_type"), "layers": table,
+                    "eps0_volume_eA2_per_V": screening})
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
-    return {"frame": frame.atoms.info.get("config_type"), "layers": table}
+    return out
 
 
 def step_cost(model, frame, repeats: int = 20) -> dict:
@@ -142,25 +166,36 @@ def step_cost(model, frame, repeats: int = 20) -> dict:
     return out
 
 
+def _jsonable(value):
+    """numpy scalars and arrays for json.dumps."""
+    return np.asarray(value).tolist()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="examples/train_metal.yaml")
     parser.add_argument("--model", default="runs/metal/model.pt")
+    parser.add_argument("--data", default=None,
+                        help="labelled metal frames (default: the shipped set); e.g. a "
+                             "snapshot of the labelling job made with make_metal finish")
     args = parser.parse_args()
     model = load_model(args.model)
     config = load_config(args.config)
     _, _, test = split_data(config)
-    _, table = evaluate_frames(model, test)
-    frames = [f for f in load_metal() if f.atoms.info["config_type"] == "adatom_path"]
+    table, _ = evaluate_frames(model, test)
+    everything = load_metal() if args.data is None else read_frames(args.data)
+    frames = [f for f in everything if f.atoms.info["config_type"] == "adatom_path"]
     paths = path_comparison(model, frames)
     adatom = next(f for f in frames if f.atoms.info["system"] == "Cu(100)")
+    thick = sorted((f for f in everything if f.atoms.info["config_type"] == "clean_thick"),
+                   key=lambda f: len(f.atoms))
     RESULTS.mkdir(exist_ok=True)
-    profile = layer_profile(model, adatom, RESULTS / "metal_layer_profile.png")
+    profile = layer_profile(model, [adatom] + thick[-1:], RESULTS / "metal_layer_profile.png")
     cost = step_cost(model, adatom)
     result = {"test_errors": table, "test_frames": len(test), "paths": paths,
               "layer_profile": profile, "step_cost": cost,
               "experiment_W110": EXPERIMENT_W110}
-    (RESULTS / "metal_model.json").write_text(json.dumps(result, indent=1, default=float))
+    (RESULTS / "metal_model.json").write_text(json.dumps(result, indent=1, default=_jsonable))
     print(f"held-out frames: {len(test)}")
     for name, m in table.items():
         if "rmse" in m:
