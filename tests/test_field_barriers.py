@@ -137,3 +137,27 @@ def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsy
     assert cli_main(args + ["--fields", "0", "--images", "2", "--json",
                             str(tmp_path / "x.json")]) != 0
     assert "--images must be at least 3" in capsys.readouterr().err
+
+
+class SinkingAdatom(AdatomInField):
+    """AdatomInField plus a spring pulling the adatom onto the surface atom below it with
+    zero rest length: a model without repulsion, whose minimum is a collapsed structure."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        pos = self.atoms.positions
+        below = int(np.argmax(pos[:-1, 2]))
+        d = pos[-1] - pos[below]
+        self.results["energy"] += 200.0 * d @ d
+        self.results["free_energy"] = self.results["energy"]
+        self.results["forces"][-1] -= 400.0 * d
+        self.results["forces"][below] += 400.0 * d
+
+
+def test_a_collapsing_model_gives_one_clear_error_not_a_barrier():
+    from fieldforce.errors import DataError
+
+    path = mm.hop_path("Cu(100)")
+    with pytest.raises(DataError, match=r"initial state relaxed at F = \+0\.1 V/Å: atoms "
+                                        r"\d+ \(Cu\) and \d+ \(Cu\) came to .* no repulsion"):
+        field_barriers(SinkingAdatom, path[0], path[-1], [0.1], images=3, steps=200)

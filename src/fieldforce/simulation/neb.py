@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
-from fieldforce.errors import ConfigError
+from fieldforce.errors import ConfigError, DataError
 
 #: a calculator for a uniform field [3] V/Å
 CalculatorFactory = Callable[[np.ndarray], object]
@@ -82,6 +82,34 @@ def _relax(atoms: Atoms, fmax: float, steps: int) -> tuple[Atoms, bool]:
     return atoms, bool(opt.run(fmax=fmax, steps=steps))
 
 
+#: Atoms closer than this fraction of their covalent radii's sum mean a collapsed structure.
+COLLAPSE_FRACTION = 0.5
+
+
+def check_collapse(atoms: Atoms, what: str) -> None:
+    """One clear error when two atoms of ``atoms`` came closer than ``COLLAPSE_FRACTION`` of
+    their covalent radii's sum: an optimiser following a model that has no repulsion there
+    (outside its training data) ends in such a structure and reports a meaningless barrier.
+    ``what`` says which structure (field, end state or image) for the message."""
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    if len(atoms) < 2:
+        return
+    radii = covalent_radii[atoms.numbers]
+    i, j, d = neighbor_list("ijd", atoms, 2 * COLLAPSE_FRACTION * float(radii.max()))
+    bad = d < COLLAPSE_FRACTION * (radii[i] + radii[j])
+    if bad.any():
+        k = int(np.flatnonzero(bad)[np.argmin(d[bad])])
+        symbols = atoms.get_chemical_symbols()
+        raise DataError(
+            f"{what}: atoms {i[k]} ({symbols[i[k]]}) and {j[k]} ({symbols[j[k]]}) came to "
+            f"{d[k]:.3g} Å (their covalent radii add to {radii[i[k]] + radii[j[k]]:.2f} Å): "
+            "the model has no repulsion there, i.e. the path left its training data; "
+            "train on more varied structures (e.g. thermal displacements) or check the "
+            "end states")
+
+
 def field_barriers(make_calculator: CalculatorFactory, initial: Atoms, final: Atoms,
                    fields: Sequence[float], images: int = 7, fmax: float = 0.03,
                    steps: int = 1000, climb: bool = True,
@@ -120,8 +148,9 @@ def field_barriers(make_calculator: CalculatorFactory, initial: Atoms, final: At
         vector = f * normal
         ends = []
         ok = True
-        for end in (initial, final):
+        for name, end in (("initial", initial), ("final", final)):
             relaxed, done = _relax(_attach(end, make_calculator(vector)), fmax, steps)
+            check_collapse(relaxed, f"the {name} state relaxed at F = {f:+g} V/Å")
             ends.append(relaxed)
             ok &= done
         band = [ends[0]] + [_attach(ends[0], make_calculator(vector))
@@ -129,6 +158,8 @@ def field_barriers(make_calculator: CalculatorFactory, initial: Atoms, final: At
         neb = NEB(band, climb=climb, method="improvedtangent")
         neb.interpolate(mic=True)
         ok &= bool(FIRE(neb, logfile=None).run(fmax=fmax, steps=steps))
+        for k, image in enumerate(band[1:-1], start=1):
+            check_collapse(image, f"NEB image {k} at F = {f:+g} V/Å")
         energies = np.array([a.get_potential_energy() for a in band])
         rows.append(energies - energies[0])
         steps_between = [np.linalg.norm(b.positions - a.positions)
