@@ -55,8 +55,12 @@ def test_sample_orders_sites_first_and_fields_along_the_normal(tmp_path):
     frames = read_frames(tmp_path / "metal.xyz")
     assert info["frames"] == len(frames) == 4 * 5 + 5 + 16 + 4
     kinds = [f.atoms.info["config_type"] for f in frames]
-    assert kinds[:12] == ["adatom_path"] * 12 and kinds[12:17] == ["clean_thick"] * 5
-    assert [len(f.atoms) for f in frames[12:17]] == [20, 20, 20, 28, 28]
+    # paths at 0, +-0.5 V/Å; thermal frames (the repulsion a relaxation needs); thick
+    # slabs; paths at +-1 V/Å
+    assert kinds[:12] == ["adatom_path"] * 12
+    assert set(kinds[12:32]) == {"adatom_thermal", "clean_thermal"}
+    assert kinds[32:37] == ["clean_thick"] * 5 and kinds[37:] == ["adatom_path"] * 8
+    assert [len(f.atoms) for f in frames[32:37]] == [20, 20, 20, 28, 28]
     targets = [f.atoms.info["target_field"] for f in frames[:12]]
     assert sorted(set(targets)) == [-0.5, 0.0, 0.5]  # the main fields first
     fields = np.array([f.efield for f in frames])

@@ -14,8 +14,8 @@ and seven layers, each at a field along the surface normal between -1 and +1 V/�
 hop paths come from a climbing-image NEB with ASE's EMT potential (only to place the
 atoms: the labels are DFT); W has no EMT parameters, so its path is the straight line
 between sites, each point lifted to a fixed distance from the surface atoms.
-The frames are ordered by priority (sites at the main fields first, thermal
-frames last) so that a partly labelled set is already useful.
+The frames are ordered by priority (hop paths at 0 and +-0.5 V/Å, thermal frames, thick
+slabs, paths at +-1 V/Å) so that a partly labelled set is already useful.
 
 ``label`` is labelling with the dataset's GPAW settings (:data:`SETTINGS`), resumable
 like any labelling job: it can run in pieces (``--max-hours``) and on many cores.
@@ -187,7 +187,6 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
     rng = np.random.default_rng(seed)
     normal = np.array([0.0, 0.0, 1.0])
     paths = {s: hop_path(s) for s in systems}
-    groups: list[list[Frame]] = []  # labelled in this order
 
     def frame(atoms: Atoms, system: str, kind: str, field: float, **tags) -> Frame:
         atoms = atoms.copy()
@@ -195,6 +194,7 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
         return Frame(atoms, {"efield": field * normal})
 
     # the hop's distinct images (a symmetric hop's second half mirrors its first)
+    path_groups = []
     for fields in (PATH_FIELDS[:3], PATH_FIELDS[3:]):
         group = []
         for system in systems:
@@ -202,14 +202,13 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
             keep = range(len(path)) if system == "Cu(111)" else range(len(path) // 2 + 1)
             for field in fields:
                 group += [frame(path[i], system, "adatom_path", field, image=i) for i in keep]
-        groups.append(group)
-        if fields == PATH_FIELDS[:3]:
-            # thicker clean slabs: how the dipole and polarizability grow with thickness
-            # (the screening charges' separation) fixes what interior atoms carry
-            groups.append([frame(clean_slab(system, layers=layers), system, "clean_thick",
-                                 field, layers=layers)
-                           for system, layers, fields_thick in THICK if system in systems
-                           for field in fields_thick])
+        path_groups.append(group)
+    # thicker clean slabs: how the dipole and polarizability grow with thickness (the
+    # screening charges' separation) fixes what interior atoms carry
+    thick = [frame(clean_slab(system, layers=layers), system, "clean_thick", field,
+                   layers=layers)
+             for system, layers, fields_thick in THICK if system in systems
+             for field in fields_thick]
     group = []
     for system in systems:
         path = paths[system]
@@ -222,7 +221,12 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
             temperature = THERMAL_TEMPERATURES[k % len(THERMAL_TEMPERATURES)]
             group.append(frame(thermal(clean_slab(system), temperature, rng), system,
                                "clean_thermal", rng.uniform(-1, 1), temperature=temperature))
-    groups.append([group[i] for i in rng.permutation(len(group))])
+    thermal_group = [group[i] for i in rng.permutation(len(group))]
+    # Thermal frames come right after the paths at 0 and +-0.5 V/Å: a model trained on
+    # path images alone has no repulsion to stop a relaxation or an MD run from
+    # collapsing the slab (measured on the first 16 frames), so they matter more to a
+    # partly labelled set than the thick slabs and the +-1 V/Å paths.
+    groups = [path_groups[0], thermal_group, thick, path_groups[1]]
     frames = [f for g in groups for f in g]
     write_frames(frames, out)
     counts: dict[str, int] = {}
