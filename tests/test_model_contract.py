@@ -168,8 +168,12 @@ def test_the_family_registers_by_subclassing():
                                                                    None)
     with pytest.raises(ConfigError, match="heads': expected an integer >= 2"):
         build_model({"family": "test_ensemble", "species": [1, 8], "heads": 1})
-    with pytest.raises(ConfigError, match="unknown key 'head' .*did you mean 'heads'"):
-        build_model({"family": "test_ensemble", "species": [1, 8], "head": 2})
+    with pytest.raises(ConfigError, match="unknown key 'haeds' .*did you mean 'heads'"):
+        build_model({"family": "test_ensemble", "species": [1, 8], "haeds": 2})
+    # a head the family does not register: one sentence naming what it offers
+    with pytest.raises(ConfigError, match="'test_ensemble' family has no 'gpr' heads; it "
+                                          "offers: neural"):
+        build_model({"family": "test_ensemble", "species": [1, 8], "head": "gpr"})
 
 
 def test_train_and_eval_through_the_cli(trained, data, capsys):

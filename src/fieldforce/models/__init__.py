@@ -43,9 +43,10 @@ FORMAT = "fieldforce-model"
 
 
 def build_model(config: dict | None) -> FieldModel:
-    """A new model of ``config['family']`` (default ``response``), its section checked."""
+    """A new model of ``config['family']`` (default ``response``) with ``config['head']``
+    (default ``neural``), its section checked."""
     config = dict(config or {})
-    return family_class(config.get("family", "response"))(config)
+    return family_class(config.get("family", "response"), head=config.get("head"))(config)
 
 
 def save_model(model: FieldModel, path: str | Path, extra: dict | None = None) -> Path:
@@ -88,7 +89,7 @@ def load_model(path: str | Path) -> FieldModel:
     if family not in families():
         raise DataError(f"{path}: unknown model family {family!r} (defined in "
                         f"{payload.get('module', '?')}); available: {', '.join(families())}")
-    cls = family_class(family)
+    cls = family_class(family, head=payload["config"].get("head"))
     config = {**getattr(cls.settings_class, "file_defaults", {}), **payload["config"]}
     model = cls(config)
     try:

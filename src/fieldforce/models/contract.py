@@ -22,6 +22,9 @@ The class declares, from the canonical label table (:mod:`fieldforce.data.labels
 ``fitting``                 ``"gradient"`` (epochs of gradient descent) or
                             ``"closed_form"`` (one call of :meth:`FieldModel.fit`, e.g.
                             kernel heads)
+``head``                    which heads the class implements (``"neural"`` by default):
+                            a family may register one class per head (``model: {family:
+                            response, head: gpr}``), each with its own settings
 ==========================  =============================================================
 
 The calculator, ``fieldforce train``, ``fieldforce eval``, the MD trajectory writer and
@@ -168,12 +171,16 @@ class ModelSettings(Section):
     #: (their models were built without it); a new default must not change an old file
     file_defaults: ClassVar[dict[str, Any]] = {}
     family: str = option("response", "model family (fieldforce.models.families())")
+    head: str = option("neural", "the heads that map descriptors to energies, dipoles and "
+                       "polarizabilities: neural (networks, gradient descent) or gpr "
+                       "(sparse Gaussian-process regression, closed-form fit with "
+                       "uncertainties; families that offer it)")
 
 
 # -- the registry --------------------------------------------------------------------------
 
-#: family name -> class, filled as the family classes are defined.
-_FAMILIES: dict[str, type[FieldModel]] = {}
+#: family name -> head -> class, filled as the family classes are defined.
+_FAMILIES: dict[str, dict[str, type[FieldModel]]] = {}
 
 
 def families() -> list[str]:
@@ -181,20 +188,28 @@ def families() -> list[str]:
     return sorted(_FAMILIES)
 
 
-def family_class(name: Any, source: str | None = None) -> type[FieldModel]:
-    """The class registered as family ``name``; a ConfigError listing the others if none."""
+def family_class(name: Any, source: str | None = None, head: Any = None
+                 ) -> type[FieldModel]:
+    """The class registered as family ``name`` with heads ``head`` (None: neural); a
+    ConfigError listing the others if none."""
+    where = f"{source}: " if source else ""
     if not isinstance(name, str) or name not in _FAMILIES:
-        where = f"{source}: " if source else ""
         raise ConfigError(f"{where}unknown model family {name!r}"
                           f"{suggestion(name, families())}; available: "
                           f"{', '.join(families())}")
-    return _FAMILIES[name]
+    heads = _FAMILIES[name]
+    head = "neural" if head is None else head
+    if not isinstance(head, str) or head not in heads:
+        raise ConfigError(f"{where}model.head: the {name!r} family has no {head!r} heads"
+                          f"{suggestion(head, sorted(heads))}; it offers: "
+                          f"{', '.join(sorted(heads))}")
+    return heads[head]
 
 
 def model_settings(config: dict | None, source: str | None = None) -> Section:
     """The ``model:`` section ``config`` checked against its family's settings."""
     config = dict(config or {})
-    cls = family_class(config.get("family", "response"), source)
+    cls = family_class(config.get("family", "response"), source, config.get("head"))
     config.setdefault("family", cls.family)
     return cls.settings_class.from_dict(config, source=source, prefix="model")
 
@@ -215,10 +230,11 @@ class FieldModel(nn.Module):
     needs_potential: ClassVar[bool] = False
     default_loss_weights: ClassVar[dict[str, float]] = {"energy": 1.0, "forces": 100.0}
     fitting: ClassVar[str] = "gradient"
+    head: ClassVar[str] = "neural"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "family" not in cls.__dict__ or not cls.family:
+        if ("family" not in cls.__dict__ and "head" not in cls.__dict__) or not cls.family:
             return  # an abstract intermediate class, or a subclass of a family
         if cls.field_support not in FIELD_SUPPORT:
             raise TypeError(f"{cls.__name__}.field_support must be one of {FIELD_SUPPORT}")
@@ -228,12 +244,12 @@ class FieldModel(nn.Module):
         if unknown:
             raise TypeError(f"{cls.__name__}.default_loss_weights: {sorted(unknown)} are not "
                             "canonical labels")
-        known = _FAMILIES.get(cls.family)
+        known = _FAMILIES.get(cls.family, {}).get(cls.head)
         if known is not None and (known.__module__, known.__qualname__) != (
                 cls.__module__, cls.__qualname__):
-            raise TypeError(f"model family {cls.family!r} is already registered by "
-                            f"{known.__module__}.{known.__qualname__}")
-        _FAMILIES[cls.family] = cls
+            raise TypeError(f"model family {cls.family!r} with {cls.head!r} heads is already "
+                            f"registered by {known.__module__}.{known.__qualname__}")
+        _FAMILIES.setdefault(cls.family, {})[cls.head] = cls
 
     #: extrapolation (per-atom score, see the ``extrapolation`` output) above which the
     #: calculator warns that a structure lies outside the training data. On the shipped
@@ -254,6 +270,9 @@ class FieldModel(nn.Module):
         if getattr(self.settings, "family", self.family) != self.family:
             raise ConfigError(f"model family {self.settings.family!r} given to the "
                               f"{self.family!r} model")
+        if getattr(self.settings, "head", self.head) != self.head:
+            raise ConfigError(f"model.head {self.settings.head!r} given to the {self.family!r} "
+                              f"model with {self.head!r} heads")
         self.config: dict[str, Any] = self.settings.to_dict()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -151,7 +151,8 @@ def load_config(source: str | Path | dict) -> dict:
         del data["valid"]
     training = config.training.to_dict()
     if training["loss_weights"] is None:
-        training["loss_weights"] = dict(family_class(model.family).default_loss_weights)
+        training["loss_weights"] = dict(family_class(model.family, head=model.head)
+                                          .default_loss_weights)
     return {"data": data, "model": dict(config.model), "training": training,
             "output": str((base / config.output).resolve()), "source": where}
 

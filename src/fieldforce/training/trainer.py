@@ -61,7 +61,8 @@ class Trainer:
         random.seed(t["seed"])
         self.train, self.valid, self.test = data if data is not None else split_data(config)
         model_cfg = dict(config["model"])
-        if "species" in family_class(model_cfg.get("family", "response")).settings_class.keys():
+        cls = family_class(model_cfg.get("family", "response"), head=model_cfg.get("head"))
+        if "species" in cls.settings_class.keys():
             # a family that resolves species gets those of the data unless it names them
             model_cfg.setdefault("species", species_of(self.train + self.valid + self.test))
         self.model = build_model(model_cfg)
