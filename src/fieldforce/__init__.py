@@ -14,7 +14,8 @@ Public API (everything else may change between versions):
   Coulomb sums (direct, Ewald, PME, P3M on torch-pme)
 - :class:`FieldModel`, :func:`build_model`, :func:`load_model`, :func:`evaluate` —
   the model contract and its families: :class:`ResponseModel` (dipole +
-  polarizability) and :class:`LatentChargeModel` (latent Ewald summation)
+  polarizability; :class:`KernelResponseModel` with sparse-GP heads) and
+  :class:`LatentChargeModel` (latent Ewald summation)
 - :func:`run_md`, :class:`FieldForceCalculator` — MD in fields (ASE), in
   :mod:`fieldforce.simulation`
 - :func:`ir_spectrum`, :func:`polarization_current_spectrum`,
@@ -69,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     # models
     "FieldModel": "fieldforce.models",
     "build_model": "fieldforce.models",
+    "KernelResponseModel": "fieldforce.models",
     "LatentChargeModel": "fieldforce.models",
     "ResponseModel": "fieldforce.models",
     "evaluate": "fieldforce.models",

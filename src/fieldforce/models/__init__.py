@@ -2,11 +2,13 @@
 
 Every family is a :class:`~fieldforce.models.contract.FieldModel` subclass; defining it
 with ``family = "name"`` registers it (see :mod:`fieldforce.models.contract` for what a
-family declares). Built in, all on the shared
+family declares). Built in, the neural heads on the shared
 :class:`~fieldforce.models.backbone.Backbone`:
 
 * ``response`` — :class:`~fieldforce.models.response.ResponseModel`, dipole +
-  polarizability response to a field;
+  polarizability response to a field; with ``head: gpr``
+  :class:`~fieldforce.models.response_kernel.KernelResponseModel`, the same physics with
+  sparse Gaussian-process heads (closed-form fit, uncertainties);
 * ``latent`` — :class:`~fieldforce.models.latent.LatentChargeModel`, latent Ewald
   summation: short-range energy + Coulomb energy of hidden charges.
 
@@ -36,6 +38,7 @@ from fieldforce.models.contract import (
 from fieldforce.models.derivatives import evaluate
 from fieldforce.models.latent import LatentChargeModel
 from fieldforce.models.response import ResponseModel
+from fieldforce.models.response_kernel import KernelResponseModel
 from fieldforce.units import INTERNAL_UNITS
 from fieldforce.version import __version__
 
@@ -103,6 +106,6 @@ def load_model(path: str | Path) -> FieldModel:
     return model
 
 
-__all__ = ["FieldModel", "LatentChargeModel", "Output", "ResponseModel", "build_model",
-           "evaluate", "families", "family_class", "load_model", "model_settings", "output",
-           "save_model"]
+__all__ = ["FieldModel", "KernelResponseModel", "LatentChargeModel", "Output", "ResponseModel",
+           "build_model", "evaluate", "families", "family_class", "load_model",
+           "model_settings", "output", "save_model"]

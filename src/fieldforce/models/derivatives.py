@@ -50,8 +50,15 @@ def atom_fields(batch: Batch, positions: torch.Tensor, field: FieldLike = None,
         values = field(positions, time_fs)
         return torch.as_tensor(values).to(positions)
     field = torch.as_tensor(field).to(positions)
-    if field.ndim == 1:
+    if field.ndim == 1 and field.shape[0] == 3:
         return field.expand(positions.shape[0], 3)
+    if field.ndim != 2 or field.shape != (batch.n_structures, 3):
+        # e.g. a per-atom [N, 3] array would otherwise be read row by row as the
+        # structures' fields
+        raise ConfigError(f"a field tensor must be [3] (one uniform field) or [B, 3] (one "
+                          f"per structure, B = {batch.n_structures}); got shape "
+                          f"{tuple(field.shape)}. A field that varies from atom to atom is "
+                          "a function of the positions (fieldforce.fields)")
     return field[batch.structure_index]
 
 

@@ -148,16 +148,18 @@ class SparseSolve:
 
 def cross_validate(design: torch.Tensor, targets: torch.Tensor, groups: torch.Tensor,
                    k_mm: torch.Tensor, sigmas: list[float], theta: float = 1.0,
-                   folds: int = 5, relative: torch.Tensor | None = None
-                   ) -> tuple[float, dict[float, float]]:
+                   folds: int = 5, relative: torch.Tensor | None = None,
+                   fixed: torch.Tensor | None = None) -> tuple[float, dict[float, float]]:
     """The noise level of ``sigmas`` with the lowest k-fold cross-validation RMSE.
 
     ``groups`` [n_obs]: the structure each observation belongs to (a structure's rows stay
     together, so its forces do not leak into the fold that tests its energy);
     ``relative`` [n_obs]: per-observation factors the noise is multiplied by (e.g. the
     square root of the atom count for energies); the RMSE is taken on targets divided by
-    them. Returns (best sigma, {sigma: RMSE})."""
+    them; ``fixed`` [n_obs] bool: rows whose noise is ``relative`` itself, whatever sigma
+    (a noise level the user set). Returns (best sigma, {sigma: RMSE})."""
     relative = torch.ones_like(targets) if relative is None else relative
+    fixed = torch.zeros_like(targets, dtype=torch.bool) if fixed is None else fixed
     unique = torch.unique(groups)
     fold_of = torch.empty(int(groups.max()) + 1, dtype=torch.long)
     fold_of[unique] = torch.arange(len(unique)) % folds
@@ -170,8 +172,8 @@ def cross_validate(design: torch.Tensor, targets: torch.Tensor, groups: torch.Te
             if not test.any() or test.all():
                 continue
             train = ~test
-            solve = SparseSolve.fit(design[train], targets[train], s * relative[train], k_mm,
-                                    theta)
+            noise = torch.where(fixed, relative, s * relative)
+            solve = SparseSolve.fit(design[train], targets[train], noise[train], k_mm, theta)
             error = (solve.predict(design[test]) - targets[test]) / relative[test]
             squared += float(error.pow(2).sum())
             count += int(test.sum())

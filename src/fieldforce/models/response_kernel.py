@@ -1,0 +1,542 @@
+"""The response model with kernel heads: ``model: {family: response, head: gpr}``.
+
+The physics is that of :mod:`fieldforce.models.response`,
+U(R, E) = U0(R) - sum_i mu_i.E_i - 1/2 sum_i E_i.alpha_i.E_i, with the atomic energies,
+dipoles mu_i and polarizabilities alpha_i = a_i I + T_i from sparse Gaussian-process
+regression on the normalised SOAP features (:mod:`fieldforce.models.kernels`): a scalar
+kernel for e_i and a_i, the symmetry-adapted lambda = 1 kernel for mu_i and lambda = 2
+for the traceless T_i, so every prediction is exactly equivariant. Kernels between atoms
+of different species are zero (the features do not encode the central species).
+
+Fitted in closed form (no epochs), in two linear solves:
+
+1. dipoles and polarizabilities: the structures' labels are sums of atomic
+   contributions (the atomic ones stay latent, as in SA-GPR), a dipole at a field
+   E including sum_i alpha_i E_i; one joint solve for the three kernel expansions;
+2. energies and forces: their field terms, now known, are subtracted, and U0 is fitted
+   to both; forces are derivative observations (the position gradients of the kernel
+   sums, by autograd through the descriptors), so the kernel U0 drives MD.
+
+Each regularisation (noise level) not set in the ``model:`` section is chosen by k-fold
+cross-validation over structures. The fit's cost scales with the sparse points (M per
+species): memory n_obs x M for the design, M^2 per covariance; the training set enters
+linearly. The loss weights of the training file only switch terms on (> 0) or off.
+
+Uncertainties (standard deviations of the posterior of the latent function, without the
+noise): ``energy_uncertainty`` [B] eV (subset-of-regressors variance of U0 plus the
+part of each atom's prior variance the sparse set cannot represent, Nystrom residual,
+summed over atoms as if independent), ``dipole_uncertainty`` [B, 3] e·Å (of sum_i mu_i),
+``polarizability_uncertainty`` [B, 3, 3] e·Å²/V; ``extrapolation`` per atom is the
+square root of that residual fraction (0: the atom's environment lies in the span of the
+sparse environments; 1: orthogonal to all of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from fieldforce.config import option
+from fieldforce.data.batch import Batch, collate, physical_components
+from fieldforce.data.frame import Frame
+from fieldforce.descriptors import DescriptorSettings, SOAPFeatures, spherical_to_cartesian_l2
+from fieldforce.errors import ConfigError, DataError
+from fieldforce.models.backbone import composition_baseline
+from fieldforce.models.contract import FieldModel, ModelSettings, output
+from fieldforce.models.kernels import (
+    JITTER,
+    SparseSolve,
+    cross_validate,
+    farthest_point_sampling,
+    normalise,
+)
+from fieldforce.models.response import ResponseModel
+
+#: noise levels tried by cross-validation, as fractions of each property's prior scale
+NOISE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+#: ratios (force noise / prior force scale) / (energy noise / prior energy scale) tried
+FORCE_RATIO_GRID = (0.3, 1.0, 3.0)
+#: buffers whose shape the fit decides (resized when a model file is loaded)
+FITTED = ("sparse_invariant", "sparse_species", "sparse_whitener", "energy_weights",
+          "energy_factor", "response_invariant", "response_vector", "response_tensor",
+          "response_species", "dipole_weights", "iso_weights", "aniso_weights",
+          "dipole_factor", "iso_factor", "aniso_factor")
+
+
+@dataclass(kw_only=True)
+class KernelResponseSettings(ModelSettings):
+    """The ``model:`` section of ``family: response`` with ``head: gpr``."""
+
+    family: str = option("response", "model family")
+    head: str = option("gpr", "kernel heads (sparse Gaussian-process regression)")
+    descriptor: DescriptorSettings = option(
+        default_factory=DescriptorSettings,
+        doc="SOAP settings (fieldforce.descriptors.DescriptorSettings); species are the "
+            "model's")
+    species: list[int] | None = option(None, "atomic numbers the model handles (default: "
+                                       "those of the training data)", minimum=1,
+                                       maximum=118)
+    sparse_points: int = option(200, "sparse environments per species of the energy "
+                                "kernel (farthest-point sampling)", minimum=1)
+    response_sparse_points: int = option(100, "sparse environments per species of the "
+                                         "dipole and polarizability kernels", minimum=1)
+    zeta: int = option(2, "exponent of the scalar kernel (x_i . x_M)^zeta", minimum=1)
+    energy_noise: float | None = option(None, "noise of the energies, eV per atom (null: "
+                                        "cross-validation)", exclusive_minimum=0)
+    forces_noise: float | None = option(None, "noise of the forces, eV/Å (null: "
+                                        "cross-validation)", exclusive_minimum=0)
+    dipole_noise: float | None = option(None, "noise of the dipoles, e·Å per atom (null: "
+                                        "cross-validation)", exclusive_minimum=0)
+    polarizability_noise: float | None = option(None, "noise of the polarizabilities, "
+                                                "e·Å²/V per atom (null: cross-validation)",
+                                                exclusive_minimum=0)
+    folds: int = option(5, "folds of the cross-validation", minimum=2)
+
+
+class KernelResponseModel(FieldModel):
+    """Response model with sparse-GP heads (see the module docstring)."""
+
+    family = "response"
+    head = "gpr"
+    settings_class = KernelResponseSettings
+    fitting = "closed_form"
+    field_support = "nonuniform"
+    # only whether a term is on matters: the fit weighs observations by their noise
+    default_loss_weights = {"energy": 1.0, "forces": 1.0, "dipole": 1.0,
+                            "polarizability": 1.0}
+    outputs = ResponseModel.outputs[:-1] + (
+        output("extrapolation", per_atom=True, shape=(), dimension="dimensionless",
+               description="square root of the fraction of the atom's prior energy "
+                           "variance the sparse environments cannot represent (0..1)"),
+        output("energy_uncertainty", like="energy",
+               description="posterior standard deviation of U0"),
+        output("dipole_uncertainty", like="dipole",
+               description="posterior standard deviation of sum_i mu_i, per component"),
+        output("polarizability_uncertainty", like="polarizability",
+               description="posterior standard deviation of sum_i alpha_i, per component"),
+    )
+    extrapolation_threshold: ClassVar[float] = 0.5
+
+    def __init__(self, config: dict | None = None):
+        super().__init__(config)
+        species = self.settings.species
+        if not species:
+            raise ConfigError("model.species is empty; give the atomic numbers to model")
+        self._species = sorted(int(z) for z in species)
+        descriptor = DescriptorSettings.from_dict(
+            {**self.settings.descriptor.to_dict(), "species": self.species},
+            prefix="model.descriptor")
+        self.config["species"] = self.species
+        self.config["descriptor"]["species"] = self.species
+        self.features = SOAPFeatures(descriptor)
+        self.zeta = int(self.settings.zeta)
+        self.register_buffer("species_map", torch.full((max(self.species) + 1,), -1,
+                                                       dtype=torch.long))
+        self.species_map[torch.tensor(self.species)] = torch.arange(len(self.species))
+        self.register_buffer("energy_baseline", torch.zeros(len(self.species)))
+        # prior standard deviations: atomic energy (eV), dipole (e·Å), isotropic and
+        # traceless polarizability (e·Å²/V)
+        self.register_buffer("prior_scales", torch.ones(4))
+        for name in FITTED:
+            dtype = torch.long if name.endswith("species") else torch.float64
+            self.register_buffer(name, torch.zeros(0, dtype=dtype))
+        self.double()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in FITTED:  # the fit decided these shapes
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def species(self) -> list[int]:
+        """Atomic numbers the model knows."""
+        return list(self._species)
+
+    @property
+    def fitted(self) -> bool:
+        return self.sparse_invariant.numel() > 0
+
+    def species_index(self, numbers: torch.Tensor) -> torch.Tensor:
+        index = self.species_map[numbers.clamp(0, len(self.species_map) - 1)]
+        index = torch.where(numbers < len(self.species_map), index, -1)
+        if (index < 0).any():
+            bad = sorted(set(numbers[index < 0].tolist()))
+            raise ConfigError(f"atomic numbers {bad} were not in the model's species "
+                              f"{self.species}")
+        return index
+
+    # -- kernels ---------------------------------------------------------------------------
+
+    def _similarity(self, x: torch.Tensor, species: torch.Tensor, sparse_x: torch.Tensor,
+                    sparse_species: torch.Tensor) -> torch.Tensor:
+        """(x_i . x_M) between atoms and sparse environments of the same species, [N, M]."""
+        same = (species[:, None] == sparse_species[None, :]).to(x.dtype)
+        return (x @ sparse_x.T) * same
+
+    def _response_kernels(self, feats: dict, x: torch.Tensor, species: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """k0 [N, Mr], k1 [N, 3, Mr, 3], k2 [N, 5, Mr, 5] against the response sparse set."""
+        s = self._similarity(x, species, self.response_invariant, self.response_species)
+        power = s.pow(self.zeta - 1)[:, None, :, None]
+        k1 = torch.einsum("iaf,mbf->iamb", normalise(feats["vector"]),
+                          self.response_vector) * power
+        k2 = torch.einsum("iaf,mbf->iamb", normalise(feats["tensor"]),
+                          self.response_tensor) * power
+        return s.pow(self.zeta), k1, k2
+
+    # -- forward -----------------------------------------------------------------------------
+
+    def forward(self, batch: Batch, atom_field: torch.Tensor, response: bool = True,
+                density=None) -> dict[str, torch.Tensor]:
+        """Energy [B] eV and the declared outputs (see the module docstring)."""
+        if not self.fitted:
+            raise ConfigError("this kernel model has not been fitted (fieldforce train)")
+        field_on = bool(atom_field.detach().abs().max() > 0) if atom_field.numel() else False
+        equivariant = response or field_on
+        feats = self.features(batch.positions, batch.numbers, batch.cell, batch.pbc,
+                              batch.structure_index, equivariant=equivariant, density=density)
+        species = self.species_index(batch.numbers)
+        x = normalise(feats["invariant"])
+        s = self._similarity(x, species, self.sparse_invariant, self.sparse_species)
+        k = s.pow(self.zeta)  # [N, M]
+        atomic_energy = k @ self.energy_weights + self.energy_baseline[species]
+        energy = batch.sum_per_structure(atomic_energy)
+        with torch.no_grad():
+            # Nystrom residual of each atom's prior variance (k(x, x) = 1)
+            projected = (k @ self.sparse_whitener.T).pow(2).sum(-1)
+            residual = (1.0 - projected).clamp_min(0.0)
+            design = batch.sum_per_structure(k)
+            variance = (design @ self.energy_factor).pow(2).sum(-1) + \
+                self.prior_scales[0] ** 2 * batch.sum_per_structure(residual)
+        out = {"atomic_energies": atomic_energy, "energy_zero_field": energy,
+               "extrapolation": residual.sqrt(), "energy_uncertainty": variance.sqrt()}
+        if equivariant:
+            k0, k1, k2 = self._response_kernels(feats, x, species)
+            mu = torch.einsum("iamb,mb->ia", k1, self.dipole_weights)
+            iso = k0 @ self.iso_weights
+            aniso = torch.einsum("iamb,mb->ia", k2, self.aniso_weights)
+            eye = torch.eye(3, dtype=x.dtype, device=x.device)
+            alpha = iso[:, None, None] * eye + spherical_to_cartesian_l2(aniso[..., None])[..., 0]
+            coupling = -(mu * atom_field).sum(-1) - 0.5 * torch.einsum(
+                "na,nab,nb->n", atom_field, alpha, atom_field)
+            energy = energy + batch.sum_per_structure(coupling)
+            induced = torch.einsum("nab,nb->na", alpha, atom_field)
+            out.update(atomic_dipoles=mu, atomic_polarizabilities=alpha,
+                       permanent_dipole=batch.sum_per_structure(mu),
+                       dipole=batch.sum_per_structure(mu + induced),
+                       polarizability=batch.sum_per_structure(alpha))
+            with torch.no_grad():
+                out.update(self._response_uncertainty(batch, k0, k1, k2))
+        out["energy"] = energy
+        return out
+
+    def _response_uncertainty(self, batch: Batch, k0, k1, k2) -> dict[str, torch.Tensor]:
+        """Standard deviations of sum_i mu_i [B, 3] and sum_i alpha_i [B, 3, 3]."""
+        b = batch.n_structures
+        d1 = batch.sum_per_structure(k1).reshape(b, 3, -1)  # [B, 3, 3 Mr]
+        dipole = (d1 @ self.dipole_factor).pow(2).sum(-1).sqrt()
+        iso = (batch.sum_per_structure(k0) @ self.iso_factor).pow(2).sum(-1)  # [B]
+        d2 = batch.sum_per_structure(k2)  # [B, 5, Mr, 5]
+        basis = spherical_to_cartesian_l2(torch.eye(5, dtype=k0.dtype)[..., None])[..., 0]
+        cart = torch.einsum("mab,smrn->sabrn", basis, d2).reshape(b, 3, 3, -1)
+        aniso = (cart @ self.aniso_factor).pow(2).sum(-1)
+        eye = torch.eye(3, dtype=k0.dtype)
+        return {"dipole_uncertainty": dipole,
+                "polarizability_uncertainty": (aniso + iso[:, None, None] * eye).sqrt()}
+
+    # -- fit ---------------------------------------------------------------------------------
+
+    def fit_statistics(self, frames: Sequence[Frame]) -> None:
+        """Nothing separate: :meth:`fit` sets every data-dependent constant."""
+
+    def fit(self, frames: Sequence[Frame], weights: dict[str, float]) -> dict:
+        """Closed-form fit (see the module docstring); returns the noise levels chosen and
+        the sparse set sizes, for metrics.json."""
+        terms = {k for k, v in weights.items() if v > 0}
+        unsupported = terms - {"energy", "forces", "dipole", "polarizability"}
+        if unsupported:
+            raise ConfigError(f"the kernel response model fits energies, forces, dipoles "
+                              f"and polarizabilities; not {sorted(unsupported)}")
+        batch = collate(frames)
+        positions = batch.positions.detach().requires_grad_("forces" in terms)
+        moved = batch.with_positions(positions)
+        density = self.features.fixed_density(batch.positions, batch.numbers, batch.cell,
+                                              batch.pbc, batch.structure_index)
+        feats = self.features(positions, batch.numbers, batch.cell, batch.pbc,
+                              batch.structure_index, equivariant=True, density=density)
+        species = self.species_index(batch.numbers)
+        x = normalise(feats["invariant"])
+        info: dict[str, Any] = {}
+        with torch.no_grad():
+            chosen = self._sparse(x, species, self.settings.sparse_points)
+            self.sparse_invariant = x[chosen].detach().clone()
+            self.sparse_species = species[chosen].clone()
+            rchosen = self._sparse(x, species, self.settings.response_sparse_points)
+            self.response_invariant = x[rchosen].detach().clone()
+            self.response_species = species[rchosen].clone()
+            self.response_vector = normalise(feats["vector"][rchosen]).detach().clone()
+            self.response_tensor = normalise(feats["tensor"][rchosen]).detach().clone()
+        info["sparse_points"] = len(chosen)
+        info["response_sparse_points"] = len(rchosen)
+        atom_field = batch.field[batch.structure_index]
+        if terms & {"dipole", "polarizability"}:
+            info.update(self._fit_response(batch, feats, x, species, atom_field, terms))
+        else:
+            for name in ("dipole_weights", "aniso_weights"):
+                setattr(self, name, torch.zeros(len(rchosen), 3 if name[0] == "d" else 5,
+                                                dtype=x.dtype))
+            self.iso_weights = torch.zeros(len(rchosen), dtype=x.dtype)
+            for name, size in (("dipole_factor", 3), ("iso_factor", 1), ("aniso_factor", 5)):
+                setattr(self, name, torch.zeros(size * len(rchosen), size * len(rchosen),
+                                                dtype=x.dtype))
+        info.update(self._fit_energy(moved, positions, feats, x, species, atom_field, terms))
+        return info
+
+    @staticmethod
+    def _sparse(x: torch.Tensor, species: torch.Tensor, per_species: int) -> torch.Tensor:
+        """Farthest-point sparse environments of each species (rows of ``x``)."""
+        parts = []
+        for s in torch.unique(species):
+            rows = torch.nonzero(species == s).flatten()
+            parts.append(rows[farthest_point_sampling(x[rows].detach(), per_species)])
+        return torch.cat(parts)
+
+    def _labels(self, batch: Batch, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Structures with label ``name`` and its values there."""
+        if name not in batch.labels:
+            raise DataError(f"the training frames have no {name} labels, but the {name} term "
+                            "is on")
+        structures = torch.nonzero(batch.label_mask[name]).flatten()
+        return structures, batch.labels[name][structures]
+
+    def _fit_response(self, batch, feats, x, species, atom_field, terms) -> dict:
+        """Joint solve for the dipole, isotropic and traceless polarizability weights."""
+        with torch.no_grad():
+            k0, k1, k2 = self._response_kernels(
+                {k: v.detach() for k, v in feats.items()}, x.detach(), species)
+            b, mr = batch.n_structures, k0.shape[1]
+            basis = spherical_to_cartesian_l2(torch.eye(5, dtype=x.dtype)[..., None])[..., 0]
+            # per structure: d(sum alpha_i)/dw and d(sum mu_i + alpha_i E_i)/dw, blocks
+            # [dipole 3 Mr | iso Mr | aniso 5 Mr]
+            iso_alpha = batch.sum_per_structure(k0)  # [B, Mr]: trace part per unit
+            aniso_alpha = torch.einsum("mab,imrn->iabrn", basis, k2)  # [N, 3, 3, Mr, 5]
+            p_rows = torch.cat([
+                torch.zeros(b, 3, 3, 3 * mr, dtype=x.dtype),
+                torch.eye(3, dtype=x.dtype)[None, :, :, None] * iso_alpha[:, None, None, :],
+                batch.sum_per_structure(aniso_alpha).reshape(b, 3, 3, 5 * mr)], dim=-1)
+            d_rows = torch.cat([
+                batch.sum_per_structure(k1).reshape(b, 3, 3 * mr),
+                batch.sum_per_structure(atom_field[:, :, None] * k0[:, None, :]),
+                batch.sum_per_structure(torch.einsum("iabrn,ib->iarn", aniso_alpha,
+                                                     atom_field).reshape(-1, 3, 5 * mr))],
+                dim=-1)
+            n_atoms = batch.n_atoms_per_structure.to(x.dtype)
+            rows, targets, scales, fixed, groups = [], [], [], [], []
+            prior = {}
+            for name, design in (("dipole", d_rows), ("polarizability", p_rows)):
+                if name not in terms:
+                    continue
+                structures, values = self._labels(batch, name)
+                per_atom = values / n_atoms[structures].view(-1, *[1] * (values.ndim - 1))
+                if name == "dipole":
+                    prior["dipole"] = float(per_atom.pow(2).mean().sqrt().clamp_min(1e-6))
+                    unit = prior["dipole"]
+                else:
+                    trace = torch.diagonal(per_atom, dim1=-2, dim2=-1).mean(-1)
+                    traceless = per_atom - trace[:, None, None] * torch.eye(3, dtype=x.dtype)
+                    prior["iso"] = float(trace.pow(2).mean().sqrt().clamp_min(1e-6))
+                    prior["aniso"] = float(traceless.pow(2).mean().sqrt().clamp_min(1e-6))
+                    unit = max(prior["iso"], prior["aniso"])
+                label = physical_components(batch, name, values, structures).reshape(-1)
+                per_row = label.numel() // len(structures)
+                design = _project(batch, name, design[structures], structures, per_row)
+                noise = getattr(self.settings, f"{name}_noise")
+                rows.append(design)
+                targets.append(label)
+                # noise per atom, summed over a structure's atoms: x sqrt(atoms); a set
+                # noise is used as is, else sigma (cross-validated) x the prior scale
+                root = torch.sqrt(n_atoms[structures]).repeat_interleave(per_row)
+                scales.append(root * (noise if noise is not None else unit))
+                fixed.append(torch.full_like(root, noise is not None, dtype=torch.bool))
+                groups.append(structures.repeat_interleave(per_row))
+            theta = {"dipole": prior.get("dipole", 1e-3), "iso": prior.get("iso", 1e-3),
+                     "aniso": prior.get("aniso", 1e-3)}
+            # block prior: values at the sparse points ~ N(0, theta_b^2 K_b)
+            kk0 = (self.response_invariant @ self.response_invariant.T) * (
+                self.response_species[:, None] == self.response_species[None, :])
+            kk1 = torch.einsum("iaf,jbf->iajb", self.response_vector, self.response_vector
+                               ) * kk0.pow(self.zeta - 1)[:, None, :, None]
+            kk2 = torch.einsum("iaf,jbf->iajb", self.response_tensor, self.response_tensor
+                               ) * kk0.pow(self.zeta - 1)[:, None, :, None]
+            k_mm = torch.block_diag(kk1.reshape(3 * mr, 3 * mr) / theta["dipole"] ** 2,
+                                    kk0.pow(self.zeta) / theta["iso"] ** 2,
+                                    kk2.reshape(5 * mr, 5 * mr) / theta["aniso"] ** 2)
+            design = torch.cat(rows)
+            target = torch.cat(targets)
+            relative = torch.cat(scales)
+            group = torch.cat(groups)
+            fixed_rows = torch.cat(fixed)
+            if bool(fixed_rows.all()):
+                sigma, scores = 1.0, {}
+            else:
+                sigma, scores = cross_validate(design, target, group, k_mm, list(NOISE_GRID),
+                                               1.0, self.settings.folds, relative, fixed_rows)
+            relative = torch.where(fixed_rows, relative, sigma * relative)
+            solve = SparseSolve.fit(design, target, relative, k_mm, 1.0)
+            w = solve.weights
+            self.dipole_weights = w[:3 * mr].reshape(mr, 3).clone()
+            self.iso_weights = w[3 * mr:4 * mr].clone()
+            self.aniso_weights = w[4 * mr:].reshape(mr, 5).clone()
+            cov = solve.covariance_factor
+            for name, rows_ in (("dipole_factor", slice(0, 3 * mr)),
+                                ("iso_factor", slice(3 * mr, 4 * mr)),
+                                ("aniso_factor", slice(4 * mr, 9 * mr))):
+                block = cov[rows_] @ cov[rows_].T
+                setattr(self, name, _square_factor(block))
+            self.prior_scales[1:] = torch.tensor([theta["dipole"], theta["iso"],
+                                                  theta["aniso"]])
+        return {"response_noise": sigma, "response_cv_rmse": scores}
+
+    def _fit_energy(self, moved, positions, feats, x, species, atom_field, terms) -> dict:
+        """U0 from energies and forces, their field terms (the response heads) removed."""
+        batch = moved
+        m = self.sparse_invariant.shape[0]
+        s = self._similarity(x, species, self.sparse_invariant, self.sparse_species)
+        k = s.pow(self.zeta)  # [N, M], differentiable through the positions
+        with torch.no_grad():
+            kk = (self.sparse_invariant @ self.sparse_invariant.T).pow(self.zeta) * (
+                self.sparse_species[:, None] == self.sparse_species[None, :])
+            lower = torch.linalg.cholesky(kk + JITTER * torch.eye(m, dtype=kk.dtype))
+            self.sparse_whitener = torch.linalg.solve_triangular(
+                lower, torch.eye(m, dtype=kk.dtype), upper=False)
+        if "energy" not in terms and "forces" not in terms:
+            self.energy_weights = torch.zeros(m, dtype=x.dtype)
+            self.energy_factor = torch.zeros(m, m, dtype=x.dtype)
+            return {}
+        # the field terms of the fitted response heads, their energies and forces
+        field_energy = torch.zeros(batch.n_structures, dtype=x.dtype)
+        field_forces = torch.zeros_like(positions)
+        if bool(atom_field.abs().max() > 0) and self.dipole_weights.numel():
+            k0, k1, k2 = self._response_kernels(feats, x, species)
+            mu = torch.einsum("iamb,mb->ia", k1, self.dipole_weights)
+            alpha = (k0 @ self.iso_weights)[:, None, None] * torch.eye(3, dtype=x.dtype) + \
+                spherical_to_cartesian_l2(torch.einsum("iamb,mb->ia", k2, self.aniso_weights
+                                                       )[..., None])[..., 0]
+            coupling = -(mu * atom_field).sum(-1) - 0.5 * torch.einsum(
+                "na,nab,nb->n", atom_field, alpha, atom_field)
+            field_energy = batch.sum_per_structure(coupling).detach()
+            if positions.requires_grad:
+                field_forces = -torch.autograd.grad(coupling.sum(), positions,
+                                                    retain_graph=True)[0]
+        counts = torch.zeros(batch.n_structures, len(self.species), dtype=x.dtype)
+        counts = counts.index_put((batch.structure_index, species),
+                                  torch.ones_like(species, dtype=x.dtype), accumulate=True)
+        n_atoms = counts.sum(1)
+        rows, targets, relative, groups = [], [], [], []
+        scale_e = 1.0
+        if "energy" in terms:
+            structures, energy = self._labels(batch, "energy")
+            energy = energy - field_energy[structures]
+            baseline = composition_baseline(counts[structures], energy)
+            self.energy_baseline.copy_(baseline)
+            residual = energy - counts[structures] @ baseline
+            scale_e = float((residual / n_atoms[structures]).std().clamp_min(1e-4)) \
+                if len(structures) > 1 else 1e-2
+            design_e = batch.sum_per_structure(k.detach())[structures]
+            rows.append(design_e)
+            targets.append(residual)
+            relative.append(torch.sqrt(n_atoms[structures]))
+            groups.append(structures)
+        force_ratio = None
+        if "forces" in terms:
+            mask = batch.atom_mask("forces")
+            if not bool(mask.any()):
+                raise DataError("the training frames have no forces labels, but the forces "
+                                "term is on")
+            forces = (batch.labels["forces"] - field_forces.detach())[mask].reshape(-1)
+            design_f = -_column_gradients(k, positions)[mask].reshape(-1, m)
+            scale_f = float(forces.std().clamp_min(1e-3))
+            rows.append(design_f)
+            targets.append(forces)
+            force_ratio = scale_f / scale_e
+            relative.append(torch.full_like(forces, force_ratio))
+            groups.append(batch.structure_index[mask].repeat_interleave(3))
+        design = torch.cat(rows)
+        target = torch.cat(targets)
+        group = torch.cat(groups)
+        k_mm = kk / scale_e**2  # atomic energies ~ N(0, scale_e^2) at the sparse points
+        fixed_e, fixed_f = self.settings.energy_noise, self.settings.forces_noise
+        best: tuple[float, float, float] | None = None
+        scores: dict[str, float] = {}
+        ratios = FORCE_RATIO_GRID if force_ratio is not None and fixed_f is None else (1.0,)
+        for ratio in ratios:
+            rel = torch.cat([r if i == 0 and "energy" in terms else r * ratio
+                             for i, r in enumerate(relative)]) if force_ratio else \
+                torch.cat(relative)
+            if fixed_e is not None or ("energy" not in terms and fixed_f is not None):
+                sigma = (fixed_e / scale_e) if fixed_e is not None else 1.0
+                score = float("nan")
+            else:
+                sigma, grid = cross_validate(design, target / scale_e, group, k_mm * scale_e**2,
+                                             list(NOISE_GRID), 1.0, self.settings.folds, rel)
+                score = grid[sigma]
+                scores.update({f"{ratio:g}x{s:g}": v for s, v in grid.items()})
+            if best is None or score < best[0]:
+                best = (score, sigma, ratio)
+        _, sigma, ratio = best
+        rel = torch.cat([r if i == 0 and "energy" in terms else r * ratio
+                         for i, r in enumerate(relative)]) if force_ratio else torch.cat(relative)
+        if fixed_f is not None and "forces" in terms:  # an explicit force noise, eV/Å
+            n_f = targets[-1].numel()
+            rel[-n_f:] = fixed_f / (sigma * scale_e)
+        solve = SparseSolve.fit(design, target, sigma * scale_e * rel, k_mm, 1.0)
+        self.energy_weights = solve.weights.detach().clone()
+        self.energy_factor = solve.covariance_factor.detach().clone()
+        self.prior_scales[0] = scale_e
+        return {"energy_noise_eV_per_atom": sigma * scale_e,
+                "forces_noise_eV_per_A": (sigma * scale_e * force_ratio * ratio
+                                          if force_ratio else None),
+                "energy_cv_rmse": scores}
+
+
+def _project(batch: Batch, name: str, design: torch.Tensor, structures: torch.Tensor,
+             per_row: int) -> torch.Tensor:
+    """Design rows [S, *label shape, P] -> [S x per_row, P]: the observable components of
+    each structure's label (:func:`physical_components`), column by column."""
+    count, p = design.shape[0], design.shape[-1]
+    columns = design.movedim(-1, 1).reshape(count * p, *design.shape[1:-1])
+    projected = physical_components(batch, name, columns, structures.repeat_interleave(p))
+    return projected.reshape(count, p, per_row).movedim(1, 2).reshape(count * per_row, p)
+
+
+def _square_factor(covariance: torch.Tensor) -> torch.Tensor:
+    """A square factor C with C C^T = ``covariance`` (symmetric positive semi-definite)."""
+    values, vectors = torch.linalg.eigh(covariance)
+    return vectors * values.clamp_min(0.0).sqrt()
+
+
+def _column_gradients(k: torch.Tensor, positions: torch.Tensor, chunk: int = 64
+                      ) -> torch.Tensor:
+    """d(sum_i k[i, M])/d(positions), [N, 3, M]: one backward pass per sparse column (the
+    structures are independent, so one pass serves every structure), batched by vmap."""
+    total = k.sum(0)
+    m = total.shape[0]
+    out = torch.empty(*positions.shape, m, dtype=positions.dtype)
+    eye = torch.eye(m, dtype=total.dtype)
+    for start in range(0, m, chunk):
+        stop = min(start + chunk, m)
+        try:
+            grads = torch.autograd.grad(total, positions, grad_outputs=eye[start:stop],
+                                        retain_graph=True, is_grads_batched=True)[0]
+        except RuntimeError:  # an operation without a batching rule: one pass per column
+            grads = torch.stack([torch.autograd.grad(total[c], positions, retain_graph=True)[0]
+                                 for c in range(start, stop)])
+        out[..., start:stop] = grads.permute(1, 2, 0)
+    return out
+
+
+__all__ = ["KernelResponseModel", "KernelResponseSettings"]
