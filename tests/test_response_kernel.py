@@ -156,8 +156,44 @@ def test_the_model_file_and_train_carry_the_kernel_heads(teacher, frames, tmp_pa
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", str(tmp_path / "train.yaml"), "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert {"energy", "forces", "dipole", "polarizability",
-            "energy_uncertainty"} <= set(metrics["valid"])
+    assert {"energy", "forces", "dipole", "polarizability"} <= set(metrics["valid"])
+    # uncertainties scaled on the validation set: there the RMS z-score is 1
+    scales = metrics["fit"]["uncertainty_scales_from_validation"]
+    assert set(scales) == {"energy", "dipole", "polarizability"}
+    model = load_model(tmp_path / "run" / "model.pt")
+    for name in scales:
+        z = model._zscores(load_frames_of(config, tmp_path), name)
+        assert float(z.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-6)
+    for name in ("energy", "dipole", "polarizability"):
+        entry = metrics["valid"][name]["calibration"]
+        assert 0 <= entry["within_1sigma"] <= entry["within_2sigma"] <= 1
+    assert (tmp_path / "run" / "calibration_valid_dipole.png").exists()
+
+
+def load_frames_of(config, tmp_path):
+    """The validation frames of a training run's config."""
+    from fieldforce.training import load_config
+    from fieldforce.training.sources import split_data
+
+    _, valid, _ = split_data(load_config(tmp_path / "train.yaml"))
+    return valid
+
+
+def test_calibration_numbers_of_gaussian_errors():
+    from fieldforce.training.evaluation import calibration
+
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0.1, 2.0, size=(20000, 3))
+    ref = rng.normal(size=sigma.shape)
+    c = calibration(ref + sigma * rng.normal(size=sigma.shape), ref, sigma)
+    assert c["within_1sigma"] == pytest.approx(0.6827, abs=0.01)
+    assert c["within_2sigma"] == pytest.approx(0.9545, abs=0.005)
+    assert c["spearman"] > 0.3  # larger sigma, larger errors (0.48 for this spread)
+    shuffled = calibration(ref + sigma * rng.normal(size=sigma.shape), ref,
+                           rng.permutation(sigma))
+    assert abs(shuffled["spearman"]) < 0.05
+    overconfident = calibration(ref + sigma * rng.normal(size=sigma.shape), ref, sigma / 3)
+    assert overconfident["within_1sigma"] < 0.35
 
 
 def test_a_per_atom_field_array_is_refused_not_read_as_structure_fields(teacher, frames):

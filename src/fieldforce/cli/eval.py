@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("data", type=Path, metavar="DATA")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write metrics here")
     p.add_argument("--plots", type=Path, default=None, metavar="DIR",
-                   help="write parity plots (PNG) to this directory")
+                   help="write parity plots (PNG) to this directory, and calibration "
+                        "plots for outputs with a predicted uncertainty")
     p.set_defaults(func=run)
 
 
@@ -26,7 +27,7 @@ def run(args) -> int:
     from fieldforce.errors import ConfigError, DataError
     from fieldforce.models import load_model
     from fieldforce.training.evaluation import evaluate_frames, format_metrics
-    from fieldforce.training.plots import parity_plots
+    from fieldforce.training.plots import calibration_plots, parity_plots
 
     refuse_overwriting({"--json metrics": args.json}, {"model": args.model,
                                                        **source_files(args.data)})
@@ -48,6 +49,7 @@ def run(args) -> int:
         write_json(table, args.json)
         print(f"wrote {args.json}")
     if args.plots:
-        for path in parity_plots(pairs, args.plots, table):
+        for path in parity_plots(pairs, args.plots, table) + calibration_plots(pairs,
+                                                                                args.plots):
             print(f"wrote {path}")
     return 0

@@ -346,6 +346,12 @@ class FieldModel(nn.Module):
         what the fit wants recorded in metrics.json (e.g. the regularisation chosen)."""
         raise NotImplementedError(f"the {self.family!r} family is fitted by gradient descent")
 
+    def calibrate(self, frames: Sequence[Frame]) -> dict[str, float] | None:
+        """Scale the model's predicted uncertainties so that they match its errors on
+        ``frames`` (the validation set); returns the factors, or None (no uncertainties:
+        the default)."""
+        return None
+
     def prepare_training(self, frames: Sequence[Frame]) -> Any:
         """A cache the family wants built once per training run (e.g. descriptors of fixed
         geometries); handed back to :meth:`training_options`. Default: None."""

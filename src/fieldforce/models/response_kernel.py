@@ -140,6 +140,9 @@ class KernelResponseModel(FieldModel):
         # prior standard deviations: atomic energy (eV), dipole (e·Å), isotropic and
         # traceless polarizability (e·Å²/V)
         self.register_buffer("prior_scales", torch.ones(4))
+        # factors on the energy, dipole and polarizability uncertainties, fitted on the
+        # validation set by `fieldforce train` (calibrate); 1: the posterior as it is
+        self.register_buffer("uncertainty_scales", torch.ones(3))
         for name in FITTED:
             dtype = torch.long if name.endswith("species") else torch.float64
             self.register_buffer(name, torch.zeros(0, dtype=dtype))
@@ -213,7 +216,8 @@ class KernelResponseModel(FieldModel):
             variance = (design @ self.energy_factor).pow(2).sum(-1) + \
                 self.prior_scales[0] ** 2 * batch.sum_per_structure(residual)
         out = {"atomic_energies": atomic_energy, "energy_zero_field": energy,
-               "extrapolation": residual.sqrt(), "energy_uncertainty": variance.sqrt()}
+               "extrapolation": residual.sqrt(),
+               "energy_uncertainty": self.uncertainty_scales[0] * variance.sqrt()}
         if equivariant:
             k0, k1, k2 = self._response_kernels(feats, x, species)
             mu = torch.einsum("iamb,mb->ia", k1, self.dipole_weights)
@@ -245,10 +249,43 @@ class KernelResponseModel(FieldModel):
         cart = torch.einsum("mab,smrn->sabrn", basis, d2).reshape(b, 3, 3, -1)
         aniso = (cart @ self.aniso_factor).pow(2).sum(-1)
         eye = torch.eye(3, dtype=k0.dtype)
-        return {"dipole_uncertainty": dipole,
-                "polarizability_uncertainty": (aniso + iso[:, None, None] * eye).sqrt()}
+        return {"dipole_uncertainty": self.uncertainty_scales[1] * dipole,
+                "polarizability_uncertainty": self.uncertainty_scales[2] * (
+                    aniso + iso[:, None, None] * eye).sqrt()}
 
     # -- fit ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _zscores(self, frames: Sequence[Frame], name: str) -> torch.Tensor:
+        """Errors over predicted standard deviations of ``name`` on ``frames`` (observable
+        components; energies per structure)."""
+        from fieldforce.models.derivatives import evaluate
+
+        batch = collate(frames)
+        if name not in batch.labels or not bool(batch.label_mask[name].any()):
+            return torch.zeros(0, dtype=torch.float64)
+        with torch.enable_grad():
+            out = evaluate(self, batch, forces=False)
+        structures = torch.nonzero(batch.label_mask[name]).flatten()
+        error = physical_components(batch, name, (out[name] - batch.labels[name])[structures],
+                                    structures).reshape(-1)
+        sigma = physical_components(batch, name, out[f"{name}_uncertainty"][structures],
+                                    structures).reshape(-1)
+        return error / sigma.clamp_min(1e-300)
+
+    def calibrate(self, frames: Sequence[Frame]) -> dict[str, float]:
+        """One factor per uncertainty (energy, dipole, polarizability) that makes the
+        root-mean-square z-score (error / sigma) on ``frames`` 1: the posterior variance
+        of a GP with cross-validated noise is a shape, its scale is not a prediction."""
+        factors = {}
+        for k, name in enumerate(("energy", "dipole", "polarizability")):
+            self.uncertainty_scales[k] = 1.0
+            z = self._zscores(frames, name)
+            if z.numel() >= 2 and bool(torch.isfinite(z).all()):
+                factor = float(z.pow(2).mean().sqrt().clamp_min(1e-6))
+                self.uncertainty_scales[k] = factor
+                factors[name] = factor
+        return factors
 
     def fit_statistics(self, frames: Sequence[Frame]) -> None:
         """Nothing separate: :meth:`fit` sets every data-dependent constant."""

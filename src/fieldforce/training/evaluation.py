@@ -8,6 +8,14 @@ without a canonical label (an uncertainty, say) is summarised instead (mean, RMS
 largest value over the set), since there is nothing to compare it with. The model is
 evaluated at each frame's own uniform field. Outputs computed only on request (Born
 charges) are computed per batch, and only when the frames have their labels.
+
+A property whose model also predicts ``<name>_uncertainty`` (a standard deviation, e.g. the
+kernel heads) gets a ``calibration`` entry: the fractions of the errors (per component)
+within one and two predicted standard deviations (0.683 and 0.954 for calibrated
+Gaussian errors) and the Spearman rank correlation of the predicted sigma with the
+absolute error per item (structure or atom; vector norms for vector properties). For a
+slab, the uncertainty goes through the same projection as the values (its component along
+the normal).
 """
 
 from __future__ import annotations
@@ -54,6 +62,10 @@ def predict(model, frames: Sequence[Frame], batch_size: int = 64,
                 entry = pairs.setdefault(spec.name, {"pred": [], "ref": []})
                 entry["pred"].append(pair[0].detach().numpy())
                 entry["ref"].append(pair[1].detach().numpy())
+                sigma = out.get(f"{spec.name}_uncertainty")
+                if sigma is not None:  # the same selection and projection as the values
+                    same = labelled_pairs(batch, {spec.name: sigma}, spec.name)
+                    entry.setdefault("sigma", []).append(same[0].detach().numpy())
             elif spec.name in out and not (spec.on_request or spec.periodic_only):
                 value = out[spec.name].detach()
                 pairs.setdefault(spec.name, {"pred": []})["pred"].append(value.numpy())
@@ -83,7 +95,28 @@ def metrics(pairs: dict[str, dict[str, np.ndarray]], units: dict[str, str] | Non
         out[name] = {"rmse": rmse, "mae": float(np.mean(np.abs(diff))),
                      "rrmse": rmse / spread if spread > 0 else None,
                      "unit": LABELS[name].score_unit, "n": int(len(pr["ref"]))}
+        if "sigma" in pr and len(pr["sigma"]) == len(pr["ref"]):
+            out[name]["calibration"] = calibration(pr["pred"], pr["ref"], pr["sigma"])
     return out
+
+
+def calibration(pred: np.ndarray, ref: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
+    """within_1sigma, within_2sigma (fractions of component errors inside k predicted
+    standard deviations) and spearman (rank correlation of sigma with |error| per item;
+    null with fewer than 3 items or no spread)."""
+    from scipy.stats import spearmanr
+
+    error = np.abs(pred - ref).reshape(len(ref), -1)
+    sigma = np.abs(np.broadcast_to(sigma, pred.shape)).reshape(len(ref), -1)
+    safe = np.where(sigma > 0, sigma, np.finfo(float).tiny)
+    ratio = (error / safe).ravel()
+    item_error = np.linalg.norm(error, axis=1)
+    item_sigma = np.linalg.norm(sigma, axis=1)
+    rho = None
+    if len(ref) >= 3 and np.ptp(item_error) > 0 and np.ptp(item_sigma) > 0:
+        rho = float(spearmanr(item_sigma, item_error).statistic)
+    return {"within_1sigma": float(np.mean(ratio <= 1.0)),
+            "within_2sigma": float(np.mean(ratio <= 2.0)), "spearman": rho}
 
 
 def format_metrics(table: dict[str, dict], title: str = "") -> str:
@@ -98,6 +131,14 @@ def format_metrics(table: dict[str, dict], title: str = "") -> str:
             relative = "n/a (no spread)" if m["rrmse"] is None else f"{100 * m['rrmse']:.2f} %"
             lines.append(f"| {name} | {m['rmse']:.4g} | {m['mae']:.4g} | {relative} | "
                          f"{m['unit']} | {m['n']} |")
+        calibrated = {k: m["calibration"] for k, m in scored.items() if "calibration" in m}
+        if calibrated:
+            lines += ["", "| calibration | within 1 sigma | within 2 sigma | Spearman |",
+                      "|---|---|---|---|",
+                      *(f"| {k} | {c['within_1sigma']:.3f} (0.683) | "
+                        f"{c['within_2sigma']:.3f} (0.954) | "
+                        + ("n/a" if c["spearman"] is None else f"{c['spearman']:.2f}") + " |"
+                        for k, c in calibrated.items())]
     if summarised:
         lines += ["", "| output (no labels) | mean | RMS | max | unit | n |",
                   "|---|---|---|---|---|---|"]
@@ -117,4 +158,4 @@ def evaluate_frames(model, frames: Sequence[Frame]) -> tuple[dict, dict]:
     return table, {k: v for k, v in pairs.items() if "ref" in v}
 
 
-__all__ = ["evaluate_frames", "format_metrics", "metrics", "predict"]
+__all__ = ["calibration", "evaluate_frames", "format_metrics", "metrics", "predict"]

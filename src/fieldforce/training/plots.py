@@ -1,4 +1,5 @@
-"""Plots of a training run: parity plots per property and the learning curve (PNG)."""
+"""Plots of a training run: parity plots per property, calibration of predicted
+uncertainties, and the learning curve (PNG)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,45 @@ def parity_plots(pairs: dict[str, dict[str, np.ndarray]], directory: str | Path,
         if m:
             spread = "" if m.get("rrmse") is None else f", {100 * m['rrmse']:.1f} % of spread"
             ax.set_title(f"{name}: RMSE {m['rmse']:.3g} {unit}{spread}", fontsize=8)
+        fig.tight_layout()
+        path = Path(directory) / f"{prefix}_{name}.png"
+        save_figure(fig, path)
+        written.append(path)
+    return written
+
+
+def calibration_plots(pairs: dict[str, dict[str, np.ndarray]], directory: str | Path,
+                      prefix: str = "calibration") -> list[Path]:
+    """One PNG per property with a predicted uncertainty: the fraction of component
+    errors within k predicted standard deviations against k, next to the Gaussian
+    expectation erf(k / sqrt 2) (below it: overconfident), and |error| against sigma."""
+    from math import erf, sqrt
+
+    from matplotlib.figure import Figure
+
+    written = []
+    for name, pr in pairs.items():
+        if "sigma" not in pr:
+            continue
+        error = np.abs(pr["pred"] - pr["ref"]).ravel()
+        sigma = np.abs(np.broadcast_to(pr["sigma"], pr["pred"].shape)).ravel()
+        ratio = error / np.where(sigma > 0, sigma, np.finfo(float).tiny)
+        k = np.linspace(0, 4, 81)
+        fig = Figure(figsize=(8.0, 3.6))
+        left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+        left.plot(k, [np.mean(ratio <= x) for x in k], label="model")
+        left.plot(k, [erf(x / sqrt(2)) for x in k], "k--", lw=0.8, label="Gaussian")
+        left.set_xlabel("k (predicted standard deviations)")
+        left.set_ylabel("fraction of errors within k sigma")
+        left.legend(fontsize=8)
+        unit = LABELS[name].score_unit
+        right.loglog(np.maximum(sigma, 1e-12), np.maximum(error, 1e-12), ".", ms=2, alpha=0.5)
+        lo = float(max(min(sigma.min(), error.min()), 1e-12))
+        hi = float(max(sigma.max(), error.max()))
+        right.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        right.set_xlabel(f"predicted sigma ({unit})")
+        right.set_ylabel(f"|error| ({unit})")
+        fig.suptitle(name, fontsize=9)
         fig.tight_layout()
         path = Path(directory) / f"{prefix}_{name}.png"
         save_figure(fig, path)

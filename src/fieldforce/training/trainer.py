@@ -36,7 +36,7 @@ from fieldforce.models.derivatives import evaluate
 from fieldforce.training.config import PLATEAU_PATIENCE
 from fieldforce.training.evaluation import evaluate_frames, format_metrics
 from fieldforce.training.losses import label_scales, weighted_loss
-from fieldforce.training.plots import learning_curve, parity_plots
+from fieldforce.training.plots import calibration_plots, learning_curve, parity_plots
 from fieldforce.training.sources import split_data
 
 
@@ -232,6 +232,10 @@ class Trainer:
         if not self.gradient:
             start = time.perf_counter()
             info = self.model.fit(self.train, {k: self.weights[k] for k in self.terms})
+            if self.valid:  # uncertainties scaled to the validation errors (stated)
+                scales = self.model.calibrate(self.valid)
+                if scales:
+                    info["uncertainty_scales_from_validation"] = scales
             return self.finish("closed-form fit", time.perf_counter() - start, info)
         from tqdm import tqdm
 
@@ -291,10 +295,12 @@ class Trainer:
         if fit_info:
             result["fit"] = fit_info
         plots = parity_plots(valid_pairs, self.output, valid_table, prefix="parity_valid")
+        plots += calibration_plots(valid_pairs, self.output, prefix="calibration_valid")
         if self.test:
             test_table, test_pairs = evaluate_frames(self.model, self.test)
             result["test"] = test_table
             plots += parity_plots(test_pairs, self.output, test_table, prefix="parity_test")
+            plots += calibration_plots(test_pairs, self.output, prefix="calibration_test")
         if self.history:
             plots.append(learning_curve(self.history, self.output / "learning_curve.png"))
         result["plots"] = [str(p) for p in plots]
