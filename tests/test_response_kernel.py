@@ -159,12 +159,12 @@ def test_the_model_file_and_train_carry_the_kernel_heads(teacher, frames, tmp_pa
     assert {"energy", "forces", "dipole", "polarizability"} <= set(metrics["valid"])
     # uncertainties scaled on the validation set: there the RMS z-score is 1
     scales = metrics["fit"]["uncertainty_scales_from_validation"]
-    assert set(scales) == {"energy", "dipole", "polarizability"}
+    assert set(scales) == {"energy", "dipole", "polarizability", "forces"}
     model = load_model(tmp_path / "run" / "model.pt")
     for name in scales:
         z = model._zscores(load_frames_of(config, tmp_path), name)
         assert float(z.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-6)
-    for name in ("energy", "dipole", "polarizability"):
+    for name in ("energy", "forces", "dipole", "polarizability"):
         entry = metrics["valid"][name]["calibration"]
         assert 0 <= entry["within_1sigma"] <= entry["within_2sigma"] <= 1
     assert (tmp_path / "run" / "calibration_valid_dipole.png").exists()
@@ -201,3 +201,51 @@ def test_a_per_atom_field_array_is_refused_not_read_as_structure_fields(teacher,
     with pytest.raises(ConfigError, match=r"\[B, 3\] \(one per structure, B = 2\); got "
                                           r"shape \(12, 3\)"):
         evaluate(teacher, batch, field=batch.field[batch.structure_index])
+
+
+def test_force_uncertainty_is_the_posterior_spread_of_the_forces(teacher, frames):
+    """On request (calculator property, eval), the standard deviation of -dU0/dr: with as
+    many directions as sparse points it equals the exact diag(J cov(w) J^T)."""
+    from fieldforce.simulation.calculator import FieldForceCalculator
+
+    assert teacher.energy_factor.shape[0] <= teacher.force_factor.shape[1]  # full rank here
+    batch = collate(frames[:2])
+    out = evaluate(teacher, batch, requests={"forces_uncertainty"})
+    positions = batch.positions.detach().requires_grad_(True)
+    from fieldforce.models.kernels import normalise
+
+    feats = teacher.features(positions, batch.numbers, batch.cell, batch.pbc,
+                             batch.structure_index, equivariant=False)
+    x = normalise(feats["invariant"])
+    k = teacher._similarity(x, teacher.species_index(batch.numbers),
+                            teacher.sparse_invariant, teacher.sparse_species).pow(teacher.zeta)
+    columns = [torch.autograd.grad(k[:, m].sum(), positions, retain_graph=True)[0]
+               for m in range(k.shape[1])]
+    jacobian = torch.stack(columns, -1)  # [N, 3, M]
+    covariance = teacher.energy_factor @ teacher.energy_factor.T
+    exact = torch.einsum("nam,mp,nap->na", jacobian, covariance, jacobian).sqrt()
+    scale = teacher.uncertainty_scales[3]
+    assert torch.allclose(out["forces_uncertainty"], scale * exact, rtol=1e-8, atol=1e-12)
+    assert "forces_uncertainty" not in evaluate(teacher, batch)  # only when asked for
+    atoms = frames[0].atoms.copy()
+    atoms.calc = FieldForceCalculator(teacher)
+    sigma = atoms.calc.get_property("forces_uncertainty", atoms)
+    assert sigma.shape == (len(atoms), 3) and (sigma > 0).all()
+
+
+def test_md_trajectory_carries_the_uncertainties(teacher, frames, tmp_path):
+    import ase.io
+
+    from fieldforce.simulation.md import run_md
+
+    save_model(teacher, tmp_path / "gpr.pt")
+    ase.io.write(tmp_path / "start.xyz", frames[8].atoms)
+    run_md({"structure": str(tmp_path / "start.xyz"), "model": str(tmp_path / "gpr.pt"),
+            "output": str(tmp_path / "md"), "ensemble": "nve", "timestep_fs": 0.5,
+            "steps": 6, "write_interval": 3, "field": {"type": "static",
+                                                       "vector": [0, 0, 0.05]}},
+           progress=False)
+    last = ase.io.read(tmp_path / "md" / "trajectory.xyz", -1)
+    assert last.arrays["forces_uncertainty"].shape == (len(last), 3)
+    assert (last.arrays["forces_uncertainty"] > 0).all()
+    assert last.info["energy_uncertainty"] > 0 and len(last.info["dipole_uncertainty"]) == 3

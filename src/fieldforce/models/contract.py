@@ -77,7 +77,8 @@ class Output:
       ``per_atom=True`` only.
 
     ``periodic_only``: defined only for periodic structures (polarization).
-    ``on_request``: computed only when asked for (extra cost: Born charges).
+    ``on_request``: computed only when asked for (extra cost: Born charges; a family's own
+    such outputs are asked for by name through ``forward(..., requests={name})``).
     ``requires_charges``: produced only by models whose ``has_charges`` is true.
     """
 
@@ -327,6 +328,10 @@ class FieldModel(nn.Module):
         when it has charges (outputs that need charges are dropped when it has none)."""
         specs = BASE_OUTPUTS + tuple(self.outputs) + CHARGE_OUTPUTS
         return tuple(o for o in specs if self.has_charges or not o.requires_charges)
+
+    def requestable(self) -> set[str]:
+        """The family's own ``on_request`` outputs (computed when named in ``requests``)."""
+        return {o.name for o in self.outputs if o.on_request}
 
     def output_spec(self, name: str) -> Output | None:
         return next((o for o in self.output_specs() if o.name == name), None)

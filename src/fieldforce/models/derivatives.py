@@ -76,6 +76,29 @@ def atom_potentials(batch: Batch, positions: torch.Tensor, field: FieldLike = No
     return torch.as_tensor(potential(positions, time_fs)).to(positions)
 
 
+def rows_gradient(outputs: torch.Tensor, inputs: torch.Tensor, chunk: int = 64
+                  ) -> torch.Tensor:
+    """d(outputs[r])/d(inputs) for every entry r of a 1-d ``outputs``, [R, *inputs.shape]:
+    one backward pass per entry, batched by vmap in chunks where every operation of the
+    graph has a batching rule (featomic's own backward has none: then one at a time).
+    The graph is kept (``retain_graph``)."""
+    count = outputs.shape[0]
+    eye = torch.eye(count, dtype=outputs.dtype, device=outputs.device)
+    parts = []
+    for start in range(0, count, chunk):
+        stop = min(start + chunk, count)
+        try:
+            grads = torch.autograd.grad(outputs, inputs, grad_outputs=eye[start:stop],
+                                        retain_graph=True, is_grads_batched=True)[0]
+        except RuntimeError:  # an operation without a batching rule
+            grads = torch.stack([torch.autograd.grad(outputs[r], inputs, retain_graph=True)[0]
+                                 for r in range(start, stop)])
+        parts.append(grads)
+    if not parts:
+        return torch.zeros(0, *inputs.shape, dtype=inputs.dtype, device=inputs.device)
+    return torch.cat(parts)
+
+
 def evaluate(
     model: torch.nn.Module,
     batch: Batch,
@@ -85,6 +108,7 @@ def evaluate(
     stress: bool = False,
     born_charges: bool = False,
     create_graph: bool = False,
+    requests: frozenset[str] | set[str] | None = None,
     **model_kwargs,
 ) -> dict[str, torch.Tensor]:
     """Run ``model`` on ``batch`` and add ``forces`` [N, 3] eV/Å and ``stress`` [B, 3, 3] eV/Å³.
@@ -93,9 +117,15 @@ def evaluate(
     acoustic sum rule on: sum_i Z*_i = Q I per structure, Q its net charge).
     ``create_graph`` keeps the derivatives differentiable (training on forces or
     Born charges). The model is called as ``model(batch, atom_field, **model_kwargs)``
-    and must return at least ``energy`` [B] in eV.
+    and must return at least ``energy`` [B] in eV. ``requests``: names of the family's own
+    ``on_request`` outputs to compute (e.g. ``forces_uncertainty``), passed to the model
+    as ``requests=`` (only when given, so families without such outputs need not accept
+    it); the positions then require grad.
     """
-    positions = batch.positions.detach().requires_grad_(forces or stress or born_charges)
+    if requests:
+        model_kwargs["requests"] = frozenset(requests)
+    positions = batch.positions.detach().requires_grad_(forces or stress or born_charges
+                                                        or bool(requests))
     cell = batch.cell
     strain = None
     if stress:

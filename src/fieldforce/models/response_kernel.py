@@ -26,7 +26,10 @@ Uncertainties (standard deviations of the posterior of the latent function, with
 noise): ``energy_uncertainty`` [B] eV (subset-of-regressors variance of U0 plus the
 part of each atom's prior variance the sparse set cannot represent, Nystrom residual,
 summed over atoms as if independent), ``dipole_uncertainty`` [B, 3] e·Å (of sum_i mu_i),
-``polarizability_uncertainty`` [B, 3, 3] e·Å²/V; ``extrapolation`` per atom is the
+``polarizability_uncertainty`` [B, 3, 3] e·Å²/V, and on request ``forces_uncertainty``
+[N, 3] eV/Å (the forces of U0 along the FORCE_RANK leading directions of the weights'
+posterior; the field terms' and the Nystrom residual's parts are left out);
+``extrapolation`` per atom is the
 square root of that residual fraction (0: the atom's environment lies in the span of the
 sparse environments; 1: orthogonal to all of them).
 """
@@ -46,6 +49,7 @@ from fieldforce.descriptors import DescriptorSettings, SOAPFeatures, spherical_t
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.models.backbone import composition_baseline
 from fieldforce.models.contract import FieldModel, ModelSettings, output
+from fieldforce.models.derivatives import rows_gradient
 from fieldforce.models.kernels import (
     JITTER,
     SparseSolve,
@@ -63,7 +67,10 @@ FORCE_RATIO_GRID = (0.3, 1.0, 3.0)
 FITTED = ("sparse_invariant", "sparse_species", "sparse_whitener", "energy_weights",
           "energy_factor", "response_invariant", "response_vector", "response_tensor",
           "response_species", "dipole_weights", "iso_weights", "aniso_weights",
-          "dipole_factor", "iso_factor", "aniso_factor")
+          "dipole_factor", "iso_factor", "aniso_factor", "force_factor")
+#: posterior directions of the energy weights kept for the force uncertainty (one backward
+#: pass each, on request)
+FORCE_RANK = 24
 
 
 @dataclass(kw_only=True)
@@ -117,6 +124,9 @@ class KernelResponseModel(FieldModel):
                description="posterior standard deviation of sum_i mu_i, per component"),
         output("polarizability_uncertainty", like="polarizability",
                description="posterior standard deviation of sum_i alpha_i, per component"),
+        output("forces_uncertainty", like="forces", on_request=True,
+               description="posterior standard deviation of the forces of U0, per "
+                           "component (leading posterior directions)"),
     )
     extrapolation_threshold: ClassVar[float] = 0.5
 
@@ -142,7 +152,7 @@ class KernelResponseModel(FieldModel):
         self.register_buffer("prior_scales", torch.ones(4))
         # factors on the energy, dipole and polarizability uncertainties, fitted on the
         # validation set by `fieldforce train` (calibrate); 1: the posterior as it is
-        self.register_buffer("uncertainty_scales", torch.ones(3))
+        self.register_buffer("uncertainty_scales", torch.ones(4))
         for name in FITTED:
             dtype = torch.long if name.endswith("species") else torch.float64
             self.register_buffer(name, torch.zeros(0, dtype=dtype))
@@ -194,8 +204,10 @@ class KernelResponseModel(FieldModel):
     # -- forward -----------------------------------------------------------------------------
 
     def forward(self, batch: Batch, atom_field: torch.Tensor, response: bool = True,
-                density=None) -> dict[str, torch.Tensor]:
-        """Energy [B] eV and the declared outputs (see the module docstring)."""
+                density=None, requests: frozenset[str] = frozenset()
+                ) -> dict[str, torch.Tensor]:
+        """Energy [B] eV and the declared outputs (see the module docstring);
+        ``requests`` may name ``forces_uncertainty``."""
         if not self.fitted:
             raise ConfigError("this kernel model has not been fitted (fieldforce train)")
         field_on = bool(atom_field.detach().abs().max() > 0) if atom_field.numel() else False
@@ -218,6 +230,8 @@ class KernelResponseModel(FieldModel):
         out = {"atomic_energies": atomic_energy, "energy_zero_field": energy,
                "extrapolation": residual.sqrt(),
                "energy_uncertainty": self.uncertainty_scales[0] * variance.sqrt()}
+        if "forces_uncertainty" in requests:
+            out["forces_uncertainty"] = self._force_uncertainty(batch.positions, k)
         if equivariant:
             k0, k1, k2 = self._response_kernels(feats, x, species)
             mu = torch.einsum("iamb,mb->ia", k1, self.dipole_weights)
@@ -237,6 +251,16 @@ class KernelResponseModel(FieldModel):
                 out.update(self._response_uncertainty(batch, k0, k1, k2))
         out["energy"] = energy
         return out
+
+    def _force_uncertainty(self, positions: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Standard deviation [N, 3] eV/Å of -dU0/dr: the forces are -J w with J the position
+        gradient of the kernel sums, so their variance is sum_q (J f_q)^2 over the columns
+        f_q of ``force_factor`` (the leading directions of the weights' posterior); one
+        backward pass per direction, batched."""
+        if not positions.requires_grad or self.force_factor.numel() == 0:
+            return torch.zeros_like(positions)
+        grads = rows_gradient((k @ self.force_factor).sum(0), positions)  # [r, N, 3]
+        return self.uncertainty_scales[3] * grads.pow(2).sum(0).sqrt().detach()
 
     def _response_uncertainty(self, batch: Batch, k0, k1, k2) -> dict[str, torch.Tensor]:
         """Standard deviations of sum_i mu_i [B, 3] and sum_i alpha_i [B, 3, 3]."""
@@ -265,7 +289,13 @@ class KernelResponseModel(FieldModel):
         if name not in batch.labels or not bool(batch.label_mask[name].any()):
             return torch.zeros(0, dtype=torch.float64)
         with torch.enable_grad():
-            out = evaluate(self, batch, forces=False)
+            out = evaluate(self, batch, forces=name == "forces",
+                           requests={"forces_uncertainty"} if name == "forces" else None)
+        if name == "forces":
+            mask = batch.atom_mask("forces")
+            error = (out["forces"] - batch.labels["forces"])[mask].reshape(-1)
+            return error.detach() / out["forces_uncertainty"][mask].reshape(-1).clamp_min(
+                1e-300)
         structures = torch.nonzero(batch.label_mask[name]).flatten()
         error = physical_components(batch, name, (out[name] - batch.labels[name])[structures],
                                     structures).reshape(-1)
@@ -274,11 +304,11 @@ class KernelResponseModel(FieldModel):
         return error / sigma.clamp_min(1e-300)
 
     def calibrate(self, frames: Sequence[Frame]) -> dict[str, float]:
-        """One factor per uncertainty (energy, dipole, polarizability) that makes the
+        """One factor per uncertainty (energy, dipole, polarizability, forces) that makes the
         root-mean-square z-score (error / sigma) on ``frames`` 1: the posterior variance
         of a GP with cross-validated noise is a shape, its scale is not a prediction."""
         factors = {}
-        for k, name in enumerate(("energy", "dipole", "polarizability")):
+        for k, name in enumerate(("energy", "dipole", "polarizability", "forces")):
             self.uncertainty_scales[k] = 1.0
             z = self._zscores(frames, name)
             if z.numel() >= 2 and bool(torch.isfinite(z).all()):
@@ -453,6 +483,7 @@ class KernelResponseModel(FieldModel):
         if "energy" not in terms and "forces" not in terms:
             self.energy_weights = torch.zeros(m, dtype=x.dtype)
             self.energy_factor = torch.zeros(m, m, dtype=x.dtype)
+            self.force_factor = torch.zeros(m, 0, dtype=x.dtype)
             return {}
         # the field terms of the fitted response heads, their energies and forces
         field_energy = torch.zeros(batch.n_structures, dtype=x.dtype)
@@ -495,7 +526,10 @@ class KernelResponseModel(FieldModel):
                 raise DataError("the training frames have no forces labels, but the forces "
                                 "term is on")
             forces = (batch.labels["forces"] - field_forces.detach())[mask].reshape(-1)
-            design_f = -_column_gradients(k, positions)[mask].reshape(-1, m)
+            # d(sum_i k[i, M])/dr for each sparse column M: the structures are independent,
+            # so one backward pass per column serves all of them
+            design_f = -rows_gradient(k.sum(0), positions).permute(1, 2, 0)[mask].reshape(
+                -1, m)
             scale_f = float(forces.std().clamp_min(1e-3))
             rows.append(design_f)
             targets.append(forces)
@@ -533,6 +567,9 @@ class KernelResponseModel(FieldModel):
         solve = SparseSolve.fit(design, target, sigma * scale_e * rel, k_mm, 1.0)
         self.energy_weights = solve.weights.detach().clone()
         self.energy_factor = solve.covariance_factor.detach().clone()
+        u, singular, _ = torch.linalg.svd(self.energy_factor, full_matrices=False)
+        rank = min(FORCE_RANK, len(singular))
+        self.force_factor = (u[:, :rank] * singular[:rank]).clone()
         self.prior_scales[0] = scale_e
         return {"energy_noise_eV_per_atom": sigma * scale_e,
                 "forces_noise_eV_per_A": (sigma * scale_e * force_ratio * ratio
@@ -554,26 +591,6 @@ def _square_factor(covariance: torch.Tensor) -> torch.Tensor:
     """A square factor C with C C^T = ``covariance`` (symmetric positive semi-definite)."""
     values, vectors = torch.linalg.eigh(covariance)
     return vectors * values.clamp_min(0.0).sqrt()
-
-
-def _column_gradients(k: torch.Tensor, positions: torch.Tensor, chunk: int = 64
-                      ) -> torch.Tensor:
-    """d(sum_i k[i, M])/d(positions), [N, 3, M]: one backward pass per sparse column (the
-    structures are independent, so one pass serves every structure), batched by vmap."""
-    total = k.sum(0)
-    m = total.shape[0]
-    out = torch.empty(*positions.shape, m, dtype=positions.dtype)
-    eye = torch.eye(m, dtype=total.dtype)
-    for start in range(0, m, chunk):
-        stop = min(start + chunk, m)
-        try:
-            grads = torch.autograd.grad(total, positions, grad_outputs=eye[start:stop],
-                                        retain_graph=True, is_grads_batched=True)[0]
-        except RuntimeError:  # an operation without a batching rule: one pass per column
-            grads = torch.stack([torch.autograd.grad(total[c], positions, retain_graph=True)[0]
-                                 for c in range(start, stop)])
-        out[..., start:stop] = grads.permute(1, 2, 0)
-    return out
 
 
 __all__ = ["KernelResponseModel", "KernelResponseSettings"]

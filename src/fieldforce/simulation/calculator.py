@@ -38,7 +38,8 @@ value for the one structure; per atom: [N, ...]), and with ``per_atom=True`` its
 ``detail`` outputs (atomic dipoles, polarizabilities, energies). Outputs marked
 ``periodic_only`` (polarization) appear for periodic cells only; those marked
 ``on_request`` (Born charges) when asked for (``get_born_charges``, or with every
-evaluation while ``compute_born_charges`` is true). ``efield`` is the uniform field [3]
+evaluation while ``compute_born_charges`` is true; a family's own, such as the kernel
+heads' ``forces_uncertainty``, with ``get_property(name)``). ``efield`` is the uniform field [3]
 V/Å, or the per-atom field [N, 3] V/Å for a non-uniform one.
 
 The response model gives ``dipole`` [3] e·Å (at the applied field), ``polarizability``
@@ -201,8 +202,10 @@ class FieldForceCalculator(Calculator):
         batch = batch_from_atoms(atoms, dtype=self.dtype, device=self.device)
         want_born = self.has_charges and ("born_charges" in properties
                                           or self.compute_born_charges)
+        requests = self.model.requestable() & set(properties)
         out = evaluate(self.model, batch, field=self._torch_field(), time_fs=self.time_fs,
-                       forces=True, stress=want_stress, born_charges=want_born)
+                       forces=True, stress=want_stress, born_charges=want_born,
+                       requests=requests or None)
 
         def arr(name: str) -> np.ndarray:
             return out[name].detach().cpu().numpy().astype(np.float64)

@@ -239,12 +239,16 @@ class TrajectoryWriter(_EveryWriteStep):
         run.energies()
         if self.write_born_charges and "born_charges" not in calc.results:
             calc.get_property("born_charges", atoms)
+        for name in calc.model.requestable():  # e.g. force uncertainties: at writes only
+            if name not in calc.results:
+                calc.get_property(name, atoms)
         values, per_atom = {}, set()
         for spec in calc.model.output_specs():
             if spec.role != "property" or spec.name not in calc.results:
                 continue
             if spec.on_request and not (spec.name == "born_charges"
-                                        and self.write_born_charges):
+                                        and self.write_born_charges) \
+                    and spec.name not in calc.model.requestable():
                 continue  # stress, or Born charges not asked for
             values[spec.name] = calc.results[spec.name]
             if spec.per_atom:

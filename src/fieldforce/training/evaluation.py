@@ -53,7 +53,10 @@ def predict(model, frames: Sequence[Frame], batch_size: int = 64,
         batch = collate(chunk)
         born = ("born_charges" in on_request and "born_charges" in batch.labels
                 and model.has_charges)
-        out = evaluate(model, batch, forces="forces" in names, born_charges=born)
+        # the family's own on-request outputs that calibrate a labelled property
+        requests = {f"{n}_uncertainty" for n in batch.labels} & model.requestable()
+        out = evaluate(model, batch, forces="forces" in names, born_charges=born,
+                       requests=requests or None)
         for spec in specs:
             if spec.label is not None:
                 pair = labelled_pairs(batch, out, spec.name)
