@@ -24,10 +24,11 @@ RESUME_HINTS = {
     "train": "; rerun with --resume to continue from the last checkpoint",
     "md": "; rerun with --resume to continue from the last frame",
     "label": "; rerun the same command to continue (finished frames are kept)",
+    "learn": "; rerun with --resume to continue (labelled frames are kept)",
 }
 
 # Subcommand modules, in the order `fieldforce --help` lists them.
-SUBCOMMANDS = ("data", "label", "train", "eval", "md", "analyze", "config", "demo")
+SUBCOMMANDS = ("data", "label", "train", "eval", "md", "learn", "analyze", "config", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

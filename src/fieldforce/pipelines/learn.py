@@ -1,0 +1,328 @@
+"""On-the-fly learning: ``fieldforce learn CONFIG.yaml``.
+
+MD with a kernel model (any closed-form family with a predicted uncertainty, e.g.
+``model: {family: response, head: gpr}``); every ``check_interval`` steps the chosen
+uncertainty of the current structure is compared with the threshold. Above it, the MD
+stops, that structure is labelled with the DFT backend at the field the MD applied at
+that moment, added to the data, the model is refitted (closed form: seconds) and the MD
+continues from the same state (positions, momenta, step, time). The loop ends when the
+MD reaches ``md.steps`` (the model then covers the run) or when ``max_dft_calls`` are
+spent. Without starting data, ``initial_frames`` copies of the start structure with
+random displacements (``rattle_A``) are labelled first.
+
+Threshold: ``threshold`` in the output's unit (absolute), or else ``threshold_relative``
+times the typical value of that uncertainty on the training frames (their median),
+recomputed at each refit. The uncertainty of a structure is the largest absolute value
+of the output (for ``forces_uncertainty``: of any atom's component).
+
+Outputs in ``output/`` (every file written atomically; the job resumes with
+``--resume`` after an interruption, a labelled frame is never lost): ``data.xyz`` (the
+labelled frames), ``model.pt`` (the current model), ``md/`` (the MD run:
+``trajectory.xyz``, ``md.log``), ``learn.json`` (one entry per DFT call: MD step and time,
+the uncertainty before and after the refit, the threshold, the DFT and fit seconds; and
+totals: DFT, fit and MD time, calls, steps, why it ended).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fieldforce.config import Section, option
+from fieldforce.errors import ConfigError
+
+
+@dataclasses.dataclass(kw_only=True)
+class LabelSettings(Section):
+    """The ``label:`` section: the DFT backend that labels the selected frames."""
+
+    section: ClassVar[str] = "label"
+    backend: str = option("pyscf", "DFT backend (pyscf or gpaw)")
+    settings: dict[str, Any] = option(default_factory=dict,
+                                      doc="the backend's settings (fieldforce config pyscf)")
+    properties: list[str] = option(["energy", "forces", "dipole", "polarizability"],
+                                   "properties labelled", non_empty=True)
+
+
+@dataclasses.dataclass(kw_only=True)
+class LearnSettings(Section):
+    """A whole ``fieldforce learn`` file."""
+
+    section: ClassVar[str] = ""
+    structure: Path = option(doc="start structure of the MD (first frame)")
+    output: Path = option(doc="output directory")
+    model: dict[str, Any] = option(default_factory=lambda: {"family": "response",
+                                                            "head": "gpr"},
+                                   doc="the model section (a closed-form family with "
+                                       "uncertainties)")
+    md: dict[str, Any] = option(default_factory=dict,
+                                doc="the MD settings (fieldforce config md) without "
+                                    "structure, model and output; steps is the length "
+                                    "of the run to cover")
+    label: LabelSettings = option(default_factory=LabelSettings, doc="the DFT labelling")
+    initial_data: Path | None = option(None, "labelled frames to start from (extxyz or "
+                                       "spec); none: initial_frames are labelled first")
+    initial_frames: int = option(4, "rattled copies of the start structure labelled when "
+                                 "there is no initial data", minimum=1)
+    rattle_A: float = option(0.05, "standard deviation of those displacements, Å",
+                             exclusive_minimum=0)
+    uncertainty: str = option("forces_uncertainty", "the model output compared with the "
+                              "threshold")
+    threshold: float | None = option(None, "absolute threshold in the output's unit (null: "
+                                     "threshold_relative)", exclusive_minimum=0)
+    threshold_relative: float = option(3.0, "threshold as a multiple of the output's "
+                                       "median on the training frames",
+                                       exclusive_minimum=0)
+    check_interval: int = option(10, "MD steps between checks", minimum=1)
+    max_dft_calls: int = option(50, "DFT budget (labelled frames selected from the MD)",
+                                minimum=0)
+    seed: int = option(0, "random seed of the initial displacements", minimum=0)
+
+
+def _measure(model, frames, name: str) -> np.ndarray:
+    """The largest absolute value of output ``name`` for each frame."""
+    from fieldforce.data.batch import collate
+    from fieldforce.models import evaluate
+
+    values = []
+    for frame in frames:
+        batch = collate([frame])
+        out = evaluate(model, batch, requests={name} & model.requestable() or None)
+        if name not in out:
+            raise ConfigError(f"learn: the {model.family!r} model has no output {name!r}; "
+                              "uncertainty must name one of its uncertainties (e.g. "
+                              "forces_uncertainty of model head gpr)")
+        values.append(float(out[name].detach().abs().max()))
+    return np.asarray(values)
+
+
+class OnTheFly:
+    """The loop of one ``fieldforce learn`` file (see the module docstring)."""
+
+    def __init__(self, config: dict, base_dir: str | Path | None = None,
+                 resume: bool = False, progress: bool = True, source: str = "learn config"):
+        from fieldforce.models import family_class
+        from fieldforce.reference.backend import get_backend
+        from fieldforce.simulation.settings import MDSettings
+
+        s = LearnSettings.from_dict(config, source=source)
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        for key in ("structure", "output", "initial_data"):
+            value = getattr(s, key)
+            if value is not None and not value.is_absolute():
+                setattr(s, key, base / value)
+        if not s.structure.is_file():
+            raise ConfigError(f"{source}: structure {s.structure}: no such file")
+        cls = family_class(s.model.get("family", "response"), source, s.model.get("head"))
+        if cls.fitting != "closed_form":
+            raise ConfigError(f"{source}: model: on-the-fly learning refits after every "
+                              f"DFT call, so it needs a closed-form family (e.g. family: "
+                              f"response, head: gpr); {cls.family!r} with {cls.head!r} "
+                              "heads is trained by gradient descent")
+        for key in ("structure", "model", "output"):
+            if key in s.md:
+                raise ConfigError(f"{source}: md.{key}: set by the learn file itself (the "
+                                  f"start structure, the current model, output/md)")
+        self.md_config = {"structure": str(s.structure), "model": str(s.output / "model.pt"),
+                          "output": str(s.output / "md"), **s.md}
+        # the MD settings checked now, not after the first DFT calls
+        MDSettings.from_dict({**self.md_config, "model": str(s.structure)},
+                             source=f"{source} (md)")
+        self.backend = get_backend(s.label.backend, **s.label.settings)
+        self.settings, self.source = s, source
+        self.progress = progress
+        self.out = s.output
+        self.state_path = self.out / "learn.json"
+        if self.state_path.exists() and not resume:
+            raise ConfigError(f"{self.state_path} already exists; pass --resume to continue "
+                              "this learning run, or choose a new output directory")
+        self.state = self._read_state() if resume and self.state_path.exists() else {
+            "calls": [], "seconds": {"dft": 0.0, "fit": 0.0, "md": 0.0}, "ended_by": None}
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _read_state(self) -> dict:
+        import json
+
+        return json.loads(self.state_path.read_text())
+
+    def _save_state(self) -> None:
+        from fieldforce.data.atomic import write_json
+
+        write_json(self.state, self.state_path)
+
+    def _say(self, message: str) -> None:
+        if self.progress:
+            print(f"learn: {message}", flush=True)
+
+    # -- the pieces ------------------------------------------------------------------------
+
+    def _label(self, atoms, efield: np.ndarray):
+        """One labelled frame (DFT at ``efield`` V/Å); its seconds."""
+        from fieldforce.data.frame import Frame
+
+        start = time.perf_counter()
+        labels = dict(self.backend.label(atoms, np.asarray(efield, float),
+                                         self.settings.label.properties))
+        labels.pop("info", None)
+        labels["efield"] = np.asarray(efield, float)
+        atoms = atoms.copy()
+        atoms.calc = None
+        seconds = time.perf_counter() - start
+        self.state["seconds"]["dft"] += seconds
+        return Frame(atoms, labels), seconds
+
+    def _data(self) -> list:
+        from fieldforce.data.io import read_frames
+
+        path = self.out / "data.xyz"
+        return read_frames(path) if path.exists() else []
+
+    def _store(self, frames) -> None:
+        from fieldforce.data.io import write_frames
+
+        write_frames(frames, self.out / "data.xyz")
+
+    def _initial(self) -> list:
+        """The starting data: given, or rattled copies of the start labelled now (each
+        stored as soon as it is labelled, so an interruption loses none)."""
+        import ase.io
+
+        from fieldforce.data.io import read_frames
+
+        if self.settings.initial_data is not None:
+            return read_frames(self.settings.initial_data)
+        frames = self._data()
+        start = ase.io.read(self.settings.structure, 0)
+        field = self._field_at(0.0, start)
+        rng = np.random.default_rng(self.settings.seed)
+        for k in range(self.settings.initial_frames):
+            atoms = start.copy()
+            atoms.positions += rng.normal(0, self.settings.rattle_A, atoms.positions.shape)
+            if k < len(frames):
+                continue  # labelled before an interruption (same seed, same structure)
+            frame, seconds = self._label(atoms, field)
+            frames.append(frame)
+            self._store(frames)
+            self._say(f"initial frame {k + 1}/{self.settings.initial_frames} labelled in "
+                      f"{seconds:.1f} s")
+        return frames
+
+    def _field_at(self, time_fs: float, atoms) -> np.ndarray:
+        """The uniform field [3] V/Å the MD applies at ``time_fs`` (zero: none)."""
+        from fieldforce.fields import ExternalField
+
+        config = self.settings.md.get("field")
+        if config is None:
+            return np.zeros(3)
+        field = ExternalField.from_config(config, self.out)
+        if not field.is_uniform:
+            raise ConfigError(f"{self.source}: md.field: on-the-fly labelling needs a "
+                              "uniform field (the DFT backends apply one field to the whole "
+                              "structure)")
+        return field.uniform_value(time_fs).detach().numpy().astype(float)
+
+    def _fit(self, frames):
+        """A model fitted on ``frames`` (closed form), saved; the threshold it implies."""
+        from fieldforce.models import build_model, save_model
+        from fieldforce.models.backbone import species_of
+
+        start = time.perf_counter()
+        config = dict(self.settings.model)
+        config.setdefault("species", species_of(frames))
+        model = build_model(config)
+        weights = {name: 1.0 for name in self.settings.label.properties
+                   if name in ("energy", "forces", "dipole", "polarizability")}
+        model.record_domain(frames)
+        model.fit(frames, weights)
+        model.eval()
+        save_model(model, self.out / "model.pt", extra={"frames": len(frames)})
+        self.state["seconds"]["fit"] += time.perf_counter() - start
+        if self.settings.threshold is not None:
+            threshold = self.settings.threshold
+        else:
+            typical = float(np.median(_measure(model, frames, self.settings.uncertainty)))
+            threshold = self.settings.threshold_relative * typical
+        return model, threshold
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        from fieldforce.simulation.md import MDRun
+        from fieldforce.simulation.restart import last_frame
+
+        s = self.settings
+        self.out.mkdir(parents=True, exist_ok=True)
+        frames = self._data() or self._initial()
+        if s.initial_data is not None and not (self.out / "data.xyz").exists():
+            self._store(frames)
+        model, threshold = self._fit(frames)
+        self._save_state()
+        trajectory = self.out / "md" / "trajectory.xyz"
+        while True:
+            found: dict[str, Any] = {}
+
+            def check(run, threshold=threshold, found=found):
+                value = float(np.abs(run.calc.get_property(s.uncertainty, run.atoms)).max())
+                if value > threshold:
+                    found.update(step=run.step, time_fs=run.time_fs, value=value)
+                    run.request_stop(f"{s.uncertainty} {value:.3g} > {threshold:.3g}")
+
+            resume = trajectory.is_file() and trajectory.stat().st_size > 0
+            md = MDRun(self.md_config, resume=resume, progress=self.progress,
+                       source=f"{self.source} (md)")
+            if md.step >= md.final_step:
+                self.state["ended_by"] = "md.steps reached under the threshold"
+                break
+            md.attach(check, s.check_interval)
+            start = time.perf_counter()
+            md.run()
+            self.state["seconds"]["md"] += time.perf_counter() - start
+            if not found:
+                self.state["ended_by"] = "md.steps reached under the threshold"
+                break
+            if len(self.state["calls"]) >= s.max_dft_calls:
+                self.state["ended_by"] = f"DFT budget spent ({s.max_dft_calls} calls)"
+                self._say(f"step {found['step']}: {s.uncertainty} {found['value']:.3g} above "
+                          f"{threshold:.3g}, but the DFT budget is spent")
+                break
+            atoms = last_frame(trajectory)  # the structure the MD stopped at
+            efield = self._field_at(found["time_fs"], atoms)
+            frame, dft_seconds = self._label(atoms, efield)
+            frames.append(frame)
+            self._store(frames)
+            fit_start = time.perf_counter()
+            model, new_threshold = self._fit(frames)
+            after = float(_measure(model, [frame], s.uncertainty)[0])
+            entry = {"step": found["step"], "time_fs": found["time_fs"],
+                     "uncertainty_before": found["value"], "uncertainty_after": after,
+                     "threshold": threshold, "frames": len(frames),
+                     "dft_seconds": dft_seconds,
+                     "fit_seconds": time.perf_counter() - fit_start}
+            self.state["calls"].append(entry)
+            self._save_state()
+            self._say(f"DFT call {len(self.state['calls'])} at step {found['step']}: "
+                      f"{s.uncertainty} {found['value']:.3g} -> {after:.3g} (threshold "
+                      f"{threshold:.3g}), DFT {dft_seconds:.1f} s, {len(frames)} frames")
+            threshold = new_threshold
+        self.state["frames"] = len(frames)
+        self.state["dft_calls"] = len(self.state["calls"])
+        self.state["steps"] = int(last_frame(trajectory).info["step"]) if trajectory.exists() \
+            else 0
+        self._save_state()
+        self._say(f"ended: {self.state['ended_by']}; {self.state['dft_calls']} DFT calls, "
+                  f"{self.state['frames']} frames, {self.state['steps']} MD steps")
+        return self.state
+
+
+def learn(config: dict, base_dir: str | Path | None = None, resume: bool = False,
+          progress: bool = True, source: str = "learn config") -> dict:
+    """Run on-the-fly learning (see the module docstring); returns learn.json's content."""
+    return OnTheFly(config, base_dir, resume, progress, source).run()
+
+
+__all__ = ["LabelSettings", "LearnSettings", "OnTheFly", "learn"]
