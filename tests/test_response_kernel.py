@@ -249,3 +249,9 @@ def test_md_trajectory_carries_the_uncertainties(teacher, frames, tmp_path):
     assert last.arrays["forces_uncertainty"].shape == (len(last), 3)
     assert (last.arrays["forces_uncertainty"] > 0).all()
     assert last.info["energy_uncertainty"] > 0 and len(last.info["dipole_uncertainty"]) == 3
+    log = (tmp_path / "md" / "md.log").read_text().splitlines()
+    assert "max_energy_uncertainty" in log[0] and "max_dipole_uncertainty" in log[0]
+    columns = log[0].split("(")[0].split()[1:]
+    rows = [line.split() for line in log[1:] if not line.startswith("#")]
+    assert all(len(r) == len(columns) for r in rows)
+    assert float(rows[-1][columns.index("max_energy_uncertainty")]) > 0

@@ -162,9 +162,17 @@ class LogWriter(_EveryWriteStep):
 
     def start(self, run: MDRun) -> None:
         self.file = open(self.path, "w" if self.fresh else "a")  # noqa: SIM115 - see close
+        # the model's predicted uncertainties (kernel heads): their largest component,
+        # in the output's unit, as extra columns (per-atom ones are in the trajectory)
+        self.uncertainties = [o.name for o in run.calc.model.output_specs()
+                              if o.name.endswith("_uncertainty") and o.role == "property"
+                              and not o.per_atom and not o.on_request]
         if self.fresh:
-            self.file.write(LOG_HEADER if self.polarization is None
-                            else LOG_HEADER_POLARIZATION)
+            header = LOG_HEADER if self.polarization is None else LOG_HEADER_POLARIZATION
+            if self.uncertainties:
+                names = "  ".join(f"max_{n}" for n in self.uncertainties)
+                header = header.replace("  (e*A", f"  {names}  (e*A", 1)
+            self.file.write(header)
 
     def write(self, run: MDRun) -> None:
         epot, ekin, temperature = run.energies()
@@ -173,6 +181,9 @@ class LogWriter(_EveryWriteStep):
         row = (f"{run.time_fs:12.3f} {epot:16.6f} {ekin:12.6f} {epot + ekin:16.6f} "
                f"{temperature:10.2f} " + " ".join(f"{x:11.6f}" for x in mu) + " "
                + " ".join(f"{x:11.6f}" for x in run.mean_field()))
+        for name in self.uncertainties:
+            value = run.calc.results.get(name)
+            row += f" {float(np.abs(value).max()) if value is not None else float('nan'):12.4e}"
         if p is not None:
             row += (" " + " ".join(f"{x:15.8e}" for x in p) + " "
                     + " ".join(f"{x:12.6f}" for x in p / UC_PER_CM2))
