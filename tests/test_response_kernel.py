@@ -25,6 +25,7 @@ CONFIG = {"family": "response", "head": "gpr", "species": [1, 8],
           "descriptor": {"max_radial": 3, "max_angular": 2}, "sparse_points": 12,
           "response_sparse_points": 6}
 TERMS = {"energy": 1.0, "forces": 1.0, "dipole": 1.0, "polarizability": 1.0}
+ALL = {"energy_uncertainty", "dipole_uncertainty", "polarizability_uncertainty"}
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +102,26 @@ def test_predictions_are_equivariant_and_forces_are_gradients(teacher, frames):
     batch = collate(frames[8:11])
     rot = torch.tensor(Rotation.random(random_state=5).as_matrix())
     field = torch.tensor([0.03, -0.05, 0.08], dtype=torch.float64)
-    a = evaluate(teacher, batch, field=field)
+    a = evaluate(teacher, batch, field=field, requests=ALL)
     b = evaluate(teacher, batch.with_positions(batch.positions @ rot.T + 1.5),
-                 field=field @ rot.T)
+                 field=field @ rot.T, requests=ALL)
     assert torch.allclose(a["energy"], b["energy"], atol=1e-10)
     assert torch.allclose(b["forces"], a["forces"] @ rot.T, atol=1e-9)
     assert torch.allclose(b["dipole"], a["dipole"] @ rot.T, atol=1e-10)
     assert torch.allclose(b["polarizability"], rot @ a["polarizability"] @ rot.T, atol=1e-10)
     assert torch.allclose(a["energy_uncertainty"], b["energy_uncertainty"], rtol=1e-8)
+    assert torch.allclose(b["dipole_uncertainty"].norm(dim=-1),
+                          a["dipole_uncertainty"].norm(dim=-1), rtol=1e-8)  # sqrt tr cov
+    # the projected-weight mean path equals the explicit kernels
+    from fieldforce.models.kernels import normalise
+
+    feats = teacher.features(batch.positions, batch.numbers, batch.cell, batch.pbc,
+                             batch.structure_index)
+    species = teacher.species_index(batch.numbers)
+    _, k1, _ = teacher._response_kernels(feats, normalise(feats["invariant"]), species)
+    mu = torch.einsum("iamb,mb->ia", k1, teacher.dipole_weights)
+    assert torch.allclose(batch.sum_per_structure(mu), a["permanent_dipole"], atol=1e-12)
+    assert "energy_uncertainty" not in evaluate(teacher, batch)  # only on request
     # forces: central differences of the energy at the field
     one = collate(frames[8:9])
     x = one.positions.clone()
@@ -126,10 +139,10 @@ def test_predictions_are_equivariant_and_forces_are_gradients(teacher, frames):
 
 
 def test_uncertainty_and_extrapolation_grow_away_from_the_data(teacher, frames):
-    inside = evaluate(teacher, collate(frames[:3]))
+    inside = evaluate(teacher, collate(frames[:3]), requests=ALL)
     squeezed = frames[0].atoms.copy()
     squeezed.positions *= 0.7  # a dimer compressed by 30 %
-    outside = evaluate(teacher, collate([Frame(squeezed, {})]))
+    outside = evaluate(teacher, collate([Frame(squeezed, {})]), requests=ALL)
     assert outside["extrapolation"].max() > 3 * inside["extrapolation"].max()
     assert outside["energy_uncertainty"][0] > 3 * inside["energy_uncertainty"].max()
     assert inside["extrapolation"].max() < KernelResponseModel.extrapolation_threshold
@@ -140,7 +153,7 @@ def test_the_model_file_and_train_carry_the_kernel_heads(teacher, frames, tmp_pa
     loaded = load_model(path)
     assert isinstance(loaded, KernelResponseModel)
     batch = collate(frames[:4])
-    a, b = evaluate(teacher, batch), evaluate(loaded, batch)
+    a, b = evaluate(teacher, batch, requests=ALL), evaluate(loaded, batch, requests=ALL)
     for name in ("energy", "forces", "dipole", "energy_uncertainty", "dipole_uncertainty"):
         assert torch.equal(a[name], b[name])
     with pytest.raises(ConfigError, match="no 'gpr' heads"):

@@ -23,10 +23,12 @@ species): memory n_obs x M for the design, M^2 per covariance; the training set 
 linearly. The loss weights of the training file only switch terms on (> 0) or off.
 
 Uncertainties (standard deviations of the posterior of the latent function, without the
-noise): ``energy_uncertainty`` [B] eV (subset-of-regressors variance of U0 plus the
+noise), each computed on request (``requests=``; the calculator's ``get_property``,
+the MD trajectory and log at the steps they write, ``fieldforce eval``):
+``energy_uncertainty`` [B] eV (subset-of-regressors variance of U0 plus the
 part of each atom's prior variance the sparse set cannot represent, Nystrom residual,
 summed over atoms as if independent), ``dipole_uncertainty`` [B, 3] e·Å (of sum_i mu_i),
-``polarizability_uncertainty`` [B, 3, 3] e·Å²/V, and on request ``forces_uncertainty``
+``polarizability_uncertainty`` [B, 3, 3] e·Å²/V, and ``forces_uncertainty``
 [N, 3] eV/Å (the forces of U0 along the FORCE_RANK leading directions of the weights'
 posterior; the field terms' and the Nystrom residual's parts are left out);
 ``extrapolation`` per atom is the
@@ -118,11 +120,11 @@ class KernelResponseModel(FieldModel):
         output("extrapolation", per_atom=True, shape=(), dimension="dimensionless",
                description="square root of the fraction of the atom's prior energy "
                            "variance the sparse environments cannot represent (0..1)"),
-        output("energy_uncertainty", like="energy",
+        output("energy_uncertainty", like="energy", on_request=True,
                description="posterior standard deviation of U0"),
-        output("dipole_uncertainty", like="dipole",
+        output("dipole_uncertainty", like="dipole", on_request=True,
                description="posterior standard deviation of sum_i mu_i, per component"),
-        output("polarizability_uncertainty", like="polarizability",
+        output("polarizability_uncertainty", like="polarizability", on_request=True,
                description="posterior standard deviation of sum_i alpha_i, per component"),
         output("forces_uncertainty", like="forces", on_request=True,
                description="posterior standard deviation of the forces of U0, per "
@@ -207,7 +209,8 @@ class KernelResponseModel(FieldModel):
                 density=None, requests: frozenset[str] = frozenset()
                 ) -> dict[str, torch.Tensor]:
         """Energy [B] eV and the declared outputs (see the module docstring);
-        ``requests`` may name ``forces_uncertainty``."""
+        ``requests``: the uncertainties to compute (each on request: an MD step pays for
+        none of them)."""
         if not self.fitted:
             raise ConfigError("this kernel model has not been fitted (fieldforce train)")
         field_on = bool(atom_field.detach().abs().max() > 0) if atom_field.numel() else False
@@ -224,19 +227,27 @@ class KernelResponseModel(FieldModel):
             # Nystrom residual of each atom's prior variance (k(x, x) = 1)
             projected = (k @ self.sparse_whitener.T).pow(2).sum(-1)
             residual = (1.0 - projected).clamp_min(0.0)
-            design = batch.sum_per_structure(k)
-            variance = (design @ self.energy_factor).pow(2).sum(-1) + \
-                self.prior_scales[0] ** 2 * batch.sum_per_structure(residual)
         out = {"atomic_energies": atomic_energy, "energy_zero_field": energy,
-               "extrapolation": residual.sqrt(),
-               "energy_uncertainty": self.uncertainty_scales[0] * variance.sqrt()}
+               "extrapolation": residual.sqrt()}
+        if "energy_uncertainty" in requests:
+            with torch.no_grad():
+                design = batch.sum_per_structure(k)
+                variance = (design @ self.energy_factor).pow(2).sum(-1) + \
+                    self.prior_scales[0] ** 2 * batch.sum_per_structure(residual)
+            out["energy_uncertainty"] = self.uncertainty_scales[0] * variance.sqrt()
         if "forces_uncertainty" in requests:
             out["forces_uncertainty"] = self._force_uncertainty(batch.positions, k)
         if equivariant:
-            k0, k1, k2 = self._response_kernels(feats, x, species)
-            mu = torch.einsum("iamb,mb->ia", k1, self.dipole_weights)
-            iso = k0 @ self.iso_weights
-            aniso = torch.einsum("iamb,mb->ia", k2, self.aniso_weights)
+            s_r = self._similarity(x, species, self.response_invariant, self.response_species)
+            power = s_r.pow(self.zeta - 1)
+            # mu_i = V_i sum_M s_iM^(zeta-1) V_M^T w_M: the weights projected on the sparse
+            # blocks first, so no [N, 3, M, 3] kernel is formed (the same for T_i)
+            vector, tensor = normalise(feats["vector"]), normalise(feats["tensor"])
+            g1 = power @ torch.einsum("mbf,mb->mf", self.response_vector, self.dipole_weights)
+            g2 = power @ torch.einsum("mbf,mb->mf", self.response_tensor, self.aniso_weights)
+            mu = torch.einsum("iaf,if->ia", vector, g1)
+            aniso = torch.einsum("iaf,if->ia", tensor, g2)
+            iso = s_r.pow(self.zeta) @ self.iso_weights
             eye = torch.eye(3, dtype=x.dtype, device=x.device)
             alpha = iso[:, None, None] * eye + spherical_to_cartesian_l2(aniso[..., None])[..., 0]
             coupling = -(mu * atom_field).sum(-1) - 0.5 * torch.einsum(
@@ -247,8 +258,11 @@ class KernelResponseModel(FieldModel):
                        permanent_dipole=batch.sum_per_structure(mu),
                        dipole=batch.sum_per_structure(mu + induced),
                        polarizability=batch.sum_per_structure(alpha))
-            with torch.no_grad():
-                out.update(self._response_uncertainty(batch, k0, k1, k2))
+            if requests & {"dipole_uncertainty", "polarizability_uncertainty"}:
+                with torch.no_grad():
+                    detached = {k_: v.detach() for k_, v in feats.items()}
+                    k0, k1, k2 = self._response_kernels(detached, x.detach(), species)
+                    out.update(self._response_uncertainty(batch, k0, k1, k2))
         out["energy"] = energy
         return out
 
@@ -290,7 +304,7 @@ class KernelResponseModel(FieldModel):
             return torch.zeros(0, dtype=torch.float64)
         with torch.enable_grad():
             out = evaluate(self, batch, forces=name == "forces",
-                           requests={"forces_uncertainty"} if name == "forces" else None)
+                           requests={f"{name}_uncertainty"})
         if name == "forces":
             mask = batch.atom_mask("forces")
             error = (out["forces"] - batch.labels["forces"])[mask].reshape(-1)

@@ -202,7 +202,9 @@ class FieldForceCalculator(Calculator):
         batch = batch_from_atoms(atoms, dtype=self.dtype, device=self.device)
         want_born = self.has_charges and ("born_charges" in properties
                                           or self.compute_born_charges)
-        requests = self.model.requestable() & set(properties)
+        # one requested -> all of them (the MD writers fetch them one by one)
+        requests = self.model.requestable() if self.model.requestable() & set(
+            properties) else set()
         out = evaluate(self.model, batch, field=self._torch_field(), time_fs=self.time_fs,
                        forces=True, stress=want_stress, born_charges=want_born,
                        requests=requests or None)

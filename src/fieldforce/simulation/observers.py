@@ -166,7 +166,7 @@ class LogWriter(_EveryWriteStep):
         # in the output's unit, as extra columns (per-atom ones are in the trajectory)
         self.uncertainties = [o.name for o in run.calc.model.output_specs()
                               if o.name.endswith("_uncertainty") and o.role == "property"
-                              and not o.per_atom and not o.on_request]
+                              and not o.per_atom]
         if self.fresh:
             header = LOG_HEADER if self.polarization is None else LOG_HEADER_POLARIZATION
             if self.uncertainties:
@@ -182,6 +182,8 @@ class LogWriter(_EveryWriteStep):
                f"{temperature:10.2f} " + " ".join(f"{x:11.6f}" for x in mu) + " "
                + " ".join(f"{x:11.6f}" for x in run.mean_field()))
         for name in self.uncertainties:
+            if name not in run.calc.results:  # on request: computed at write steps only
+                run.calc.get_property(name, run.atoms)
             value = run.calc.results.get(name)
             row += f" {float(np.abs(value).max()) if value is not None else float('nan'):12.4e}"
         if p is not None:

@@ -53,8 +53,8 @@ def predict(model, frames: Sequence[Frame], batch_size: int = 64,
         batch = collate(chunk)
         born = ("born_charges" in on_request and "born_charges" in batch.labels
                 and model.has_charges)
-        # the family's own on-request outputs that calibrate a labelled property
-        requests = {f"{n}_uncertainty" for n in batch.labels} & model.requestable()
+        # the family's own on-request outputs (uncertainties: reported and calibrated)
+        requests = model.requestable()
         out = evaluate(model, batch, forces="forces" in names, born_charges=born,
                        requests=requests or None)
         for spec in specs:
@@ -69,7 +69,8 @@ def predict(model, frames: Sequence[Frame], batch_size: int = 64,
                 if sigma is not None:  # the same selection and projection as the values
                     same = labelled_pairs(batch, {spec.name: sigma}, spec.name)
                     entry.setdefault("sigma", []).append(same[0].detach().numpy())
-            elif spec.name in out and not (spec.on_request or spec.periodic_only):
+            elif spec.name in out and not spec.periodic_only and (
+                    not spec.on_request or spec.name in requests):
                 value = out[spec.name].detach()
                 pairs.setdefault(spec.name, {"pred": []})["pred"].append(value.numpy())
     return {k: {kk: np.concatenate(vv) for kk, vv in v.items()} for k, v in pairs.items()}
