@@ -57,7 +57,9 @@ def test_learning_calls_dft_where_unsure_and_resumes(tmp_path):
     assert np.allclose(frames[-1].efield, [0, 0, 0.1])  # labelled at the MD's field
     for call in state["calls"]:
         assert call["uncertainty_before"] > call["threshold"]
-        assert call["uncertainty_after"] < call["uncertainty_before"]
+        # relative to each model's own threshold, the frame is no longer a surprise
+        assert call["uncertainty_after"] / call["threshold_after"] < (
+            call["uncertainty_before"] / call["threshold"])
     assert json.loads((out / "learn.json").read_text())["dft_calls"] == 2
     load_model(out / "model.pt")
     with pytest.raises(ConfigError, match="learn.json already exists; pass --resume"):

@@ -19,7 +19,9 @@ Outputs in ``output/`` (every file written atomically; the job resumes with
 ``--resume`` after an interruption, a labelled frame is never lost): ``data.xyz`` (the
 labelled frames), ``model.pt`` (the current model), ``md/`` (the MD run:
 ``trajectory.xyz``, ``md.log``), ``learn.json`` (one entry per DFT call: MD step and time,
-the uncertainty before and after the refit, the threshold, the DFT and fit seconds; and
+the uncertainty before and after the refit with the threshold of each model (a refit may
+choose other noise levels by cross-validation, which rescales all its uncertainties;
+a relative threshold follows), the DFT and fit seconds; and
 totals: DFT, fit and MD time, calls, steps, why it ended).
 """
 
@@ -300,14 +302,16 @@ class OnTheFly:
             after = float(_measure(model, [frame], s.uncertainty)[0])
             entry = {"step": found["step"], "time_fs": found["time_fs"],
                      "uncertainty_before": found["value"], "uncertainty_after": after,
-                     "threshold": threshold, "frames": len(frames),
+                     "threshold": threshold, "threshold_after": new_threshold,
+                     "frames": len(frames),
                      "dft_seconds": dft_seconds,
                      "fit_seconds": time.perf_counter() - fit_start}
             self.state["calls"].append(entry)
             self._save_state()
             self._say(f"DFT call {len(self.state['calls'])} at step {found['step']}: "
-                      f"{s.uncertainty} {found['value']:.3g} -> {after:.3g} (threshold "
-                      f"{threshold:.3g}), DFT {dft_seconds:.1f} s, {len(frames)} frames")
+                      f"{s.uncertainty} {found['value']:.3g} (threshold {threshold:.3g}) -> "
+                      f"{after:.3g} (threshold {new_threshold:.3g}), DFT {dft_seconds:.1f} s, "
+                      f"{len(frames)} frames")
             threshold = new_threshold
         self.state["frames"] = len(frames)
         self.state["dft_calls"] = len(self.state["calls"])
