@@ -394,93 +394,121 @@ class KernelResponseModel(FieldModel):
         structures = torch.nonzero(batch.label_mask[name]).flatten()
         return structures, batch.labels[name][structures]
 
+    def _stage(self, batch: Batch, parts: list[tuple], k_mm: torch.Tensor
+               ) -> tuple[SparseSolve, float, dict]:
+        """One sparse-GP solve over structure labels. ``parts``: (name, design
+        [B, *label shape, P], offset [B, *label shape] subtracted from the labels (or
+        None), prior scale per atom of the label (the noise unit)). The noise is the
+        ``<name>_noise`` setting, else sigma x that scale, sigma cross-validated."""
+        n_atoms = batch.n_atoms_per_structure.to(k_mm.dtype)
+        rows, targets, scales, fixed, groups = [], [], [], [], []
+        for name, design, offset, unit in parts:
+            structures, values = self._labels(batch, name)
+            if offset is not None:
+                values = values - offset[structures]
+            label = physical_components(batch, name, values, structures).reshape(-1)
+            per_row = label.numel() // len(structures)
+            rows.append(_project(batch, name, design[structures], structures, per_row))
+            targets.append(label)
+            noise = getattr(self.settings, f"{name}_noise")
+            # noise per atom, summed over a structure's atoms: x sqrt(atoms)
+            root = torch.sqrt(n_atoms[structures]).repeat_interleave(per_row)
+            scales.append(root * (noise if noise is not None else unit))
+            fixed.append(torch.full_like(root, noise is not None, dtype=torch.bool))
+            groups.append(structures.repeat_interleave(per_row))
+        design, target = torch.cat(rows), torch.cat(targets)
+        relative, fixed_rows = torch.cat(scales), torch.cat(fixed)
+        if bool(fixed_rows.all()):
+            sigma, scores = 1.0, {}
+        else:
+            sigma, scores = cross_validate(design, target, torch.cat(groups), k_mm,
+                                           list(NOISE_GRID), 1.0, self.settings.folds,
+                                           relative, fixed_rows)
+        relative = torch.where(fixed_rows, relative, sigma * relative)
+        return SparseSolve.fit(design, target, relative, k_mm, 1.0), sigma, scores
+
     def _fit_response(self, batch, feats, x, species, atom_field, terms) -> dict:
-        """Joint solve for the dipole, isotropic and traceless polarizability weights."""
+        """Polarizabilities first (their labels fix alpha_i), then dipoles with the
+        induced alpha E removed (each with its own cross-validated noise); dipoles alone
+        (no polarizability labels) fit mu and alpha jointly through alpha E."""
         with torch.no_grad():
             k0, k1, k2 = self._response_kernels(
                 {k: v.detach() for k, v in feats.items()}, x.detach(), species)
             b, mr = batch.n_structures, k0.shape[1]
+            eye = torch.eye(3, dtype=x.dtype)
             basis = spherical_to_cartesian_l2(torch.eye(5, dtype=x.dtype)[..., None])[..., 0]
-            # per structure: d(sum alpha_i)/dw and d(sum mu_i + alpha_i E_i)/dw, blocks
-            # [dipole 3 Mr | iso Mr | aniso 5 Mr]
-            iso_alpha = batch.sum_per_structure(k0)  # [B, Mr]: trace part per unit
+            # design blocks per structure: alpha [iso Mr | aniso 5 Mr], mu [3 Mr]
             aniso_alpha = torch.einsum("mab,imrn->iabrn", basis, k2)  # [N, 3, 3, Mr, 5]
             p_rows = torch.cat([
-                torch.zeros(b, 3, 3, 3 * mr, dtype=x.dtype),
-                torch.eye(3, dtype=x.dtype)[None, :, :, None] * iso_alpha[:, None, None, :],
+                eye[None, :, :, None] * batch.sum_per_structure(k0)[:, None, None, :],
                 batch.sum_per_structure(aniso_alpha).reshape(b, 3, 3, 5 * mr)], dim=-1)
-            d_rows = torch.cat([
-                batch.sum_per_structure(k1).reshape(b, 3, 3 * mr),
+            induced_rows = torch.cat([  # d(sum alpha_i E_i)/d(alpha weights), [B, 3, 6 Mr]
                 batch.sum_per_structure(atom_field[:, :, None] * k0[:, None, :]),
                 batch.sum_per_structure(torch.einsum("iabrn,ib->iarn", aniso_alpha,
                                                      atom_field).reshape(-1, 3, 5 * mr))],
                 dim=-1)
+            mu_rows = batch.sum_per_structure(k1).reshape(b, 3, 3 * mr)
             n_atoms = batch.n_atoms_per_structure.to(x.dtype)
-            rows, targets, scales, fixed, groups = [], [], [], [], []
-            prior = {}
-            for name, design in (("dipole", d_rows), ("polarizability", p_rows)):
-                if name not in terms:
-                    continue
-                structures, values = self._labels(batch, name)
-                per_atom = values / n_atoms[structures].view(-1, *[1] * (values.ndim - 1))
-                if name == "dipole":
-                    prior["dipole"] = float(per_atom.pow(2).mean().sqrt().clamp_min(1e-6))
-                    unit = prior["dipole"]
-                else:
-                    trace = torch.diagonal(per_atom, dim1=-2, dim2=-1).mean(-1)
-                    traceless = per_atom - trace[:, None, None] * torch.eye(3, dtype=x.dtype)
-                    prior["iso"] = float(trace.pow(2).mean().sqrt().clamp_min(1e-6))
-                    prior["aniso"] = float(traceless.pow(2).mean().sqrt().clamp_min(1e-6))
-                    unit = max(prior["iso"], prior["aniso"])
-                label = physical_components(batch, name, values, structures).reshape(-1)
-                per_row = label.numel() // len(structures)
-                design = _project(batch, name, design[structures], structures, per_row)
-                noise = getattr(self.settings, f"{name}_noise")
-                rows.append(design)
-                targets.append(label)
-                # noise per atom, summed over a structure's atoms: x sqrt(atoms); a set
-                # noise is used as is, else sigma (cross-validated) x the prior scale
-                root = torch.sqrt(n_atoms[structures]).repeat_interleave(per_row)
-                scales.append(root * (noise if noise is not None else unit))
-                fixed.append(torch.full_like(root, noise is not None, dtype=torch.bool))
-                groups.append(structures.repeat_interleave(per_row))
-            theta = {"dipole": prior.get("dipole", 1e-3), "iso": prior.get("iso", 1e-3),
-                     "aniso": prior.get("aniso", 1e-3)}
-            # block prior: values at the sparse points ~ N(0, theta_b^2 K_b)
+            theta = {"dipole": 1e-3, "iso": 1e-3, "aniso": 1e-3}
+            if "dipole" in terms:
+                structures, values = self._labels(batch, "dipole")
+                theta["dipole"] = float((values / n_atoms[structures, None]).pow(2).mean()
+                                        .sqrt().clamp_min(1e-6))
+            if "polarizability" in terms:
+                structures, values = self._labels(batch, "polarizability")
+                per_atom = values / n_atoms[structures, None, None]
+                trace = torch.diagonal(per_atom, dim1=-2, dim2=-1).mean(-1)
+                theta["iso"] = float(trace.pow(2).mean().sqrt().clamp_min(1e-6))
+                theta["aniso"] = float((per_atom - trace[:, None, None] * eye).pow(2).mean()
+                                       .sqrt().clamp_min(1e-6))
+            # block priors: values at the sparse points ~ N(0, theta_b^2 K_b)
             kk0 = (self.response_invariant @ self.response_invariant.T) * (
                 self.response_species[:, None] == self.response_species[None, :])
-            kk1 = torch.einsum("iaf,jbf->iajb", self.response_vector, self.response_vector
-                               ) * kk0.pow(self.zeta - 1)[:, None, :, None]
-            kk2 = torch.einsum("iaf,jbf->iajb", self.response_tensor, self.response_tensor
-                               ) * kk0.pow(self.zeta - 1)[:, None, :, None]
-            k_mm = torch.block_diag(kk1.reshape(3 * mr, 3 * mr) / theta["dipole"] ** 2,
-                                    kk0.pow(self.zeta) / theta["iso"] ** 2,
-                                    kk2.reshape(5 * mr, 5 * mr) / theta["aniso"] ** 2)
-            design = torch.cat(rows)
-            target = torch.cat(targets)
-            relative = torch.cat(scales)
-            group = torch.cat(groups)
-            fixed_rows = torch.cat(fixed)
-            if bool(fixed_rows.all()):
-                sigma, scores = 1.0, {}
-            else:
-                sigma, scores = cross_validate(design, target, group, k_mm, list(NOISE_GRID),
-                                               1.0, self.settings.folds, relative, fixed_rows)
-            relative = torch.where(fixed_rows, relative, sigma * relative)
-            solve = SparseSolve.fit(design, target, relative, k_mm, 1.0)
-            w = solve.weights
-            self.dipole_weights = w[:3 * mr].reshape(mr, 3).clone()
-            self.iso_weights = w[3 * mr:4 * mr].clone()
-            self.aniso_weights = w[4 * mr:].reshape(mr, 5).clone()
-            cov = solve.covariance_factor
-            for name, rows_ in (("dipole_factor", slice(0, 3 * mr)),
-                                ("iso_factor", slice(3 * mr, 4 * mr)),
-                                ("aniso_factor", slice(4 * mr, 9 * mr))):
-                block = cov[rows_] @ cov[rows_].T
-                setattr(self, name, _square_factor(block))
+            power = kk0.pow(self.zeta - 1)[:, None, :, None]
+            kk1 = torch.einsum("iaf,jbf->iajb", self.response_vector,
+                               self.response_vector) * power
+            kk2 = torch.einsum("iaf,jbf->iajb", self.response_tensor,
+                               self.response_tensor) * power
+            k_mu = kk1.reshape(3 * mr, 3 * mr) / theta["dipole"] ** 2
+            k_alpha = torch.block_diag(kk0.pow(self.zeta) / theta["iso"] ** 2,
+                                       kk2.reshape(5 * mr, 5 * mr) / theta["aniso"] ** 2)
+            info: dict[str, Any] = {}
+            w_alpha = torch.zeros(6 * mr, dtype=x.dtype)
+            cov_alpha = torch.zeros(6 * mr, 6 * mr, dtype=x.dtype)
+            w_mu = torch.zeros(3 * mr, dtype=x.dtype)
+            cov_mu = torch.zeros(3 * mr, 3 * mr, dtype=x.dtype)
+            if "polarizability" in terms:
+                solve, sigma, scores = self._stage(batch, [(
+                    "polarizability", p_rows, None, max(theta["iso"], theta["aniso"]))],
+                    k_alpha)
+                w_alpha, factor = solve.weights, solve.covariance_factor
+                cov_alpha = factor @ factor.T
+                info.update(polarizability_noise=sigma, polarizability_cv_rmse=scores)
+                if "dipole" in terms:
+                    induced = induced_rows @ w_alpha  # [B, 3]
+                    solve, sigma, scores = self._stage(batch, [(
+                        "dipole", mu_rows, induced, theta["dipole"])], k_mu)
+                    w_mu, factor = solve.weights, solve.covariance_factor
+                    cov_mu = factor @ factor.T
+                    info.update(dipole_noise=sigma, dipole_cv_rmse=scores)
+            else:  # dipoles alone: mu and alpha (through alpha E) together
+                solve, sigma, scores = self._stage(batch, [(
+                    "dipole", torch.cat([mu_rows, induced_rows], -1), None,
+                    theta["dipole"])], torch.block_diag(k_mu, k_alpha))
+                w, factor = solve.weights, solve.covariance_factor
+                w_mu, w_alpha = w[:3 * mr], w[3 * mr:]
+                cov_mu = factor[:3 * mr] @ factor[:3 * mr].T
+                cov_alpha = factor[3 * mr:] @ factor[3 * mr:].T
+                info.update(dipole_noise=sigma, dipole_cv_rmse=scores)
+            self.dipole_weights = w_mu.reshape(mr, 3).clone()
+            self.iso_weights = w_alpha[:mr].clone()
+            self.aniso_weights = w_alpha[mr:].reshape(mr, 5).clone()
+            self.dipole_factor = _square_factor(cov_mu)
+            self.iso_factor = _square_factor(cov_alpha[:mr, :mr])
+            self.aniso_factor = _square_factor(cov_alpha[mr:, mr:])
             self.prior_scales[1:] = torch.tensor([theta["dipole"], theta["iso"],
                                                   theta["aniso"]])
-        return {"response_noise": sigma, "response_cv_rmse": scores}
+        return info
 
     def _fit_energy(self, moved, positions, feats, x, species, atom_field, terms) -> dict:
         """U0 from energies and forces, their field terms (the response heads) removed."""
