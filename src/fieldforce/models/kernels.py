@@ -157,7 +157,8 @@ def cross_validate(design: torch.Tensor, targets: torch.Tensor, groups: torch.Te
     ``relative`` [n_obs]: per-observation factors the noise is multiplied by (e.g. the
     square root of the atom count for energies); the RMSE is taken on targets divided by
     them; ``fixed`` [n_obs] bool: rows whose noise is ``relative`` itself, whatever sigma
-    (a noise level the user set). Returns (best sigma, {sigma: RMSE}).
+    (a noise level the user set). Returns (best sigma, {sigma: RMSE}); a level whose
+    equations are singular in double precision gets None and is not chosen.
 
     Each fold forms its Gram matrices of the prior-whitened design once (the rows scaled
     by sigma and the fixed ones apart), so every sigma costs one Cholesky solve of size
@@ -189,12 +190,18 @@ def cross_validate(design: torch.Tensor, targets: torch.Tensor, groups: torch.Te
         for s in sigmas:
             gram = eye / theta**2 + parts["fixed"][0] + parts["variable"][0] / s**2
             rhs = parts["fixed"][1] + parts["variable"][1] / s**2
-            v = torch.cholesky_solve(rhs[:, None], torch.linalg.cholesky(gram))[:, 0]
+            lower, failed = torch.linalg.cholesky_ex(gram)
+            if bool(failed):  # so little noise that the equations are singular in double
+                squared[s] = float("inf")  # precision: a level that cannot be chosen
+                continue
+            v = torch.cholesky_solve(rhs[:, None], lower)[:, 0]
             error = (whitened[test] @ v - targets[test]) / relative[test]
             squared[s] += float(error.pow(2).sum())
         count += int(test.sum())
     scores = {s: (value / max(count, 1)) ** 0.5 for s, value in squared.items()}
-    return min(scores, key=scores.get), scores
+    best = min(scores, key=scores.get)
+    # levels that were numerically singular: None (JSON has no infinity)
+    return best, {s: (v if v != float("inf") else None) for s, v in scores.items()}
 
 
 __all__ = ["JITTER", "SparseSolve", "cross_validate", "farthest_point_sampling", "kernel",

@@ -62,7 +62,7 @@ from fieldforce.models.kernels import (
 from fieldforce.models.response import ResponseModel
 
 #: noise levels tried by cross-validation, as fractions of each property's prior scale
-NOISE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+NOISE_GRID = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
 #: ratios (force noise / prior force scale) / (energy noise / prior energy scale) tried
 FORCE_RATIO_GRID = (0.3, 1.0, 3.0)
 #: buffers whose shape the fit decides (resized when a model file is loaded)
