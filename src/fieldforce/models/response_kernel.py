@@ -335,8 +335,10 @@ class KernelResponseModel(FieldModel):
         """Nothing separate: :meth:`fit` sets every data-dependent constant."""
 
     def fit(self, frames: Sequence[Frame], weights: dict[str, float]) -> dict:
-        """Closed-form fit (see the module docstring); returns the noise levels chosen and
-        the sparse set sizes, for metrics.json."""
+        """Closed-form fit (see the module docstring); returns the noise levels used
+        (``energy_noise`` eV/atom, ``forces_noise`` eV/Å, ``dipole_noise`` e·Å and
+        ``polarizability_noise`` e·Å²/V per atom: the model keys that would fix them), the
+        cross-validation scores and the sparse set sizes, for metrics.json."""
         terms = {k for k, v in weights.items() if v > 0}
         unsupported = terms - {"energy", "forces", "dipole", "polarizability"}
         if unsupported:
@@ -427,6 +429,12 @@ class KernelResponseModel(FieldModel):
         relative = torch.where(fixed_rows, relative, sigma * relative)
         return SparseSolve.fit(design, target, relative, k_mm, 1.0), sigma, scores
 
+    def _absolute(self, name: str, sigma: float, unit: float) -> float:
+        """The noise per atom of ``name`` a solve used, in its unit (the key
+        ``<name>_noise`` of the model section takes it back)."""
+        fixed = getattr(self.settings, f"{name}_noise")
+        return float(fixed) if fixed is not None else float(sigma * unit)
+
     def _fit_response(self, batch, feats, x, species, atom_field, terms) -> dict:
         """Polarizabilities first (their labels fix alpha_i), then dipoles with the
         induced alpha E removed (each with its own cross-validated noise); dipoles alone
@@ -483,14 +491,17 @@ class KernelResponseModel(FieldModel):
                     k_alpha)
                 w_alpha, factor = solve.weights, solve.covariance_factor
                 cov_alpha = factor @ factor.T
-                info.update(polarizability_noise=sigma, polarizability_cv_rmse=scores)
+                unit = max(theta["iso"], theta["aniso"])
+                info.update(polarizability_noise=self._absolute("polarizability", sigma, unit),
+                            polarizability_cv_rmse=scores)
                 if "dipole" in terms:
                     induced = induced_rows @ w_alpha  # [B, 3]
                     solve, sigma, scores = self._stage(batch, [(
                         "dipole", mu_rows, induced, theta["dipole"])], k_mu)
                     w_mu, factor = solve.weights, solve.covariance_factor
                     cov_mu = factor @ factor.T
-                    info.update(dipole_noise=sigma, dipole_cv_rmse=scores)
+                    info.update(dipole_noise=self._absolute("dipole", sigma, theta["dipole"]),
+                                dipole_cv_rmse=scores)
             else:  # dipoles alone: mu and alpha (through alpha E) together
                 solve, sigma, scores = self._stage(batch, [(
                     "dipole", torch.cat([mu_rows, induced_rows], -1), None,
@@ -499,7 +510,8 @@ class KernelResponseModel(FieldModel):
                 w_mu, w_alpha = w[:3 * mr], w[3 * mr:]
                 cov_mu = factor[:3 * mr] @ factor[:3 * mr].T
                 cov_alpha = factor[3 * mr:] @ factor[3 * mr:].T
-                info.update(dipole_noise=sigma, dipole_cv_rmse=scores)
+                info.update(dipole_noise=self._absolute("dipole", sigma, theta["dipole"]),
+                            dipole_cv_rmse=scores)
             self.dipole_weights = w_mu.reshape(mr, 3).clone()
             self.iso_weights = w_alpha[:mr].clone()
             self.aniso_weights = w_alpha[mr:].reshape(mr, 5).clone()
@@ -613,9 +625,10 @@ class KernelResponseModel(FieldModel):
         rank = min(FORCE_RANK, len(singular))
         self.force_factor = (u[:, :rank] * singular[:rank]).clone()
         self.prior_scales[0] = scale_e
-        return {"energy_noise_eV_per_atom": sigma * scale_e,
-                "forces_noise_eV_per_A": (sigma * scale_e * force_ratio * ratio
-                                          if force_ratio else None),
+        return {"energy_noise": sigma * scale_e,
+                "forces_noise": (fixed_f if fixed_f is not None else
+                                 sigma * scale_e * force_ratio * ratio if force_ratio
+                                 else None),
                 "energy_cv_rmse": scores}
 
 

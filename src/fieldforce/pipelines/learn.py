@@ -12,7 +12,10 @@ random displacements (``rattle_A``) are labelled first.
 
 Threshold: ``threshold`` in the output's unit (absolute), or else ``threshold_relative``
 times the typical value of that uncertainty on the training frames (their median),
-recomputed at each refit. The uncertainty of a structure is the largest absolute value
+recomputed at each refit. The noise levels of the fit (which set the scale of every
+uncertainty) are cross-validated on the starting data and again whenever the data have
+doubled, and pinned in between (``noise`` in learn.json), unless the model section sets
+them. The uncertainty of a structure is the largest absolute value
 of the output (for ``forces_uncertainty``: of any atom's component).
 
 Outputs in ``output/`` (every file written atomically; the job resumes with
@@ -236,12 +239,23 @@ class OnTheFly:
         start = time.perf_counter()
         config = dict(self.settings.model)
         config.setdefault("species", species_of(frames))
+        # noise levels: cross-validated when the data have doubled since the last time,
+        # else pinned at those values, so that consecutive models share one uncertainty
+        # scale (cross-validation on a handful of frames jumps between grid levels)
+        pinned = self.state.get("noise")
+        refresh = pinned is None or len(frames) >= 2 * self.state.get("noise_frames", 0)
+        if not refresh:
+            config = {**{k: v for k, v in pinned.items() if v is not None}, **config}
         model = build_model(config)
         weights = {name: 1.0 for name in self.settings.label.properties
                    if name in ("energy", "forces", "dipole", "polarizability")}
         model.record_domain(frames)
-        model.fit(frames, weights)
+        info = model.fit(frames, weights)
         model.eval()
+        if refresh:
+            self.state["noise"] = {k: info.get(k) for k in (
+                "energy_noise", "forces_noise", "dipole_noise", "polarizability_noise")}
+            self.state["noise_frames"] = len(frames)
         save_model(model, self.out / "model.pt", extra={"frames": len(frames)})
         self.state["seconds"]["fit"] += time.perf_counter() - start
         if self.settings.threshold is not None:
