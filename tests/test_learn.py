@@ -56,6 +56,7 @@ def test_learning_calls_dft_where_unsure_and_resumes(tmp_path):
     assert len(frames) == 3 + 2
     assert np.allclose(frames[-1].efield, [0, 0, 0.1])  # labelled at the MD's field
     for call in state["calls"]:
+        assert call["error_before"] > 0 and call["calibration"] > 0  # on-line calibration
         assert call["uncertainty_before"] > call["threshold"]
         # relative to each model's own threshold, the frame is no longer a surprise
         assert call["uncertainty_after"] / call["threshold_after"] < (

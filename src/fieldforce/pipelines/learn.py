@@ -12,10 +12,14 @@ random displacements (``rattle_A``) are labelled first.
 
 Threshold: ``threshold`` in the output's unit (absolute), or else ``threshold_relative``
 times the typical value of that uncertainty on the training frames (their median),
-recomputed at each refit. The noise levels of the fit (which set the scale of every
-uncertainty) are cross-validated on the starting data and again whenever the data have
-doubled, and pinned in between (``noise`` in learn.json), unless the model section sets
-them. The uncertainty of a structure is the largest absolute value
+recomputed at each refit. Uncertainties are calibrated on line: every frame sent to DFT
+is first predicted by the model that chose it, and the root-mean-square of its errors
+over predicted sigmas (z), over all calls so far, scales the model's sigma (1 before the
+first call; ``calibration`` in learn.json). An absolute threshold is therefore in
+calibrated units; a relative one is not affected. The noise levels of the fit (which set
+the scale of every uncertainty) are cross-validated on the starting data and again
+whenever the data have doubled, and pinned in between (``noise`` in learn.json), unless
+the model section sets them. The uncertainty of a structure is the largest absolute value
 of the output (for ``forces_uncertainty``: of any atom's component).
 
 Outputs in ``output/`` (every file written atomically; the job resumes with
@@ -103,6 +107,23 @@ def _measure(model, frames, name: str) -> np.ndarray:
                               "forces_uncertainty of model head gpr)")
         values.append(float(out[name].detach().abs().max()))
     return np.asarray(values)
+
+
+def _zscores(model, frame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(z, error): (prediction - label) / predicted sigma and prediction - label of the
+    property ``name`` measures (e.g. forces for forces_uncertainty), per component, of
+    ``model`` on the labelled ``frame``."""
+    from fieldforce.data.batch import collate
+    from fieldforce.models import evaluate
+
+    prop = name.removesuffix("_uncertainty")
+    batch = collate([frame])
+    if prop not in batch.labels:
+        return np.zeros(0), np.zeros(0)
+    out = evaluate(model, batch, requests={name} & model.requestable() or None)
+    error = (out[prop] - batch.labels[prop]).detach().numpy().ravel()
+    sigma = np.abs(out[name].detach().numpy()).ravel()
+    return error / np.maximum(sigma, np.finfo(float).tiny), error
 
 
 class OnTheFly:
@@ -231,6 +252,11 @@ class OnTheFly:
                               "structure)")
         return field.uniform_value(time_fs).detach().numpy().astype(float)
 
+    def _scale(self) -> float:
+        """The on-line calibration factor of the uncertainty (RMS z over the calls)."""
+        squares = self.state.get("z_squares") or []
+        return float(np.sqrt(np.mean(squares))) if squares else 1.0
+
     def _fit(self, frames):
         """A model fitted on ``frames`` (closed form), saved; the threshold it implies."""
         from fieldforce.models import build_model, save_model
@@ -262,7 +288,7 @@ class OnTheFly:
             threshold = self.settings.threshold
         else:
             typical = float(np.median(_measure(model, frames, self.settings.uncertainty)))
-            threshold = self.settings.threshold_relative * typical
+            threshold = self.settings.threshold_relative * typical * self._scale()
         return model, threshold
 
     # -- the loop --------------------------------------------------------------------------
@@ -282,8 +308,11 @@ class OnTheFly:
         while True:
             found: dict[str, Any] = {}
 
-            def check(run, threshold=threshold, found=found):
-                value = float(np.abs(run.calc.get_property(s.uncertainty, run.atoms)).max())
+            scale = self._scale()
+
+            def check(run, threshold=threshold, found=found, scale=scale):
+                value = scale * float(np.abs(run.calc.get_property(s.uncertainty,
+                                                                   run.atoms)).max())
                 if value > threshold:
                     found.update(step=run.step, time_fs=run.time_fs, value=value)
                     run.request_stop(f"{s.uncertainty} {value:.3g} > {threshold:.3g}")
@@ -309,13 +338,19 @@ class OnTheFly:
             atoms = last_frame(trajectory)  # the structure the MD stopped at
             efield = self._field_at(found["time_fs"], atoms)
             frame, dft_seconds = self._label(atoms, efield)
+            z, error = _zscores(model, frame, s.uncertainty)  # the choosing model, unrefitted
+            if z.size:
+                self.state.setdefault("z_squares", []).append(float(np.mean(z**2)))
             frames.append(frame)
             self._store(frames)
             fit_start = time.perf_counter()
             model, new_threshold = self._fit(frames)
-            after = float(_measure(model, [frame], s.uncertainty)[0])
+            after = self._scale() * float(_measure(model, [frame], s.uncertainty)[0])
             entry = {"step": found["step"], "time_fs": found["time_fs"],
                      "uncertainty_before": found["value"], "uncertainty_after": after,
+                     "error_before": float(np.abs(error).max()) if error.size else None,
+                     "rms_z_of_this_frame": float(np.sqrt(np.mean(z**2))) if z.size else None,
+                     "calibration": self._scale(),
                      "threshold": threshold, "threshold_after": new_threshold,
                      "frames": len(frames),
                      "dft_seconds": dft_seconds,
@@ -323,7 +358,8 @@ class OnTheFly:
             self.state["calls"].append(entry)
             self._save_state()
             self._say(f"DFT call {len(self.state['calls'])} at step {found['step']}: "
-                      f"{s.uncertainty} {found['value']:.3g} (threshold {threshold:.3g}) -> "
+                      f"{s.uncertainty} {found['value']:.3g} (threshold {threshold:.3g}; "
+                      f"largest error {entry['error_before'] or float('nan'):.3g}) -> "
                       f"{after:.3g} (threshold {new_threshold:.3g}), DFT {dft_seconds:.1f} s, "
                       f"{len(frames)} frames")
             threshold = new_threshold
