@@ -14,8 +14,9 @@ Threshold: ``threshold`` in the output's unit (absolute), or else ``threshold_re
 times the typical value of that uncertainty on the training frames (their median),
 recomputed at each refit. Uncertainties are calibrated on line: every frame sent to DFT
 is first predicted by the model that chose it, and the root-mean-square of its errors
-over predicted sigmas (z), over all calls so far, scales the model's sigma (1 before the
-first call; ``calibration`` in learn.json). An absolute threshold is therefore in
+over predicted sigmas (z), over all calls so far, scales the model's sigma (before the
+first call: the same from a 4-fold cross-validation over the starting frames;
+``calibration`` in learn.json). An absolute threshold is therefore in
 calibrated units; a relative one is not affected. The noise levels of the fit (which set
 the scale of every uncertainty) are cross-validated on the starting data and again
 whenever the data have doubled, and pinned in between (``noise`` in learn.json), unless
@@ -252,9 +253,36 @@ class OnTheFly:
                               "structure)")
         return field.uniform_value(time_fs).detach().numpy().astype(float)
 
+    def _initial_calibration(self, frames, folds: int = 4) -> None:
+        """z-scores of the starting frames, each predicted by a model fitted on the others
+        (``folds``-fold, the noise of the full fit pinned): the calibration before any
+        DFT call."""
+        from fieldforce.models import build_model
+        from fieldforce.models.backbone import species_of
+
+        if self.state.get("z_squares") or len(frames) < 2:
+            return
+        config = {**{k: v for k, v in (self.state.get("noise") or {}).items()
+                     if v is not None}, **self.settings.model}
+        config.setdefault("species", species_of(frames))
+        weights = {name: 1.0 for name in self.settings.label.properties
+                   if name in ("energy", "forces", "dipole", "polarizability")}
+        squares = []
+        for k in range(min(folds, len(frames))):
+            held = frames[k::folds]
+            rest = [f for i, f in enumerate(frames) if i % folds != k]
+            model = build_model(config)
+            model.fit(rest, weights)
+            for frame in held:
+                z, _ = _zscores(model.eval(), frame, self.settings.uncertainty)
+                if z.size:
+                    squares.append(float(np.mean(z**2)))
+        if squares:
+            self.state["z_squares_initial"] = squares
+
     def _scale(self) -> float:
         """The on-line calibration factor of the uncertainty (RMS z over the calls)."""
-        squares = self.state.get("z_squares") or []
+        squares = self.state.get("z_squares") or self.state.get("z_squares_initial") or []
         return float(np.sqrt(np.mean(squares))) if squares else 1.0
 
     def _fit(self, frames):
@@ -303,6 +331,10 @@ class OnTheFly:
         if s.initial_data is not None and not (self.out / "data.xyz").exists():
             self._store(frames)
         model, threshold = self._fit(frames)
+        if not self.state.get("z_squares") and not self.state.get("z_squares_initial"):
+            self._initial_calibration(frames)
+            model, threshold = self._fit(frames)  # the threshold in calibrated units
+            self._say(f"uncertainty calibration from the starting frames: x{self._scale():.3g}")
         self._save_state()
         trajectory = self.out / "md" / "trajectory.xyz"
         while True:
