@@ -10,10 +10,12 @@ kernel heads (``head: gpr``, 200/100 sparse environments per species).
    300 K, 0.5 fs, ``--steps``, checked every 20 steps; DFT when the largest force
    uncertainty (calibrated on line) passes ``--threshold`` eV/Å (0: 3x its median on the
    training frames); at most ``--max-calls``.
-2. Test set: an independent MD run with the final model (other seed), 20 frames spread
-   over it, labelled with DFT.
-3. Random selection: another MD run with the final model (third seed); from its frames
-   as many as on-the-fly learning labelled in total, drawn at random and labelled.
+2. Test set: an independent MD run with the final model (other seed) as long as the part
+   of the run the learning covered, 20 frames spread over it, labelled with DFT (frames
+   with atoms closer than 0.7 Å dropped: a first version ran the full length, where the
+   final model of a spent budget let atoms meet, and DFT labelled the wreck).
+3. Random selection: another such MD run (third seed); from its frames as many as
+   on-the-fly learning labelled in total, drawn at random and labelled.
 4. Learning curves: the kernel model refitted on the first n frames of each set (the
    on-the-fly order; a random order of the random pool), force and dipole RMSE on the test
    set; the DFT calls on-the-fly learning needs to reach the errors random selection
@@ -40,8 +42,16 @@ MODEL = {"family": "response", "head": "gpr", "sparse_points": 200,
          "response_sparse_points": 100}
 
 
+def physical(atoms, shortest: float = 0.7) -> bool:
+    """No two atoms closer than ``shortest`` Å (an MD run of a model can leave the
+    physical region beyond the part of it the learning covered)."""
+    d = atoms.get_all_distances()
+    return bool(d[np.triu_indices(len(atoms), 1)].min() >= shortest)
+
+
 def md_frames(model: Path, out: Path, steps: int, seed: int, every: int):
-    """Frames of an MD run with ``model`` (Langevin 300 K in the field) every ``every``."""
+    """Physical frames of an MD run with ``model`` (Langevin 300 K in the field) every
+    ``every`` steps."""
     import ase.io
 
     from fieldforce.simulation.md import run_md
@@ -52,7 +62,7 @@ def md_frames(model: Path, out: Path, steps: int, seed: int, every: int):
                 "output": str(out), "ensemble": "langevin", "temperature_K": 300,
                 "timestep_fs": 0.5, "steps": steps, "write_interval": every, "seed": seed,
                 "field": {"type": "static", "vector": FIELD}}, progress=False)
-    return ase.io.read(trajectory, ":")[1:]
+    return [a for a in ase.io.read(trajectory, ":")[1:] if physical(a)]
 
 
 def labelled(atoms_list, path: Path, backend):
@@ -119,9 +129,12 @@ def main() -> None:
     otf = read_frames(work / "learn" / "data.xyz")
     backend = get_backend(LABEL["backend"], **LABEL["settings"])
     model = work / "learn" / "model.pt"
-    test_md = md_frames(model, work / "test_md", args.steps, seed=7, every=args.steps // 20)
+    # the test and pool runs are as long as the part of the run the learning covered (a
+    # budget spent early leaves the rest unchecked)
+    covered = max(state["steps"], 200)
+    test_md = md_frames(model, work / "test_md", covered, seed=7, every=max(covered // 20, 1))
     test = labelled(test_md[:20], work / "test.xyz", backend)
-    pool_md = md_frames(model, work / "pool_md", args.steps, seed=11, every=20)
+    pool_md = md_frames(model, work / "pool_md", covered, seed=11, every=10)
     rng = np.random.default_rng(0)
     chosen = [pool_md[i] for i in rng.choice(len(pool_md), size=len(otf), replace=False)]
     random_frames = labelled(chosen, work / "random.xyz", backend)
@@ -138,7 +151,7 @@ def main() -> None:
               "threshold_relative": config.get("threshold_relative"),
               "learn": {k: state[k] for k in ("dft_calls", "frames", "steps", "ended_by",
                                               "seconds")},
-              "calls": state["calls"], "curve": curve,
+              "calls": state["calls"], "curve": curve, "test_and_pool_steps": covered,
               "frames_to_reach_random_full": needed, "test_frames": len(test),
               "wall_seconds": time.perf_counter() - start}
     print(f"{'frames':>7s} {'F otf':>9s} {'F random':>9s} {'mu otf':>9s} {'mu random':>9s}")
