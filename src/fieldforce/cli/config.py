@@ -43,10 +43,13 @@ def describe(name: str) -> str:
     lines = [f"# {name}: {title}"]
     if name == "model":
         from fieldforce.models import families, family_class
+        from fieldforce.models.contract import heads
 
         for family in families():
-            settings = family_class(family).settings_class
-            lines += [f"# family: {family}", "model:", settings.describe("  "), ""]
+            for head in heads(family):
+                settings = family_class(family, head=head).settings_class
+                lines += [f"# family: {family}, head: {head}", "model:",
+                          settings.describe("  "), ""]
         return "\n".join(lines).rstrip()
     if name == "field":
         from fieldforce.fields.base import registered_types

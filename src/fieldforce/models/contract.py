@@ -189,6 +189,11 @@ def families() -> list[str]:
     return sorted(_FAMILIES)
 
 
+def heads(name: str) -> list[str]:
+    """The heads family ``name`` registers (neural first)."""
+    return sorted(_FAMILIES.get(name, {}), key=lambda h: (h != "neural", h))
+
+
 def family_class(name: Any, source: str | None = None, head: Any = None
                  ) -> type[FieldModel]:
     """The class registered as family ``name`` with heads ``head`` (None: neural); a
@@ -378,4 +383,4 @@ class FieldModel(nn.Module):
 
 
 __all__ = ["BASE_OUTPUTS", "CHARGE_OUTPUTS", "EXTRAPOLATION", "FieldModel", "ModelSettings",
-           "Output", "families", "family_class", "model_settings", "output"]
+           "Output", "families", "family_class", "heads", "model_settings", "output"]
