@@ -116,6 +116,28 @@ def composition_baseline(counts: torch.Tensor, energy: torch.Tensor) -> torch.Te
     return torch.as_tensor(solution, dtype=energy.dtype, device=energy.device)
 
 
+def species_rows(species_map: torch.Tensor, numbers: torch.Tensor,
+                 species: Sequence[int]) -> torch.Tensor:
+    """[N] row of each atom's species in ``species`` (``species_map``: atomic number ->
+    row, -1 elsewhere); unknown species are an error."""
+    index = species_map[numbers.clamp(0, len(species_map) - 1)]
+    index = torch.where(numbers < len(species_map), index, -1)
+    if (index < 0).any():
+        bad = sorted(set(numbers[index < 0].tolist()))
+        raise ConfigError(f"atomic numbers {bad} were not in the model's species "
+                          f"{list(species)}")
+    return index
+
+
+def composition_counts(rows: torch.Tensor, structure_index: torch.Tensor,
+                       n_structures: int, n_species: int, dtype: torch.dtype) -> torch.Tensor:
+    """[B, S] number of atoms of each species (``rows`` from :func:`species_rows`) in each
+    structure."""
+    counts = torch.zeros(n_structures, n_species, dtype=dtype, device=rows.device)
+    return counts.index_put((structure_index, rows), torch.ones_like(rows, dtype=dtype),
+                            accumulate=True)
+
+
 def species_of(frames: Sequence[Frame]) -> list[int]:
     """Sorted atomic numbers present in ``frames``."""
     return sorted({int(z) for f in frames for z in np.unique(f.atoms.numbers)})
@@ -238,13 +260,7 @@ class Backbone(nn.Module):
 
     def species_index(self, numbers: torch.Tensor) -> torch.Tensor:
         """[N] row of each atom's species in ``species``; unknown species are an error."""
-        index = self.species_map[numbers.clamp(0, len(self.species_map) - 1)]
-        index = torch.where(numbers < len(self.species_map), index, -1)
-        if (index < 0).any():
-            bad = sorted(set(numbers[index < 0].tolist()))
-            raise ConfigError(f"atomic numbers {bad} were not in the model's species "
-                              f"{self.species}")
-        return index
+        return species_rows(self.species_map, numbers, self.species)
 
     @torch.no_grad()
     def extrapolation(self, invariant: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
@@ -299,11 +315,8 @@ class Backbone(nn.Module):
 
     def composition(self, batch: Batch) -> torch.Tensor:
         """[B, S] number of atoms of each species in each structure."""
-        index = self.species_index(batch.numbers)
-        counts = torch.zeros(batch.n_structures, len(self.species),
-                             dtype=batch.positions.dtype, device=batch.positions.device)
-        return counts.index_put((batch.structure_index, index),
-                                torch.ones_like(index, dtype=counts.dtype), accumulate=True)
+        return composition_counts(self.species_index(batch.numbers), batch.structure_index,
+                                  batch.n_structures, len(self.species), batch.positions.dtype)
 
     @torch.no_grad()
     def fit_statistics(self, batch: Batch, invariant: torch.Tensor | None = None) -> None:

@@ -35,6 +35,22 @@ from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry
 from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
 
 
+def field_coupling(batch: Batch, mu: torch.Tensor, alpha: torch.Tensor,
+                   atom_field: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The field terms of atomic dipoles ``mu`` [N, 3] and polarizabilities ``alpha``
+    [N, 3, 3] in the fields ``atom_field`` [N, 3]: the per-atom energy
+    -mu_i.E_i - 1/2 E_i.alpha_i.E_i [N] eV, and the response outputs (atomic ones, the
+    permanent dipole, the dipole at the applied field sum_i mu_i + alpha_i E_i, i.e.
+    -dU/dE for a uniform field, and the polarizability)."""
+    coupling = -(mu * atom_field).sum(-1) - 0.5 * torch.einsum(
+        "na,nab,nb->n", atom_field, alpha, atom_field)
+    induced = torch.einsum("nab,nb->na", alpha, atom_field)
+    return coupling, {"atomic_dipoles": mu, "atomic_polarizabilities": alpha,
+                      "permanent_dipole": batch.sum_per_structure(mu),
+                      "dipole": batch.sum_per_structure(mu + induced),
+                      "polarizability": batch.sum_per_structure(alpha)}
+
+
 @dataclass(kw_only=True)
 class ResponseSettings(BackboneSettings):
     """The ``model:`` section of ``family: response``."""
@@ -139,15 +155,9 @@ class ResponseModel(FieldModel):
             alpha = self.polarizability_scale * (
                 self.isotropic_head(h)[:, :, None] * eye
                 + spherical_to_cartesian_l2(spherical[..., None])[..., 0])
-            coupling = -(mu * atom_field).sum(-1) - 0.5 * torch.einsum(
-                "na,nab,nb->n", atom_field, alpha, atom_field)
+            coupling, terms = field_coupling(batch, mu, alpha, atom_field)
             energy = energy + batch.sum_per_structure(coupling)
-            induced = torch.einsum("nab,nb->na", alpha, atom_field)
-            # the dipole at the applied field, -dU/dE for a uniform field: mu + alpha E
-            out.update(atomic_dipoles=mu, atomic_polarizabilities=alpha,
-                       permanent_dipole=batch.sum_per_structure(mu),
-                       dipole=batch.sum_per_structure(mu + induced),
-                       polarizability=batch.sum_per_structure(alpha))
+            out.update(terms)
         out["energy"] = energy
         return out
 
@@ -167,4 +177,4 @@ class ResponseModel(FieldModel):
                 "response": any(t in terms for t in ("dipole", "polarizability"))}
 
 
-__all__ = ["ResponseModel", "ResponseSettings", "species_of"]
+__all__ = ["ResponseModel", "ResponseSettings", "field_coupling", "species_of"]

@@ -49,7 +49,7 @@ from fieldforce.data.batch import Batch, collate, physical_components
 from fieldforce.data.frame import Frame
 from fieldforce.descriptors import DescriptorSettings, SOAPFeatures, spherical_to_cartesian_l2
 from fieldforce.errors import ConfigError, DataError
-from fieldforce.models.backbone import composition_baseline
+from fieldforce.models.backbone import composition_baseline, composition_counts, species_rows
 from fieldforce.models.contract import FieldModel, ModelSettings, output
 from fieldforce.models.derivatives import rows_gradient
 from fieldforce.models.kernels import (
@@ -59,7 +59,7 @@ from fieldforce.models.kernels import (
     farthest_point_sampling,
     normalise,
 )
-from fieldforce.models.response import ResponseModel
+from fieldforce.models.response import ResponseModel, field_coupling
 
 #: noise levels tried by cross-validation, as fractions of each property's prior scale
 NOISE_GRID = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
@@ -176,13 +176,8 @@ class KernelResponseModel(FieldModel):
         return self.sparse_invariant.numel() > 0
 
     def species_index(self, numbers: torch.Tensor) -> torch.Tensor:
-        index = self.species_map[numbers.clamp(0, len(self.species_map) - 1)]
-        index = torch.where(numbers < len(self.species_map), index, -1)
-        if (index < 0).any():
-            bad = sorted(set(numbers[index < 0].tolist()))
-            raise ConfigError(f"atomic numbers {bad} were not in the model's species "
-                              f"{self.species}")
-        return index
+        """[N] row of each atom's species; unknown species are an error."""
+        return species_rows(self.species_map, numbers, self.species)
 
     # -- kernels ---------------------------------------------------------------------------
 
@@ -238,26 +233,10 @@ class KernelResponseModel(FieldModel):
         if "forces_uncertainty" in requests:
             out["forces_uncertainty"] = self._force_uncertainty(batch.positions, k)
         if equivariant:
-            s_r = self._similarity(x, species, self.response_invariant, self.response_species)
-            power = s_r.pow(self.zeta - 1)
-            # mu_i = V_i sum_M s_iM^(zeta-1) V_M^T w_M: the weights projected on the sparse
-            # blocks first, so no [N, 3, M, 3] kernel is formed (the same for T_i)
-            vector, tensor = normalise(feats["vector"]), normalise(feats["tensor"])
-            g1 = power @ torch.einsum("mbf,mb->mf", self.response_vector, self.dipole_weights)
-            g2 = power @ torch.einsum("mbf,mb->mf", self.response_tensor, self.aniso_weights)
-            mu = torch.einsum("iaf,if->ia", vector, g1)
-            aniso = torch.einsum("iaf,if->ia", tensor, g2)
-            iso = s_r.pow(self.zeta) @ self.iso_weights
-            eye = torch.eye(3, dtype=x.dtype, device=x.device)
-            alpha = iso[:, None, None] * eye + spherical_to_cartesian_l2(aniso[..., None])[..., 0]
-            coupling = -(mu * atom_field).sum(-1) - 0.5 * torch.einsum(
-                "na,nab,nb->n", atom_field, alpha, atom_field)
+            mu, alpha = self._mu_alpha(feats, x, species)
+            coupling, terms = field_coupling(batch, mu, alpha, atom_field)
             energy = energy + batch.sum_per_structure(coupling)
-            induced = torch.einsum("nab,nb->na", alpha, atom_field)
-            out.update(atomic_dipoles=mu, atomic_polarizabilities=alpha,
-                       permanent_dipole=batch.sum_per_structure(mu),
-                       dipole=batch.sum_per_structure(mu + induced),
-                       polarizability=batch.sum_per_structure(alpha))
+            out.update(terms)
             if requests & {"dipole_uncertainty", "polarizability_uncertainty"}:
                 with torch.no_grad():
                     detached = {k_: v.detach() for k_, v in feats.items()}
@@ -265,6 +244,22 @@ class KernelResponseModel(FieldModel):
                     out.update(self._response_uncertainty(batch, k0, k1, k2))
         out["energy"] = energy
         return out
+
+    def _mu_alpha(self, feats: dict, x: torch.Tensor, species: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Atomic dipoles [N, 3] and polarizabilities [N, 3, 3]: mu_i = V_i sum_M
+        s_iM^(zeta-1) V_M^T w_M, the weights projected on the sparse blocks first so that
+        no [N, 3, M, 3] kernel is formed (the same for the traceless T_i)."""
+        s_r = self._similarity(x, species, self.response_invariant, self.response_species)
+        power = s_r.pow(self.zeta - 1)
+        g1 = power @ torch.einsum("mbf,mb->mf", self.response_vector, self.dipole_weights)
+        g2 = power @ torch.einsum("mbf,mb->mf", self.response_tensor, self.aniso_weights)
+        mu = torch.einsum("iaf,if->ia", normalise(feats["vector"]), g1)
+        aniso = torch.einsum("iaf,if->ia", normalise(feats["tensor"]), g2)
+        iso = s_r.pow(self.zeta) @ self.iso_weights
+        eye = torch.eye(3, dtype=x.dtype, device=x.device)
+        alpha = iso[:, None, None] * eye + spherical_to_cartesian_l2(aniso[..., None])[..., 0]
+        return mu, alpha
 
     def _force_uncertainty(self, positions: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Standard deviation [N, 3] eV/Å of -dU0/dr: the forces are -J w with J the position
@@ -293,41 +288,48 @@ class KernelResponseModel(FieldModel):
 
     # -- fit ---------------------------------------------------------------------------------
 
+    #: the properties with an uncertainty, in the order of ``uncertainty_scales``
+    UNCERTAIN = ("energy", "dipole", "polarizability", "forces")
+
     @torch.no_grad()
-    def _zscores(self, frames: Sequence[Frame], name: str) -> torch.Tensor:
-        """Errors over predicted standard deviations of ``name`` on ``frames`` (observable
-        components; energies per structure)."""
+    def _zscores(self, frames: Sequence[Frame], names: Sequence[str]
+                 ) -> dict[str, torch.Tensor]:
+        """Errors over predicted standard deviations of each of ``names`` on ``frames``
+        (observable components; energies per structure), from one evaluation."""
         from fieldforce.models.derivatives import evaluate
 
         batch = collate(frames)
-        if name not in batch.labels or not bool(batch.label_mask[name].any()):
-            return torch.zeros(0, dtype=torch.float64)
+        names = [n for n in names if n in batch.labels and bool(batch.label_mask[n].any())]
+        if not names:
+            return {}
         with torch.enable_grad():
-            out = evaluate(self, batch, forces=name == "forces",
-                           requests={f"{name}_uncertainty"})
-        if name == "forces":
-            mask = batch.atom_mask("forces")
-            error = (out["forces"] - batch.labels["forces"])[mask].reshape(-1)
-            return error.detach() / out["forces_uncertainty"][mask].reshape(-1).clamp_min(
-                1e-300)
-        structures = torch.nonzero(batch.label_mask[name]).flatten()
-        error = physical_components(batch, name, (out[name] - batch.labels[name])[structures],
-                                    structures).reshape(-1)
-        sigma = physical_components(batch, name, out[f"{name}_uncertainty"][structures],
-                                    structures).reshape(-1)
-        return error / sigma.clamp_min(1e-300)
+            out = evaluate(self, batch, forces="forces" in names,
+                           requests={f"{n}_uncertainty" for n in names})
+        z = {}
+        for name in names:
+            if name == "forces":
+                mask = batch.atom_mask("forces")
+                error = (out["forces"] - batch.labels["forces"])[mask].reshape(-1).detach()
+                sigma = out["forces_uncertainty"][mask].reshape(-1)
+            else:
+                structures = torch.nonzero(batch.label_mask[name]).flatten()
+                error = physical_components(batch, name, (out[name] - batch.labels[name])[
+                    structures], structures).reshape(-1)
+                sigma = physical_components(batch, name, out[f"{name}_uncertainty"][
+                    structures], structures).reshape(-1)
+            z[name] = error / sigma.clamp_min(1e-300)
+        return z
 
     def calibrate(self, frames: Sequence[Frame]) -> dict[str, float]:
         """One factor per uncertainty (energy, dipole, polarizability, forces) that makes the
         root-mean-square z-score (error / sigma) on ``frames`` 1: the posterior variance
         of a GP with cross-validated noise is a shape, its scale is not a prediction."""
+        self.uncertainty_scales.fill_(1.0)
         factors = {}
-        for k, name in enumerate(("energy", "dipole", "polarizability", "forces")):
-            self.uncertainty_scales[k] = 1.0
-            z = self._zscores(frames, name)
+        for name, z in self._zscores(frames, self.UNCERTAIN).items():
             if z.numel() >= 2 and bool(torch.isfinite(z).all()):
                 factor = float(z.pow(2).mean().sqrt().clamp_min(1e-6))
-                self.uncertainty_scales[k] = factor
+                self.uncertainty_scales[self.UNCERTAIN.index(name)] = factor
                 factors[name] = factor
         return factors
 
@@ -543,20 +545,13 @@ class KernelResponseModel(FieldModel):
         field_energy = torch.zeros(batch.n_structures, dtype=x.dtype)
         field_forces = torch.zeros_like(positions)
         if bool(atom_field.abs().max() > 0) and self.dipole_weights.numel():
-            k0, k1, k2 = self._response_kernels(feats, x, species)
-            mu = torch.einsum("iamb,mb->ia", k1, self.dipole_weights)
-            alpha = (k0 @ self.iso_weights)[:, None, None] * torch.eye(3, dtype=x.dtype) + \
-                spherical_to_cartesian_l2(torch.einsum("iamb,mb->ia", k2, self.aniso_weights
-                                                       )[..., None])[..., 0]
-            coupling = -(mu * atom_field).sum(-1) - 0.5 * torch.einsum(
-                "na,nab,nb->n", atom_field, alpha, atom_field)
+            coupling, _ = field_coupling(batch, *self._mu_alpha(feats, x, species), atom_field)
             field_energy = batch.sum_per_structure(coupling).detach()
             if positions.requires_grad:
                 field_forces = -torch.autograd.grad(coupling.sum(), positions,
                                                     retain_graph=True)[0]
-        counts = torch.zeros(batch.n_structures, len(self.species), dtype=x.dtype)
-        counts = counts.index_put((batch.structure_index, species),
-                                  torch.ones_like(species, dtype=x.dtype), accumulate=True)
+        counts = composition_counts(species, batch.structure_index, batch.n_structures,
+                                    len(self.species), x.dtype)
         n_atoms = counts.sum(1)
         rows, targets, relative, groups = [], [], [], []
         scale_e = 1.0

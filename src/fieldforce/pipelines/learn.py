@@ -258,21 +258,16 @@ class OnTheFly:
         (``folds``-fold, the noise of the full fit pinned): the calibration before any
         DFT call."""
         from fieldforce.models import build_model
-        from fieldforce.models.backbone import species_of
 
         if self.state.get("z_squares") or len(frames) < 2:
             return
-        config = {**{k: v for k, v in (self.state.get("noise") or {}).items()
-                     if v is not None}, **self.settings.model}
-        config.setdefault("species", species_of(frames))
-        weights = {name: 1.0 for name in self.settings.label.properties
-                   if name in ("energy", "forces", "dipole", "polarizability")}
+        config = self._model_config(frames, pinned=True)
         squares = []
         for k in range(min(folds, len(frames))):
             held = frames[k::folds]
             rest = [f for i, f in enumerate(frames) if i % folds != k]
             model = build_model(config)
-            model.fit(rest, weights)
+            model.fit(rest, self._weights())
             for frame in held:
                 z, _ = _zscores(model.eval(), frame, self.settings.uncertainty)
                 if z.size:
@@ -285,26 +280,43 @@ class OnTheFly:
         squares = self.state.get("z_squares") or self.state.get("z_squares_initial") or []
         return float(np.sqrt(np.mean(squares))) if squares else 1.0
 
-    def _fit(self, frames):
-        """A model fitted on ``frames`` (closed form), saved; the threshold it implies."""
-        from fieldforce.models import build_model, save_model
+    def _weights(self) -> dict[str, float]:
+        """The fit's terms: the labelled properties a response model fits."""
+        return {name: 1.0 for name in self.settings.label.properties
+                if name in ("energy", "forces", "dipole", "polarizability")}
+
+    def _model_config(self, frames, pinned: bool) -> dict:
+        """The model section, with the species of ``frames`` unless it names them and,
+        with ``pinned``, the noise levels of the last cross-validation (a level the
+        section sets wins)."""
         from fieldforce.models.backbone import species_of
 
-        start = time.perf_counter()
-        config = dict(self.settings.model)
+        noise = (self.state.get("noise") or {}) if pinned else {}
+        config = {**{k: v for k, v in noise.items() if v is not None}, **self.settings.model}
         config.setdefault("species", species_of(frames))
+        return config
+
+    def _threshold(self, model, frames) -> float:
+        """The threshold for ``model``: absolute, or relative to its median uncertainty on
+        ``frames`` (in calibrated units)."""
+        if self.settings.threshold is not None:
+            return self.settings.threshold
+        typical = float(np.median(_measure(model, frames, self.settings.uncertainty)))
+        return self.settings.threshold_relative * typical * self._scale()
+
+    def _fit(self, frames):
+        """A model fitted on ``frames`` (closed form), saved."""
+        from fieldforce.models import build_model, save_model
+
+        start = time.perf_counter()
         # noise levels: cross-validated when the data have doubled since the last time,
         # else pinned at those values, so that consecutive models share one uncertainty
         # scale (cross-validation on a handful of frames jumps between grid levels)
-        pinned = self.state.get("noise")
-        refresh = pinned is None or len(frames) >= 2 * self.state.get("noise_frames", 0)
-        if not refresh:
-            config = {**{k: v for k, v in pinned.items() if v is not None}, **config}
-        model = build_model(config)
-        weights = {name: 1.0 for name in self.settings.label.properties
-                   if name in ("energy", "forces", "dipole", "polarizability")}
+        refresh = self.state.get("noise") is None or len(frames) >= 2 * self.state.get(
+            "noise_frames", 0)
+        model = build_model(self._model_config(frames, pinned=not refresh))
         model.record_domain(frames)
-        info = model.fit(frames, weights)
+        info = model.fit(frames, self._weights())
         model.eval()
         if refresh:
             self.state["noise"] = {k: info.get(k) for k in (
@@ -312,12 +324,7 @@ class OnTheFly:
             self.state["noise_frames"] = len(frames)
         save_model(model, self.out / "model.pt", extra={"frames": len(frames)})
         self.state["seconds"]["fit"] += time.perf_counter() - start
-        if self.settings.threshold is not None:
-            threshold = self.settings.threshold
-        else:
-            typical = float(np.median(_measure(model, frames, self.settings.uncertainty)))
-            threshold = self.settings.threshold_relative * typical * self._scale()
-        return model, threshold
+        return model
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -330,11 +337,11 @@ class OnTheFly:
         frames = self._data() or self._initial()
         if s.initial_data is not None and not (self.out / "data.xyz").exists():
             self._store(frames)
-        model, threshold = self._fit(frames)
+        model = self._fit(frames)
         if not self.state.get("z_squares") and not self.state.get("z_squares_initial"):
             self._initial_calibration(frames)
-            model, threshold = self._fit(frames)  # the threshold in calibrated units
             self._say(f"uncertainty calibration from the starting frames: x{self._scale():.3g}")
+        threshold = self._threshold(model, frames)  # in calibrated units
         self._save_state()
         trajectory = self.out / "md" / "trajectory.xyz"
         while True:
@@ -376,7 +383,8 @@ class OnTheFly:
             frames.append(frame)
             self._store(frames)
             fit_start = time.perf_counter()
-            model, new_threshold = self._fit(frames)
+            model = self._fit(frames)
+            new_threshold = self._threshold(model, frames)
             after = self._scale() * float(_measure(model, [frame], s.uncertainty)[0])
             entry = {"step": found["step"], "time_fs": found["time_fs"],
                      "uncertainty_before": found["value"], "uncertainty_after": after,
