@@ -186,3 +186,70 @@ def test_labelling_killed_and_rerun_gives_the_same_labels(setup):
             np.testing.assert_allclose(a.labels[key], b.labels[key], atol=1e-8, rtol=0)
     assert not parts.exists()
     no_temporary_files(setup)
+
+
+def test_learning_killed_and_resumed_gives_the_same_data_and_model(setup):
+    pytest.importorskip("pyscf")
+    from fieldforce.data.batch import collate
+    from fieldforce.models import evaluate
+
+    rng = random.Random(7)
+    ase.io.write(setup / "monomer.xyz", next(
+        f.atoms for f in read_frames(setup / "data.xyz") if len(f.atoms) == 3))
+
+    def config(name: str) -> Path:
+        path = setup / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({
+            "structure": "monomer.xyz", "output": name,
+            "model": {"family": "response", "head": "gpr", "species": [1, 8],
+                      "descriptor": {"max_radial": 3, "max_angular": 2},
+                      "sparse_points": 20, "response_sparse_points": 10, "folds": 2},
+            "md": {"ensemble": "langevin", "temperature_K": 800, "timestep_fs": 0.5,
+                   "steps": 150, "write_interval": 10, "seed": 1,
+                   "field": {"type": "static", "vector": [0, 0, 0.1]}},
+            "label": {"backend": "pyscf", "settings": {
+                "xc": "HF", "basis": "sto-3g", "density_fit": False, "threads": 1}},
+            "initial_frames": 3, "rattle_A": 0.02, "threshold_relative": 1.5,
+            "check_interval": 10, "max_dft_calls": 4}))
+        return path
+
+    reference = run("learn", config("learn_ref"), "--no-progress")
+    assert reference.returncode == 0, reference.stderr
+    out = setup / "learn_killed"
+    data, trajectory = out / "data.xyz", out / "md" / "trajectory.xyz"
+
+    def marks() -> tuple[int, int]:
+        return (data.stat().st_mtime_ns if data.exists() else 0,
+                trajectory.stat().st_size if trajectory.exists() else 0)
+
+    target, kills = config("learn_killed"), 0
+    for attempt in range(4):
+        before = marks()
+        args = ["learn", target, "--no-progress"] + (["--resume"] if attempt else [])
+        # progress: a labelled frame stored, or MD frames written
+        kills += kill_after_progress(args, lambda b=before: marks() != b, rng, delay=1.0)
+    finished = run("learn", target, "--no-progress", "--resume")
+    assert finished.returncode == 0, finished.stderr
+    assert kills >= 3
+    mine = json.loads((out / "learn.json").read_text())
+    theirs = json.loads((setup / "learn_ref" / "learn.json").read_text())
+    assert mine["ended_by"] == theirs["ended_by"] and mine["steps"] == theirs["steps"]
+    assert [c["step"] for c in mine["calls"]] == [c["step"] for c in theirs["calls"]]
+    for a, b in zip(mine["calls"], theirs["calls"], strict=True):
+        for key in ("uncertainty_before", "uncertainty_after", "threshold", "calibration"):
+            assert a[key] == pytest.approx(b[key], rel=1e-3), key
+    frames, reference_frames = read_frames(data), read_frames(setup / "learn_ref" / "data.xyz")
+    assert len(frames) == len(reference_frames) == 3 + len(theirs["calls"])
+    for a, b in zip(frames, reference_frames, strict=True):
+        np.testing.assert_allclose(a.atoms.positions, b.atoms.positions, atol=1e-4)
+        np.testing.assert_allclose(a.labels["forces"], b.labels["forces"], atol=1e-4)
+    # the same final model: its predictions on every labelled frame
+    batch = collate(reference_frames)
+    p_mine = evaluate(load_model(out / "model.pt"), batch)
+    p_theirs = evaluate(load_model(setup / "learn_ref" / "model.pt"), batch)
+    for key in ("energy", "forces", "dipole"):
+        torch.testing.assert_close(p_mine[key], p_theirs[key], rtol=1e-4, atol=1e-4)
+    steps = [f.info["step"] for f in ase.io.read(trajectory, ":")]
+    assert steps == [f.info["step"] for f in ase.io.read(
+        setup / "learn_ref" / "md" / "trajectory.xyz", ":")]  # continuous and complete
+    no_temporary_files(out)

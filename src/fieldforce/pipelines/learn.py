@@ -215,15 +215,19 @@ class OnTheFly:
         write_frames(frames, self.out / "data.xyz")
 
     def _initial(self) -> list:
-        """The starting data: given, or rattled copies of the start labelled now (each
-        stored as soon as it is labelled, so an interruption loses none)."""
+        """All frames labelled so far: the starting data (given, or rattled copies of the
+        start labelled now, each stored as soon as it is labelled, so an interruption
+        loses none) followed by the frames the loop has selected."""
         import ase.io
 
         from fieldforce.data.io import read_frames
 
-        if self.settings.initial_data is not None:
-            return read_frames(self.settings.initial_data)
         frames = self._data()
+        if self.settings.initial_data is not None:
+            if not frames:
+                frames = read_frames(self.settings.initial_data)
+                self._store(frames)
+            return frames
         start = ase.io.read(self.settings.structure, 0)
         field = self._field_at(0.0, start)
         rng = np.random.default_rng(self.settings.seed)
@@ -238,6 +242,14 @@ class OnTheFly:
             self._say(f"initial frame {k + 1}/{self.settings.initial_frames} labelled in "
                       f"{seconds:.1f} s")
         return frames
+
+    def _starting_count(self) -> int:
+        """How many frames of data.xyz are starting data (the rest were selected)."""
+        from fieldforce.data.io import read_frames
+
+        if self.settings.initial_data is not None:
+            return len(read_frames(self.settings.initial_data))
+        return self.settings.initial_frames
 
     def _field_at(self, time_fs: float, atoms) -> np.ndarray:
         """The uniform field [3] V/Å the MD applies at ``time_fs`` (zero: none)."""
@@ -328,21 +340,67 @@ class OnTheFly:
 
     # -- the loop --------------------------------------------------------------------------
 
+    def _commit(self, model, threshold: float, frame, frames: list) -> tuple[Any, float]:
+        """Add a frame selected (and labelled) by ``model`` to ``frames``, refit, record the
+        call in learn.json; the new model and its threshold.
+
+        learn.json is the commit point: a frame stored in data.xyz but not yet recorded
+        there (a run killed in between) is committed again on resume, from the selection
+        record the frame carries in its info (``learn_*`` keys) and the same choosing
+        model, refitted from the committed frames with the same noise levels."""
+        s = self.settings
+
+        def info(key: str, kind=float):
+            value = frame.atoms.info.get(key)
+            return None if value is None else kind(value)
+
+        z, error = _zscores(model, frame, s.uncertainty)  # the choosing model, unrefitted
+        if z.size:
+            self.state.setdefault("z_squares", []).append(float(np.mean(z**2)))
+        frames.append(frame)
+        fit_start = time.perf_counter()
+        new_model = self._fit(frames)
+        new_threshold = self._threshold(new_model, frames)
+        after = self._scale() * float(_measure(new_model, [frame], s.uncertainty)[0])
+        entry = {"step": info("learn_step", int), "time_fs": info("learn_time_fs"),
+                 "uncertainty_before": info("learn_uncertainty"),
+                 "uncertainty_after": after,
+                 "error_before": float(np.abs(error).max()) if error.size else None,
+                 "rms_z_of_this_frame": float(np.sqrt(np.mean(z**2))) if z.size else None,
+                 "calibration": self._scale(),
+                 "threshold": threshold, "threshold_after": new_threshold,
+                 "frames": len(frames),
+                 "dft_seconds": info("learn_dft_seconds"),
+                 "fit_seconds": time.perf_counter() - fit_start}
+        self.state["calls"].append(entry)
+        self._save_state()
+        self._say(f"DFT call {len(self.state['calls'])} at step {entry['step']}: "
+                  f"{s.uncertainty} {entry['uncertainty_before'] or float('nan'):.3g} "
+                  f"(threshold {threshold:.3g}; largest error "
+                  f"{entry['error_before'] or float('nan'):.3g}) -> {after:.3g} (threshold "
+                  f"{new_threshold:.3g}), DFT {entry['dft_seconds'] or float('nan'):.1f} s, "
+                  f"{len(frames)} frames")
+        return new_model, new_threshold
+
     def run(self) -> dict:
+        from fieldforce.data.extxyz import complete_text
         from fieldforce.simulation.md import MDRun
         from fieldforce.simulation.restart import last_frame
 
         s = self.settings
         self.out.mkdir(parents=True, exist_ok=True)
-        frames = self._data() or self._initial()
-        if s.initial_data is not None and not (self.out / "data.xyz").exists():
-            self._store(frames)
+        labelled = self._initial()
+        committed = self._starting_count() + len(self.state["calls"])
+        frames, pending = labelled[:committed], labelled[committed:]
         model = self._fit(frames)
         if not self.state.get("z_squares") and not self.state.get("z_squares_initial"):
             self._initial_calibration(frames)
             self._say(f"uncertainty calibration from the starting frames: x{self._scale():.3g}")
         threshold = self._threshold(model, frames)  # in calibrated units
         self._save_state()
+        for frame in pending:  # labelled before an interruption, not yet recorded
+            self._say("committing the frame labelled before the interruption")
+            model, threshold = self._commit(model, threshold, frame, frames)
         trajectory = self.out / "md" / "trajectory.xyz"
         while True:
             found: dict[str, Any] = {}
@@ -356,7 +414,9 @@ class OnTheFly:
                     found.update(step=run.step, time_fs=run.time_fs, value=value)
                     run.request_stop(f"{s.uncertainty} {value:.3g} > {threshold:.3g}")
 
-            resume = trajectory.is_file() and trajectory.stat().st_size > 0
+            resume = trajectory.is_file() and bool(complete_text(trajectory)[0].strip())
+            if trajectory.is_file() and not resume:  # killed while writing its first frame
+                trajectory.unlink()
             md = MDRun(self.md_config, resume=resume, progress=self.progress,
                        source=f"{self.source} (md)")
             if md.step >= md.final_step:
@@ -377,32 +437,13 @@ class OnTheFly:
             atoms = last_frame(trajectory)  # the structure the MD stopped at
             efield = self._field_at(found["time_fs"], atoms)
             frame, dft_seconds = self._label(atoms, efield)
-            z, error = _zscores(model, frame, s.uncertainty)  # the choosing model, unrefitted
-            if z.size:
-                self.state.setdefault("z_squares", []).append(float(np.mean(z**2)))
-            frames.append(frame)
-            self._store(frames)
-            fit_start = time.perf_counter()
-            model = self._fit(frames)
-            new_threshold = self._threshold(model, frames)
-            after = self._scale() * float(_measure(model, [frame], s.uncertainty)[0])
-            entry = {"step": found["step"], "time_fs": found["time_fs"],
-                     "uncertainty_before": found["value"], "uncertainty_after": after,
-                     "error_before": float(np.abs(error).max()) if error.size else None,
-                     "rms_z_of_this_frame": float(np.sqrt(np.mean(z**2))) if z.size else None,
-                     "calibration": self._scale(),
-                     "threshold": threshold, "threshold_after": new_threshold,
-                     "frames": len(frames),
-                     "dft_seconds": dft_seconds,
-                     "fit_seconds": time.perf_counter() - fit_start}
-            self.state["calls"].append(entry)
-            self._save_state()
-            self._say(f"DFT call {len(self.state['calls'])} at step {found['step']}: "
-                      f"{s.uncertainty} {found['value']:.3g} (threshold {threshold:.3g}; "
-                      f"largest error {entry['error_before'] or float('nan'):.3g}) -> "
-                      f"{after:.3g} (threshold {new_threshold:.3g}), DFT {dft_seconds:.1f} s, "
-                      f"{len(frames)} frames")
-            threshold = new_threshold
+            # the selection record travels with the frame (see _commit)
+            frame.atoms.info.update(learn_step=int(found["step"]),
+                                    learn_time_fs=float(found["time_fs"]),
+                                    learn_uncertainty=float(found["value"]),
+                                    learn_dft_seconds=float(dft_seconds))
+            self._store([*frames, frame])
+            model, threshold = self._commit(model, threshold, frame, frames)
         self.state["frames"] = len(frames)
         self.state["dft_calls"] = len(self.state["calls"])
         self.state["steps"] = int(last_frame(trajectory).info["step"]) if trajectory.exists() \

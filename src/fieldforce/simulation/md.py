@@ -41,9 +41,11 @@ momenta, step and time, to the file's 1e-8 precision) up to ``steps`` in total, 
 The polarization continues on its branch: the MD never wraps positions, so the tracked
 branch is s(t) - round(s(0)) (s fractional coordinates, frame 0 of the file), rebuilt from
 the first and last frames and checked against the last frame's recorded polarization.
-Thermostat internal state (Nose–Hoover chain variables) is not saved and restarts at zero;
-the Langevin noise is reseeded from (seed, step). Without ``resume``, an existing
-trajectory is never overwritten.
+Thermostat internal state (Nose–Hoover chain variables) is not saved and restarts at zero.
+The stochastic thermostats' noise (Langevin, Bussi) is reseeded from (seed, step) at the
+start and after every written frame, so a run resumed from any frame draws the same noise
+as the uninterrupted run (the same trajectory to the file's precision). Without
+``resume``, an existing trajectory is never overwritten.
 """
 
 from __future__ import annotations
@@ -313,6 +315,9 @@ class MDRun:
                     self.steps_done = step - self.start_step
                     self.energies()
                     dyn.call_observers()
+                    if step % c.write_interval == 0 and hasattr(dyn, "rng"):
+                        # where a resumed run could start: the same noise from here on
+                        dyn.rng = np.random.default_rng([c.seed, step])
                 summary = {}
                 for observer in self.observers:
                     summary.update(observer.finish(self) or {})
