@@ -45,7 +45,12 @@ def test_checks_every_frame_passed(frames):
 def test_energy_dipole_and_polarizability_are_one_enthalpy(frames):
     """For one geometry at two fields: U2 - U1 = -1/2 (mu1 + mu2)(F2 - F1) and
     mu2 - mu1 = 1/2 (alpha1 + alpha2)(F2 - F1), exact for U quadratic in F: the labels
-    are the electric enthalpy of the slab in the field it felt, not the box's energy."""
+    are the electric enthalpy of the slab in the field it felt, not the box's energy.
+
+    The energy relation is held to 1 % of the size of its terms, 1/2 (|mu1| + |mu2|)
+    |F2 - F1|, not of their sum: between a negative field and zero the dipole changes
+    sign and the sum nearly cancels (a 1 meV residual is then 4 % of it), whereas the
+    raw box energy read against the felt field misses by the field enhancement (~70 %)."""
     by_geometry = {}
     for f in frames:
         key = np.round(f.atoms.positions, 6).tobytes()
@@ -58,5 +63,6 @@ def test_energy_dipole_and_polarizability_are_one_enthalpy(frames):
         mu = (a.labels["dipole"][2], b.labels["dipole"][2])
         alpha = (a.labels["polarizability"][2, 2], b.labels["polarizability"][2, 2])
         du = float(b.labels["energy"] - a.labels["energy"])
-        assert du == pytest.approx(-0.5 * (mu[0] + mu[1]) * df, rel=0.02), a.where()
+        size = 0.5 * (abs(mu[0]) + abs(mu[1])) * abs(df)
+        assert abs(du + 0.5 * (mu[0] + mu[1]) * df) < 0.01 * size, a.where()
         assert mu[1] - mu[0] == pytest.approx(0.5 * (alpha[0] + alpha[1]) * df, rel=0.02)
