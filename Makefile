@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[dft,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[dft,dev,fem]"
 	@bash scripts/install-gpaw.sh "$(PIP)"
 	@touch $(STAMP)
 

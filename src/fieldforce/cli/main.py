@@ -28,7 +28,8 @@ RESUME_HINTS = {
 }
 
 # Subcommand modules, in the order `fieldforce --help` lists them.
-SUBCOMMANDS = ("data", "label", "train", "eval", "md", "learn", "analyze", "config", "demo")
+SUBCOMMANDS = ("data", "label", "train", "eval", "md", "learn", "analyze", "field", "config",
+               "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

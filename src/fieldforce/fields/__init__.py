@@ -30,7 +30,9 @@ Fields round-trip through YAML-friendly dicts: ``field.to_dict()`` and
 
 Modules: ``base`` (the interface, config round trip), ``uniform`` (E(t) the same at
 every atom), ``point_charge``, ``gridded`` (B-spline potential on a grid), ``analytic``
-(user torch callables, :func:`as_field`).
+(user torch callables, :func:`as_field`); the subpackage ``fem`` (the finite-element
+solve around metal emitters: gmsh, scikit-fem, pyamg, the ``fem`` extra; not imported
+here).
 """
 
 from fieldforce.fields.analytic import AnalyticField, as_field

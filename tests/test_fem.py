@@ -1,0 +1,155 @@
+"""Finite-element fields around metal emitters against closed forms: the hemisphere on a
+plane (the image sphere in a uniform field, everywhere, not only at the apex), the
+hemi-ellipsoid's apex enhancement, a flat metal, mesh convergence, Gauss's law, and the
+continuity of the potential across elements."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fieldforce.errors import ConfigError
+
+pytest.importorskip("skfem")
+pytest.importorskip("gmsh")
+pytest.importorskip("pyamg")
+
+from fieldforce.fields.fem import Emitter, beta_hemi_ellipsoid  # noqa: E402
+from fieldforce.fields.fem.laplace import solve_laplace  # noqa: E402
+from fieldforce.fields.fem.mesh import mesh_emitter, mesh_flat  # noqa: E402
+from fieldforce.units import EPSILON0  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def hemisphere():
+    """A hemisphere of radius 2 Å in 0.5 V/Å."""
+    return solve_laplace(mesh_emitter(Emitter.make("hemisphere", 2.0)), 0.5)
+
+
+def test_hemisphere_field_is_the_image_sphere_everywhere(hemisphere):
+    """phi = -E0 z (1 - R^3 / r^3): E at points around the sphere and the apex beta = 3."""
+    rng = np.random.default_rng(0)
+    radius, e0 = 2.0, 0.5
+    direction = rng.normal(size=(40, 3))
+    direction = np.abs(direction) / np.linalg.norm(direction, axis=1, keepdims=True)
+    points = direction * rng.uniform(1.2 * radius, 4 * radius, size=(40, 1))
+    r = np.linalg.norm(points, axis=1, keepdims=True)
+    z = points[:, 2:]
+    # E = -grad phi, phi = -E0 z + E0 R^3 z / r^3
+    exact = e0 * (np.array([0, 0, 1.0]) + radius**3 * (
+        np.array([0, 0, 1.0]) / r**3 - 3 * z * points / r**5) * -1)
+    got = hemisphere.field(points)
+    # 2 %: the default mesh grows to ~2 Å elements 8 Å out (a wrong boundary condition or
+    # sign would be off by R^3/r^3, 3-60 % here)
+    assert np.abs(got - exact).max() < 0.02 * e0
+    potential = hemisphere.potential(points)
+    assert np.abs(potential + e0 * z[:, 0] * (1 - radius**3 / r[:, 0] ** 3)).max() < 0.01 * e0
+    assert hemisphere.beta == pytest.approx(3.0, rel=0.005)
+    apex = hemisphere.vacuum.apex_vertex()
+    np.testing.assert_allclose(hemisphere.vertex_fields()[apex], hemisphere.apex_field())
+
+
+def test_gauss_law_the_metal_carries_eps0_e0_area(hemisphere):
+    total, per_facet = hemisphere.surface_charge()
+    assert total == pytest.approx(EPSILON0 * 0.5 * hemisphere.vacuum.top_area, rel=1e-3)
+    assert (per_facet > 0).all()  # E0 > 0 points away from the metal: positive charge
+    # the charge density at the apex facets is eps0 * 3 E0
+    mesh = hemisphere.vacuum.mesh
+    facets = hemisphere.vacuum.metal_facets
+    middle = mesh.p[:, mesh.facets[:, facets]].mean(axis=1)
+    apex = np.linalg.norm(middle - np.array([[0], [0], [2.0]]), axis=0) < 0.15
+    area = np.array([np.linalg.norm(np.cross(*(mesh.p[:, mesh.facets[1:, f]].T
+                                               - mesh.p[:, mesh.facets[0, f]]))) / 2
+                     for f in facets[apex]])
+    assert per_facet[apex].sum() / area.sum() == pytest.approx(EPSILON0 * 1.5, rel=0.02)
+
+
+def test_potential_is_continuous_across_elements(hemisphere):
+    """C0 elements: phi at a point of an interior face is the same in both elements that
+    share it; the field (the P2 gradient) jumps there by no more than the discretisation
+    error."""
+    mesh, mapping = hemisphere.vacuum.mesh, hemisphere.basis.mapping
+    # faces between straight-sided elements (no vertex on the curved metal), where the
+    # inverse map is exact: the continuity comes from the shared P2 dofs either way
+    on_metal = np.zeros(mesh.p.shape[1], dtype=bool)
+    on_metal[mesh.facets[:, hemisphere.vacuum.metal_facets].ravel()] = True
+    inner = ~on_metal[mesh.t[:4]].any(axis=0)
+    interior = np.flatnonzero((mesh.f2t[1] >= 0) & inner[mesh.f2t[0]]
+                              & inner[np.maximum(mesh.f2t[1], 0)])
+    picked = np.random.default_rng(1).choice(interior, 40, replace=False)
+    points = mesh.p[:, mesh.facets[:, picked]].mean(axis=1)  # face centroids [3, n]
+    values, fields = [], []
+    for side in (0, 1):
+        cells = mesh.f2t[side, picked]
+        reference = mapping.invF(points[:, :, None], tind=cells)[:, :, 0]
+        values.append(hemisphere._value(cells, reference))
+        fields.append(-hemisphere._gradient(cells, reference))
+    assert np.abs(values[0] - values[1]).max() < 1e-10
+    jump = np.linalg.norm(fields[0] - fields[1], axis=1)
+    assert jump.max() < 0.05 * 0.5 * 3
+
+
+def test_flat_metal_gives_the_applied_field():
+    solution = solve_laplace(mesh_flat(3.0, 4.0, 1.0), -0.3)
+    rng = np.random.default_rng(2)
+    points = rng.uniform([0.1, 0.1, 0.1], [2.9, 2.9, 3.9], size=(20, 3))
+    np.testing.assert_allclose(solution.field(points), np.tile([0, 0, -0.3], (20, 1)),
+                               atol=1e-9)
+    np.testing.assert_allclose(solution.potential(points), 0.3 * points[:, 2], atol=1e-9)
+    total, _ = solution.surface_charge()
+    assert total == pytest.approx(-0.3 * EPSILON0 * 9.0, rel=1e-9)
+
+
+def test_hemi_ellipsoid_closed_form_and_its_limits():
+    assert beta_hemi_ellipsoid(1.0, 1.0) == 3.0
+    assert beta_hemi_ellipsoid(1.0 + 1e-9, 1.0) == pytest.approx(3.0, rel=1e-6)
+    assert beta_hemi_ellipsoid(1.0001, 1.0) == pytest.approx(3.0, rel=1e-3)
+    # a needle: (h/r)^2 / (ln(2h/r) - 1), to leading order in 1/ln
+    for aspect in (1e3, 1e5):
+        needle = aspect**2 / (math.log(2 * aspect) - 1)
+        assert beta_hemi_ellipsoid(aspect, 1.0) == pytest.approx(needle, rel=0.01)
+    with pytest.raises(ConfigError, match="prolate"):
+        beta_hemi_ellipsoid(1.0, 2.0)
+
+
+def test_hemi_ellipsoid_apex_converges_to_the_closed_form():
+    emitter = Emitter.make("hemi-ellipsoid", 1.0, 3.0)
+    errors = []
+    for factor in (2.0, 1.0):
+        solution = solve_laplace(mesh_emitter(
+            emitter, size_apex=emitter.apex_radius / 16 * factor,
+            size_surface=emitter.radius / 6 * factor), 1.0)
+        errors.append(abs(solution.beta / beta_hemi_ellipsoid(3.0, 1.0) - 1))
+    assert errors[1] < errors[0] and errors[1] < 0.003
+
+
+def test_emitter_arguments_are_checked():
+    with pytest.raises(ConfigError, match="--shape 'cone'"):
+        Emitter.make("cone", 1.0, 2.0)
+    with pytest.raises(ConfigError, match="--height: required"):
+        Emitter.make("hemi-ellipsoid", 1.0)
+    with pytest.raises(ConfigError, match="a hemisphere's height is its radius"):
+        Emitter.make("hemisphere", 1.0, 3.0)
+    with pytest.raises(ConfigError, match="--radius -1"):
+        Emitter.make("hemisphere", -1.0)
+    value, source = Emitter.make("hemisphere-on-post", 1.0, 5.0).reference()
+    assert value == pytest.approx(1.2 * 7.15**0.9) and "outside that range" in source
+
+
+def test_cli_validate_writes_json(tmp_path, capsys):
+    from fieldforce.cli.main import main
+
+    out = tmp_path / "beta.json"
+    assert main(["field", "validate", "--shape", "hemisphere", "--radius", "1",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert {"beta", "n_elements", "seconds", "convergence"} <= set(result)
+    assert result["beta"] == pytest.approx(3.0, rel=0.005)
+    assert "beta = " in capsys.readouterr().out
+    assert main(["field", "validate", "--shape", "cone", "--radius", "1"]) == 2
+    assert "expected one of hemisphere" in capsys.readouterr().err
