@@ -368,6 +368,31 @@ def test_charge_unit_is_taken_from_labels_unless_fixed(frames):
     assert float(fixed.charge_unit) == 0.7 and fixed.config["charge_unit"] == 0.7
 
 
+def test_labels_no_loss_uses_leave_the_model_alone_unless_asked(frames, tmp_path):
+    """Born-charge labels in the data but no Born-charge loss: the charge unit stays the
+    default (issue 17: the unit taken from unused labels made the inferred Born charges
+    worse than zero); ``training.unused_labels: statistics`` lets them set it."""
+    from fieldforce.models.latent import DEFAULT_CHARGE_UNIT
+    from fieldforce.training import Trainer, load_config
+
+    z = np.concatenate([f.labels["born_charges"] for f in frames])
+    from_labels = np.sqrt(np.mean(np.trace(z, axis1=1, axis2=2) ** 2 / 9.0))
+    assert abs(from_labels - DEFAULT_CHARGE_UNIT) > 0.01
+    units = {}
+    for choice in ("ignore", "statistics"):
+        config = load_config({"data": {"train": "unused.xyz"},
+                              "output": str(tmp_path / choice),
+                              "model": {k: v for k, v in SMALL.items() if k != "species"},
+                              "training": {"max_epochs": 1, "unused_labels": choice}})
+        trainer = Trainer(config, progress=False, data=(frames[:4], frames[4:6], []))
+        units[choice] = float(trainer.model.charge_unit)
+        assert "born_charges" in frames[0].labels  # the caller's frames are untouched
+    assert units["ignore"] == DEFAULT_CHARGE_UNIT
+    assert units["statistics"] == pytest.approx(np.sqrt(np.mean(np.concatenate(
+        [np.trace(f.labels["born_charges"], axis1=1, axis2=2) ** 2 / 9.0
+         for f in frames[:4]]))), rel=1e-10)
+
+
 def test_training_on_a_single_frame_stays_finite(frames, tmp_path):
     """One training frame has no energy spread: the loss must not become NaN."""
     from fieldforce.training import Trainer, load_config

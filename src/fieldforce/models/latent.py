@@ -141,7 +141,8 @@ class LatentChargeModel(FieldModel):
 
         The charge unit is ``model.charge_unit`` when set, else the RMS of the labelled
         charges, else of the labelled Born charges' isotropic parts, else
-        :data:`DEFAULT_CHARGE_UNIT`.
+        :data:`DEFAULT_CHARGE_UNIT`. (The trainer passes only the labels its loss uses,
+        unless ``training.unused_labels: statistics``.)
         """
         batch = collate(frames)
         self.backbone.fit_statistics(batch)

@@ -102,6 +102,11 @@ class TrainingSettings(Section):
                                  "training data (or that the model does not predict): "
                                  "error, or warn and train without it",
                                  choices=("error", "warn"))
+    unused_labels: str = option("ignore", "labels of properties no loss term uses: "
+                                "ignore (they do not touch the model), or statistics (they "
+                                "may set data-dependent constants, e.g. the latent model's "
+                                "charge unit from Born charges)",
+                                choices=("ignore", "statistics"))
 
     def check(self) -> None:
         if self.loss_weights is None:

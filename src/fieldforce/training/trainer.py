@@ -44,6 +44,18 @@ def _has_field(frame: Frame) -> bool:
     return bool(np.abs(frame.efield).max() > 0)
 
 
+def _only_labels(frames, terms) -> list:
+    """Copies of ``frames`` holding only the labels of ``terms`` and the conditions (the
+    field, the net charge: inputs, not targets)."""
+    from fieldforce.data.frame import Frame
+    from fieldforce.data.labels import LABELS
+
+    keep = set(terms)
+    return [Frame(f.atoms, {k: v for k, v in f.labels.items()
+                            if k in keep or LABELS[k].role == "condition"},
+                  f.source, f.index) for f in frames]
+
+
 class Trainer:
     """Train one model from a checked config (:func:`fieldforce.training.config.load_config`).
 
@@ -66,10 +78,13 @@ class Trainer:
             # a family that resolves species gets those of the data unless it names them
             model_cfg.setdefault("species", species_of(self.train + self.valid + self.test))
         self.model = build_model(model_cfg)
-        self.model.fit_statistics(self.train)
-        self.model.record_domain(self.train)
         self.scales = label_scales(self.train)
         self.terms = self._loss_terms(t.get("missing_labels", "error"))
+        # labels no loss term uses touch the model only when the config says so
+        statistics = (self.train if t.get("unused_labels", "ignore") == "statistics"
+                      else _only_labels(self.train, self.terms))
+        self.model.fit_statistics(statistics)
+        self.model.record_domain(statistics)
         self.gradient = self.model.fitting == "gradient"
         if self.gradient:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t["learning_rate"],

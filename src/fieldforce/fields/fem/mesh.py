@@ -148,7 +148,32 @@ def _skfem_mesh(gmsh, order: int):
         raise RuntimeError("gmsh's second-order nodes do not match the mesh edges")
     doflocs = curved.doflocs.copy()
     doflocs[:, n:n + edges.shape[1]] = coords[mids_all[position]].T
-    return skfem.MeshTet2(doflocs, curved.t)
+    return _straighten_inverted(linear, doflocs, curved.t)
+
+
+def _straighten_inverted(linear, doflocs: np.ndarray, t: np.ndarray, worst: float = 0.2):
+    """The curved mesh, with the edges of every element whose curved map has a Jacobian
+    below ``worst`` times its straight one (folded or nearly folded: gmsh's curving of
+    tiny elements at a sharp apex can invert one, which ruins the solve) put back on
+    their chords; repeated until no element is below."""
+    import skfem
+
+    n = linear.p.shape[1]
+    chords = linear.p[:, linear.edges].mean(axis=1)
+    straight = np.abs(skfem.Basis(linear, skfem.ElementTetP1()).mapping.detDF(
+        np.zeros((3, 1)))).ravel()
+    element = skfem.ElementTetP2()
+    points = np.hstack([np.asarray(element.doflocs).T, skfem.Basis(
+        linear, skfem.ElementTetP1()).X])  # the nodes and the quadrature points
+    for _ in range(5):
+        mesh = skfem.MeshTet2(doflocs, t)
+        jacobian = skfem.Basis(mesh, element).mapping.detDF(points).min(axis=1)
+        bad = np.flatnonzero(jacobian < worst * straight)
+        if len(bad) == 0:
+            return mesh
+        for edge in np.unique(linear.t2e[:, bad]):
+            doflocs[:, n + edge] = chords[:, edge]
+    return skfem.MeshTet2(doflocs, t)
 
 
 def _tag_boundaries(mesh, width: float, top: float, quarter: bool):

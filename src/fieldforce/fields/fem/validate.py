@@ -24,13 +24,20 @@ def validate_emitter(emitter: Emitter, refine: int = 0, order: int = 2, e0: floa
     :class:`~fieldforce.fields.fem.laplace.LaplaceSolution` under ``"solution"``."""
     reference, source = emitter.reference()
     rows = []
+    failed = None
     start = time.perf_counter()
     for level in range(refine + 1):
         factor = 0.5**level
         began = time.perf_counter()
-        vacuum = mesh_emitter(emitter, size_apex=emitter.apex_radius / 16.0 * factor,
-                              size_surface=emitter.radius / 6.0 * factor, growth=growth,
-                              order=order)
+        try:
+            vacuum = mesh_emitter(emitter, size_apex=emitter.apex_radius / 16.0 * factor,
+                                  size_surface=emitter.radius / 6.0 * factor,
+                                  growth=growth, order=order)
+        except RuntimeError as err:  # gmsh at element sizes spanning > ~7 decades
+            if level == 0:
+                raise
+            failed = f"level {level}: meshing failed ({err})"
+            break
         solution = solve_laplace(vacuum, e0)
         charge, _ = solution.surface_charge()
         row = {"level": level, "size_apex_A": vacuum.settings["size_apex"],
@@ -53,6 +60,7 @@ def validate_emitter(emitter: Emitter, refine: int = 0, order: int = 2, e0: floa
             "relative_error": finest["relative_error"], "n_elements": finest["n_elements"],
             "n_dofs": finest["n_dofs"], "charge_ratio": finest["charge_ratio"],
             "seconds": time.perf_counter() - start, "convergence": rows,
+            "refinement_failed": failed,
             **({"solution": solution} if keep else {})}
 
 
