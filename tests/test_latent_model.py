@@ -393,6 +393,40 @@ def test_labels_no_loss_uses_leave_the_model_alone_unless_asked(frames, tmp_path
          for f in frames[:4]]))), rel=1e-10)
 
 
+def test_the_charge_sign_follows_the_data_or_the_electronegativity_convention(model, frames):
+    """At zero field, energies and forces cannot tell q from -q: ``settle`` makes oxygen
+    (the most electronegative species) negative by negating the head, which leaves energies
+    and forces exactly unchanged; data that fix the sign (dipole labels, frames in a field)
+    are left alone, and the config says which applied."""
+    import copy
+
+    from fieldforce.data.batch import collate
+    from fieldforce.models import evaluate
+
+    zero = [Frame(f.atoms, {k: v for k, v in f.labels.items() if k != "efield"})
+            for f in frames]
+    batch = collate(zero)
+    oxygen = batch.numbers == 8
+    for sign in (1.0, -1.0):
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            m.charge_head.weight.mul_(sign)
+            m.charge_head.bias.mul_(sign)
+        before = evaluate(m, batch)
+        settled = m.settle(zero, ["energy", "forces"])
+        after = evaluate(m, batch)
+        assert float(after["charges"].detach()[oxygen].mean()) < 0
+        assert settled["negated"] == bool(before["charges"].detach()[oxygen].mean() > 0)
+        assert m.config["charge_sign"].startswith("convention: O")
+        torch.testing.assert_close(after["energy"], before["energy"], rtol=0, atol=1e-12)
+        torch.testing.assert_close(after["forces"], before["forces"], rtol=0, atol=1e-12)
+    m = copy.deepcopy(model)
+    field = [Frame(f.atoms, {**f.labels, "efield": np.array([0, 0, 0.1])}) for f in frames]
+    assert m.settle(field, ["energy", "forces"]) == {"charge_sign": "data: frames in a field"}
+    assert m.settle(zero, ["energy", "dipole"])["charge_sign"] == "data: the dipole labels"
+    torch.testing.assert_close(m.charge_head.weight, model.charge_head.weight)
+
+
 def test_training_on_a_single_frame_stays_finite(frames, tmp_path):
     """One training frame has no energy spread: the loss must not become NaN."""
     from fieldforce.training import Trainer, load_config

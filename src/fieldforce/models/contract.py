@@ -356,6 +356,12 @@ class FieldModel(nn.Module):
         what the fit wants recorded in metrics.json (e.g. the regularisation chosen)."""
         raise NotImplementedError(f"the {self.family!r} family is fitted by gradient descent")
 
+    def settle(self, frames: Sequence[Frame], terms: Sequence[str]) -> dict | None:
+        """After training on ``frames`` with the loss terms ``terms``: resolve what the data
+        left undetermined (e.g. the global sign of latent charges at zero field) and say
+        what was decided (recorded in metrics.json), or None. Default: nothing."""
+        return None
+
     def calibrate(self, frames: Sequence[Frame]) -> dict[str, float] | None:
         """Scale the model's predicted uncertainties so that they match its errors on
         ``frames`` (the validation set); returns the factors, or None (no uncertainties:

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -77,6 +78,10 @@ class LatentSettings(BackboneSettings):
     charge_unit: float | None = option(None, "s_q, e: null = from the labels (RMS charge "
                                        "or isotropic Born charge), else "
                                        f"{DEFAULT_CHARGE_UNIT} e", exclusive_minimum=0)
+    charge_sign: str | None = option(None, "how the charges' global sign was fixed, set "
+                                     "by training: by the data (dipoles, Born charges, "
+                                     "fields, net charges) or by the convention that the "
+                                     "most electronegative species is negative")
     accuracy: float = option(1e-5, "relative accuracy of the Ewald/PME/P3M sums",
                              exclusive_minimum=0, exclusive_maximum=1)
     method: str = option("auto", "Coulomb sum for periodic structures (isolated: direct)",
@@ -156,6 +161,55 @@ class LatentChargeModel(FieldModel):
             unit = torch.diagonal(z, dim1=-2, dim2=-1).mean(-1).pow(2).mean().sqrt()
         if unit is not None and float(unit) > 1e-3:
             self.charge_unit.copy_(unit)
+
+    # -- the sign of the charges --------------------------------------------
+
+    @torch.no_grad()
+    def settle(self, frames: Sequence[Frame], terms: Sequence[str]) -> dict | None:
+        """Fix the charges' global sign where the data do not.
+
+        q -> -q leaves the energy and forces of neutral structures at zero field
+        unchanged (the Coulomb energy is quadratic in q), so such data cannot choose it.
+        Dipole, Born-charge, charge or polarization terms, frames in a field or with a
+        net charge do. Otherwise the convention: the species with the largest Pauling
+        electronegativity carries a negative mean charge over the training frames; the
+        charge head's output is negated when it does not (energies and forces unchanged).
+        Recorded as ``model.charge_sign``.
+        """
+        from fieldforce.data.elements import pauling_electronegativity
+
+        if not self.long_range or not frames:
+            return None
+        reasons = [f"the {t} labels" for t in terms
+                   if t in ("dipole", "born_charges", "charges", "polarization")]
+        if any(np.abs(f.efield).max() > 0 for f in frames):
+            reasons.append("frames in a field")
+        if any(float(f.labels.get("total_charge", 0.0)) != 0 for f in frames):
+            reasons.append("frames with a net charge")
+        if reasons:
+            self.config["charge_sign"] = "data: " + ", ".join(reasons)
+            return {"charge_sign": self.config["charge_sign"]}
+        totals: dict[int, list[float]] = {}
+        for start in range(0, len(frames), 64):
+            batch = collate(frames[start:start + 64])
+            out = self(batch, torch.zeros_like(batch.positions))
+            for z, q in zip(batch.numbers.tolist(), out["charges"].tolist(), strict=True):
+                entry = totals.setdefault(z, [0.0, 0])
+                entry[0] += q
+                entry[1] += 1
+        anchor = max(totals, key=pauling_electronegativity)
+        mean = totals[anchor][0] / totals[anchor][1]
+        flipped = mean > 0
+        if flipped:
+            self.charge_head.weight.neg_()
+            self.charge_head.bias.neg_()
+        from ase.data import chemical_symbols
+
+        self.config["charge_sign"] = (
+            f"convention: {chemical_symbols[anchor]}, the most electronegative species, "
+            "negative" + (" (the trained head was negated)" if flipped else ""))
+        return {"charge_sign": self.config["charge_sign"], "negated": flipped,
+                "mean_charge_of_anchor_e": -mean if flipped else mean}
 
     # -- forward -------------------------------------------------------------
 

@@ -300,6 +300,7 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
+        settled = self.model.settle(self.train, self.terms)
         save_model(self.model, self.output / "model.pt",
                    extra={"epochs": self.epoch, "stopped_by": reason})
         valid_table, valid_pairs = evaluate_frames(self.model, self.valid)
@@ -309,6 +310,8 @@ class Trainer:
                   "n_test": len(self.test), "valid": valid_table}
         if fit_info:
             result["fit"] = fit_info
+        if settled:
+            result["settled"] = settled
         plots = parity_plots(valid_pairs, self.output, valid_table, prefix="parity_valid")
         plots += calibration_plots(valid_pairs, self.output, prefix="calibration_valid")
         if self.test:
