@@ -423,6 +423,11 @@ class OnTheFly:
                 self.state["ended_by"] = "md.steps reached under the threshold"
                 break
             md.attach(check, s.check_interval)
+            last_call = self.state["calls"][-1]["step"] if self.state["calls"] else -1
+            if not md.fresh and md.step % s.check_interval == 0 and md.step > last_call:
+                # an interrupted run may have written this frame and been killed before
+                # its check ran (the writer runs first): check it now, as it would have
+                check(md)
             start = time.perf_counter()
             md.run()
             self.state["seconds"]["md"] += time.perf_counter() - start
