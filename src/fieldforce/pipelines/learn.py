@@ -24,8 +24,11 @@ the model section sets them. The uncertainty of a structure is the largest absol
 of the output (for ``forces_uncertainty``: of any atom's component).
 
 Outputs in ``output/`` (every file written atomically; the job resumes with
-``--resume`` after an interruption, a labelled frame is never lost): ``data.xyz`` (the
-labelled frames), ``model.pt`` (the current model), ``md/`` (the MD run:
+``--resume`` after an interruption, even a kill -9: a labelled frame is never lost, and
+learn.json is the commit point, so a frame labelled but not yet recorded is recorded on
+resume): ``data.xyz`` (the labelled frames; those the loop selected carry ``learn_step``,
+``learn_time_fs``, ``learn_uncertainty`` and ``learn_dft_seconds`` in their info),
+``model.pt`` (the current model), ``md/`` (the MD run:
 ``trajectory.xyz``, ``md.log``), ``learn.json`` (one entry per DFT call: MD step and time,
 the uncertainty before and after the refit with the threshold of each model (a refit may
 choose other noise levels by cross-validation, which rescales all its uncertainties;
