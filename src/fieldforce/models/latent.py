@@ -75,8 +75,8 @@ class LatentSettings(BackboneSettings):
                               "charges), for comparison")
     charge_scale: float = option(1.0, "multiplies the charges in the Coulomb energy only "
                                  "(1/sqrt(eps_inf) for solids)", exclusive_minimum=0)
-    charge_unit: float | None = option(None, "s_q, e: null = from the labels (RMS charge "
-                                       "or isotropic Born charge), else "
+    charge_unit: float | None = option(None, "s_q, e: null = from the charge or Born-charge "
+                                       "labels a loss term uses (their RMS), else "
                                        f"{DEFAULT_CHARGE_UNIT} e", exclusive_minimum=0)
     charge_sign: str | None = option(None, "how the charges' global sign was fixed, set "
                                      "by training: by the data (dipoles, Born charges, "
