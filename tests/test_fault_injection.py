@@ -26,6 +26,7 @@ import yaml
 
 from fieldforce.data.io import read_frames, write_frames
 from fieldforce.models import build_model, load_model, save_model
+from learn_settings import learn_config
 
 RUN = ("import sys\nfrom fieldforce.cli.main import main\nsys.exit(main(sys.argv[1:]))")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -199,18 +200,8 @@ def test_learning_killed_and_resumed_gives_the_same_data_and_model(setup):
 
     def config(name: str) -> Path:
         path = setup / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({
-            "structure": "monomer.xyz", "output": name,
-            "model": {"family": "response", "head": "gpr", "species": [1, 8],
-                      "descriptor": {"max_radial": 3, "max_angular": 2},
-                      "sparse_points": 20, "response_sparse_points": 10, "folds": 2},
-            "md": {"ensemble": "langevin", "temperature_K": 800, "timestep_fs": 0.5,
-                   "steps": 150, "write_interval": 10, "seed": 1,
-                   "field": {"type": "static", "vector": [0, 0, 0.1]}},
-            "label": {"backend": "pyscf", "settings": {
-                "xc": "HF", "basis": "sto-3g", "density_fit": False, "threads": 1}},
-            "initial_frames": 3, "rattle_A": 0.02, "threshold_relative": 1.5,
-            "check_interval": 10, "max_dft_calls": 4}))
+        path.write_text(yaml.safe_dump(learn_config("monomer.xyz", name, steps=150,
+                                                    max_dft_calls=4)))
         return path
 
     reference = run("learn", config("learn_ref"), "--no-progress")

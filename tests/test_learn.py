@@ -13,6 +13,7 @@ import pytest
 
 from fieldforce.datasets import load_water
 from fieldforce.errors import ConfigError
+from learn_settings import learn_config
 
 pytest.importorskip("pyscf")
 pytest.importorskip("featomic.torch")
@@ -28,18 +29,7 @@ def monomer():
 def config(tmp_path, **changes):
     if not (tmp_path / "start.xyz").exists():
         ase.io.write(tmp_path / "start.xyz", monomer())
-    base = {"structure": "start.xyz", "output": "learn",
-            "model": {"family": "response", "head": "gpr", "species": [1, 8],
-                      "descriptor": {"max_radial": 3, "max_angular": 2},
-                      "sparse_points": 20, "response_sparse_points": 10, "folds": 2},
-            "md": {"ensemble": "langevin", "temperature_K": 800, "timestep_fs": 0.5,
-                   "steps": 120, "write_interval": 10, "seed": 1,
-                   "field": {"type": "static", "vector": [0, 0, 0.1]}},
-            "label": {"backend": "pyscf",
-                      "settings": {"xc": "HF", "basis": "sto-3g", "density_fit": False,
-                                   "threads": 1}},
-            "initial_frames": 3, "rattle_A": 0.02, "threshold_relative": 1.5,
-            "check_interval": 10, "max_dft_calls": 2}
+    base = learn_config("start.xyz", "learn", steps=120, max_dft_calls=2)
     base.update(changes)
     return base
 

@@ -189,16 +189,16 @@ class LatentChargeModel(FieldModel):
         if reasons:
             self.config["charge_sign"] = "data: " + ", ".join(reasons)
             return {"charge_sign": self.config["charge_sign"]}
-        totals: dict[int, list[float]] = {}
+        anchor = max({int(z) for f in frames for z in f.atoms.numbers},
+                     key=pauling_electronegativity)
+        total, count = 0.0, 0
         for start in range(0, len(frames), 64):
             batch = collate(frames[start:start + 64])
-            out = self(batch, torch.zeros_like(batch.positions))
-            for z, q in zip(batch.numbers.tolist(), out["charges"].tolist(), strict=True):
-                entry = totals.setdefault(z, [0.0, 0])
-                entry[0] += q
-                entry[1] += 1
-        anchor = max(totals, key=pauling_electronegativity)
-        mean = totals[anchor][0] / totals[anchor][1]
+            charges = self(batch, torch.zeros_like(batch.positions))["charges"]
+            mine = batch.numbers == anchor
+            total += float(charges[mine].sum())
+            count += int(mine.sum())
+        mean = total / count
         flipped = mean > 0
         if flipped:
             self.charge_head.weight.neg_()

@@ -63,16 +63,23 @@ class LaplaceSolution:
     def n_dofs(self) -> int:
         return int(self.basis.N)
 
+    def _interpolate(self, cells: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(phi [n, q] V, grad phi [3, n, q] V/Å) in element ``cells[k]`` at its reference
+        coordinates ``x[:, k, :]`` [3, n, q]: the one sum over the P2 basis functions."""
+        basis = self.basis
+        value = np.zeros(x.shape[1:])
+        grad = np.zeros(x.shape)
+        for j in range(basis.Nbfun):
+            phi_j = basis.elem.gbasis(basis.mapping, x, j, tind=cells)[0]
+            coefficient = self.phi[basis.element_dofs[j, cells]][:, None]
+            value += np.asarray(phi_j) * coefficient
+            grad += np.asarray(phi_j.grad) * coefficient[None]
+        return value, grad
+
     def _gradient(self, cells: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """grad phi [n, 3] V/Å in element ``cells[k]`` at reference coordinates
         ``reference[:, k]``."""
-        basis, element = self.basis, self.basis.elem
-        out = np.zeros((len(cells), 3))
-        x = reference[:, :, None]  # [3, n, 1]: one point per element
-        for j in range(basis.Nbfun):
-            grad = np.asarray(element.gbasis(basis.mapping, x, j, tind=cells)[0].grad)
-            out += grad[:, :, 0].T * self.phi[basis.element_dofs[j, cells]][:, None]
-        return out
+        return self._interpolate(cells, reference[:, :, None])[1][:, :, 0].T
 
     def field_at_vertices(self, vertices: np.ndarray) -> np.ndarray:
         """E [n, 3] V/Å at mesh vertices: the mean over the elements sharing each."""
@@ -134,7 +141,7 @@ class LaplaceSolution:
         except ValueError as err:
             raise ValueError(f"a point is outside the vacuum mesh ({err})") from None
         reference = self._linear._mapping().invF(x[:, :, None], tind=cells)[:, :, 0]
-        if self.basis.mapping is not None and type(mesh).__name__ != "MeshTet1":
+        if isinstance(mesh, skfem.MeshTet2):  # curved: its own map, by Newton
             try:
                 reference = self.basis.mapping.invF(x[:, :, None], tind=cells)[:, :, 0]
             except Exception:  # noqa: BLE001 - Newton fails only in boundary slivers
@@ -147,13 +154,7 @@ class LaplaceSolution:
 
     def _value(self, cells: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """phi [n] V in element ``cells[k]`` at reference coordinates ``reference[:, k]``."""
-        basis, element = self.basis, self.basis.elem
-        out = np.zeros(len(cells))
-        for j in range(basis.Nbfun):
-            value = np.asarray(element.gbasis(basis.mapping, reference[:, :, None], j,
-                                              tind=cells)[0])
-            out += value[:, 0] * self.phi[basis.element_dofs[j, cells]]
-        return out
+        return self._interpolate(cells, reference[:, :, None])[0][:, 0]
 
     def apex_field(self) -> np.ndarray:
         """E [3] V/Å at the apex vertex."""
@@ -201,10 +202,7 @@ class LaplaceSolution:
                                      * np.ones((1, len(elements), 1)), tind=elements)
             face = basis.mapping.F(x, tind=elements)
             sign = np.sign(np.einsum("inq,inq->nq", normal, face - inward))[:, :1]
-            grad = np.zeros((3, len(elements), ref.shape[1]))
-            for j in range(basis.Nbfun):
-                g = np.asarray(basis.elem.gbasis(basis.mapping, x, j, tind=elements)[0].grad)
-                grad += g * self.phi[basis.element_dofs[j, elements]][None, :, None]
+            grad = self._interpolate(elements, x)[1]
             flux = np.einsum("inq,inq->nq", grad, normal) * sign
             charge[on] = EPSILON0 * flux @ weights
         return float(charge.sum()), charge
@@ -238,20 +236,21 @@ def solve_laplace(vacuum: VacuumMesh, e0: float, rtol: float = 1e-10,
     matrix, rhs, _, free = skfem.condense(stiffness, load, D=fixed)
     assembled = time.perf_counter()
     preconditioner = pyamg.smoothed_aggregation_solver(matrix.tocsr()).aspreconditioner()
-    residuals: list[float] = []
+    iterations = 0
     scale = float(np.linalg.norm(rhs)) or 1.0
 
-    def track(x):
-        residuals.append(x)
+    def count(_):
+        nonlocal iterations
+        iterations += 1
 
     solution, info = cg(matrix, rhs, M=preconditioner, rtol=rtol, maxiter=maxiter,
-                        callback=track)
+                        callback=count)
     if info != 0:
         raise RuntimeError(f"the Laplace solve did not converge in {maxiter} CG iterations")
     phi = np.zeros(basis.N)
     phi[free] = solution
     residual = float(np.linalg.norm(matrix @ solution - rhs)) / scale
-    return LaplaceSolution(vacuum, basis, phi, float(e0), len(residuals), residual,
+    return LaplaceSolution(vacuum, basis, phi, float(e0), iterations, residual,
                            {"assemble": assembled - start,
                             "solve": time.perf_counter() - assembled})
 

@@ -160,11 +160,11 @@ def _straighten_inverted(linear, doflocs: np.ndarray, t: np.ndarray, worst: floa
 
     n = linear.p.shape[1]
     chords = linear.p[:, linear.edges].mean(axis=1)
-    straight = np.abs(skfem.Basis(linear, skfem.ElementTetP1()).mapping.detDF(
-        np.zeros((3, 1)))).ravel()
+    linear_basis = skfem.Basis(linear, skfem.ElementTetP1())
+    straight = np.abs(linear_basis.mapping.detDF(np.zeros((3, 1)))).ravel()
     element = skfem.ElementTetP2()
-    points = np.hstack([np.asarray(element.doflocs).T, skfem.Basis(
-        linear, skfem.ElementTetP1()).X])  # the nodes and the quadrature points
+    # the nodes and the quadrature points
+    points = np.hstack([np.asarray(element.doflocs).T, linear_basis.X])
     for _ in range(5):
         mesh = skfem.MeshTet2(doflocs, t)
         jacobian = skfem.Basis(mesh, element).mapping.detDF(points).min(axis=1)
@@ -174,6 +174,16 @@ def _straighten_inverted(linear, doflocs: np.ndarray, t: np.ndarray, worst: floa
         for edge in np.unique(linear.t2e[:, bad]):
             doflocs[:, n + edge] = chords[:, edge]
     return skfem.MeshTet2(doflocs, t)
+
+
+def _generate(gmsh, order: int, width: float, top: float, quarter: bool):
+    """Mesh the current gmsh model (sizes already set) at ``order``: the scikit-fem mesh,
+    its metal facets and its top facets."""
+    gmsh.model.mesh.generate(3)
+    if order == 2:
+        gmsh.model.mesh.setOrder(2)
+    mesh = _skfem_mesh(gmsh, order)
+    return (mesh, *_tag_boundaries(mesh, width, top, quarter))
 
 
 def _tag_boundaries(mesh, width: float, top: float, quarter: bool):
@@ -243,11 +253,7 @@ def mesh_emitter(emitter: Emitter, size_apex: float | None = None,
         for option in ("MeshSizeExtendFromBoundary", "MeshSizeFromPoints",
                        "MeshSizeFromCurvature"):
             gmsh.option.setNumber(f"Mesh.{option}", 0)
-        gmsh.model.mesh.generate(3)
-        if order == 2:
-            gmsh.model.mesh.setOrder(2)
-        mesh = _skfem_mesh(gmsh, order)
-    metal, top_facets = _tag_boundaries(mesh, width, top, quarter)
+        mesh, metal, top_facets = _generate(gmsh, order, width, top, quarter)
     return VacuumMesh(mesh, metal, top_facets, width, top, quarter, apex,
                       time.perf_counter() - start,
                       {"size_apex": size_apex, "size_surface": size_surface,
@@ -263,11 +269,7 @@ def mesh_flat(width: float, top: float, size: float, order: int = 2) -> VacuumMe
         gmsh.model.occ.synchronize()
         gmsh.option.setNumber("Mesh.MeshSizeMax", size)
         gmsh.option.setNumber("Mesh.MeshSizeMin", size)
-        gmsh.model.mesh.generate(3)
-        if order == 2:
-            gmsh.model.mesh.setOrder(2)
-        mesh = _skfem_mesh(gmsh, order)
-    metal, top_facets = _tag_boundaries(mesh, width, top, True)
+        mesh, metal, top_facets = _generate(gmsh, order, width, top, True)
     return VacuumMesh(mesh, metal, top_facets, width, top, True, None,
                       time.perf_counter() - start, {"size": size, "order": order})
 
