@@ -116,6 +116,34 @@ def test_slab_labelling_keeps_diagnostics_and_resumes(tmp_path, al_backend):
     assert (again.labelled, again.reused) == (0, 1)
 
 
+def test_slab_field_is_aimed_within_field_tol_and_reuse_respects_it(tmp_path):
+    """The applied strength is corrected until the field felt is within ``field_tol`` of
+    the one asked; the tolerance is not the level of theory (same fingerprint), so a label
+    is reused exactly when it meets the current tolerance."""
+    from fieldforce.data.frame import Frame
+    from fieldforce.data.io import read_frames
+    from fieldforce.reference.labelling import label_frames
+
+    options = dict(h=0.25, xc="LDA", kpts=(4, 4), min_vacuum=3.9)
+    loose = get_backend("gpaw", field_tol=1.0, **options)
+    tight = get_backend("gpaw", field_tol=0.002, **options)
+    assert loose.settings_fingerprint() == tight.settings_fingerprint()
+    frames = [Frame(_al100(), {"efield": np.array([0, 0, 0.3])})]
+    out = tmp_path / "al.xyz"
+    label_frames(frames, out, loose, ["energy"], progress=False)
+    (rough,) = read_frames(out)
+    miss = abs(rough.efield[2] - 0.3)
+    assert rough.atoms.info["field_corrections"] == 0 and miss > 0.01  # estimate alone
+    report = label_frames(frames, out, tight, ["energy"], progress=False)
+    assert (report.labelled, report.reused) == (1, 0)  # the rough label is not accepted
+    (aimed,) = read_frames(out)
+    assert abs(aimed.efield[2] - 0.3) <= 0.002
+    assert aimed.atoms.info["field_corrections"] >= 1
+    assert aimed.atoms.info["field_applied"] != pytest.approx(rough.atoms.info["field_applied"])
+    again = label_frames(frames, out, loose, ["energy"], progress=False)
+    assert (again.labelled, again.reused) == (0, 1)  # the aimed one meets the loose tol
+
+
 def test_bad_geometry_and_field_are_one_clear_error():
     backend = get_backend("gpaw")
     slab = Atoms("Na", positions=[[0, 0, 5]], cell=[3, 3, 10], pbc=[True, True, False])

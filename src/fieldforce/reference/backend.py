@@ -44,6 +44,10 @@ class Backend(ABC):
     #: labelling warns above it
     max_field: float = float("inf")
     max_field_reason: str = ""
+    #: settings that decide how close a label comes to what was asked (e.g. how well an
+    #: applied strength is aimed at a field) but not the level of theory: they stay out of
+    #: the fingerprint, and a finished label is reused when :meth:`accepts` it
+    aiming_settings: tuple[str, ...] = ()
 
     def validate(self, frames) -> None:
         """Check the settings against the frames once, before any frame is labelled
@@ -57,8 +61,14 @@ class Backend(ABC):
 
     def settings_fingerprint(self) -> str:
         """Short stable hash of :meth:`settings` (used to decide what may be resumed)."""
-        blob = json.dumps({"backend": self.name, **self.settings()}, sort_keys=True, default=str)
+        theory = {k: v for k, v in self.settings().items() if k not in self.aiming_settings}
+        blob = json.dumps({"backend": self.name, **theory}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def accepts(self, labels: dict, requested: np.ndarray) -> bool:
+        """May ``labels``, made earlier (same fingerprint) for the field ``requested`` [3]
+        (V/Å), be reused under the current :attr:`aiming_settings`? The default: yes."""
+        return True
 
     @abstractmethod
     def label(self, atoms: Atoms, efield: np.ndarray, properties: Iterable[str]) -> dict:

@@ -6,7 +6,8 @@ by its structure, requested field and properties), tagged with the backend's set
 fingerprint and the properties asked for. A rerun reuses every part (and every frame of
 an existing ``OUT``) whose fingerprint, properties, field and positions match, wherever
 that structure now stands in the input (which may have been reordered or extended),
-and labels only the rest.
+and whose result the backend still accepts (:meth:`Backend.accepts`: e.g. a slab's felt
+field within the current aiming tolerance), and labels only the rest.
 Frames whose calculation fails are reported, listed in ``OUT.failures.json``
 and left out; the others are written to ``OUT`` atomically at the end, and the
 parts folder is removed.
@@ -64,17 +65,19 @@ def _frame_field(frame: Frame, efield: np.ndarray | None) -> np.ndarray:
     return np.asarray(efield if efield is not None else frame.efield, dtype=float).reshape(3)
 
 
-def _matches(done: Frame, todo: Frame, fingerprint: str, props: set[str], efield) -> bool:
-    """Was ``done`` labelled from ``todo`` with these settings?"""
+def _matches(done: Frame, todo: Frame, backend: Backend, props: set[str], efield) -> bool:
+    """Was ``done`` labelled from ``todo`` with these settings (and does the backend accept
+    how close it came to the field asked)?"""
     info = done.atoms.info
     return (
-        info.get(_FP_KEY) == fingerprint
+        info.get(_FP_KEY) == backend.settings_fingerprint()
         and set(str(info.get(_PROPS_KEY, "")).split(",")) >= props
         and len(done.atoms) == len(todo.atoms)
         and np.array_equal(done.atoms.numbers, todo.atoms.numbers)
         and np.allclose(done.atoms.positions, todo.atoms.positions, atol=1e-8, rtol=0)
         and np.allclose(np.asarray(info.get(_FIELD_KEY, done.efield), float), efield,
                         atol=1e-10, rtol=0)
+        and backend.accepts(done.labels, efield)
     )
 
 
@@ -174,7 +177,6 @@ def label_frames(
         warnings.warn(f"fields up to {strongest:g} V/Å exceed {backend.max_field:g} V/Å, the "
                       f"sane bound of the {backend.name} backend: {backend.max_field_reason}",
                       stacklevel=2)
-    fingerprint = backend.settings_fingerprint()
     parts = output.with_name(output.name + ".parts")
     report = LabelReport(output=output, total=len(frames))
 
@@ -191,7 +193,7 @@ def label_frames(
     for position, frame in enumerate(frames):
         fe = _frame_field(frame, efield)
         for cand in by_structure.get(_structure_key(frame), []):
-            if _matches(cand, frame, fingerprint, props, fe):
+            if _matches(cand, frame, backend, props, fe):
                 done[position] = cand
                 break
     report.reused = len(done)
