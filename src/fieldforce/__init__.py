@@ -15,7 +15,8 @@ Public API (everything else may change between versions):
 - :class:`FieldModel`, :func:`build_model`, :func:`load_model`, :func:`evaluate` —
   the model contract and its families: :class:`ResponseModel` (dipole +
   polarizability; :class:`KernelResponseModel` with sparse-GP heads) and
-  :class:`LatentChargeModel` (latent Ewald summation)
+  :class:`LatentChargeModel` (latent Ewald summation) and :class:`QEqModel` (charge
+  equilibration; :func:`equilibrate` is its solver)
 - :func:`run_md`, :class:`FieldForceCalculator` — MD in fields (ASE), in
   :mod:`fieldforce.simulation`
 - :func:`ir_spectrum`, :func:`polarization_current_spectrum`,
@@ -64,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "polarization": "fieldforce.electrostatics",
     "PolarizationTracker": "fieldforce.electrostatics",
     "born_charges": "fieldforce.electrostatics",
+    "equilibrate": "fieldforce.electrostatics",
     "field_forces": "fieldforce.electrostatics",
     "ExternalField": "fieldforce.fields",
     "as_field": "fieldforce.fields",
@@ -72,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "build_model": "fieldforce.models",
     "KernelResponseModel": "fieldforce.models",
     "LatentChargeModel": "fieldforce.models",
+    "QEqModel": "fieldforce.models",
     "ResponseModel": "fieldforce.models",
     "evaluate": "fieldforce.models",
     "load_model": "fieldforce.models",

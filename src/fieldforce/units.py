@@ -87,6 +87,7 @@ INTERNAL_UNITS: dict[str, str] = {
     "dipole": "e*angstrom",
     "polarizability": "e*angstrom^2/V",
     "field": "V/angstrom",
+    "potential": "V",  # also electronegativities (eV per e)
     "polarization": "e/angstrom^2",
     "time": "fs",
     "dimensionless": "1",  # scores and ratios (e.g. a model's extrapolation measure)

@@ -8,6 +8,9 @@ Coulomb operator of one geometry, polarization and Born charges.
   matrix of one geometry built once (neighbour lists, splitting, torch-pme
   calculator) and applied to many charge vectors, e.g. by charge-equilibration
   solvers; also its energy and dense matrix.
+* :mod:`~fieldforce.electrostatics.equilibration` — charge equilibration (QEq): the
+  charges minimising electronegativity + hardness + Coulomb energy at fixed group
+  charges, one dense differentiable solve; bonded fragments for insulators.
 * :mod:`~fieldforce.electrostatics.parameters` — splitting, cutoff and mesh from a
   requested accuracy, cached per volume.
 * :mod:`~fieldforce.electrostatics.polarization` — dipole / polarization with a
@@ -23,6 +26,7 @@ from fieldforce.electrostatics.coulomb import (
     direct_potential,
     fourier_potential,
 )
+from fieldforce.electrostatics.equilibration import Equilibrium, equilibrate, fragments
 from fieldforce.electrostatics.operator import CoulombOperator
 from fieldforce.electrostatics.parameters import SplittingParameters, splitting_parameters
 from fieldforce.electrostatics.polarization import (
@@ -34,7 +38,9 @@ from fieldforce.electrostatics.polarization import (
     polarization,
 )
 
-__all__ = ["METHODS", "CoulombOperator", "PolarizationTracker", "SplittingParameters",
+__all__ = ["METHODS", "CoulombOperator", "Equilibrium", "PolarizationTracker",
+           "SplittingParameters",
            "batch_born_charges", "batch_dipoles", "born_charges",
            "coulomb_energy", "coulomb_field", "coulomb_potential", "direct_potential",
+           "equilibrate", "fragments",
            "field_forces", "fourier_potential", "polarization", "splitting_parameters"]

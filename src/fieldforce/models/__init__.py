@@ -10,7 +10,10 @@ family declares). Built in, the neural heads on the shared
   :class:`~fieldforce.models.response_kernel.KernelResponseModel`, the same physics with
   sparse Gaussian-process heads (closed-form fit, uncertainties);
 * ``latent`` — :class:`~fieldforce.models.latent.LatentChargeModel`, latent Ewald
-  summation: short-range energy + Coulomb energy of hidden charges.
+  summation: short-range energy + Coulomb energy of hidden charges;
+* ``qeq`` — :class:`~fieldforce.models.qeq.QEqModel`, charge equilibration:
+  short-range energy + self-consistent charges from learned electronegativities
+  (non-local charge transfer, an electronic polarizability, the external potential).
 
 :func:`build_model` builds a family from its ``model:`` section; :func:`save_model` writes
 one file with the family, its configuration, the weights, the declared outputs with their
@@ -37,6 +40,7 @@ from fieldforce.models.contract import (
 )
 from fieldforce.models.derivatives import evaluate
 from fieldforce.models.latent import LatentChargeModel
+from fieldforce.models.qeq import QEqModel
 from fieldforce.models.response import ResponseModel
 from fieldforce.models.response_kernel import KernelResponseModel
 from fieldforce.units import INTERNAL_UNITS
@@ -106,6 +110,7 @@ def load_model(path: str | Path) -> FieldModel:
     return model
 
 
-__all__ = ["FieldModel", "KernelResponseModel", "LatentChargeModel", "Output", "ResponseModel",
+__all__ = ["FieldModel", "KernelResponseModel", "LatentChargeModel", "Output", "QEqModel",
+           "ResponseModel",
            "build_model", "evaluate", "families", "family_class", "load_model",
            "model_settings", "output", "save_model"]

@@ -44,7 +44,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -55,7 +54,7 @@ from fieldforce.electrostatics.coulomb import METHODS, coulomb_potential
 from fieldforce.electrostatics.polarization import batch_born_charges, batch_dipoles
 from fieldforce.errors import ConfigError
 from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry
-from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
+from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output, settle_charge_sign
 
 #: charge unit s_q (e) when the training data have no charge or Born-charge labels:
 #: the untrained charges start small, a few hundredths of e.
@@ -176,40 +175,14 @@ class LatentChargeModel(FieldModel):
         charge head's output is negated when it does not (energies and forces unchanged).
         Recorded as ``model.charge_sign``.
         """
-        from fieldforce.data.elements import pauling_electronegativity
-
-        if not self.long_range or not frames:
+        if not self.long_range:
             return None
-        reasons = [f"the {t} labels" for t in terms
-                   if t in ("dipole", "born_charges", "charges", "polarization")]
-        if any(np.abs(f.efield).max() > 0 for f in frames):
-            reasons.append("frames in a field")
-        if any(float(f.labels.get("total_charge", 0.0)) != 0 for f in frames):
-            reasons.append("frames with a net charge")
-        if reasons:
-            self.config["charge_sign"] = "data: " + ", ".join(reasons)
-            return {"charge_sign": self.config["charge_sign"]}
-        anchor = max({int(z) for f in frames for z in f.atoms.numbers},
-                     key=pauling_electronegativity)
-        total, count = 0.0, 0
-        for start in range(0, len(frames), 64):
-            batch = collate(frames[start:start + 64])
-            charges = self(batch, torch.zeros_like(batch.positions))["charges"]
-            mine = batch.numbers == anchor
-            total += float(charges[mine].sum())
-            count += int(mine.sum())
-        mean = total / count
-        flipped = mean > 0
-        if flipped:
+
+        def negate() -> None:
             self.charge_head.weight.neg_()
             self.charge_head.bias.neg_()
-        from ase.data import chemical_symbols
 
-        self.config["charge_sign"] = (
-            f"convention: {chemical_symbols[anchor]}, the most electronegative species, "
-            "negative" + (" (the trained head was negated)" if flipped else ""))
-        return {"charge_sign": self.config["charge_sign"], "negated": flipped,
-                "mean_charge_of_anchor_e": -mean if flipped else mean}
+        return settle_charge_sign(self, frames, terms, negate)
 
     # -- forward -------------------------------------------------------------
 

@@ -1,0 +1,289 @@
+"""Charge equilibration on the shared backbone (QEq / 4G-HDNNP): U = U_short + E_Q[q*].
+
+Per atom i, from the backbone's latent h_i (:mod:`fieldforce.models.backbone`):
+
+* e_i = s_E e(h_i) + b(Z_i): the short-range atomic energy, U_short = sum_i e_i;
+* chi_i = s_chi x(h_i) + chi(Z_i): an electronegativity (V = eV/e), environment-dependent;
+* per element a hardness J_Z (V/e) and a Gaussian width w_Z (Å), learned, positive
+  (J = softplus, w = w0_Z exp(p_Z) with w0_Z the covalent radius).
+
+The charges minimise E_Q = sum_i (chi_i + phi_ext(r_i)) q_i + 1/2 q.H q (Gaussian charges,
+their Coulomb energy and self energies, plus the hardness) at fixed group charges: one
+dense linear solve per structure, :func:`fieldforce.electrostatics.equilibration.equilibrate`
+(derivatives by autograd through the solve; its docstring states the cost). Unlike
+latent charges, these respond to anything far away that changes the electronegativities
+or the external potential: a protonation at the other end of a chain, a charged defect,
+an applied field, so the model has an electronic polarizability of its own.
+
+``conduction``:
+
+* ``conductor``: one group per structure, its net charge ``total_charge`` (charge flows
+  anywhere: metals, conjugated molecules, and the usual 4G-HDNNP choice);
+* ``insulator``: one group per fragment (atoms bonded within ``bond_scale`` times the sum
+  of covalent radii), each neutral: no charge crosses between molecules however far
+  apart, the unphysical long-range transfer of plain QEq. A charged structure must then
+  be one fragment.
+
+The external potential phi_ext [N] V at the atoms (``atom_potential``, from
+:func:`fieldforce.models.derivatives.atom_potentials`: -E.r for a uniform field, a field
+object's potential otherwise) adds to chi, so the field force, the field-induced charge
+flow and the energy -mu.E are all in E_Q. Isolated structures take any field with a
+potential; slabs one along their normal; 3D-periodic cells no field yet (-E.r is not
+periodic: it needs the polarization coupling of the latent family, not done).
+
+Outputs: ``charges`` q*, ``dipole`` (isolated: sum q r; periodic: the cell dipole),
+``polarization`` (periodic), ``polarizability`` = dmu/dE at fixed geometry (isolated:
+X^T S X, exact from the same solve; slabs: the normal component n n^T; 3D cells: zero,
+not defined yet), the energy components and the electronegativities. Born charges come
+from the autograd helper (charges differentiable through the solve).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fieldforce.config import option
+from fieldforce.data.batch import Batch, collate
+from fieldforce.data.frame import Frame
+from fieldforce.electrostatics.coulomb import METHODS
+from fieldforce.electrostatics.equilibration import equilibrate, fragments
+from fieldforce.electrostatics.operator import CoulombOperator
+from fieldforce.electrostatics.polarization import batch_dipoles
+from fieldforce.errors import ConfigError, DataError
+from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry
+from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output, settle_charge_sign
+
+
+@dataclass(kw_only=True)
+class QEqSettings(BackboneSettings):
+    """The ``model:`` section of ``family: qeq``."""
+
+    family: str = option("qeq", "model family")
+    conduction: str = option("conductor", "conductor: one charge constraint per structure "
+                             "(charge flows anywhere); insulator: each bonded fragment "
+                             "neutral (no charge transfer between molecules)",
+                             choices=("conductor", "insulator"))
+    bond_scale: float = option(1.2, "insulator: atoms closer than this times the sum of "
+                               "their covalent radii are bonded (fragments)",
+                               exclusive_minimum=0)
+    hardness: float = option(5.0, "initial hardness J_Z of every element, V/e (learned)",
+                             exclusive_minimum=0)
+    electronegativity_unit: float = option(1.0, "s_chi, V: the scale of the learned "
+                                           "electronegativities", exclusive_minimum=0)
+    accuracy: float = option(1e-6, "relative accuracy of the Ewald/PME/P3M sums",
+                             exclusive_minimum=0, exclusive_maximum=1)
+    method: str = option("auto", "Coulomb sum for periodic structures (isolated: direct)",
+                         choices=("auto", *(m for m in METHODS if m != "direct")))
+    charge_sign: str | None = option(None, "how the charges' global sign was fixed, set "
+                                     "by training (see the latent family)")
+
+
+class QEqModel(FieldModel):
+    """Short-range energy + charge-equilibration energy (module docstring).
+
+    ``model(batch, atom_field, atom_potential)``: ``energy`` [B] eV (U_short + E_Q at the
+    solution, the external potential included), ``energy_short_range`` [B],
+    ``energy_electrostatic`` [B] (E_Q), ``charges`` [N] e, ``dipole`` [B, 3] e·Å,
+    ``polarization`` [B, 3] e/Å² (periodic; zero rows otherwise), ``polarizability``
+    [B, 3, 3] e·Å²/V, ``electronegativities`` [N] V, ``atomic_energies`` [N] eV.
+    """
+
+    family = "qeq"
+    settings_class = QEqSettings
+    outputs = (
+        output("charges", requires_charges=True, description="equilibrated charges q*"),
+        output("dipole", requires_charges=True,
+               description="isolated: sum_i q_i r_i; periodic: the cell dipole V P"),
+        output("polarization", periodic_only=True, requires_charges=True,
+               description="phase-form polarization on the default branch"),
+        output("polarizability", description="electronic dmu/dE at fixed geometry, from "
+               "the charges' response (slabs: normal component; 3D cells: zero)"),
+        output("energy_short_range", like="energy", role="component",
+               description="U_short, the backbone's energy"),
+        output("energy_electrostatic", like="energy", role="component",
+               description="E_Q at the equilibrated charges, external potential included"),
+        output("atomic_energies", like="energy", per_atom=True, role="detail",
+               description="short-range atomic energies"),
+        output("electronegativities", per_atom=True, shape=(), dimension="potential",
+               role="detail", description="learned electronegativities chi_i (without "
+               "the external potential)"),
+        EXTRAPOLATION,
+    )
+    field_support = "nonuniform"
+    needs_potential = True
+    default_loss_weights = {"energy": 1.0, "forces": 100.0}
+
+    def __init__(self, config: dict | None = None):
+        super().__init__(config)
+        from ase.data import covalent_radii
+
+        self.backbone = Backbone.from_settings(self.settings)
+        species = self.backbone.species
+        self.config["species"] = species
+        self.config["descriptor"]["species"] = species
+        self.chi_head = nn.Linear(self.backbone.width, 1)
+        self.chi_species = nn.Parameter(torch.zeros(len(species)))
+        # softplus(raw) = J: start at the configured hardness
+        raw = math.log(math.expm1(self.settings.hardness))
+        self.hardness_raw = nn.Parameter(torch.full((len(species),), raw))
+        self.width_log = nn.Parameter(torch.zeros(len(species)))
+        self.register_buffer("width_base", torch.tensor(
+            [float(covalent_radii[z]) for z in species], dtype=torch.float64))
+        self.double()
+
+    # -- per-element parameters -------------------------------------------------------
+
+    def hardness(self, numbers: torch.Tensor) -> torch.Tensor:
+        """J_i [N] V/e."""
+        return nn.functional.softplus(self.hardness_raw)[self.backbone.species_index(numbers)]
+
+    def widths(self, numbers: torch.Tensor) -> torch.Tensor:
+        """w_i [N] Å."""
+        index = self.backbone.species_index(numbers)
+        return self.width_base[index] * self.width_log.exp()[index]
+
+    def electronegativities(self, h: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """chi_i [N] V from the latent [N, H]."""
+        return (self.settings.electronegativity_unit * self.chi_head(h)[:, 0]
+                + self.chi_species[self.backbone.species_index(numbers)])
+
+    # -- statistics and sign ---------------------------------------------------------
+
+    @torch.no_grad()
+    def fit_statistics(self, frames: Sequence[Frame]) -> None:
+        """Backbone statistics (features, energy baseline and scale); a 3D-periodic
+        polarizability label, which this family does not predict yet, is an error."""
+        for f in frames:
+            if "polarizability" in f.labels and bool(np.all(f.atoms.pbc)):
+                raise ConfigError(f"{f.where()}: the qeq model does not predict the "
+                                  "polarizability of 3D-periodic cells yet; drop the "
+                                  "polarizability loss term for these data")
+        self.backbone.fit_statistics(collate(frames))
+
+    def settle(self, frames: Sequence[Frame], terms: Sequence[str]) -> dict | None:
+        """The charges' sign (q -> -q with chi -> -chi leaves E_Q unchanged at zero field):
+        :func:`fieldforce.models.contract.settle_charge_sign`."""
+        def negate() -> None:
+            self.chi_head.weight.neg_()
+            self.chi_head.bias.neg_()
+            self.chi_species.neg_()
+
+        return settle_charge_sign(self, frames, terms, negate)
+
+    # -- forward ----------------------------------------------------------------------
+
+    def groups(self, batch: Batch, b: int, rows: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Group index [n] and group charges [G] of structure ``b`` (its atoms ``rows``)."""
+        n = int(rows.sum())
+        total = batch.total_charge[b].to(batch.positions.dtype).reshape(1)
+        device = batch.positions.device
+        if self.settings.conduction == "conductor":
+            return torch.zeros(n, dtype=torch.long, device=device), total
+        pbc = batch.pbc[b].cpu().numpy()
+        index = fragments(batch.numbers[rows].cpu().numpy(),
+                          batch.positions[rows].detach().cpu().numpy(),
+                          batch.cell[b].detach().cpu().numpy(), pbc, self.settings.bond_scale)
+        count = int(index.max()) + 1 if n else 0
+        if count > 1 and abs(float(total)) > 1e-12:
+            raise DataError(f"structure {b} has a net charge of {float(total):g} e over "
+                            f"{count} fragments; the insulator mode cannot tell which "
+                            "fragment carries it (use conduction: conductor)")
+        charges = torch.zeros(max(count, 1), dtype=batch.positions.dtype, device=device)
+        if count == 1:
+            charges[0] = total[0]
+        return torch.as_tensor(index, device=device), charges
+
+    def forward(self, batch: Batch, atom_field: torch.Tensor,
+                atom_potential: torch.Tensor | None = None,
+                geometry: FixedGeometry | None = None) -> dict[str, torch.Tensor]:
+        """Energies, charges, dipoles, polarization and polarizability (class docstring);
+        ``atom_potential`` [N] V (None: zero); ``geometry``: cached while training."""
+        feats = self.backbone.batch_features(batch, equivariant=False, geometry=geometry)
+        h = self.backbone.encode(batch, feats["invariant"], geometry)
+        atomic = self.backbone.atomic_energy(h, batch.numbers)
+        short = batch.sum_per_structure(atomic)
+        chi = self.electronegativities(h, batch.numbers)
+        if atom_potential is None:
+            atom_potential = torch.zeros_like(chi)
+        hardness = self.hardness(batch.numbers)
+        widths = self.widths(batch.numbers)
+        charges = torch.zeros_like(chi)
+        energies, alphas = [], []
+        for b in range(batch.n_structures):
+            rows = batch.structure_index == b
+            pbc = batch.pbc[b].detach().cpu().numpy()
+            positions = batch.positions[rows]
+            self._check_field(atom_field[rows], batch.cell[b], pbc, b)
+            operator = CoulombOperator(positions, batch.cell[b], pbc,
+                                       method=self.settings.method if pbc.any() else "direct",
+                                       accuracy=self.settings.accuracy, widths=widths[rows])
+            groups, group_charges = self.groups(batch, b, rows)
+            probe = self._field_probe(positions, batch.cell[b], pbc)
+            eq = equilibrate(operator, chi[rows] + atom_potential[rows], hardness[rows],
+                             widths[rows], groups, group_charges, responses=probe)
+            charges = charges.index_put((rows.nonzero()[:, 0],), eq.charges)
+            energies.append(eq.energy)
+            alphas.append(torch.zeros(3, 3, dtype=chi.dtype, device=chi.device)
+                          if probe is None else probe.T @ eq.response)
+        electrostatic = torch.stack(energies)
+        dipole = batch_dipoles(batch.positions, charges, batch.cell, batch.pbc,
+                               batch.structure_index)
+        periodic = batch.pbc.any(dim=1)
+        volume = torch.where(periodic, torch.linalg.det(batch.cell).abs(),
+                             torch.ones_like(short))
+        polarization = torch.where(periodic[:, None], dipole / volume[:, None],
+                                   torch.zeros_like(dipole))
+        return {"energy": short + electrostatic, "energy_short_range": short,
+                "energy_electrostatic": electrostatic, "charges": charges, "dipole": dipole,
+                "polarization": polarization, "polarizability": torch.stack(alphas),
+                "atomic_energies": atomic, "electronegativities": chi,
+                "extrapolation": self.backbone.extrapolation(feats["invariant"],
+                                                             batch.numbers)}
+
+    @staticmethod
+    def _field_probe(positions: torch.Tensor, cell: torch.Tensor, pbc: np.ndarray
+                     ) -> torch.Tensor | None:
+        """-d phi_ext / dE [n, 3] for a uniform field (the positions; for a slab their
+        component along the normal only), None for a 3D-periodic cell."""
+        if pbc.all():
+            return None
+        if not pbc.any():
+            return positions
+        normal = torch.linalg.cross(*cell[torch.as_tensor(pbc)])
+        normal = normal / normal.norm()
+        return (positions @ normal)[:, None] * normal[None, :]
+
+    @staticmethod
+    def _check_field(field: torch.Tensor, cell: torch.Tensor, pbc: np.ndarray, b: int) -> None:
+        """3D cells take no field; slabs only one along their normal."""
+        if not pbc.any() or float(field.detach().abs().max()) == 0.0:
+            return
+        if pbc.all():
+            raise ConfigError(f"structure {b}: the qeq model takes no field in a 3D-periodic "
+                              "cell yet (its potential -E.r is not periodic)")
+        normal = torch.linalg.cross(*cell[torch.as_tensor(pbc)]).detach()
+        normal = normal / normal.norm()
+        in_plane = field.detach() - (field.detach() @ normal)[:, None] * normal
+        if float(in_plane.abs().max()) > 1e-9:
+            raise ConfigError(f"structure {b}: a slab takes a field along its normal only "
+                              "(its in-plane potential would not be periodic)")
+
+    # -- training ---------------------------------------------------------------------
+
+    def prepare_training(self, frames: Sequence[Frame]) -> dict:
+        return self.backbone.geometry_cache(frames)
+
+    def training_options(self, frames: Sequence[Frame], terms: Sequence[str], cache: Any,
+                         train: bool) -> dict[str, Any]:
+        return {"geometry": self.backbone.cached_geometry(frames, cache)}
+
+
+__all__ = ["QEqModel", "QEqSettings"]
