@@ -129,6 +129,34 @@ def test_born_charges_of_a_cation_sum_to_its_charge():
     assert float(out["total_charge"]) == 1.0
 
 
+def test_a_frames_own_net_charge_and_charges_from_the_population_analysis(tmp_path):
+    """The labeller passes each frame's total_charge to the backend (one job, several
+    charge states); meta-Löwdin charges sum to it, and a field along the O-H bond of
+    hydroxide moves electrons against it (toward the end at higher potential)."""
+    from fieldforce.data.frame import Frame
+    from fieldforce.data.io import read_frames
+    from fieldforce.reference.labelling import label_frames
+
+    oh = Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]])
+    backend = get_backend("pyscf", xc="HF", basis="6-31g", density_fit=False)
+    frames = [Frame(oh, {"total_charge": np.array(-1.0), "efield": np.zeros(3)}),
+              Frame(oh, {"total_charge": np.array(-1.0),
+                         "efield": np.array([0, 0, 0.2])}),
+              Frame(WATER, {"efield": np.zeros(3)})]
+    out = tmp_path / "charged.xyz"
+    report = label_frames(frames, out, backend, ["energy", "charges"], progress=False)
+    assert report.labelled == 3
+    zero, field, water = read_frames(out)
+    assert float(zero.labels["total_charge"]) == -1.0
+    assert zero.labels["charges"].sum() == pytest.approx(-1.0, abs=1e-8)
+    assert water.labels["charges"].sum() == pytest.approx(0.0, abs=1e-8)
+    assert water.labels["charges"][0] < -0.3  # oxygen negative
+    # E along +z pushes electrons to -z: the H (at +z) becomes more positive
+    assert field.labels["charges"][1] > zero.labels["charges"][1] + 0.01
+    with pytest.raises(BackendError, match="do not fit spin"):
+        backend.label(oh, np.zeros(3), ["energy"], charge=0)
+
+
 def test_bad_options_are_one_clear_error():
     with pytest.raises(BackendError, match="PySCF settings: unknown key 'functional'"):
         get_backend("pyscf", functional="PBE")

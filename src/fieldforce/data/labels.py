@@ -88,7 +88,8 @@ LABELS: dict[str, LabelSpec] = {
                   reference=False),
         LabelSpec("dipole", False, (3,), "dipole", "dipole moment"),
         LabelSpec("polarizability", False, (3, 3), "polarizability", "dipole polarizability"),
-        LabelSpec("charges", True, (), "charge", "atomic partial charges", reference=False),
+        LabelSpec("charges", True, (), "charge", "atomic partial charges (a population "
+                  "analysis; the backend states which)"),
         LabelSpec("born_charges", True, (3, 3), "charge", "Born effective charges"),
         LabelSpec("polarization", False, (3,), "polarization", "polarization (periodic)",
                   reference=False),

@@ -71,7 +71,8 @@ class Backend(ABC):
         return True
 
     @abstractmethod
-    def label(self, atoms: Atoms, efield: np.ndarray, properties: Iterable[str]) -> dict:
+    def label(self, atoms: Atoms, efield: np.ndarray, properties: Iterable[str],
+              charge: float | None = None) -> dict:
         """Label one structure.
 
         Parameters
@@ -82,6 +83,9 @@ class Backend(ABC):
             [3] uniform field in V/Å.
         properties
             subset of :data:`PROPERTIES`.
+        charge
+            the structure's net charge, e (None: the backend's ``charge`` setting); a
+            backend that cannot change it per structure refuses a different one.
 
         Returns
         -------

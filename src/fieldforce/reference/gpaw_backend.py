@@ -247,8 +247,13 @@ class GPAWBackend(Backend):
 
     # -- labelling ------------------------------------------------------------
 
-    def label(self, atoms: Atoms, efield, properties: Iterable[str]) -> dict:
+    def label(self, atoms: Atoms, efield, properties: Iterable[str],
+              charge: float | None = None) -> dict:
         props = check_properties(properties)
+        if charge is not None and abs(charge - self.config.charge) > 1e-9:
+            raise BackendError(f"the structure's net charge is {charge:g} e but the gpaw "
+                               f"backend's charge setting is {self.config.charge:g} e; label "
+                               "each charge state with its own charge setting")
         unsupported = sorted(props - set(self.properties))
         if unsupported:
             raise BackendError(f"the gpaw backend computes {', '.join(self.properties)}; "

@@ -98,7 +98,9 @@ def _part_name(frame: Frame, props: set[str]) -> str:
 
 
 def _label_one(backend: Backend, frame: Frame, efield, props: set[str]) -> Frame:
-    labels = dict(backend.label(frame.atoms, efield, props))
+    charge = frame.labels.get("total_charge")
+    labels = dict(backend.label(frame.atoms, efield, props,
+                                charge=None if charge is None else float(charge)))
     diagnostics = labels.pop("info", {})
     out = Frame(frame.atoms.copy(), labels, frame.source, frame.index)
     out.atoms.info.update(diagnostics)
