@@ -327,3 +327,58 @@ def test_training_on_dipoles_and_eval_scores_charges_and_polarizability(water, t
                  "--json", str(tmp_path / "e.json")]) == 0
     scores = json.loads((tmp_path / "e.json").read_text())
     assert {"energy", "forces", "dipole", "polarizability"} <= set(scores)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_cg_solver_and_its_implicit_derivatives_match_the_dense_solve(periodic):
+    """Charges, energy, polarizability response and their first derivatives (positions,
+    electronegativities) from CG + implicit differentiation equal the dense solve's."""
+    rng = np.random.default_rng(3)
+    n = 10
+    cell = np.diag([9.0, 8.0, 10.0]) if periodic else None
+    pos0 = rng.uniform(0, 8, (n, 3))
+    chi0, hard, w = rng.normal(size=n), rng.uniform(3, 8, n), rng.uniform(0.6, 1.0, n)
+    groups = torch.as_tensor(np.repeat([0, 1], n // 2))
+    results = {}
+    for solver in ("dense", "cg"):
+        pos = t(pos0).requires_grad_(True)
+        chi = t(chi0).requires_grad_(True)
+        op = CoulombOperator(pos, None if cell is None else t(cell), periodic,
+                             method="ewald" if periodic else "direct", accuracy=1e-10,
+                             widths=t(w))
+        eq = equilibrate(op, chi, t(hard), t(w), groups, t([0.5, -0.5]),
+                         responses=None if periodic else pos, solver=solver, tol=1e-12)
+        target = eq.energy + (eq.charges * t(np.arange(n))).sum()
+        if not periodic:
+            target = target + (eq.response ** 2).sum()
+        grads = torch.autograd.grad(target, [pos, chi])
+        results[solver] = (eq.charges.detach(), eq.energy.detach(), *grads,
+                           eq.chemical_potential.detach())
+    for dense, cg in zip(results["dense"], results["cg"], strict=True):
+        torch.testing.assert_close(cg, dense, rtol=1e-7, atol=1e-9)
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        pos = t(pos0).requires_grad_(True)
+        op = CoulombOperator(pos, widths=t(w))
+        eq = equilibrate(op, t(chi0), t(hard), t(w), groups, t([0.0, 0.0]), solver="cg")
+        (g,) = torch.autograd.grad(eq.charges @ t(np.arange(n)), pos, create_graph=True)
+        torch.autograd.grad(g.sum(), pos)
+
+
+def test_model_with_the_cg_solver_gives_the_dense_models_md_outputs(model, water):
+    """Forces, Born charges and the polarizability of the cg path equal the dense ones,
+    for an isolated cluster and a periodic cell."""
+    trimer = of_type(water, "trimer")[0].atoms
+    box = Atoms(trimer.numbers[:6], positions=trimer.positions[:6] + 1.0,
+                cell=np.diag([7.0, 7.5, 7.2]), pbc=True)
+    box.wrap()
+    cluster = trimer.copy()
+    cluster.info = {}
+    cg = build_model({**model.config, "solver": "cg", "solver_tol": 1e-12})
+    cg.load_state_dict(model.state_dict())
+    cg.eval()
+    for atoms, field in ((cluster, torch.tensor(FIELD)), (box, None)):
+        batch = batch_from_atoms(atoms)
+        a = evaluate(model, batch, field=field, born_charges=True)
+        b = evaluate(cg, batch, field=field, born_charges=True)
+        for key in ("energy", "forces", "charges", "polarizability", "born_charges"):
+            torch.testing.assert_close(b[key], a[key], rtol=1e-7, atol=1e-9)

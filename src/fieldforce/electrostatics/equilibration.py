@@ -25,13 +25,25 @@ The minimum solves the bordered (KKT) system::
     [ H   C ] [ q ]   [ -chi ]            C_ig = 1 if atom i is in group g
     [ C^T 0 ] [ l ] = [   Q  ]            -l_g: the chemical potential of group g (V)
 
-densely (LU; ``torch.linalg.solve``), O(N³) time and O(N²) memory: meant for molecules,
-clusters and cells of up to a few thousand atoms. Every output is differentiable by
-autograd (with respect to chi, J, w, positions and cell, through A's graph); torch
-differentiates the solve with the same LU factors, one more pair of triangular solves
-per backward pass. Energies and forces alone would not need it (E_Q is stationary in q
-at the solution, so dE_Q/dr = dE_Q/dr at fixed q), but Born charges, polarizabilities
-and training on forces (whose parameter gradient passes through q) do.
+by one of two solvers (``solver``):
+
+* ``dense``: LU of the bordered matrix (``torch.linalg.solve``), O(N³) time and O(N²)
+  memory, and for a periodic cell the dense A costs N applications of the Ewald/PME
+  operator. Every output is differentiable by autograd to any order (with respect to
+  chi, J, w, positions and cell, through A's graph); torch differentiates the solve with
+  the same LU factors. Training uses it (force losses need second derivatives).
+* ``cg``: conjugate gradients on the constraint subspace (the group means projected
+  out), applying A through the operator (one Ewald/PME application per iteration, O(N
+  log N) with PME), to a relative residual ``tol``; for large cells and MD. Derivatives
+  by the implicit-function theorem: with q* converged and r(theta) = H q* + chi + C l*
+  (zero in value), q = q* - S r(theta) has dq/dtheta = -S dr/dtheta exactly, where S is
+  applied by another CG solve in the backward pass (one solve per backward, at fixed
+  geometry). First derivatives only (forces, Born charges, the polarizability): a
+  second backward pass is refused.
+
+Energies and forces alone would need no derivative of q (E_Q is stationary in q at the
+solution), but Born charges, polarizabilities and training on forces (whose parameter
+gradient passes through q) do.
 
 Linear response at fixed geometry: extra right-hand sides ``responses`` [N, K] (-dphi_ext
 / d(something), e.g. the positions for a uniform field: phi_ext = -E.r, so -dphi/dE_b
@@ -80,9 +92,14 @@ def self_hardness(widths: torch.Tensor) -> torch.Tensor:
     return units.COULOMB_CONSTANT / (math.sqrt(math.pi) * widths)
 
 
+#: solvers of :func:`equilibrate`
+SOLVERS = ("dense", "cg")
+
+
 def equilibrate(operator: CoulombOperator, chi: torch.Tensor, hardness: torch.Tensor,
                 widths: torch.Tensor, groups: torch.Tensor, group_charges: torch.Tensor,
-                responses: torch.Tensor | None = None) -> Equilibrium:
+                responses: torch.Tensor | None = None, solver: str = "dense",
+                tol: float = 1e-10, max_iterations: int = 1000) -> Equilibrium:
     """Minimise E_Q (module docstring) for one structure.
 
     Parameters
@@ -101,6 +118,9 @@ def equilibrate(operator: CoulombOperator, chi: torch.Tensor, hardness: torch.Te
         [G] e, each group's net charge.
     responses
         optional [N, K] extra right-hand sides (see the module docstring).
+    solver, tol, max_iterations
+        ``dense`` or ``cg`` (module docstring); CG's relative residual and iteration
+        limit (not converging is an error).
     """
     n = operator.n_atoms
     if chi.shape != (n,) or hardness.shape != (n,) or widths.shape != (n,):
@@ -110,6 +130,12 @@ def equilibrate(operator: CoulombOperator, chi: torch.Tensor, hardness: torch.Te
         raise DataError(f"groups must be [{n}] integers in 0..{n_groups - 1}")
     if (widths <= 0).any():
         raise DataError("charge equilibration needs Gaussian widths > 0 Å")
+    if solver not in SOLVERS:
+        raise DataError(f"unknown charge-equilibration solver {solver!r}; expected one of "
+                        f"{', '.join(SOLVERS)}")
+    if solver == "cg":
+        return _equilibrate_cg(operator, chi, hardness + self_hardness(widths), groups,
+                               group_charges.to(chi), responses, tol, max_iterations)
     coulomb = operator.matrix()
     h = coulomb + torch.diag(hardness + self_hardness(widths))
     c = torch.zeros(n, n_groups, dtype=chi.dtype, device=chi.device)
@@ -126,6 +152,122 @@ def equilibrate(operator: CoulombOperator, chi: torch.Tensor, hardness: torch.Te
     return Equilibrium(charges=charges, energy=energy,
                        chemical_potential=-solution[n:, 0],
                        response=None if responses is None else solution[:n, 1:])
+
+
+class _Subspace:
+    """The constraint subspace {x: sum_{i in g} x_i = 0 for every group g} of a structure,
+    and H restricted to it (applied through the Coulomb operator, no graph)."""
+
+    def __init__(self, operator: CoulombOperator, diagonal: torch.Tensor,
+                 groups: torch.Tensor, n_groups: int, tol: float, max_iterations: int):
+        self.operator, self.diagonal = operator, diagonal.detach()
+        self.groups, self.n_groups = groups, n_groups
+        self.counts = torch.zeros(n_groups, dtype=diagonal.dtype, device=diagonal.device
+                                  ).index_add(0, groups, torch.ones_like(self.diagonal))
+        self.tol, self.max_iterations = tol, max_iterations
+
+    def group_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """[G, K] means over each group of x [N, K]."""
+        sums = x.new_zeros(self.n_groups, x.shape[1]).index_add(0, self.groups, x)
+        return sums / self.counts[:, None]
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.group_mean(x)[self.groups]
+
+    def apply_h(self, x: torch.Tensor) -> torch.Tensor:
+        """H x for x [N, K] (no graph)."""
+        with torch.no_grad():
+            return self.operator.potential(x) + self.diagonal[:, None] * x
+
+    def solve(self, rhs: torch.Tensor) -> torch.Tensor:
+        """x [N, K] in the subspace with P H x = P rhs: CG on every column at once, Jacobi
+        preconditioned (projected), to a residual ``tol`` relative to |rhs| (a column
+        constant over each group, e.g. dE/dq at the solution, has nothing to solve)."""
+        b = self.project(rhs)
+        x = torch.zeros_like(b)
+        inverse = 1.0 / self.diagonal[:, None]
+
+        def precondition(r: torch.Tensor) -> torch.Tensor:
+            return self.project(inverse * r)
+
+        r = b.clone()
+        z = precondition(r)
+        p = z.clone()
+        rz = (r * z).sum(0)
+        norm_b = rhs.norm(dim=0).clamp_min(1e-300)
+        for _ in range(self.max_iterations):
+            if bool((r.norm(dim=0) <= self.tol * norm_b).all()):
+                return x
+            hp = self.project(self.apply_h(p))
+            curvature = (p * hp).sum(0)
+            # converged columns (p = 0) stay where they are
+            step = torch.where(curvature > 0, rz / curvature.clamp_min(1e-300), 0.0)
+            x = x + step * p
+            r = r - step * hp
+            z = precondition(r)
+            rz_new = (r * z).sum(0)
+            p = z + torch.where(rz > 0, rz_new / rz.clamp_min(1e-300), 0.0) * p
+            rz = rz_new
+        if bool((r.norm(dim=0) <= self.tol * norm_b).all()):
+            return x
+        worst = float((r.norm(dim=0) / norm_b).max())
+        raise DataError(f"charge equilibration: CG did not reach the relative residual "
+                        f"{self.tol:g} in {self.max_iterations} iterations ({worst:.2e}); "
+                        "is a hardness very small?")
+
+
+class _ConstantSolve(torch.autograd.Function):
+    """x = S r with S the constrained inverse at fixed geometry; backward: S g (S is
+    symmetric). Used on residuals whose value is zero (implicit differentiation)."""
+
+    @staticmethod
+    def forward(ctx, r: torch.Tensor, space: _Subspace) -> torch.Tensor:
+        ctx.space = space
+        return space.solve(r)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if torch.is_grad_enabled():  # a backward pass with create_graph=True
+            raise RuntimeError("the cg charge-equilibration solver gives first derivatives "
+                               "only (S's own derivative is not in its backward pass); "
+                               "second derivatives, e.g. training on forces or Born "
+                               "charges, need the dense solver")
+        return ctx.space.solve(grad), None
+
+
+def _equilibrate_cg(operator: CoulombOperator, chi: torch.Tensor, diagonal: torch.Tensor,
+                    groups: torch.Tensor, group_charges: torch.Tensor,
+                    responses: torch.Tensor | None, tol: float,
+                    max_iterations: int) -> Equilibrium:
+    """The CG solver with implicit derivatives (module docstring)."""
+    n_groups = group_charges.shape[0]
+    space = _Subspace(operator, diagonal, groups, n_groups, tol, max_iterations)
+    # a particular solution of the constraints: each group's charge spread evenly
+    base = (group_charges / space.counts)[groups][:, None]
+    rhs = -chi.detach()[:, None] - space.apply_h(base)
+    if responses is not None:
+        rhs = torch.cat([rhs, responses.detach()], 1)
+    solution = space.solve(rhs)
+    q_star = (base + solution[:, :1])[:, 0]
+    # the residual H q* + chi + C l*, with the graph to chi, J, w, positions and cell
+    h_q = operator.potential(q_star) + diagonal * q_star
+    gradient = (h_q + chi).detach()
+    mu = space.group_mean(gradient[:, None])[:, 0]  # dE/dQ_g: the group's mean gradient
+    residual = h_q + chi - mu[groups]
+    charges = q_star - _ConstantSolve.apply(residual[:, None], space)[:, 0]
+    energy = chi @ charges + 0.5 * charges @ (operator.potential(charges) + diagonal * charges)
+    response = None
+    if responses is not None:
+        response = solution[:, 1:]
+        if responses.requires_grad or torch.is_grad_enabled():
+            # dq/d(responses) = S, and S's own dependence on the geometry, through the
+            # same residual form: y = y* - S (H y* - P v)
+            y_star = response
+            h_y = operator.potential(y_star) + diagonal[:, None] * y_star
+            residual_y = space.project(h_y - responses)
+            response = y_star - _ConstantSolve.apply(residual_y, space)
+    return Equilibrium(charges=charges, energy=energy, chemical_potential=mu,
+                       response=response)
 
 
 def fragments(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray,
@@ -158,4 +300,4 @@ def fragments(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray,
     return np.array([order[int(label)] for label in labels], dtype=np.int64)
 
 
-__all__ = ["Equilibrium", "equilibrate", "fragments", "self_hardness"]
+__all__ = ["SOLVERS", "Equilibrium", "equilibrate", "fragments", "self_hardness"]

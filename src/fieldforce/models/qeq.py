@@ -9,8 +9,10 @@ Per atom i, from the backbone's latent h_i (:mod:`fieldforce.models.backbone`):
 
 The charges minimise E_Q = sum_i (chi_i + phi_ext(r_i)) q_i + 1/2 q.H q (Gaussian charges,
 their Coulomb energy and self energies, plus the hardness) at fixed group charges: one
-dense linear solve per structure, :func:`fieldforce.electrostatics.equilibration.equilibrate`
-(derivatives by autograd through the solve; its docstring states the cost). Unlike
+linear solve per structure, :func:`fieldforce.electrostatics.equilibration.equilibrate`:
+dense (autograd through the LU) for training and small structures, conjugate gradients
+on the Coulomb operator with implicit derivatives for large cells (``solver``; the
+solver's docstring states the costs). Unlike
 latent charges, these respond to anything far away that changes the electronegativities
 or the external potential: a protonation at the other end of a chain, a charged defect,
 an applied field, so the model has an electronic polarizability of its own.
@@ -81,6 +83,16 @@ class QEqSettings(BackboneSettings):
                              exclusive_minimum=0, exclusive_maximum=1)
     method: str = option("auto", "Coulomb sum for periodic structures (isolated: direct)",
                          choices=("auto", *(m for m in METHODS if m != "direct")))
+    solver: str = option("auto", "charge solve: dense (LU, any derivative order), cg "
+                         "(conjugate gradients on the Coulomb operator, first derivatives: "
+                         "MD of large cells) or auto (dense while training, for isolated "
+                         "structures up to dense_max_atoms atoms and periodic ones up to "
+                         "dense_max_atoms/8; cg beyond)", choices=("auto", "dense", "cg"))
+    dense_max_atoms: int = option(2000, "auto: the largest isolated structure solved "
+                                  "densely (periodic: an eighth of it, the dense Ewald "
+                                  "matrix costing N operator applications)", minimum=1)
+    solver_tol: float = option(1e-9, "cg: relative residual of the charge solve",
+                               exclusive_minimum=0, exclusive_maximum=1)
     charge_sign: str | None = option(None, "how the charges' global sign was fixed, set "
                                      "by training (see the latent family)")
 
@@ -228,7 +240,9 @@ class QEqModel(FieldModel):
             groups, group_charges = self.groups(batch, b, rows)
             probe = self._field_probe(positions, batch.cell[b], pbc)
             eq = equilibrate(operator, chi[rows] + atom_potential[rows], hardness[rows],
-                             widths[rows], groups, group_charges, responses=probe)
+                             widths[rows], groups, group_charges, responses=probe,
+                             solver=self.solver_for(int(rows.sum()), bool(pbc.any())),
+                             tol=self.settings.solver_tol)
             charges = charges.index_put((rows.nonzero()[:, 0],), eq.charges)
             energies.append(eq.energy)
             alphas.append(torch.zeros(3, 3, dtype=chi.dtype, device=chi.device)
@@ -247,6 +261,14 @@ class QEqModel(FieldModel):
                 "atomic_energies": atomic, "electronegativities": chi,
                 "extrapolation": self.backbone.extrapolation(feats["invariant"],
                                                              batch.numbers)}
+
+    def solver_for(self, n_atoms: int, periodic: bool) -> str:
+        """The solver of one structure (the ``solver`` setting; ``auto``: dense while
+        training, whose force losses need second derivatives, and for small structures)."""
+        if self.settings.solver != "auto":
+            return self.settings.solver
+        limit = self.settings.dense_max_atoms // (8 if periodic else 1)
+        return "dense" if self.training or n_atoms <= limit else "cg"
 
     @staticmethod
     def _field_probe(positions: torch.Tensor, cell: torch.Tensor, pbc: np.ndarray
