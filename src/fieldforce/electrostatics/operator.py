@@ -115,7 +115,7 @@ class CoulombOperator:
         self._pairs, self._distances = real_space_pairs(self._positions, self._cell,
                                                         self.params.cutoff)
         self._calculator = _calculator(self.params, positions.dtype, str(positions.device))
-        if widths is not None and float(widths.max()) > 0:
+        if widths is not None and float(widths.detach().max()) > 0:
             self._width_pairs = width_correction_pairs(self._positions, self._cell, widths)
 
     def potential(self, charges: torch.Tensor) -> torch.Tensor:
