@@ -246,8 +246,59 @@ def test_periodic_forces_stress_and_the_field_refusal(model, water):
         values.append(energy(strained))
     fd = (values[0] - values[1]) / 2e-5 / abs(np.linalg.det(cell))
     assert float(out["stress"][0, 0, 1]) == pytest.approx(fd, rel=1e-5, abs=1e-8)
-    with pytest.raises(ConfigError, match="no field in a 3D-periodic cell"):
+    with pytest.raises(ConfigError, match="no equilibrium in a uniform field"):
         evaluate(model, batch, field=torch.tensor(FIELD))
+
+
+def test_a_periodic_insulator_in_a_field_couples_through_whole_molecules(frames, water):
+    """Each molecule neutral, the field's potential taken on whole molecules: the energy
+    does not depend on which periodic image an atom is wrapped to, forces are its
+    gradient, and the polarizability is the field derivative of sum_m mu_m."""
+    torch.manual_seed(1)
+    m = build_model({**SMALL, "conduction": "insulator"})
+    m.fit_statistics(frames)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    m.eval()
+    trimer = of_type(water, "trimer")[0].atoms
+    cell = np.array([[7.0, 0, 0], [1.2, 7.5, 0], [-0.8, 0.6, 7.2]])
+    atoms = Atoms(trimer.numbers, positions=trimer.positions + 0.3, cell=cell, pbc=True)
+    field = torch.tensor(FIELD)
+
+    def run(a, e=field, **kw):
+        return evaluate(m, batch_from_atoms(a), field=e, **kw)
+
+    out = run(atoms)
+    moved = atoms.copy()  # one hydrogen to another periodic image
+    moved.positions[1] += cell[0] - cell[2]
+    torch.testing.assert_close(run(moved, forces=False)["energy"], out["energy"],
+                               rtol=0, atol=1e-10)
+
+    def energy(a):
+        return float(run(a, forces=False)["energy"].detach())
+
+    for atom, axis in ((0, 2), (4, 0)):
+        fd = position_derivative(energy, atoms, atom, axis, 1e-5)
+        assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-7)
+    _, unwrap, infinite = fragments(atoms.numbers, atoms.positions, cell, atoms.pbc,
+                                    whole=True)
+    assert not infinite.any()
+    whole = torch.as_tensor(atoms.positions + unwrap @ cell)
+
+    def dipole(e):
+        return run(atoms, e, forces=False)["charges"].detach() @ whole
+
+    h = 1e-4
+    for b in range(3):
+        step = h * torch.eye(3, dtype=torch.float64)[b]
+        fd = (dipole(field + step) - dipole(field - step)) / (2 * h)
+        torch.testing.assert_close(out["polarizability"][0, :, b].detach(), fd, rtol=1e-6,
+                                   atol=1e-9)
+    chain = Atoms("H4", positions=[[0.35 + 0.7 * k, 1, 1] for k in range(4)],
+                  cell=[2.8, 6, 6], pbc=True)
+    with pytest.raises(ConfigError, match="spans the periodic cell"):
+        run(chain)
 
 
 def test_calculator_in_a_point_charge_field_gives_gradient_forces(model, frames):

@@ -271,10 +271,16 @@ def _equilibrate_cg(operator: CoulombOperator, chi: torch.Tensor, diagonal: torc
 
 
 def fragments(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray,
-              pbc: np.ndarray, scale: float = 1.2) -> np.ndarray:
+              pbc: np.ndarray, scale: float = 1.2, whole: bool = False):
     """[N] fragment index of every atom (0..F-1, in order of first appearance): atoms are
     bonded when closer than ``scale`` times the sum of their covalent radii (ASE's table),
-    and a fragment is a connected set (through periodic images where ``pbc``)."""
+    and a fragment is a connected set (through periodic images where ``pbc``).
+
+    ``whole=True`` also returns [N, 3] integer lattice shifts S that make every fragment
+    whole (r_i + S_i @ cell, bonded atoms at their bond vectors), and [F] bools: whether
+    each fragment is infinite (bonded to its own periodic image, e.g. a covalent or ionic
+    crystal, where no choice of images makes it whole).
+    """
     from ase.data import covalent_radii
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -283,21 +289,47 @@ def fragments(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray,
 
     n = len(numbers)
     if n == 0:
-        return np.zeros(0, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        return (empty, np.zeros((0, 3), np.int64), np.zeros(0, bool)) if whole else empty
     radii = covalent_radii[np.asarray(numbers)]
     reach = scale * 2 * float(radii.max())
     i, j, shifts = neighbor_pairs(positions, cell, pbc, reach)
     box = np.asarray(cell, dtype=float) if np.any(pbc) else np.zeros((3, 3))
     vectors = positions[j] + shifts @ box - positions[i]
     bonded = np.linalg.norm(vectors, axis=1) < scale * (radii[i] + radii[j])
-    i, j = i[bonded], j[bonded]
+    i, j, shifts = i[bonded], j[bonded], shifts[bonded]
     graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     # renumber in order of first appearance (stable for a given atom order)
-    order = {}
+    order: dict[int, int] = {}
     for label in labels:
         order.setdefault(int(label), len(order))
-    return np.array([order[int(label)] for label in labels], dtype=np.int64)
+    index = np.array([order[int(label)] for label in labels], dtype=np.int64)
+    if not whole:
+        return index
+    # breadth-first over the bonds from each fragment's first atom: S_j = S_i + shift
+    neighbours: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(n)]
+    for a, b, shift in zip(i, j, shifts, strict=True):
+        neighbours[a].append((b, shift))
+        neighbours[b].append((a, -shift))
+    unwrap = np.zeros((n, 3), dtype=np.int64)
+    seen = np.zeros(n, bool)
+    infinite = np.zeros(len(order), bool)
+    for root in range(n):
+        if seen[root]:
+            continue
+        seen[root] = True
+        queue = [root]
+        while queue:
+            a = queue.pop()
+            for b, shift in neighbours[a]:
+                target = unwrap[a] + shift
+                if not seen[b]:
+                    seen[b], unwrap[b] = True, target
+                    queue.append(b)
+                elif not np.array_equal(unwrap[b], target):
+                    infinite[index[a]] = True
+    return index, unwrap, infinite
 
 
 __all__ = ["SOLVERS", "Equilibrium", "equilibrate", "fragments", "self_hardness"]

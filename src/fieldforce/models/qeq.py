@@ -30,14 +30,21 @@ The external potential phi_ext [N] V at the atoms (``atom_potential``, from
 :func:`fieldforce.models.derivatives.atom_potentials`: -E.r for a uniform field, a field
 object's potential otherwise) adds to chi, so the field force, the field-induced charge
 flow and the energy -mu.E are all in E_Q. Isolated structures take any field with a
-potential; slabs one along their normal; 3D-periodic cells no field yet (-E.r is not
-periodic: it needs the polarization coupling of the latent family, not done).
+potential; slabs one along their normal. A 3D-periodic cell takes a uniform field in the
+insulator mode: the potential is -E.r with every molecule made whole (its atoms at their
+bond vectors from each other); as each molecule is neutral, the choice of periodic images
+drops out and the coupling is -E.sum_m mu_m, the field times the molecular dipoles'
+sum. A conductor in a 3D cell has no equilibrium in a uniform field (charge would flow
+without bound) and an infinite polarizability: refused (its polarizability output is
+zero); so is a bonded network that spans the cell.
 
 Outputs: ``charges`` q*, ``dipole`` (isolated: sum q r; periodic: the cell dipole),
 ``polarization`` (periodic), ``polarizability`` = dmu/dE at fixed geometry (isolated:
-X^T S X, exact from the same solve; slabs: the normal component n n^T; 3D cells: zero,
-not defined yet), the energy components and the electronegativities. Born charges come
-from the autograd helper (charges differentiable through the solve).
+X^T S X, exact from the same solve; slabs: the normal component n n^T; 3D-periodic
+insulators: with X the made-whole positions, the cell's electronic dmu/dE, V times
+dP/dE; 3D conductors: zero, see above), the energy components and the
+electronegativities. Born charges come from the autograd helper (charges differentiable
+through the solve).
 """
 
 from __future__ import annotations
@@ -116,7 +123,8 @@ class QEqModel(FieldModel):
         output("polarization", periodic_only=True, requires_charges=True,
                description="phase-form polarization on the default branch"),
         output("polarizability", description="electronic dmu/dE at fixed geometry, from "
-               "the charges' response (slabs: normal component; 3D cells: zero)"),
+               "the charges' response (slabs: normal component; 3D-periodic "
+               "conductors: zero)"),
         output("energy_short_range", like="energy", role="component",
                description="U_short, the backbone's energy"),
         output("energy_electrostatic", like="energy", role="component",
@@ -170,13 +178,16 @@ class QEqModel(FieldModel):
 
     @torch.no_grad()
     def fit_statistics(self, frames: Sequence[Frame]) -> None:
-        """Backbone statistics (features, energy baseline and scale); a 3D-periodic
-        polarizability label, which this family does not predict yet, is an error."""
-        for f in frames:
-            if "polarizability" in f.labels and bool(np.all(f.atoms.pbc)):
-                raise ConfigError(f"{f.where()}: the qeq model does not predict the "
-                                  "polarizability of 3D-periodic cells yet; drop the "
-                                  "polarizability loss term for these data")
+        """Backbone statistics (features, energy baseline and scale); a polarizability
+        label of a 3D-periodic cell is an error for a conductor (whose polarizability is
+        infinite)."""
+        if self.settings.conduction == "conductor":
+            for f in frames:
+                if "polarizability" in f.labels and bool(np.all(f.atoms.pbc)):
+                    raise ConfigError(
+                        f"{f.where()}: a conductor in a 3D-periodic cell has an infinite "
+                        "polarizability; train on it with conduction: insulator, or drop "
+                        "the polarizability loss term for these data")
         self.backbone.fit_statistics(collate(frames))
 
     def settle(self, frames: Sequence[Frame], terms: Sequence[str]) -> dict | None:
@@ -191,27 +202,34 @@ class QEqModel(FieldModel):
 
     # -- forward ----------------------------------------------------------------------
 
-    def groups(self, batch: Batch, b: int, rows: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Group index [n] and group charges [G] of structure ``b`` (its atoms ``rows``)."""
+    def constraints(self, batch: Batch, b: int, rows: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Group index [n], group charges [G] of structure ``b`` (its atoms ``rows``), and
+        for an insulator in a 3D-periodic cell its atoms' positions with every fragment
+        made whole [n, 3] (None otherwise, or where a fragment is infinite)."""
         n = int(rows.sum())
-        total = batch.total_charge[b].to(batch.positions.dtype).reshape(1)
-        device = batch.positions.device
+        dtype, device = batch.positions.dtype, batch.positions.device
+        total = batch.total_charge[b].to(dtype).reshape(1)
         if self.settings.conduction == "conductor":
-            return torch.zeros(n, dtype=torch.long, device=device), total
+            return torch.zeros(n, dtype=torch.long, device=device), total, None
         pbc = batch.pbc[b].cpu().numpy()
-        index = fragments(batch.numbers[rows].cpu().numpy(),
-                          batch.positions[rows].detach().cpu().numpy(),
-                          batch.cell[b].detach().cpu().numpy(), pbc, self.settings.bond_scale)
+        cell = batch.cell[b]
+        index, unwrap, infinite = fragments(
+            batch.numbers[rows].cpu().numpy(), batch.positions[rows].detach().cpu().numpy(),
+            cell.detach().cpu().numpy(), pbc, self.settings.bond_scale, whole=True)
         count = int(index.max()) + 1 if n else 0
         if count > 1 and abs(float(total)) > 1e-12:
             raise DataError(f"structure {b} has a net charge of {float(total):g} e over "
                             f"{count} fragments; the insulator mode cannot tell which "
                             "fragment carries it (use conduction: conductor)")
-        charges = torch.zeros(max(count, 1), dtype=batch.positions.dtype, device=device)
+        charges = torch.zeros(max(count, 1), dtype=dtype, device=device)
         if count == 1:
             charges[0] = total[0]
-        return torch.as_tensor(index, device=device), charges
+        whole = None
+        if pbc.all() and not infinite.any():
+            shifts = torch.as_tensor(unwrap, dtype=dtype, device=device)
+            whole = batch.positions[rows] + shifts @ cell
+        return torch.as_tensor(index, device=device), charges, whole
 
     def forward(self, batch: Batch, atom_field: torch.Tensor,
                 atom_potential: torch.Tensor | None = None,
@@ -233,13 +251,14 @@ class QEqModel(FieldModel):
             rows = batch.structure_index == b
             pbc = batch.pbc[b].detach().cpu().numpy()
             positions = batch.positions[rows]
-            self._check_field(atom_field[rows], batch.cell[b], pbc, b)
             operator = CoulombOperator(positions, batch.cell[b], pbc,
                                        method=self.settings.method if pbc.any() else "direct",
                                        accuracy=self.settings.accuracy, widths=widths[rows])
-            groups, group_charges = self.groups(batch, b, rows)
-            probe = self._field_probe(positions, batch.cell[b], pbc)
-            eq = equilibrate(operator, chi[rows] + atom_potential[rows], hardness[rows],
+            groups, group_charges, whole = self.constraints(batch, b, rows)
+            potential = self._potential(atom_field[rows], atom_potential[rows],
+                                        batch.cell[b], pbc, whole, b)
+            probe = self._field_probe(positions, batch.cell[b], pbc, whole)
+            eq = equilibrate(operator, chi[rows] + potential, hardness[rows],
                              widths[rows], groups, group_charges, responses=probe,
                              solver=self.solver_for(int(rows.sum()), bool(pbc.any())),
                              tol=self.settings.solver_tol)
@@ -271,32 +290,47 @@ class QEqModel(FieldModel):
         return "dense" if self.training or n_atoms <= limit else "cg"
 
     @staticmethod
-    def _field_probe(positions: torch.Tensor, cell: torch.Tensor, pbc: np.ndarray
-                     ) -> torch.Tensor | None:
-        """-d phi_ext / dE [n, 3] for a uniform field (the positions; for a slab their
-        component along the normal only), None for a 3D-periodic cell."""
+    def _field_probe(positions: torch.Tensor, cell: torch.Tensor, pbc: np.ndarray,
+                     whole: torch.Tensor | None) -> torch.Tensor | None:
+        """-d phi_ext / dE [n, 3] for a uniform field: the positions (slabs: their normal
+        component only; 3D cells: the insulator's whole fragments), None for a
+        3D-periodic conductor (whose polarizability is infinite)."""
         if pbc.all():
-            return None
+            return whole
         if not pbc.any():
             return positions
-        normal = torch.linalg.cross(*cell[torch.as_tensor(pbc)])
-        normal = normal / normal.norm()
+        normal = _normal(cell, pbc)
         return (positions @ normal)[:, None] * normal[None, :]
 
-    @staticmethod
-    def _check_field(field: torch.Tensor, cell: torch.Tensor, pbc: np.ndarray, b: int) -> None:
-        """3D cells take no field; slabs only one along their normal."""
-        if not pbc.any() or float(field.detach().abs().max()) == 0.0:
-            return
-        if pbc.all():
-            raise ConfigError(f"structure {b}: the qeq model takes no field in a 3D-periodic "
-                              "cell yet (its potential -E.r is not periodic)")
-        normal = torch.linalg.cross(*cell[torch.as_tensor(pbc)]).detach()
-        normal = normal / normal.norm()
-        in_plane = field.detach() - (field.detach() @ normal)[:, None] * normal
-        if float(in_plane.abs().max()) > 1e-9:
-            raise ConfigError(f"structure {b}: a slab takes a field along its normal only "
-                              "(its in-plane potential would not be periodic)")
+    def _potential(self, field: torch.Tensor, potential: torch.Tensor, cell: torch.Tensor,
+                   pbc: np.ndarray, whole: torch.Tensor | None, b: int) -> torch.Tensor:
+        """The external potential at the atoms [n] V: the helper's (-E.r or the field
+        object's) for isolated structures and slabs (a field along their normal only);
+        -E.r_whole for an insulator in a 3D cell (each fragment neutral, so only the
+        positions within fragments matter and the choice of images does not)."""
+        active = float(field.detach().abs().max()) > 0.0
+        if not pbc.any() or not active:
+            return potential if active else torch.zeros_like(potential)
+        if not pbc.all():
+            normal = _normal(cell, pbc).detach()
+            in_plane = field.detach() - (field.detach() @ normal)[:, None] * normal
+            if float(in_plane.abs().max()) > 1e-9:
+                raise ConfigError(f"structure {b}: a slab takes a field along its normal "
+                                  "only (its in-plane potential would not be periodic)")
+            return potential
+        if self.settings.conduction == "conductor":
+            raise ConfigError(
+                f"structure {b}: a conductor in a 3D-periodic cell has no equilibrium in a "
+                "uniform field (charge would flow without bound); use conduction: "
+                "insulator, whose molecules stay neutral")
+        if whole is None:
+            raise ConfigError(f"structure {b}: a bonded fragment spans the periodic cell (an "
+                              "infinite network), so its dipole and the field's potential "
+                              "are not defined in the insulator mode")
+        if float((field - field.mean(0)).detach().abs().max()) > 1e-9:
+            raise ConfigError(f"structure {b}: a 3D-periodic cell takes a uniform field "
+                              "only")
+        return -(field * whole).sum(-1)
 
     # -- training ---------------------------------------------------------------------
 
@@ -306,6 +340,12 @@ class QEqModel(FieldModel):
     def training_options(self, frames: Sequence[Frame], terms: Sequence[str], cache: Any,
                          train: bool) -> dict[str, Any]:
         return {"geometry": self.backbone.cached_geometry(frames, cache)}
+
+
+def _normal(cell: torch.Tensor, pbc: np.ndarray) -> torch.Tensor:
+    """Unit normal [3] of a slab's periodic plane."""
+    normal = torch.linalg.cross(*cell[torch.as_tensor(pbc)])
+    return normal / normal.norm()
 
 
 __all__ = ["QEqModel", "QEqSettings"]
