@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from fieldforce.errors import ConfigError
+from fieldforce.errors import ConfigError, DataError
 
 pytest.importorskip("skfem")
 pytest.importorskip("gmsh")
@@ -153,3 +153,60 @@ def test_cli_validate_writes_json(tmp_path, capsys):
     assert "beta = " in capsys.readouterr().out
     assert main(["field", "validate", "--shape", "cone", "--radius", "1"]) == 2
     assert "expected one of hemisphere" in capsys.readouterr().err
+
+
+# -- a conductor given implicitly (the mesh covers the metal) and atomistic metals ------
+
+
+def test_a_conductor_held_inside_the_mesh_gives_the_cut_meshes_field():
+    """The fictitious-domain solve (the box meshed whole, every degree of freedom inside
+    a hemisphere on a plane held at phi = 0) against the same hemisphere cut out of a
+    curved mesh, in the same box: the axis field beyond the apex within 3 %, and the
+    induced charge equal to eps0 E0 A (Gauss)."""
+    from fieldforce.fields.fem.atomistic import mesh_box
+
+    side, a, base, top = 30.0, 4.0, 1.0, 21.0
+    centre = np.array([side / 2, side / 2, base])
+
+    def inside(p):
+        p = np.asarray(p)
+        return (p[2] <= base + 1e-12) | (np.linalg.norm(p - centre[:, None], axis=0) <= a)
+
+    def distance(p):
+        return min(abs(p[2] - base), abs(float(np.linalg.norm(np.asarray(p) - centre)) - a))
+
+    beyond = np.array([a + 0.5, a + 1.0, a + 2.0, a + 4.0])
+    whole = solve_laplace(mesh_box((side, side), 0.0, top, inside, distance,
+                                   size_surface=0.4, growth=0.5), 1.0)
+    axis = np.stack([np.full(4, side / 2), np.full(4, side / 2), base + beyond], 1)
+    field = whole.field(axis)[:, 2]
+    cut = solve_laplace(mesh_emitter(Emitter.make("hemisphere", a), width=side / 2,
+                                     top=top - base), 1.0)
+    reference = cut.field(np.stack([np.full(4, 1e-9), np.full(4, 1e-9), beyond], 1))[:, 2]
+    np.testing.assert_allclose(field, reference, rtol=0.03)
+    assert whole.dof_charges.sum() == pytest.approx(EPSILON0 * side**2, rel=1e-8)
+
+
+def test_atomistic_flat_slab_field_and_charges():
+    """A Cu(100) slab: the field settles to E0 a few Å above the corrugated surface, the
+    induced charge sums to eps0 E0 A (the consistent flux) and sits on the top layer."""
+    from ase.build import fcc100, fcc111
+
+    from fieldforce.fields.fem.atomistic import atom_charges, mesh_atoms, metal_of
+
+    slab = fcc100("Cu", size=(4, 4, 3), a=3.61, vacuum=8.0, orthogonal=True)
+    vacuum = mesh_atoms(slab, gap=15.0, size_surface=0.5, growth=0.5)
+    solution = solve_laplace(vacuum, 0.5)
+    charges = atom_charges(solution, slab)
+    area = slab.cell[0, 0] * slab.cell[1, 1]
+    assert charges.sum() == pytest.approx(EPSILON0 * 0.5 * area, rel=1e-8)
+    top = slab.positions[:, 2] > slab.positions[:, 2].max() - 0.1
+    assert charges[top].sum() > 0.999 * charges.sum()
+    np.testing.assert_allclose(charges[top], charges[top].mean(), rtol=0.02)  # equivalent
+    z = slab.positions[:, 2].max() + 6.0
+    grid = np.array([[x, y, z] for x in (1.0, 3.3, 5.9) for y in (0.7, 4.4)])
+    np.testing.assert_allclose(solution.field(grid), np.tile([0, 0, 0.5], (6, 1)), atol=2e-3)
+    metal = metal_of(slab, 15.0)
+    assert metal.surface.sum() == 16 and metal.radius == 1.41
+    with pytest.raises(DataError, match="first two cell vectors along x and y"):
+        metal_of(fcc111("Cu", size=(2, 2, 3), a=3.61, vacuum=6.0), 10.0)  # 60° cell

@@ -48,6 +48,10 @@ class LaplaceSolution:
         of the CG solve (relative residual norm).
     seconds
         {"assemble": s, "solve": s}.
+    fixed_dofs, dof_charges
+        the degrees of freedom held at phi = 0 and the induced charge on each, e
+        (eps0 times its row of the stiffness matrix applied to phi: the consistent
+        normal flux; the charges of a mesh that covers the metal live here).
     """
 
     vacuum: VacuumMesh
@@ -57,6 +61,8 @@ class LaplaceSolution:
     iterations: int
     residual: float
     seconds: dict
+    fixed_dofs: np.ndarray | None = None
+    dof_charges: np.ndarray | None = None
     _linear: Any = None
 
     @property
@@ -233,6 +239,9 @@ def solve_laplace(vacuum: VacuumMesh, e0: float, rtol: float = 1e-10,
 
     load = applied.assemble(skfem.FacetBasis(mesh, element, facets=vacuum.top_facets))
     fixed = basis.get_dofs(facets=vacuum.metal_facets).all()
+    if vacuum.inside_metal is not None:  # a conductor's interior: phi = 0 there too
+        inside = np.flatnonzero(vacuum.inside_metal(basis.doflocs))
+        fixed = np.union1d(fixed, inside)
     matrix, rhs, _, free = skfem.condense(stiffness, load, D=fixed)
     assembled = time.perf_counter()
     preconditioner = pyamg.smoothed_aggregation_solver(matrix.tocsr()).aspreconditioner()
@@ -250,9 +259,14 @@ def solve_laplace(vacuum: VacuumMesh, e0: float, rtol: float = 1e-10,
     phi = np.zeros(basis.N)
     phi[free] = solution
     residual = float(np.linalg.norm(matrix @ solution - rhs)) / scale
+    # the charge on each held degree of freedom: eps0 times its row of K phi, the weak
+    # form's normal flux (integral of E.n v over the metal's surface); they sum to the
+    # applied flux eps0 E0 A exactly (the rows of K sum to zero)
+    reactions = EPSILON0 * (stiffness[fixed] @ phi)
     return LaplaceSolution(vacuum, basis, phi, float(e0), iterations, residual,
                            {"assemble": assembled - start,
-                            "solve": time.perf_counter() - assembled})
+                            "solve": time.perf_counter() - assembled},
+                           fixed_dofs=fixed, dof_charges=reactions)
 
 
 __all__ = ["LaplaceSolution", "solve_laplace"]

@@ -51,6 +51,13 @@ class VacuumMesh:
         meshing wall time.
     settings
         the sizes used (size_apex, size_surface, size_max, growth, order).
+    extent
+        (Lx, Ly): a box x in [0, Lx], y in [0, Ly] instead of ``width`` (atomistic
+        metals, :mod:`~fieldforce.fields.fem.atomistic`); None for the canonical shapes.
+    inside_metal
+        a function of points [3, M] Å giving [M] bools: the mesh then covers the metal
+        too, and every degree of freedom inside it is held at phi = 0 (a conductor's
+        interior), besides the ``metal_facets``. None: the metal is cut out of the mesh.
     """
 
     mesh: Any
@@ -62,6 +69,8 @@ class VacuumMesh:
     apex: np.ndarray | None
     seconds: float
     settings: dict = field(default_factory=dict)
+    extent: tuple[float, float] | None = None
+    inside_metal: Any = None
 
     @property
     def n_elements(self) -> int:
@@ -70,6 +79,8 @@ class VacuumMesh:
     @property
     def top_area(self) -> float:
         """Area of the top of the box, Å² (the applied flux is eps0 E0 times it)."""
+        if self.extent is not None:
+            return float(self.extent[0] * self.extent[1])
         return (1.0 if self.quarter else 4.0) * self.width**2
 
     def apex_vertex(self) -> int:
@@ -141,7 +152,7 @@ def _skfem_mesh(gmsh, order: int):
     keys_all, first = np.unique(np.concatenate(keys), return_index=True)
     mids_all = np.concatenate(mids)[first]
     curved = skfem.MeshTet2.from_mesh(linear)
-    edges = linear.edges
+    edges = linear.edges.astype(np.int64)  # int32 keys overflow beyond 46,341 vertices
     wanted = np.minimum(edges[0], edges[1]) * n + np.maximum(edges[0], edges[1])
     position = np.searchsorted(keys_all, wanted)
     if not np.array_equal(keys_all[np.minimum(position, len(keys_all) - 1)], wanted):
