@@ -1,5 +1,6 @@
 """``fieldforce field validate``: the finite-element Laplace solve on a canonical emitter,
-its apex field enhancement factor against the closed form or published value."""
+its apex field enhancement factor against the closed form or published value;
+``fieldforce field solve``: the field, induced charges and forces of an atomistic metal."""
 
 from __future__ import annotations
 
@@ -37,6 +38,32 @@ def register(subparsers) -> None:
     q.add_argument("--vtu", type=Path, default=None, metavar="OUT.vtu",
                    help="write the finest mesh with phi and E at its vertices (ParaView)")
     q.set_defaults(func=validate)
+    q = sub.add_parser(
+        "solve", help="field, surface charges and forces of an atomistic metal",
+        description="Solve Laplace's equation around an atomistic metal slab (a tip, an "
+                    "adatom, a step; periodic in x and y with its first two cell vectors "
+                    "along x and y) in an applied field E0 along +z, and write every "
+                    "atom's field (V/Å), induced charge (e) and Maxwell force 1/2 q E "
+                    "(eV/Å; for field-free potentials only) to an extxyz file, with the "
+                    "apex field enhancement beta.")
+    q.add_argument("structure", type=Path, help="the metal, extxyz or any ASE format")
+    q.add_argument("--e0", type=float, required=True, help="applied field, V/Å (+z)")
+    q.add_argument("--out", type=Path, required=True, metavar="OUT.xyz",
+                   help="the structure with arrays field, surface_charge, maxwell_forces, "
+                        "surface")
+    q.add_argument("--gap", type=float, default=40.0,
+                   help="vacuum above the highest atom to the top of the box, Å")
+    q.add_argument("--metal-radius", type=float, default=None,
+                   help="radius of the metal spheres, Å (default: Wigner-Seitz radius)")
+    q.add_argument("--size", type=float, default=0.3,
+                   help="element size at the metal's surface, Å")
+    q.add_argument("--growth", type=float, default=0.3,
+                   help="element size growth per Å of distance from the surface")
+    q.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="a picture of the field magnitude on the surface atoms")
+    q.add_argument("--json", type=Path, default=None, metavar="OUT.json",
+                   help="write beta, charges' sum, mesh size and timings")
+    q.set_defaults(func=solve)
 
 
 def validate(args) -> int:
@@ -79,3 +106,93 @@ def validate(args) -> int:
         solution.write_vtu(args.vtu)
         print(f"field validate: wrote {args.vtu}")
     return 0
+
+
+def solve(args) -> int:
+
+    from fieldforce.data.atomic import atomic_path, refuse_overwriting, write_json
+    from fieldforce.errors import ConfigError, DataError
+    from fieldforce.fields.fem import require
+    from fieldforce.fields.fem.atomistic import solve_atoms
+    from fieldforce.units import EPSILON0
+
+    require()
+    import ase.io
+
+    if not args.structure.exists():
+        raise DataError(f"{args.structure}: file not found")
+    for option, path in (("--out", args.out), ("--plot", args.plot), ("--json", args.json)):
+        if path is not None and path.is_dir():
+            raise ConfigError(f"{option} {path}: is a directory; give a file name")
+    refuse_overwriting({"--out": args.out, "--plot": args.plot, "--json": args.json},
+                       {"STRUCTURE": args.structure})
+    try:
+        atoms = ase.io.read(args.structure)
+    except Exception as exc:  # noqa: BLE001 - ASE raises many kinds on a bad file
+        raise DataError(f"{args.structure}: not a readable structure "
+                        f"({type(exc).__name__}: {exc})") from None
+    try:
+        result = solve_atoms(atoms, args.e0, gap=args.gap, metal_radius=args.metal_radius,
+                             size_surface=args.size, growth=args.growth)
+    except DataError as exc:
+        raise DataError(f"{args.structure}: {exc}") from None
+    vacuum = result.solution.vacuum
+    expected = EPSILON0 * args.e0 * vacuum.top_area
+    out = atoms.copy()
+    out.calc = None
+    out.new_array("field", result.fields)
+    out.new_array("surface_charge", result.charges)
+    out.new_array("maxwell_forces", result.maxwell_forces)
+    out.new_array("surface", result.surface.astype(int))
+    out.info.update(e0=args.e0, beta=result.beta, n_elements=vacuum.n_elements)
+    with atomic_path(args.out, ".xyz") as tmp:
+        ase.io.write(tmp, out, format="extxyz")
+    summary = {"beta": result.beta, "e0_V_per_A": args.e0,
+               "apex_field_V_per_A": result.beta * args.e0,
+               "induced_charge_e": float(result.charges.sum()),
+               "induced_charge_expected_e": expected, "surface_atoms": int(result.surface.sum()),
+               "n_elements": vacuum.n_elements, "n_dofs": result.solution.n_dofs,
+               "cg_iterations": result.solution.iterations, "seconds": result.seconds,
+               "settings": vacuum.settings}
+    print(f"{args.structure}: {len(atoms)} atoms ({summary['surface_atoms']} at the surface), "
+          f"{vacuum.n_elements} elements; beta = {result.beta:.3f} (apex field "
+          f"{result.beta * args.e0:.3f} V/Å); induced charge {summary['induced_charge_e']:.4f} "
+          f"e (eps0 E0 A = {expected:.4f}); {result.seconds['total']:.1f} s")
+    print(f"field solve: wrote {args.out}")
+    if args.json is not None:
+        write_json(summary, args.json)
+        print(f"field solve: wrote {args.json}")
+    if args.plot is not None:
+        _plot_surface_field(result, args.plot, args.structure.name)
+        print(f"field solve: wrote {args.plot}")
+    return 0
+
+
+def _plot_surface_field(result, path: Path, title: str) -> None:
+    """Side and top views of the surface atoms coloured by |E|."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from fieldforce.data.atomic import atomic_path
+
+    positions = result.atoms.positions
+    surface = result.surface
+    magnitude = np.linalg.norm(result.fields, axis=1)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    order = np.argsort(positions[surface, 1])
+    for ax, (a, b), label in ((axes[0], (0, 2), "side (x-z)"), (axes[1], (0, 1), "top (x-y)")):
+        ax.scatter(positions[~surface, a], positions[~surface, b], s=8, c="0.8")
+        points = ax.scatter(positions[surface, a][order], positions[surface, b][order], s=28,
+                            c=magnitude[surface][order], cmap="inferno", edgecolors="none")
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"{'xyz'[a]} (Å)")
+        ax.set_ylabel(f"{'xyz'[b]} (Å)")
+        ax.set_title(label)
+    fig.colorbar(points, ax=axes, label="|E| at the surface (V/Å)")
+    fig.suptitle(f"{title}: E0 = {result.e0:g} V/Å, beta = {result.beta:.2f}")
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=130)
+    plt.close(fig)
