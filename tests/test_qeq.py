@@ -358,7 +358,7 @@ def test_save_load_round_trip_and_bad_config(model, frames, tmp_path):
         build_model({**SMALL, "conduction": "metal"})
 
 
-def test_training_on_dipoles_and_eval_scores_charges_and_polarizability(water, tmp_path):
+def test_training_on_dipoles_polarizabilities_born_charges_and_eval_scores_them(water, tmp_path):
     from fieldforce.cli.main import main
     from fieldforce.data.io import write_frames
 
@@ -367,7 +367,7 @@ def test_training_on_dipoles_and_eval_scores_charges_and_polarizability(water, t
            "model": {k: v for k, v in SMALL.items() if k != "species"},
            "training": {"max_epochs": 3, "batch_size": 6, "learning_rate": 0.01,
                         "loss_weights": {"energy": 1.0, "forces": 10.0, "dipole": 1.0,
-                                         "polarizability": 1.0}},
+                                         "polarizability": 1.0, "born_charges": 1.0}},
            "output": "run"}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -377,7 +377,8 @@ def test_training_on_dipoles_and_eval_scores_charges_and_polarizability(water, t
     assert main(["eval", str(tmp_path / "run" / "model.pt"), str(tmp_path / "train.xyz"),
                  "--json", str(tmp_path / "e.json")]) == 0
     scores = json.loads((tmp_path / "e.json").read_text())
-    assert {"energy", "forces", "dipole", "polarizability"} <= set(scores)
+    assert {"energy", "forces", "dipole", "polarizability", "born_charges"} <= set(scores)
+    assert "valid_rmse_born_charges" in history[-1]
 
 
 @pytest.mark.parametrize("periodic", [False, True])
@@ -433,3 +434,26 @@ def test_model_with_the_cg_solver_gives_the_dense_models_md_outputs(model, water
         b = evaluate(cg, batch, field=field, born_charges=True)
         for key in ("energy", "forces", "charges", "polarizability", "born_charges"):
             torch.testing.assert_close(b[key], a[key], rtol=1e-7, atol=1e-9)
+
+
+def test_born_charge_and_force_loss_gradients_match_finite_differences(model, frames):
+    """Training differentiates forces and Born charges (both derivatives through the
+    dense solve) with respect to the weights: compare with finite differences."""
+    batch = collate(frames[4:6])
+    field = torch.tensor(FIELD)
+
+    def loss():
+        out = evaluate(model, batch, field=field, born_charges=True, create_graph=True)
+        return (((out["born_charges"] - batch.labels["born_charges"]) ** 2).sum()
+                + 1e-3 * ((out["forces"] - batch.labels["forces"]) ** 2).sum())
+
+    for weight, index in ((model.chi_head.weight, (0, 5)), (model.hardness_raw, (1,)),
+                          (model.width_log, (0,))):
+        h = 1e-5
+        grad = torch.autograd.grad(loss(), weight)[0][index]
+        values = []
+        for step in (h, -2 * h, h):
+            with torch.no_grad():
+                weight[index] += step
+            values.append(float(loss().detach()))
+        assert float(grad) == pytest.approx((values[0] - values[1]) / (2 * h), rel=1e-5)

@@ -149,7 +149,7 @@ def width_correction_pairs(positions: torch.Tensor, cell: torch.Tensor,
     """Gaussian minus point-charge pair kernel in a periodic cell: pairs [P, 2] and
     -k_e erfc(r_ij / (sqrt(2) g_ij)) / r_ij [P] in V/e, cut off where below 2e-17 / r_ij.
     Apply with :func:`pair_potential`."""
-    reach = float(_WIDTH_RANGE * np.sqrt(2.0) * widths.max())
+    reach = float(_WIDTH_RANGE * np.sqrt(2.0) * widths.detach().max())
     pairs, r = real_space_pairs(positions, cell, reach)
     g = (widths[pairs[:, 0]] ** 2 + widths[pairs[:, 1]] ** 2).sqrt()
     screen = torch.where(g > 0, torch.erfc(r / (np.sqrt(2) * g.clamp_min(1e-300))), 0.0) / r
