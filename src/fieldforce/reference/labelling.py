@@ -98,9 +98,18 @@ def _part_name(frame: Frame, props: set[str]) -> str:
 
 
 def _label_one(backend: Backend, frame: Frame, efield, props: set[str]) -> Frame:
+    import inspect
+
     charge = frame.labels.get("total_charge")
-    labels = dict(backend.label(frame.atoms, efield, props,
-                                charge=None if charge is None else float(charge)))
+    if charge is not None and "charge" in inspect.signature(backend.label).parameters:
+        labels = dict(backend.label(frame.atoms, efield, props, charge=float(charge)))
+    else:  # the backend's own charge setting (a backend written before the argument)
+        labels = dict(backend.label(frame.atoms, efield, props))
+        made = labels.get("total_charge")
+        if charge is not None and made is not None and abs(float(made) - float(charge)) > 1e-9:
+            raise BackendError(f"the frame's net charge is {float(charge):g} e but the "
+                               f"{backend.name} backend labelled it at {float(made):g} e "
+                               "(it takes no per-frame charge)")
     diagnostics = labels.pop("info", {})
     out = Frame(frame.atoms.copy(), labels, frame.source, frame.index)
     out.atoms.info.update(diagnostics)
