@@ -23,21 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 class IterationCounter:
@@ -72,6 +61,7 @@ def main() -> None:
     from fieldforce.data.batch import batch_from_atoms
     from fieldforce.electrostatics import CoulombOperator, equilibrate
     from fieldforce.models import build_model, evaluate
+    from latent_speed import best_time
     from response_speed import water_box
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

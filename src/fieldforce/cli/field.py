@@ -66,6 +66,17 @@ def register(subparsers) -> None:
     q.set_defaults(func=solve)
 
 
+def _check_outputs(outputs: dict, inputs: dict) -> None:
+    """One ConfigError for an output path that is a directory, an input or another output."""
+    from fieldforce.data.atomic import refuse_overwriting
+    from fieldforce.errors import ConfigError
+
+    for option, path in outputs.items():
+        if path is not None and path.is_dir():
+            raise ConfigError(f"{option} {path}: is a directory; give a file name")
+    refuse_overwriting(outputs, inputs)
+
+
 def validate(args) -> int:
     from fieldforce.data.atomic import write_json
     from fieldforce.errors import ConfigError
@@ -76,12 +87,7 @@ def validate(args) -> int:
     if args.refine < 0 or args.refine > 5:
         raise ConfigError(f"--refine {args.refine}: expected 0..5 (each level ~4-8x the "
                           "elements of the one before)")
-    from fieldforce.data.atomic import refuse_overwriting
-
-    for option, path in (("--json", args.json), ("--vtu", args.vtu)):
-        if path is not None and path.is_dir():
-            raise ConfigError(f"{option} {path}: is a directory; give a file name")
-    refuse_overwriting({"--json": args.json, "--vtu": args.vtu}, {})
+    _check_outputs({"--json": args.json, "--vtu": args.vtu}, {})
     emitter = Emitter.make(args.shape, args.radius, args.height)
     print(f"{'level':>5s} {'size_apex Å':>11s} {'elements':>9s} {'dofs':>8s} {'beta':>9s} "
           f"{'error':>9s} {'Q/eps0E0A':>9s} {'s':>6s}")
@@ -110,8 +116,8 @@ def validate(args) -> int:
 
 def solve(args) -> int:
 
-    from fieldforce.data.atomic import atomic_path, refuse_overwriting, write_json
-    from fieldforce.errors import ConfigError, DataError
+    from fieldforce.data.atomic import atomic_path, write_json
+    from fieldforce.errors import DataError
     from fieldforce.fields.fem import require
     from fieldforce.fields.fem.atomistic import solve_atoms
     from fieldforce.units import EPSILON0
@@ -121,11 +127,8 @@ def solve(args) -> int:
 
     if not args.structure.exists():
         raise DataError(f"{args.structure}: file not found")
-    for option, path in (("--out", args.out), ("--plot", args.plot), ("--json", args.json)):
-        if path is not None and path.is_dir():
-            raise ConfigError(f"{option} {path}: is a directory; give a file name")
-    refuse_overwriting({"--out": args.out, "--plot": args.plot, "--json": args.json},
-                       {"STRUCTURE": args.structure})
+    _check_outputs({"--out": args.out, "--plot": args.plot, "--json": args.json},
+                   {"STRUCTURE": args.structure})
     try:
         atoms = ase.io.read(args.structure)
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds on a bad file
