@@ -182,9 +182,15 @@ def mesh_atoms(atoms: Atoms, gap: float = 40.0, metal_radius: float | None = Non
     atom, elements from ``size_surface`` at the metal's surface (``metal_radius`` from
     the nearest surface atom) growing by ``growth`` per Å of distance from it, up to
     ``size_max`` (default: a fifth of the box's smallest side)."""
+    return mesh_metal(metal_of(atoms, gap, metal_radius), size_surface, growth, size_max,
+                      order)
+
+
+def mesh_metal(metal: AtomisticMetal, size_surface: float = 0.3, growth: float = 0.3,
+               size_max: float | None = None, order: int = 2) -> VacuumMesh:
+    """:func:`mesh_atoms` for a metal already built by :func:`metal_of`."""
     from scipy.spatial import cKDTree
 
-    metal = metal_of(atoms, gap, metal_radius)
     tree = cKDTree(metal.surface_images())
     radius = metal.radius
 
@@ -194,7 +200,7 @@ def mesh_atoms(atoms: Atoms, gap: float = 40.0, metal_radius: float | None = Non
     apex = metal.positions[np.argmax(metal.positions[:, 2])] + [0.0, 0.0, radius]
     return mesh_box(metal.extent, metal.bottom, metal.top, metal.inside, distance,
                     size_surface, growth, size_max, order, apex,
-                    {"metal_radius": radius, "gap": float(gap)})
+                    {"metal_radius": radius, "gap": metal.top - float(metal.positions[:, 2].max())})
 
 
 def atom_charges(solution, atoms: Atoms, neighbours: int = 6) -> np.ndarray:
@@ -204,10 +210,15 @@ def atom_charges(solution, atoms: Atoms, neighbours: int = 6) -> np.ndarray:
     giving each to its single nearest atom leaves the mesh's irregularity in the charges,
     +-8 % between equivalent atoms of a flat surface at 0.5 Å elements). Atoms that are
     not surface atoms get none."""
+    return metal_charges(solution, metal_of(atoms, solution.vacuum.settings["gap"],
+                                            solution.vacuum.settings["metal_radius"]),
+                         neighbours)
+
+
+def metal_charges(solution, metal: AtomisticMetal, neighbours: int = 6) -> np.ndarray:
+    """:func:`atom_charges` for a metal already built by :func:`metal_of`."""
     from scipy.spatial import cKDTree
 
-    metal = metal_of(atoms, solution.vacuum.top - float(atoms.positions[:, 2].max()),
-                     solution.vacuum.settings.get("metal_radius"))
     everything = cKDTree(metal.images())
     length = 0.5 * float(np.median(everything.query(metal.positions, k=2)[0][:, 1]))
     # the charge lives on the surface: shared among surface atoms (their images too)
@@ -219,7 +230,7 @@ def atom_charges(solution, atoms: Atoms, neighbours: int = 6) -> np.ndarray:
     weights /= weights.sum(axis=1, keepdims=True)
     return np.bincount(owners[index % len(owners)].ravel(),
                        weights=(weights * solution.dof_charges[:, None]).ravel(),
-                       minlength=len(atoms))
+                       minlength=len(metal.positions))
 
 
 
@@ -288,11 +299,11 @@ def solve_atoms(atoms: Atoms, e0: float, gap: float = 40.0, metal_radius: float 
     from fieldforce.fields.fem.laplace import solve_laplace
 
     start = time.perf_counter()
-    vacuum = mesh_atoms(atoms, gap, metal_radius, size_surface, growth, **mesh_options)
+    metal = metal_of(atoms, gap, metal_radius)
+    vacuum = mesh_metal(metal, size_surface, growth, **mesh_options)
     meshed = time.perf_counter()
     solution = solve_laplace(vacuum, e0)
     solved = time.perf_counter()
-    metal = metal_of(atoms, gap, metal_radius)
     normals = outward_normals(metal)
     surface = np.flatnonzero(metal.surface)
     points = metal.positions[surface] + (metal.radius + probe) * normals[surface]
@@ -326,7 +337,7 @@ def solve_atoms(atoms: Atoms, e0: float, gap: float = 40.0, metal_radius: float 
         tree = cKDTree(metal.surface_images())
         nearest = tree.query(metal.positions[others], k=1)[1] % len(surface)
         fields[others] = fields[surface][nearest]
-    charges = atom_charges(solution, atoms)
+    charges = metal_charges(solution, metal)
     apex = int(np.argmax(metal.positions[:, 2]))
     beta = float(fields[apex] @ np.array([0.0, 0.0, 1.0]) / e0) if e0 else float("nan")
     return AtomisticField(atoms, float(e0), solution, fields, charges,
@@ -336,4 +347,5 @@ def solve_atoms(atoms: Atoms, e0: float, gap: float = 40.0, metal_radius: float 
 
 
 __all__ = ["WIGNER_SEITZ", "AtomisticField", "AtomisticMetal", "atom_charges", "mesh_atoms",
-           "mesh_box", "metal_of", "outward_normals", "solve_atoms"]
+           "mesh_box", "mesh_metal", "metal_charges", "metal_of", "outward_normals",
+           "solve_atoms"]
