@@ -101,6 +101,20 @@ def test_interrupted_job_resumes_from_parts(tmp_path):
     assert len(read_frames(out)) == 5
 
 
+def test_a_part_half_written_when_the_job_was_killed_is_ignored_and_removed(tmp_path):
+    """SIGKILL during the write of a part leaves its hidden temporary half-written (an
+    empty or truncated file): the rerun must not read it, and must clean it up."""
+    src, out = _input(tmp_path, n=3), tmp_path / "out.xyz"
+    parts = tmp_path / "out.xyz.parts"
+    parts.mkdir()
+    (parts / ".0123abcd.xyz.k0gdf3zr.xyz").write_text("")
+    (parts / ".4567cdef.xyz.x9q2.xyz").write_text("3\nPro")
+    again = PointChargeBackend()
+    report = label_frames(src, out, again, ["energy"], progress=False)
+    assert report.labelled == 3 and len(again.calls) == 3
+    assert len(read_frames(out)) == 3 and not parts.exists()
+
+
 def test_reordered_and_extended_input_reuses_every_finished_frame(tmp_path):
     """Parts are found by structure, not position: a job whose input was reordered and
     extended between two runs labels only the new frames and overwrites no part."""

@@ -324,10 +324,11 @@ def _key(frame: Frame) -> tuple:
 
 def _finish(args) -> int:
     from fieldforce.data.io import read_frames, write_frames
+    from fieldforce.reference.labelling import finished_parts
 
     parts = args.parts or args.labelled.with_name(args.labelled.name + ".parts")
     if args.partial:
-        frames = [f for p in sorted(parts.glob("*.xyz")) for f in read_frames(p)]
+        frames = [f for p in finished_parts(parts) for f in read_frames(p)]
         if args.planned is not None:  # in the planned order
             rank = {_key(f): k for k, f in enumerate(read_frames(args.planned))}
             frames.sort(key=lambda f: rank.get(_key(f), len(rank)))

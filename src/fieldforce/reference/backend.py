@@ -26,10 +26,11 @@ from fieldforce.errors import BackendError
 #: backend declares the subset it computes (``Backend.properties``).
 PROPERTIES = REFERENCE_LABELS
 
-# name -> (module, class, package to import, pip extra)
+# name -> (module, class, packages to import (space-separated), pip extra)
 _REGISTRY: dict[str, tuple[str, str, str, str]] = {
     "pyscf": ("fieldforce.reference.pyscf_backend", "PySCFBackend", "pyscf", "dft"),
-    "gpaw": ("fieldforce.reference.gpaw_backend", "GPAWBackend", "gpaw", "dft-periodic"),
+    "gpaw": ("fieldforce.reference.gpaw_backend", "GPAWBackend", "gpaw threadpoolctl",
+             "dft-periodic"),
 }
 
 
@@ -140,12 +141,13 @@ def get_backend(name: str, **options) -> Backend:
     """Instantiate a backend by name with its settings as keyword options."""
     if name not in _REGISTRY:
         raise BackendError(f"unknown backend {name!r}; available: {', '.join(_REGISTRY)}")
-    module, cls, package, extra = _REGISTRY[name]
-    try:
-        importlib.import_module(package)
-    except ImportError as exc:
-        raise BackendError(
-            f"backend {name!r} needs the Python package {package!r}, which is not installed "
-            f"({exc}); install it with: pip install 'fieldforce[{extra}]'"
-        ) from None
+    module, cls, packages, extra = _REGISTRY[name]
+    for package in packages.split():
+        try:
+            importlib.import_module(package)
+        except ImportError as exc:
+            raise BackendError(
+                f"backend {name!r} needs the Python package {package!r}, which is not "
+                f"installed ({exc}); install it with: pip install 'fieldforce[{extra}]'"
+            ) from None
     return getattr(importlib.import_module(module), cls)(**options)

@@ -114,6 +114,11 @@ class GPAWSettings(Section):
         largest accepted |field felt - field asked| of a slab, V/Å; each correction of
         the applied strength costs one more SCF run. Not part of the level of theory: a
         label made with another tolerance is reused if it meets this one.
+    threads
+        BLAS threads of the SCF runs (does not change the numbers). GPAW parallelises over
+        MPI ranks; threaded BLAS on its small matrices costs more than it gives, and on a
+        busy machine it is ruinous (the slab tests: 476 s with two threads against 66 s
+        with one, on two cores with one other job running).
     """
 
     xc: str = option("PBE", "functional (libxc/GPAW name)")
@@ -140,6 +145,7 @@ class GPAWSettings(Section):
     field_tol: float = option(0.05, "largest |field felt - field asked| of a slab, V/Å "
                               "(beyond it the applied strength is corrected: one more SCF "
                               "run each time)", exclusive_minimum=0)
+    threads: int = option(1, "BLAS threads of the SCF runs", minimum=1)
 
 
 @dataclass
@@ -197,7 +203,9 @@ class GPAWBackend(Backend):
                         f"{symbol} ({str(exc).splitlines()[0]}); e.g. dzp, szp") from None
 
     def settings(self) -> dict:
-        return asdict(self.config)
+        s = asdict(self.config)
+        s.pop("threads")  # does not change the numbers
+        return s
 
     def accepts(self, labels: dict, requested: np.ndarray) -> bool:
         """A label is reused if the field it was made at is within ``field_tol`` of the one
@@ -372,6 +380,7 @@ class GPAWBackend(Backend):
         """One SCF run at applied field ``strength`` [3] V/Å."""
         from gpaw import GPAW, FermiDirac
         from gpaw.external import ConstantElectricField
+        from threadpoolctl import threadpool_limits
 
         s = self.config
         kpts = [1, 1, 1]
@@ -392,12 +401,13 @@ class GPAWBackend(Backend):
         work = atoms.copy()
         work.set_constraint()
         work.calc = GPAW(**options)
-        energy = float(work.get_potential_energy())
-        run = _Run(applied=np.asarray(strength, float), energy=energy,
-                   forces=work.get_forces() if forces else None,
-                   dipole=np.asarray(work.calc.get_dipole_moment(), dtype=float))
-        if midplane is not None:
-            run.electrons_above = _electrons_above(work, *midplane)
+        with threadpool_limits(limits=s.threads):
+            energy = float(work.get_potential_energy())
+            run = _Run(applied=np.asarray(strength, float), energy=energy,
+                       forces=work.get_forces() if forces else None,
+                       dipole=np.asarray(work.calc.get_dipole_moment(), dtype=float))
+            if midplane is not None:
+                run.electrons_above = _electrons_above(work, *midplane)
         return run
 
 

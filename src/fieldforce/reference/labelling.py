@@ -88,6 +88,15 @@ def _structure_key(frame: Frame) -> bytes:
     return atoms.numbers.tobytes() + np.round(atoms.positions, 6).tobytes()
 
 
+def finished_parts(parts: Path) -> list[Path]:
+    """The part files in ``parts`` that a labelling job finished, in name order.
+
+    A job killed while writing a part leaves the hidden temporary (``.NAME.xyz.XXXX.xyz``,
+    see :func:`fieldforce.data.atomic.atomic_path`) half-written: never read those.
+    """
+    return sorted(p for p in Path(parts).glob("*.xyz") if not p.name.startswith("."))
+
+
 def _part_name(frame: Frame, props: set[str]) -> str:
     import hashlib
 
@@ -196,7 +205,7 @@ def label_frames(
     # input may have been reordered or extended since
     previous = read_frames(output) if output.exists() else []
     if parts.is_dir():
-        for part in sorted(parts.glob("*.xyz")):
+        for part in finished_parts(parts):
             previous += read_frames(part)
     by_structure: dict[bytes, list[Frame]] = {}
     for cand in previous:
