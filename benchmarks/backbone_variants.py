@@ -99,6 +99,11 @@ VARIANTS = {
     "shared": ("the new defaults with one network shared by all species, fed an 8-dim "
                "species embedding", {"interactions": 1, "species_embedding": 8},
                NEW_TRAINING),
+    "mixed4": ("the new defaults with the neighbour species mixed into 4 learned channels "
+               "(10 channel pairs, not T(T+1)/2 species pairs)",
+               {"interactions": 1, "descriptor": {"species_channels": 4}}, NEW_TRAINING),
+    "mixed2": ("the new defaults with the neighbour species mixed into 2 learned channels",
+               {"interactions": 1, "descriptor": {"species_channels": 2}}, NEW_TRAINING),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},

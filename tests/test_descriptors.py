@@ -335,3 +335,52 @@ def test_features_equal_featomic_values_and_gradients(settings, two_structures, 
                                         zip(reference, weights, strict=True)), [positions, cell])
     for a, b in zip(mine, reference, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_species_channels_mix_the_species_densities(two_structures):
+    """K = T channels with the identity mixing are the per-species features exactly;
+    one channel is the species-blind SOAP, i.e. featomic's for the same atoms all made
+    one species; mixed features keep every symmetry and pass gradients to the mixing."""
+    rng = np.random.default_rng(11)
+    mixed = (water_cluster(2, rng) @ random_rotation(rng).T, [8, 1, 1, 6, 1, 1], None)
+    species = {"species": [1, 6, 8], **SMALL}
+    plain = SOAPFeatures(species)
+    three = SOAPFeatures({**species, "species_channels": 3})
+    with torch.no_grad():
+        three.species_mixing.copy_(torch.eye(3))
+    args = batch([mixed, two_structures[0]])
+    want, got = plain(*args), three(*args)
+    torch.testing.assert_close(got["invariant"], want["invariant"], rtol=0, atol=1e-14)
+    for key, lam in (("vector", 1), ("tensor", 2)):  # featomic's column order vs the mixed one
+        order = plain._products[lam][0]
+        torch.testing.assert_close(got[key][..., order], want[key], rtol=0, atol=1e-14)
+
+    one = SOAPFeatures({**species, "species_channels": 1})
+    assert one.n_invariant == plain.n_invariant // 6
+    blind = SOAPFeatures({**SMALL, "species": [1]})
+    positions, numbers, cell, pbc, index = args
+    reference = blind(positions, torch.ones_like(numbers), cell, pbc, index, equivariant=False)
+    # the initial single channel is the total density / sqrt(3): features scale by 1/3
+    torch.testing.assert_close(3 * one(*args, equivariant=False)["invariant"],
+                               reference["invariant"], rtol=1e-12, atol=1e-14)
+
+    two = SOAPFeatures({**species, "species_channels": 2})
+    assert two.n_invariant == 3 * plain.n_invariant // 6
+    base = two(*args)
+    rotation, shift = torch.tensor(random_rotation(rng)), torch.tensor(rng.normal(0, 2, 3))
+    turned = two(positions @ rotation.T + shift, numbers, cell, pbc, index)
+    torch.testing.assert_close(turned["invariant"], base["invariant"], rtol=0, atol=1e-10)
+    torch.testing.assert_close(turned["vector"], torch.einsum("ab,nbf->naf", rotation,
+                                                              base["vector"]),
+                               rtol=0, atol=1e-10)
+    readout = linear_readout(two, seed=12)
+    (gradient,) = torch.autograd.grad(readout(base), two.species_mixing)
+    h = 1e-6
+    with torch.no_grad():
+        two.species_mixing[2, 1] += h
+        up = readout(two(*args))
+        two.species_mixing[2, 1] -= 2 * h
+        down = readout(two(*args))
+        two.species_mixing[2, 1] += h
+    assert float(gradient[2, 1]) == pytest.approx(float(up - down) / (2 * h), rel=1e-6)
+    assert float(gradient.abs().min()) > 0

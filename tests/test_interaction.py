@@ -39,12 +39,15 @@ def frames(water):
 
 @pytest.fixture(scope="module", params=[{"interaction_products": False},
                                         {"interaction_products": True},
-                                        {"species_embedding": 4}],
-                ids=["norms", "products", "shared"])
+                                        {"species_embedding": 4},
+                                        {"descriptor": {**SMALL["descriptor"],
+                                                        "species_channels": 1}}],
+                ids=["norms", "products", "shared", "mixed"])
 def model(frames, request):
     """Both kinds of invariants of the densities (squared norms; inner products and
-    cubic contractions), and one network shared by the species with a species
-    embedding: every physics check below runs on each."""
+    cubic contractions), one network shared by the species with a species embedding,
+    and the neighbour species mixed into one learned channel: every physics check below
+    runs on each."""
     return randomised({**SMALL, **request.param}, frames)
 
 
@@ -212,6 +215,16 @@ def test_untrained_layers_change_nothing_and_files_round_trip(frames, tmp_path):
     again = load_model(save_model(trained, tmp_path / "m.pt"))
     assert torch.equal(evaluate(again, batch)["forces"], evaluate(trained, batch)["forces"])
     assert float(again.backbone.neighbors_mean) == float(trained.backbone.neighbors_mean)
+    # a learned species mixing is a parameter: trained with the model, kept in its file
+    mixed = randomised({**SMALL, "descriptor": {**SMALL["descriptor"],
+                                                "species_channels": 1}}, frames)
+    energy = evaluate(mixed, batch, forces=False)["energy"].sum()
+    (gradient,) = torch.autograd.grad(energy, mixed.backbone.features.species_mixing)
+    assert float(gradient.abs().min()) > 0
+    again = load_model(save_model(mixed, tmp_path / "mixed.pt"))
+    torch.testing.assert_close(again.backbone.features.species_mixing,
+                               mixed.backbone.features.species_mixing, rtol=0, atol=0)
+    assert torch.equal(evaluate(again, batch)["forces"], evaluate(mixed, batch)["forces"])
 
 
 def test_isolated_atom_and_single_atom_structures(model):

@@ -24,6 +24,13 @@ class DescriptorSettings(Section):
     are already normalised: with the defaults liquid water gives invariants up to about
     1.6 and lambda-SOAP components up to about 0.5, so 1.0 keeps them O(1); raise it for
     much denser environments or larger cutoffs.
+
+    ``species_channels``: None resolves the density on every neighbour species (the
+    power spectrum then has one block per species pair: T (T + 1) / 2 blocks for T
+    species, 36 for 8). K mixes the T species densities into K channels with a learned
+    [T, K] matrix before the products (a compressed species channel, as in Willatt,
+    Musil and Ceriotti 2018 or MACE's species embedding): K (K + 1) / 2 blocks, whatever
+    the number of species.
     """
 
     section: ClassVar[str] = "descriptor"
@@ -49,6 +56,9 @@ class DescriptorSettings(Section):
                                 non_empty=True, minimum=1, maximum=118)
     feature_scale: float = option(1.0, "every feature is divided by this constant",
                                   exclusive_minimum=0)
+    species_channels: int | None = option(None, "mix the neighbour species into this many "
+                                          "learned channels (None: one per species)",
+                                          minimum=1)
 
     def check(self) -> None:
         self.species = sorted(set(self.species))

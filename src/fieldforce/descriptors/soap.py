@@ -19,6 +19,12 @@ that. Only proper (o3_sigma = +1) equivariants are kept, so vectors are polar an
 change sign under inversion. Features are dimensionless and divided by
 ``feature_scale`` to keep them O(1).
 
+With ``species_channels`` = K the T species densities are mixed into K channels by a
+learned [T, K] matrix (``species_mixing``, a parameter of the module, trained with the
+model) before the products: the invariants then number K (K + 1) / 2 blocks instead of
+T (T + 1) / 2, and the lambda-SOAP columns are in the module's own order (channels are
+not featomic's species).
+
 The lambda-SOAP values are featomic's (``EquivariantPowerSpectrum`` with the
 neighbour types moved to properties, o3_sigma = +1): the same spherical expansion,
 the same Clebsch-Gordan coefficients (``calculate_cg_coefficients``) and the same
@@ -114,6 +120,16 @@ class FixedDensity:
         return out
 
 
+def _initial_mixing(n_species: int, n_channels: int) -> torch.Tensor:
+    """[T, K] starting species mixing: channel 0 the species-blind total density (all
+    ones), the others fixed pseudo-random (seed 0, independent of the global RNG, so a
+    model's features do not depend on what was drawn before it), unit-norm columns."""
+    generator = torch.Generator().manual_seed(0)
+    mixing = torch.randn(n_species, n_channels, generator=generator, dtype=torch.float64)
+    mixing[:, 0] = 1.0
+    return mixing / mixing.norm(dim=0, keepdim=True)
+
+
 class SOAPFeatures(torch.nn.Module):
     """Per-atom SOAP power spectrum and lambda-SOAP (lambda = 1, 2) features.
 
@@ -155,11 +171,19 @@ class SOAPFeatures(torch.nn.Module):
         self._equivariant_keys = Labels(
             ["o3_lambda", "o3_sigma"], torch.tensor([[1, 1], [2, 1]], dtype=torch.int32)
         )
-        pairs = [(a, b) for i, a in enumerate(species) for b in species[i:]]
-        self._pair_index = {pair: k for k, pair in enumerate(pairs)}
-        self._block_size = (settings.max_angular + 1) * (settings.max_radial + 1) ** 2
-        self.n_invariant = len(pairs) * self._block_size
         self._type_index = {z: k for k, z in enumerate(species)}
+        # the density's neighbour channels: one per species, or K learned mixtures
+        n_channels = settings.species_channels or len(species)
+        if settings.species_channels is not None:
+            self.species_mixing = torch.nn.Parameter(_initial_mixing(len(species), n_channels))
+        else:
+            self.species_mixing = None
+        self._pairs = [(i, j) for i in range(n_channels) for j in range(i, n_channels)]
+        if self.species_mixing is None:  # species pair -> invariant block (featomic's order)
+            self._pair_index = {(species[i], species[j]): k
+                                for k, (i, j) in enumerate(self._pairs)}
+        self._block_size = (settings.max_angular + 1) * (settings.max_radial + 1) ** 2
+        self.n_invariant = len(self._pairs) * self._block_size
         cg = calculate_cg_coefficients(2 * settings.max_angular, "python-dense", "torch",
                                        torch.float64, torch.device("cpu"))
         self._products = self._product_plan(cg)
@@ -185,6 +209,7 @@ class SOAPFeatures(torch.nn.Module):
         )
         n_radial = self.settings.max_radial + 1
         density = [(z, n) for z in self.settings.species for n in range(n_radial)]
+        n_columns = (self.settings.species_channels or 0) * n_radial
         plan = {}
         for key, block in meta.items():
             lam = int(key["o3_lambda"])
@@ -199,6 +224,11 @@ class SOAPFeatures(torch.nn.Module):
                 products.append((l1, l2, (-1) ** (l1 + l2 + lam)
                                  * coefficients.values[0, ..., 0].clone()))
                 order += [column[(l1, l2, *a, *b)] for a in density for b in density]
+            if self.species_mixing is not None:
+                # mixed channels are not featomic's species: our own order, (l1, l2), then
+                # (channel_1, n_1) x (channel_2, n_2)
+                plan[lam] = (torch.arange(len(pairs) * n_columns**2), products)
+                continue
             # ours -> featomic's: position k of the output holds our column inverse[k]
             inverse = torch.empty(len(order), dtype=torch.long)
             inverse[torch.tensor(order)] = torch.arange(len(order))
@@ -248,16 +278,23 @@ class SOAPFeatures(torch.nn.Module):
                     joined[name][l] = empty[name]
         return FixedDensity(values=density, **joined)
 
+    def _mix(self, density: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """The density on the neighbour channels: l -> [N, 2l+1, K, n_max+1] (the species
+        density itself without ``species_channels``)."""
+        if self.species_mixing is None:
+            return density
+        mixing = self.species_mixing.to(density[0])
+        return {l: torch.einsum("imtn,tk->imkn", c, mixing) for l, c in density.items()}
+
     def _power_spectrum_values(self, density: dict[int, torch.Tensor]) -> torch.Tensor:
-        """[N, F0] featomic's SoapPowerSpectrum from the density: per species pair
-        (a <= b), per l, per (n1, n2): (-1)^l / sqrt(2l+1) sum_m c^a_{lmn1} c^b_{lmn2},
-        times sqrt(2) for a != b (featomic's conventions; checked against it in
-        tests/test_descriptors.py)."""
+        """[N, F0] featomic's SoapPowerSpectrum from the density: per channel pair
+        (a <= b: species, or mixed channels), per l, per (n1, n2): (-1)^l / sqrt(2l+1)
+        sum_m c^a_{lmn1} c^b_{lmn2}, times sqrt(2) for a != b (featomic's conventions;
+        checked against it in tests/test_descriptors.py)."""
         n_atoms = density[0].shape[0]
         blocks = []
-        for (a, b), _ in sorted(self._pair_index.items(), key=lambda item: item[1]):
-            i, j = self._type_index[a], self._type_index[b]
-            factor = math.sqrt(2.0) if a != b else 1.0
+        for i, j in self._pairs:
+            factor = math.sqrt(2.0) if i != j else 1.0
             for l, c in density.items():
                 value = (c[:, :, i, :].transpose(1, 2) @ c[:, :, j, :]).reshape(n_atoms, -1)
                 blocks.append(value * (factor * (-1) ** l / math.sqrt(2 * l + 1)))
@@ -412,6 +449,7 @@ class SOAPFeatures(torch.nn.Module):
                 raise ValueError(f"the fixed density holds {density.n_atoms} atoms, the "
                                  f"batch {positions.shape[0]}")
             density = density.at(positions)
+        density = self._mix(density)
         scale = 1.0 / self.settings.feature_scale
         result = {"invariant": (scale * self._power_spectrum_values(density)).to(dtype)}
         if not equivariant:
