@@ -178,10 +178,8 @@ class SOAPFeatures(torch.nn.Module):
             self.species_mixing = torch.nn.Parameter(_initial_mixing(len(species), n_channels))
         else:
             self.species_mixing = None
+        # channel pairs (i <= j) in the order of the invariant blocks (featomic's for species)
         self._pairs = [(i, j) for i in range(n_channels) for j in range(i, n_channels)]
-        if self.species_mixing is None:  # species pair -> invariant block (featomic's order)
-            self._pair_index = {(species[i], species[j]): k
-                                for k, (i, j) in enumerate(self._pairs)}
         self._block_size = (settings.max_angular + 1) * (settings.max_radial + 1) ** 2
         self.n_invariant = len(self._pairs) * self._block_size
         cg = calculate_cg_coefficients(2 * settings.max_angular, "python-dense", "torch",
@@ -209,7 +207,7 @@ class SOAPFeatures(torch.nn.Module):
         )
         n_radial = self.settings.max_radial + 1
         density = [(z, n) for z in self.settings.species for n in range(n_radial)]
-        n_columns = (self.settings.species_channels or 0) * n_radial
+        mixed = self.species_mixing is not None
         plan = {}
         for key, block in meta.items():
             lam = int(key["o3_lambda"])
@@ -223,11 +221,13 @@ class SOAPFeatures(torch.nn.Module):
                                                torch.tensor([[l1, l2, lam]])))
                 products.append((l1, l2, (-1) ** (l1 + l2 + lam)
                                  * coefficients.values[0, ..., 0].clone()))
-                order += [column[(l1, l2, *a, *b)] for a in density for b in density]
-            if self.species_mixing is not None:
+                if not mixed:
+                    order += [column[(l1, l2, *a, *b)] for a in density for b in density]
+            if mixed:
                 # mixed channels are not featomic's species: our own order, (l1, l2), then
                 # (channel_1, n_1) x (channel_2, n_2)
-                plan[lam] = (torch.arange(len(pairs) * n_columns**2), products)
+                columns = self.settings.species_channels * n_radial
+                plan[lam] = (torch.arange(len(pairs) * columns**2), products)
                 continue
             # ours -> featomic's: position k of the output holds our column inverse[k]
             inverse = torch.empty(len(order), dtype=torch.long)

@@ -14,6 +14,7 @@ import importlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from dataclasses import asdict
 
 import numpy as np
 from ase import Atoms
@@ -26,10 +27,10 @@ from fieldforce.errors import BackendError
 #: backend declares the subset it computes (``Backend.properties``).
 PROPERTIES = REFERENCE_LABELS
 
-# name -> (module, class, packages to import (space-separated), pip extra)
-_REGISTRY: dict[str, tuple[str, str, str, str]] = {
-    "pyscf": ("fieldforce.reference.pyscf_backend", "PySCFBackend", "pyscf", "dft"),
-    "gpaw": ("fieldforce.reference.gpaw_backend", "GPAWBackend", "gpaw threadpoolctl",
+# name -> (module, class, packages it needs, pip extra)
+_REGISTRY: dict[str, tuple[str, str, tuple[str, ...], str]] = {
+    "pyscf": ("fieldforce.reference.pyscf_backend", "PySCFBackend", ("pyscf",), "dft"),
+    "gpaw": ("fieldforce.reference.gpaw_backend", "GPAWBackend", ("gpaw", "threadpoolctl"),
              "dft-periodic"),
 }
 
@@ -49,6 +50,9 @@ class Backend(ABC):
     #: applied strength is aimed at a field) but not the level of theory: they stay out of
     #: the fingerprint, and a finished label is reused when :meth:`accepts` it
     aiming_settings: tuple[str, ...] = ()
+    #: settings of how a run is carried out (threads), never of its numbers: left out of
+    #: :meth:`settings`
+    execution_settings: tuple[str, ...] = ()
 
     def validate(self, frames) -> None:
         """Check the settings against the frames once, before any frame is labelled
@@ -56,9 +60,13 @@ class Backend(ABC):
         The default checks nothing."""
         return None
 
-    @abstractmethod
     def settings(self) -> dict:
-        """Everything that changes the numbers (functional, basis, tolerances, ...)."""
+        """Everything that changes the numbers (functional, basis, tolerances, ...).
+
+        The default: the settings dataclass ``self.config`` without the
+        :attr:`execution_settings`; a backend without one overrides this."""
+        return {k: v for k, v in asdict(self.config).items()
+                if k not in self.execution_settings}
 
     def settings_fingerprint(self) -> str:
         """Short stable hash of :meth:`settings` (used to decide what may be resumed)."""
@@ -142,7 +150,7 @@ def get_backend(name: str, **options) -> Backend:
     if name not in _REGISTRY:
         raise BackendError(f"unknown backend {name!r}; available: {', '.join(_REGISTRY)}")
     module, cls, packages, extra = _REGISTRY[name]
-    for package in packages.split():
+    for package in packages:
         try:
             importlib.import_module(package)
         except ImportError as exc:

@@ -64,7 +64,7 @@ Born charges are not offered here: use the PySCF backend for molecules.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -168,6 +168,7 @@ class GPAWBackend(Backend):
     max_field = 5.0
     max_field_reason = "field evaporation of most metal surfaces sets in below it"
     aiming_settings = ("field_tol",)
+    execution_settings = ("threads",)
     #: most corrections of a slab's applied strength before giving up
     max_corrections = 4
 
@@ -201,11 +202,6 @@ class GPAWBackend(Backend):
                     raise BackendError(
                         f"GPAW settings: key 'basis': no {self.config.basis!r} LCAO basis for "
                         f"{symbol} ({str(exc).splitlines()[0]}); e.g. dzp, szp") from None
-
-    def settings(self) -> dict:
-        s = asdict(self.config)
-        s.pop("threads")  # does not change the numbers
-        return s
 
     def accepts(self, labels: dict, requested: np.ndarray) -> bool:
         """A label is reused if the field it was made at is within ``field_tol`` of the one

@@ -28,7 +28,7 @@ the ``charge`` setting is the default for frames without one.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -89,6 +89,7 @@ class PySCFBackend(Backend):
     max_field = 0.5
     max_field_reason = ("a finite Gaussian basis cannot describe field ionization, and "
                         "molecules such as water dissociate near 0.3-0.5 V/Å")
+    execution_settings = ("threads",)
 
     def __init__(self, settings: PySCFSettings | None = None, **options) -> None:
         self.config = make_settings(PySCFSettings, settings, options, "PySCF")
@@ -120,11 +121,6 @@ class PySCFBackend(Backend):
                 raise BackendError(f"PySCF settings: key 'basis': {s.basis!r} has no functions "
                                    f"for {symbol} (an unknown basis name, or one that does "
                                    "not cover this element)")
-
-    def settings(self) -> dict:
-        s = asdict(self.config)
-        s.pop("threads")  # does not change the numbers
-        return s
 
     # -- one SCF + gradient at one field ------------------------------------------------
     def _molecule(self, atoms: Atoms, charge: float | None = None):
