@@ -382,9 +382,12 @@ def test_training_on_dipoles_polarizabilities_born_charges_and_eval_scores_them(
 
 
 @pytest.mark.parametrize("periodic", [False, True])
-def test_cg_solver_and_its_implicit_derivatives_match_the_dense_solve(periodic):
+@pytest.mark.parametrize("preconditioner", ["short-range", "jacobi"])
+def test_cg_solver_and_its_implicit_derivatives_match_the_dense_solve(periodic,
+                                                                      preconditioner):
     """Charges, energy, polarizability response and their first derivatives (positions,
-    electronegativities) from CG + implicit differentiation equal the dense solve's."""
+    electronegativities) from CG + implicit differentiation equal the dense solve's,
+    with either preconditioner."""
     rng = np.random.default_rng(3)
     n = 10
     cell = np.diag([9.0, 8.0, 10.0]) if periodic else None
@@ -399,7 +402,8 @@ def test_cg_solver_and_its_implicit_derivatives_match_the_dense_solve(periodic):
                              method="ewald" if periodic else "direct", accuracy=1e-10,
                              widths=t(w))
         eq = equilibrate(op, chi, t(hard), t(w), groups, t([0.5, -0.5]),
-                         responses=None if periodic else pos, solver=solver, tol=1e-12)
+                         responses=None if periodic else pos, solver=solver, tol=1e-12,
+                         preconditioner=preconditioner)
         target = eq.energy + (eq.charges * t(np.arange(n))).sum()
         if not periodic:
             target = target + (eq.response ** 2).sum()
@@ -414,6 +418,73 @@ def test_cg_solver_and_its_implicit_derivatives_match_the_dense_solve(periodic):
         eq = equilibrate(op, t(chi0), t(hard), t(w), groups, t([0.0, 0.0]), solver="cg")
         (g,) = torch.autograd.grad(eq.charges @ t(np.arange(n)), pos, create_graph=True)
         torch.autograd.grad(g.sum(), pos)
+
+
+def water_box() -> Atoms:
+    """32 gas-phase water molecules on a loose grid in a 9.9 Å cube (96 atoms)."""
+    from ase.build import molecule
+
+    water = molecule("H2O")
+    atoms = Atoms(cell=np.eye(3) * 9.9, pbc=True)
+    for x in np.linspace(0, 9.9, 4, endpoint=False):
+        for y in np.linspace(0, 9.9, 4, endpoint=False):
+            for z in np.linspace(0, 9.9, 2, endpoint=False):
+                atoms += Atoms(water.numbers, water.positions + [x, y, z + 2.5 * (x > 3)])
+    return atoms
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_short_range_preconditioner_is_h_minus_the_widened_charges_coulomb_matrix(periodic):
+    """M = H - A' (module docstring of the preconditioner): built from its sparse pairs, it
+    equals the dense QEq matrix minus the Coulomb matrix (self terms included) of the same
+    charges widened by tau, both from the Coulomb operator (direct sum, or Ewald), to its
+    1e-4 truncation; and it is positive definite, above the smallest hardness."""
+    from fieldforce.electrostatics.equilibration import self_hardness
+    from fieldforce.electrostatics.preconditioner import short_range_matrix
+
+    rng = np.random.default_rng(5)
+    n, tau = 24, 1.2
+    cell = np.diag([9.0, 8.5, 9.5])
+    pos, w = t(rng.uniform(0, 8.5, (n, 3))), t(rng.uniform(0.3, 0.7, n))
+    hard = t(rng.uniform(2, 6, n))
+    kw = {"method": "ewald", "accuracy": 1e-10} if periodic else {"method": "direct"}
+    c = t(cell) if periodic else None
+    h = (CoulombOperator(pos, c, periodic, widths=w, **kw).matrix()
+         + torch.diag(hard + self_hardness(w)))
+    wide = (w ** 2 + tau ** 2).sqrt()
+    a_wide = (CoulombOperator(pos, c, periodic, widths=wide, **kw).matrix()
+              + torch.diag(self_hardness(wide)))
+    m = short_range_matrix(pos, t(cell), np.full(3, periodic), w, hard, tau).toarray()
+    np.testing.assert_allclose(m, (h - a_wide).numpy(), atol=2e-3)
+    assert np.abs(m - m.T).max() < 1e-12
+    assert np.linalg.eigvalsh(m).min() > 0.99 * float(hard.min())
+
+
+def test_preconditioned_and_warm_started_cg_need_fewer_iterations():
+    """A conducting water box: the short-range preconditioner converges in fewer CG
+    iterations than Jacobi to the same charges, and a start from the charges of a nearby
+    geometry (the previous MD step) in fewer still."""
+    rng = np.random.default_rng(2)
+    atoms = water_box()
+    n = len(atoms)
+    chi, hard = t(rng.normal(size=n)), t(np.full(n, 3.0))
+    w = t(np.where(atoms.numbers == 1, 0.31, 0.66))
+    groups, total = torch.zeros(n, dtype=torch.long), t([0.0])
+
+    def run(positions, **kw):
+        op = CoulombOperator(t(positions), t(atoms.cell[:]), True, method="pme",
+                             accuracy=1e-6, widths=w)
+        return equilibrate(op, chi, hard, w, groups, total, solver="cg", tol=1e-9, **kw)
+
+    jacobi = run(atoms.positions, preconditioner="jacobi")
+    short = run(atoms.positions)
+    moved = atoms.positions + rng.normal(scale=0.005, size=(n, 3))
+    cold, warm = run(moved), run(moved, initial=short.charges)
+    assert short.iterations < 0.7 * jacobi.iterations
+    assert warm.iterations < cold.iterations
+    torch.testing.assert_close(short.charges, jacobi.charges, rtol=0, atol=1e-8)
+    torch.testing.assert_close(warm.charges, cold.charges, rtol=0, atol=1e-8)
+    assert run(moved, initial=cold.charges).iterations <= 1
 
 
 def test_model_with_the_cg_solver_gives_the_dense_models_md_outputs(model, water):
@@ -434,6 +505,43 @@ def test_model_with_the_cg_solver_gives_the_dense_models_md_outputs(model, water
         b = evaluate(cg, batch, field=field, born_charges=True)
         for key in ("energy", "forces", "charges", "polarizability", "born_charges"):
             torch.testing.assert_close(b[key], a[key], rtol=1e-7, atol=1e-9)
+
+
+def test_warm_started_model_along_a_trajectory_gives_the_cold_models_outputs(model,
+                                                                             monkeypatch):
+    """The cg model started from the last steps' charges (extrapolated) gives the outputs
+    of a cold start at every step of a short trajectory, in fewer CG iterations once it
+    has two steps to extrapolate from."""
+    import fieldforce.models.qeq as qeq_module
+
+    box = water_box()
+    velocity = np.random.default_rng(0).normal(scale=0.005, size=(len(box), 3))  # Å/step
+    models = {}
+    for warm in (True, False):
+        m = build_model({**model.config, "solver": "cg", "solver_tol": 1e-12,
+                         "solver_warm_start": warm})
+        m.load_state_dict(model.state_dict())
+        models[warm] = m.eval()
+    iterations = {True: [], False: []}
+    original = qeq_module.equilibrate
+
+    def counted(*args, **kwargs):
+        eq = original(*args, **kwargs)
+        iterations[current].append(eq.iterations)
+        return eq
+
+    monkeypatch.setattr(qeq_module, "equilibrate", counted)
+    for step in range(5):
+        atoms = box.copy()
+        atoms.positions += step * velocity
+        out = {}
+        for current, m in models.items():
+            out[current] = evaluate(m, batch_from_atoms(atoms))
+        for key in ("energy", "forces", "charges"):
+            torch.testing.assert_close(out[True][key], out[False][key], rtol=0, atol=1e-7)
+    assert iterations[True][0] == iterations[False][0]
+    assert all(w < c for w, c in zip(iterations[True][2:], iterations[False][2:],
+                                     strict=True))
 
 
 def test_born_charge_and_force_loss_gradients_match_finite_differences(model, frames):

@@ -10,7 +10,10 @@ Coulomb operator of one geometry, polarization and Born charges.
   solvers; also its energy and dense matrix.
 * :mod:`~fieldforce.electrostatics.equilibration` — charge equilibration (QEq): the
   charges minimising electronegativity + hardness + Coulomb energy at fixed group
-  charges, one dense differentiable solve; bonded fragments for insulators.
+  charges, a dense differentiable solve or preconditioned CG with implicit
+  derivatives; bonded fragments for insulators.
+* :mod:`~fieldforce.electrostatics.preconditioner` — the CG solver's preconditioner: the
+  sparse, positive-definite short-range part of the QEq matrix, inverted by multigrid.
 * :mod:`~fieldforce.electrostatics.parameters` — splitting, cutoff and mesh from a
   requested accuracy, cached per volume.
 * :mod:`~fieldforce.electrostatics.polarization` — dipole / polarization with a

@@ -34,7 +34,10 @@ by one of two solvers (``solver``):
   the same LU factors. Training uses it (force losses need second derivatives).
 * ``cg``: conjugate gradients on the constraint subspace (the group means projected
   out), applying A through the operator (one Ewald/PME application per iteration, O(N
-  log N) with PME), to a relative residual ``tol``; for large cells and MD. Derivatives
+  log N) with PME), to a relative residual ``tol``; for large cells and MD. Preconditioned
+  (``preconditioner``) by the sparse short-range part of H inverted by multigrid
+  (:mod:`~fieldforce.electrostatics.preconditioner`; ``jacobi``: by its diagonal), and
+  started from ``initial`` charges when given (the previous MD step's). Derivatives
   by the implicit-function theorem: with q* converged and r(theta) = H q* + chi + C l*
   (zero in value), q = q* - S r(theta) has dq/dtheta = -S dr/dtheta exactly, where S is
   applied by another CG solve in the backward pass (one solve per backward, at fixed
@@ -62,6 +65,10 @@ import torch
 
 from fieldforce import units
 from fieldforce.electrostatics.operator import CoulombOperator
+from fieldforce.electrostatics.preconditioner import (
+    DEFAULT_WIDENING,
+    ShortRangePreconditioner,
+)
 from fieldforce.errors import DataError
 
 
@@ -79,12 +86,15 @@ class Equilibrium:
         [G] V, per group: dE_Q/dQ_g (the same for every atom of the group).
     response
         [N, K] e per unit of the ``responses`` columns (dq/d...), or None.
+    iterations
+        CG iterations of the solve (0 for the dense solver).
     """
 
     charges: torch.Tensor
     energy: torch.Tensor
     chemical_potential: torch.Tensor
     response: torch.Tensor | None = None
+    iterations: int = 0
 
 
 def self_hardness(widths: torch.Tensor) -> torch.Tensor:
@@ -94,12 +104,16 @@ def self_hardness(widths: torch.Tensor) -> torch.Tensor:
 
 #: solvers of :func:`equilibrate`
 SOLVERS = ("dense", "cg")
+#: preconditioners of the ``cg`` solver
+PRECONDITIONERS = ("short-range", "jacobi")
 
 
 def equilibrate(operator: CoulombOperator, chi: torch.Tensor, hardness: torch.Tensor,
                 widths: torch.Tensor, groups: torch.Tensor, group_charges: torch.Tensor,
                 responses: torch.Tensor | None = None, solver: str = "dense",
-                tol: float = 1e-10, max_iterations: int = 1000) -> Equilibrium:
+                tol: float = 1e-10, max_iterations: int = 1000,
+                preconditioner: str = "short-range", widening: float = DEFAULT_WIDENING,
+                initial: torch.Tensor | None = None) -> Equilibrium:
     """Minimise E_Q (module docstring) for one structure.
 
     Parameters
@@ -121,6 +135,11 @@ def equilibrate(operator: CoulombOperator, chi: torch.Tensor, hardness: torch.Te
     solver, tol, max_iterations
         ``dense`` or ``cg`` (module docstring); CG's relative residual and iteration
         limit (not converging is an error).
+    preconditioner, widening, initial
+        cg only: ``short-range`` (default) or ``jacobi``; the short-range part's Gaussian
+        widening tau in Å (:mod:`~fieldforce.electrostatics.preconditioner`); a starting
+        guess [N] e (any charges: the solver moves it onto the constraints). None of
+        them changes the solution beyond ``tol``.
     """
     n = operator.n_atoms
     if chi.shape != (n,) or hardness.shape != (n,) or widths.shape != (n,):
@@ -133,9 +152,21 @@ def equilibrate(operator: CoulombOperator, chi: torch.Tensor, hardness: torch.Te
     if solver not in SOLVERS:
         raise DataError(f"unknown charge-equilibration solver {solver!r}; expected one of "
                         f"{', '.join(SOLVERS)}")
+    if preconditioner not in PRECONDITIONERS:
+        raise DataError(f"unknown charge-equilibration preconditioner {preconditioner!r}; "
+                        f"expected one of {', '.join(PRECONDITIONERS)}")
     if solver == "cg":
+        if initial is not None and initial.shape != (n,):
+            raise DataError(f"the initial charges must have shape [{n}], got "
+                            f"{list(initial.shape)}")
+        approximate = None
+        if preconditioner == "short-range":
+            positions, cell = operator.geometry
+            approximate = ShortRangePreconditioner(positions, cell, operator.pbc, widths,
+                                                   hardness, widening)
         return _equilibrate_cg(operator, chi, hardness + self_hardness(widths), groups,
-                               group_charges.to(chi), responses, tol, max_iterations)
+                               group_charges.to(chi), responses, tol, max_iterations,
+                               approximate, initial)
     coulomb = operator.matrix()
     h = coulomb + torch.diag(hardness + self_hardness(widths))
     c = torch.zeros(n, n_groups, dtype=chi.dtype, device=chi.device)
@@ -159,8 +190,12 @@ class _Subspace:
     and H restricted to it (applied through the Coulomb operator, no graph)."""
 
     def __init__(self, operator: CoulombOperator, diagonal: torch.Tensor,
-                 groups: torch.Tensor, n_groups: int, tol: float, max_iterations: int):
+                 groups: torch.Tensor, n_groups: int, tol: float, max_iterations: int,
+                 approximate: ShortRangePreconditioner | None = None):
         self.operator, self.diagonal = operator, diagonal.detach()
+        self.approximate = approximate
+        #: operator applications by the CG iterations so far (forward and backward)
+        self.iterations = 0
         self.groups, self.n_groups = groups, n_groups
         self.counts = torch.zeros(n_groups, dtype=diagonal.dtype, device=diagonal.device
                                   ).index_add(0, groups, torch.ones_like(self.diagonal))
@@ -179,18 +214,25 @@ class _Subspace:
         with torch.no_grad():
             return self.operator.potential(x) + self.diagonal[:, None] * x
 
-    def solve(self, rhs: torch.Tensor) -> torch.Tensor:
-        """x [N, K] in the subspace with P H x = P rhs: CG on every column at once, Jacobi
-        preconditioned (projected), to a residual ``tol`` relative to |rhs| (a column
+    def solve(self, rhs: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, K] in the subspace with P H x = P rhs: CG on every column at once,
+        preconditioned by P M^-1 P (the short-range part, else the diagonal), from
+        ``start`` (projected; default 0), to a residual ``tol`` relative to |rhs| (a column
         constant over each group, e.g. dE/dq at the solution, has nothing to solve)."""
         b = self.project(rhs)
-        x = torch.zeros_like(b)
         inverse = 1.0 / self.diagonal[:, None]
 
         def precondition(r: torch.Tensor) -> torch.Tensor:
+            if self.approximate is not None:
+                return self.project(self.approximate(self.project(r)))
             return self.project(inverse * r)
 
-        r = b.clone()
+        if start is None:
+            x = torch.zeros_like(b)
+            r = b.clone()
+        else:
+            x = self.project(start)
+            r = b - self.project(self.apply_h(x))
         z = precondition(r)
         p = z.clone()
         rz = (r * z).sum(0)
@@ -199,6 +241,7 @@ class _Subspace:
             if bool((r.norm(dim=0) <= self.tol * norm_b).all()):
                 return x
             hp = self.project(self.apply_h(p))
+            self.iterations += 1
             curvature = (p * hp).sum(0)
             # converged columns (p = 0) stay where they are
             step = torch.where(curvature > 0, rz / curvature.clamp_min(1e-300), 0.0)
@@ -217,13 +260,15 @@ class _Subspace:
 
 
 class _ConstantSolve(torch.autograd.Function):
-    """x = S r with S the constrained inverse at fixed geometry; backward: S g (S is
-    symmetric). Used on residuals whose value is zero (implicit differentiation)."""
+    """x = S r with S the constrained inverse at fixed geometry, for residuals r that are
+    zero in value (implicit differentiation): forward 0, backward S g (S is symmetric)."""
 
     @staticmethod
     def forward(ctx, r: torch.Tensor, space: _Subspace) -> torch.Tensor:
         ctx.space = space
-        return space.solve(r)
+        # r is the residual of a converged solve: S r is below the solver's tolerance, and
+        # solving for it (relative to |r| itself) cost as many iterations as the solve
+        return torch.zeros_like(r)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -237,17 +282,23 @@ class _ConstantSolve(torch.autograd.Function):
 
 def _equilibrate_cg(operator: CoulombOperator, chi: torch.Tensor, diagonal: torch.Tensor,
                     groups: torch.Tensor, group_charges: torch.Tensor,
-                    responses: torch.Tensor | None, tol: float,
-                    max_iterations: int) -> Equilibrium:
+                    responses: torch.Tensor | None, tol: float, max_iterations: int,
+                    approximate: ShortRangePreconditioner | None,
+                    initial: torch.Tensor | None) -> Equilibrium:
     """The CG solver with implicit derivatives (module docstring)."""
     n_groups = group_charges.shape[0]
-    space = _Subspace(operator, diagonal, groups, n_groups, tol, max_iterations)
+    space = _Subspace(operator, diagonal, groups, n_groups, tol, max_iterations,
+                      approximate)
     # a particular solution of the constraints: each group's charge spread evenly
     base = (group_charges / space.counts)[groups][:, None]
     rhs = -chi.detach()[:, None] - space.apply_h(base)
+    start = None
     if responses is not None:
         rhs = torch.cat([rhs, responses.detach()], 1)
-    solution = space.solve(rhs)
+    if initial is not None:
+        start = torch.zeros_like(rhs)
+        start[:, 0] = initial.detach().to(rhs) - base[:, 0]
+    solution = space.solve(rhs, start)
     q_star = (base + solution[:, :1])[:, 0]
     # the residual H q* + chi + C l*, with the graph to chi, J, w, positions and cell
     h_q = operator.potential(q_star) + diagonal * q_star
@@ -267,7 +318,7 @@ def _equilibrate_cg(operator: CoulombOperator, chi: torch.Tensor, diagonal: torc
             residual_y = space.project(h_y - responses)
             response = y_star - _ConstantSolve.apply(residual_y, space)
     return Equilibrium(charges=charges, energy=energy, chemical_potential=mu,
-                       response=response)
+                       response=response, iterations=space.iterations)
 
 
 def fragments(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray,

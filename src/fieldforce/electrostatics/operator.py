@@ -74,6 +74,8 @@ class CoulombOperator:
         the resolved method (``auto`` replaced).
     n_atoms
         N.
+    pbc
+        [3] bool numpy array: the periodic directions.
     params
         :class:`~fieldforce.electrostatics.parameters.SplittingParameters` of a
         periodic sum, None for ``direct``.
@@ -98,6 +100,7 @@ class CoulombOperator:
         self.params: SplittingParameters | None = None
         # copies (in the graph): moving the caller's tensors in place cannot change us
         self._positions, self._cell = positions.clone(), cell.clone()
+        self.pbc = pbc_t.detach().cpu().numpy().astype(bool)
         self._matrix: torch.Tensor | None = None
         self._width_pairs: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.method == "direct":
@@ -136,6 +139,11 @@ class CoulombOperator:
         return phi[:, 0] if charges.ndim == 1 else phi
 
     __call__ = potential
+
+    @property
+    def geometry(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The positions [N, 3] Å and cell [3, 3] Å it was built at (detached)."""
+        return self._positions.detach(), self._cell.detach()
 
     def energy(self, charges: torch.Tensor) -> torch.Tensor:
         """U = 1/2 sum_i q_i phi_i in eV: a scalar for charges [N], [C] for [N, C]."""

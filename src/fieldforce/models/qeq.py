@@ -62,12 +62,25 @@ from fieldforce.config import option
 from fieldforce.data.batch import Batch, collate
 from fieldforce.data.frame import Frame
 from fieldforce.electrostatics.coulomb import METHODS
-from fieldforce.electrostatics.equilibration import equilibrate, fragments
+from fieldforce.electrostatics.equilibration import (
+    PRECONDITIONERS,
+    equilibrate,
+    fragments,
+)
 from fieldforce.electrostatics.operator import CoulombOperator
 from fieldforce.electrostatics.polarization import batch_dipoles
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry
 from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output, settle_charge_sign
+
+
+def _extrapolate(history: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """The starting guess of a warm-started solve from the charges of the last calls
+    (oldest first): linear extrapolation 2 q_n - q_(n-1) from two, an error second order
+    in an MD step; the last charges from one; None without."""
+    if len(history) >= 2:
+        return 2 * history[-1] - history[-2]
+    return history[-1] if history else None
 
 
 @dataclass(kw_only=True)
@@ -100,6 +113,12 @@ class QEqSettings(BackboneSettings):
                                   "matrix costing N operator applications)", minimum=1)
     solver_tol: float = option(1e-9, "cg: relative residual of the charge solve",
                                exclusive_minimum=0, exclusive_maximum=1)
+    solver_preconditioner: str = option("short-range", "cg: the sparse short-range part "
+                                        "of the QEq matrix inverted by multigrid, or its "
+                                        "diagonal (jacobi)", choices=PRECONDITIONERS)
+    solver_warm_start: bool = option(True, "cg: start each structure's solve from the "
+                                     "charges of the previous calls for the same atoms "
+                                     "(the last MD steps, extrapolated linearly)")
     charge_sign: str | None = option(None, "how the charges' global sign was fixed, set "
                                      "by training (see the latent family)")
 
@@ -154,6 +173,9 @@ class QEqModel(FieldModel):
         raw = math.log(math.expm1(self.settings.hardness))
         self.hardness_raw = nn.Parameter(torch.full((len(species),), raw))
         self.width_log = nn.Parameter(torch.zeros(len(species)))
+        #: the cg charges of the last two calls per structure (its index in the batch and
+        #: atomic numbers), for the next call's starting guess; not part of the state
+        self._previous_charges: dict[tuple[int, bytes], list[torch.Tensor]] = {}
         self.register_buffer("width_base", torch.tensor(
             [float(covalent_radii[z]) for z in species], dtype=torch.float64))
         self.double()
@@ -247,6 +269,7 @@ class QEqModel(FieldModel):
         widths = self.widths(batch.numbers)
         charges = torch.zeros_like(chi)
         energies, alphas = [], []
+        latest: dict[tuple[int, bytes], list[torch.Tensor]] = {}
         for b in range(batch.n_structures):
             rows = batch.structure_index == b
             pbc = batch.pbc[b].detach().cpu().numpy()
@@ -258,15 +281,23 @@ class QEqModel(FieldModel):
             potential = self._potential(atom_field[rows], atom_potential[rows],
                                         batch.cell[b], pbc, whole, b)
             probe = self._field_probe(positions, batch.cell[b], pbc, whole)
+            solver = self.solver_for(int(rows.sum()), bool(pbc.any()))
+            key = (b, batch.numbers[rows].cpu().numpy().tobytes())
+            warm = solver == "cg" and self.settings.solver_warm_start
+            history = self._previous_charges.get(key, []) if warm else []
             eq = equilibrate(operator, chi[rows] + potential, hardness[rows],
                              widths[rows], groups, group_charges, responses=probe,
-                             solver=self.solver_for(int(rows.sum()), bool(pbc.any())),
-                             tol=self.settings.solver_tol)
+                             solver=solver, tol=self.settings.solver_tol,
+                             preconditioner=self.settings.solver_preconditioner,
+                             initial=_extrapolate(history))
+            if warm:
+                latest[key] = [*history[-1:], eq.charges.detach()]
             charges = charges.index_put((rows.nonzero()[:, 0],), eq.charges)
             energies.append(eq.energy)
             alphas.append(torch.zeros(3, 3, dtype=chi.dtype, device=chi.device)
                           if probe is None else probe.T @ eq.response)
         electrostatic = torch.stack(energies)
+        self._previous_charges = latest  # only the last call's: a bounded cache
         dipole = batch_dipoles(batch.positions, charges, batch.cell, batch.pbc,
                                batch.structure_index)
         periodic = batch.pbc.any(dim=1)
