@@ -329,6 +329,15 @@ def _finish(args) -> int:
     parts = args.parts or args.labelled.with_name(args.labelled.name + ".parts")
     if args.partial:
         frames = [f for p in finished_parts(parts) for f in read_frames(p)]
+        # parts labelled before the backend aimed at the target field are relabelled by
+        # the running job: ship only labels the backend would reuse
+        backend = _backend()
+        kept = [f for f in frames if backend.accepts(
+            {"efield": f.efield}, np.array([0.0, 0.0, f.atoms.info["target_field"]]))]
+        if len(kept) < len(frames):
+            print(f"left out {len(frames) - len(kept)} frame(s) whose field misses the "
+                  f"target by more than field_tol (to be relabelled)")
+        frames = kept
         if args.planned is not None:  # in the planned order
             rank = {_key(f): k for k, f in enumerate(read_frames(args.planned))}
             frames.sort(key=lambda f: rank.get(_key(f), len(rank)))
