@@ -107,10 +107,12 @@ class QEqSettings(BackboneSettings):
                          "(conjugate gradients on the Coulomb operator, first derivatives: "
                          "MD of large cells) or auto (dense while training, for isolated "
                          "structures up to dense_max_atoms atoms and periodic ones up to "
-                         "dense_max_atoms/8; cg beyond)", choices=("auto", "dense", "cg"))
+                         "dense_max_atoms/32; cg beyond)", choices=("auto", "dense", "cg"))
     dense_max_atoms: int = option(2000, "auto: the largest isolated structure solved "
-                                  "densely (periodic: an eighth of it, the dense Ewald "
-                                  "matrix costing N operator applications)", minimum=1)
+                                  "densely (periodic: a 32nd of it, the dense Ewald "
+                                  "matrix costing N operator applications: in MD the "
+                                  "preconditioned, warm-started CG is as fast at ~50 "
+                                  "atoms and 4x faster at 192, benchmarks/qeq_cost.py)", minimum=1)
     solver_tol: float = option(1e-9, "cg: relative residual of the charge solve",
                                exclusive_minimum=0, exclusive_maximum=1)
     solver_preconditioner: str = option("short-range", "cg: the sparse short-range part "
@@ -317,7 +319,7 @@ class QEqModel(FieldModel):
         training, whose force losses need second derivatives, and for small structures)."""
         if self.settings.solver != "auto":
             return self.settings.solver
-        limit = self.settings.dense_max_atoms // (8 if periodic else 1)
+        limit = self.settings.dense_max_atoms // (32 if periodic else 1)
         return "dense" if self.training or n_atoms <= limit else "cg"
 
     @staticmethod
