@@ -126,9 +126,20 @@ def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsy
             str(tmp_path / "a.xyz"), "--final", str(tmp_path / "b.xyz"), "--images", "3",
             "--steps", "3"]
     assert cli_main(args + ["--fields", "-0.5", "0", "0.5", "--json", str(tmp_path / "o.json"),
-                            "--plot", str(tmp_path / "o.png")]) == 0
+                            "--plot", str(tmp_path / "o.png"),
+                            "--paths", str(tmp_path / "paths.xyz")]) == 0
     out = json.loads((tmp_path / "o.json").read_text())
     assert out["fields"] == [-0.5, 0.0, 0.5] and len(out["barriers"]) == 3
+    # the relaxed bands: their energies and saddles are the JSON's
+    import ase.io
+
+    bands = ase.io.read(tmp_path / "paths.xyz", ":")
+    assert len(bands) == 9 and all(len(a) == len(path[0]) for a in bands)
+    for k, field in enumerate(out["fields"]):
+        band = [a for a in bands if a.info["field_V_per_A"] == field]
+        assert [a.info["image"] for a in band] == [0, 1, 2]
+        np.testing.assert_allclose([a.info["energy_eV"] for a in band], out["energies"][k])
+        assert [a.info["saddle"] for a in band].index(True) == out["saddle_index"][k]
     assert np.isfinite([out["dmu"], out["dalpha"], *out["barriers"]]).all()
     assert out["normal"] == [0.0, 0.0, 1.0] and (tmp_path / "o.png").stat().st_size > 1000
     capsys.readouterr()

@@ -79,6 +79,10 @@ def register(subparsers) -> None:
     q.add_argument("--plot", type=Path, default=None, help="write E_m(F) as PNG")
     q.add_argument("--json", type=Path, required=True, metavar="OUT.json",
                    help="write the barriers, fit, dmu and dalpha as JSON")
+    q.add_argument("--paths", type=Path, default=None, metavar="PATHS.xyz",
+                   help="write every field's relaxed images (extxyz; info: field_V_per_A, "
+                        "image, energy_eV relative to the initial state, saddle) e.g. for "
+                        "DFT single points at the model's minimum and saddle")
     q.set_defaults(func=barrier)
 
     q = sub.add_parser(
@@ -118,7 +122,7 @@ def _frames(args):
     from fieldforce.analysis.trajectory import first_frame_at, frame_times, read_trajectory
     from fieldforce.data.atomic import refuse_overwriting
 
-    refuse_overwriting({"--plot": args.plot, "--json": args.json},
+    refuse_overwriting({"--plot": args.plot, "--json": args.json, "--paths": args.paths},
                        {"trajectory": args.trajectory})
     if args.skip_fs < 0:
         raise ConfigError(f"--skip-fs must be >= 0 fs, got {args.skip_fs}")
@@ -206,7 +210,7 @@ def barrier(args) -> int:
     from fieldforce.simulation.calculator import FieldForceCalculator
     from fieldforce.simulation.neb import field_barriers
 
-    refuse_overwriting({"--plot": args.plot, "--json": args.json},
+    refuse_overwriting({"--plot": args.plot, "--json": args.json, "--paths": args.paths},
                        {"model": args.model, "--initial": args.initial,
                         "--final": args.final})
     if args.images < 3:
@@ -252,9 +256,30 @@ def barrier(args) -> int:
                       direct=(e0, result.dmu, result.dalpha),
                       title=f"{args.initial.stem} -> {args.final.stem}")
         print(f"analyze barrier: wrote {args.plot}")
+    if args.paths:
+        _write_paths(args.paths, result)
+        print(f"analyze barrier: wrote {args.paths}")
     write_json(out, args.json)
     print(f"analyze barrier: wrote {args.json}")
     return 0
+
+
+def _write_paths(path: Path, result) -> None:
+    """Every field's relaxed band as one extxyz, written atomically."""
+    import ase.io
+
+    from fieldforce.data.atomic import atomic_path
+
+    frames = []
+    for field, band, energies, saddle in zip(result.fields, result.paths, result.energies,
+                                             result.saddle_index, strict=True):
+        for k, image in enumerate(band):
+            atoms = image.copy()
+            atoms.info = {"field_V_per_A": float(field), "image": k,
+                          "energy_eV": float(energies[k]), "saddle": bool(k == saddle)}
+            frames.append(atoms)
+    with atomic_path(path) as temporary:
+        ase.io.write(temporary, frames, format="extxyz")
 
 
 def _run_temperature(trajectory: Path, given: float | None) -> float:
@@ -282,7 +307,7 @@ def diffusion(args) -> int:
     from fieldforce.analysis.trajectory import first_frame_at, frame_times, read_trajectory
     from fieldforce.data.atomic import refuse_overwriting, write_json
 
-    refuse_overwriting({"--plot": args.plot, "--json": args.json},
+    refuse_overwriting({"--plot": args.plot, "--json": args.json, "--paths": args.paths},
                        {f"trajectory {i}": p for i, p in enumerate(args.trajectories)})
     check_capture(args.capture)
     temps = args.temperature
