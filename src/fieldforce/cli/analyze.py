@@ -122,7 +122,7 @@ def _frames(args):
     from fieldforce.analysis.trajectory import first_frame_at, frame_times, read_trajectory
     from fieldforce.data.atomic import refuse_overwriting
 
-    refuse_overwriting({"--plot": args.plot, "--json": args.json, "--paths": args.paths},
+    refuse_overwriting({"--plot": args.plot, "--json": args.json},
                        {"trajectory": args.trajectory})
     if args.skip_fs < 0:
         raise ConfigError(f"--skip-fs must be >= 0 fs, got {args.skip_fs}")
@@ -307,7 +307,7 @@ def diffusion(args) -> int:
     from fieldforce.analysis.trajectory import first_frame_at, frame_times, read_trajectory
     from fieldforce.data.atomic import refuse_overwriting, write_json
 
-    refuse_overwriting({"--plot": args.plot, "--json": args.json, "--paths": args.paths},
+    refuse_overwriting({"--plot": args.plot, "--json": args.json},
                        {f"trajectory {i}": p for i, p in enumerate(args.trajectories)})
     check_capture(args.capture)
     temps = args.temperature
