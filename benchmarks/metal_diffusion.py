@@ -1,0 +1,137 @@
+"""Adatom diffusion under field with the metal model: a grid of Langevin runs, hops and
+Arrhenius fits per field, and E_a(F) next to the model's NEB barriers.
+
+    fieldforce train examples/train_metal.yaml          # -> runs/metal/model.pt
+    python benchmarks/metal_diffusion.py --system "Cu(111)" --temperatures 80 110 150 \\
+        --fields -1 0 1 --ps 100 --max-hours 2          # resumable: rerun to continue
+
+Each (T, F) run is ``fieldforce md`` of the hop's initial state (``examples/metal``, 3x3
+cell, bottom layer fixed) in a static field F along the normal: Langevin at T (friction
+0.01/fs), 2 fs, frames every 50 fs, in ``benchmarks/runs/metal_diffusion/<system>_T<T>_F<F>/``
+(kept between sessions; an unfinished run is resumed, a finished one reused). Then
+``fieldforce analyze diffusion`` over all of them (the first ``--skip-ps`` dropped) and
+``fieldforce analyze barrier`` of the same hop at the same fields (cached), and a table of
+E_a(F) from the Arrhenius fits against the NEB barrier E_m(F).
+
+Writes benchmarks/results/metal_diffusion_<system>.json and .png (the Arrhenius plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "benchmarks" / "runs" / "metal_diffusion"
+RESULTS = ROOT / "benchmarks" / "results"
+FIELDFORCE = [str(Path(sys.executable).with_name("fieldforce"))]  # the venv's command
+STEP_FS = 2.0
+WRITE = 25
+
+
+def run_dir(stem: str, temperature: float, field: float) -> Path:
+    return RUNS / f"{stem}_T{temperature:g}_F{field:+g}"
+
+
+def finished(folder: Path, steps: int) -> bool:
+    summary = folder / "summary.json"
+    return summary.exists() and json.loads(summary.read_text()).get("step", 0) >= steps
+
+
+def run_md(folder: Path, structure: Path, model: Path, temperature: float, field: float,
+           steps: int, seed: int, seconds_left: float | None) -> bool:
+    """Run (or resume) one MD; False if stopped for time (it resumes on the next call)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "md.yaml"
+    config.write_text(
+        f"structure: {structure}\nmodel: {model}\noutput: {folder / 'md'}\n"
+        f"field: {{type: static, vector: [0.0, 0.0, {field}]}}\n"
+        f"ensemble: langevin\ntemperature_K: {temperature}\nfriction_per_fs: 0.01\n"
+        f"timestep_fs: {STEP_FS}\nsteps: {steps}\nwrite_interval: {WRITE}\nseed: {seed}\n")
+    command = [*FIELDFORCE, "md", str(config), "--no-progress"]
+    if (folder / "md" / "trajectory.xyz").exists():
+        command.append("--resume")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(folder / "run.log", "a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            process.wait(timeout=seconds_left)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)  # md checkpoints and exits
+            process.wait()
+            return False
+    if process.returncode != 0:
+        raise SystemExit(f"fieldforce md failed for {folder} (see {folder / 'run.log'})")
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--system", default="Cu(111)",
+                        choices=["Cu(100)", "Cu(111)", "W(110)"])
+    parser.add_argument("--model", type=Path, default=ROOT / "runs" / "metal" / "model.pt")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[80, 110, 150])
+    parser.add_argument("--fields", type=float, nargs="+", default=[-1.0, 0.0, 1.0])
+    parser.add_argument("--ps", type=float, default=100.0, help="length of each run")
+    parser.add_argument("--skip-ps", type=float, default=5.0, help="equilibration dropped")
+    parser.add_argument("--max-hours", type=float, default=None)
+    args = parser.parse_args()
+    stem = {"Cu(100)": "cu100", "Cu(111)": "cu111", "W(110)": "w110"}[args.system]
+    structure = ROOT / "examples" / "metal" / f"{stem}_hop_initial.xyz"
+    model = args.model.resolve()
+    steps = int(round(args.ps * 1000 / STEP_FS))
+    start = time.perf_counter()
+    grid = [(t, f) for f in args.fields for t in args.temperatures]
+    for k, (temperature, field) in enumerate(grid):
+        folder = run_dir(stem, temperature, field)
+        if finished(folder / "md", steps):
+            continue
+        left = None
+        if args.max_hours is not None:
+            left = 3600 * args.max_hours - (time.perf_counter() - start)
+            if left <= 0:
+                print("stopped for --max-hours; rerun to continue")
+                return
+        print(f"run {k + 1}/{len(grid)}: T = {temperature:g} K, F = {field:+g} V/Å",
+              flush=True)
+        if not run_md(folder, structure, model, temperature, field, steps, k, left):
+            print("stopped for --max-hours; rerun to continue")
+            return
+    RESULTS.mkdir(exist_ok=True)
+    barrier = RUNS / f"{stem}_barrier.json"
+    if not barrier.exists():
+        subprocess.run([*FIELDFORCE, "analyze", "barrier", str(model), "--initial",
+                        str(structure), "--final",
+                        str(structure.with_name(f"{stem}_hop_final.xyz")), "--fields",
+                        *map(str, args.fields), "--json", str(barrier)], check=True)
+    out = RESULTS / f"metal_diffusion_{stem}.json"
+    trajectories = [str(run_dir(stem, t, f) / "md" / "trajectory.xyz") for t, f in grid]
+    for path in (out, out.with_suffix(".png")):
+        path.unlink(missing_ok=True)  # analyze refuses to overwrite
+    subprocess.run([*FIELDFORCE, "analyze", "diffusion", *trajectories, "--skip-fs",
+                    str(1000 * args.skip_ps), "--json", str(out), "--plot",
+                    str(out.with_suffix(".png"))], check=True)
+    result = json.loads(out.read_text())
+    neb = json.loads(barrier.read_text())
+    result["neb"] = {"fields": neb["fields"], "barriers": neb["barriers"]}
+    result["command"] = " ".join(["python benchmarks/metal_diffusion.py", "--system",
+                                  f'"{args.system}"', "--temperatures",
+                                  *map(lambda t: f"{t:g}", args.temperatures), "--fields",
+                                  *map(lambda f: f"{f:g}", args.fields), "--ps",
+                                  f"{args.ps:g}"])
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\n{'F (V/Å)':>8s} {'E_a Arrhenius (eV)':>20s} {'E_m NEB (eV)':>13s}")
+    for fit in result.get("arrhenius", []):
+        e_m = neb["barriers"][neb["fields"].index(fit["field"])] \
+            if fit["field"] in neb["fields"] else float("nan")
+        print(f"{fit['field']:8.2f} {fit['e_a']:12.4f} ± {fit['e_a_error']:.4f} {e_m:13.4f}")
+
+
+if __name__ == "__main__":
+    main()
