@@ -79,7 +79,24 @@ def _non_uniform_no_potential():
 
 
 def test_the_configs_below_cover_every_registered_field_type():
-    assert set(CONFIGS) == set(_REGISTRY)
+    # fields that depend on the atoms are checked on their own (below, and their physics
+    # in test_fem_md.py)
+    assert set(CONFIGS) | {"fem"} == set(_REGISTRY)
+
+
+def test_flags_and_config_round_trip_of_the_finite_element_field():
+    from fieldforce.fields import FEMField
+
+    config = {"type": "fem", "e0": 0.4, "tolerance": 0.05, "every_fs": 50.0, "gap": 12.0}
+    field = ExternalField.from_config(config)
+    assert type(field) is FEMField and field.depends_on_atoms is True
+    assert field.is_uniform is False and field.depends_on_time is False
+    assert field.has_potential is False and field.state() is None
+    d = yaml.safe_load(yaml.safe_dump(field.to_dict()))
+    assert ExternalField.from_config(d).to_dict() == field.to_dict()
+    assert {k: d[k] for k in config} == config
+    with pytest.raises(ConfigError, match="tolerance"):
+        ExternalField.from_config({"type": "fem", "e0": 0.4, "tolerance": -1})
 
 
 @pytest.mark.parametrize("kind", list(CONFIGS))

@@ -31,15 +31,17 @@ Fields round-trip through YAML-friendly dicts: ``field.to_dict()`` and
 Modules: ``base`` (the interface, config round trip), ``uniform`` (E(t) the same at
 every atom), ``point_charge``, ``gridded`` (B-spline potential on a grid), ``analytic``
 (user torch callables, :func:`as_field`); the subpackage ``fem`` (the finite-element
-solve around metal emitters: gmsh, scikit-fem, pyamg, the ``fem`` extra; not imported
-here).
+solve around metal emitters: gmsh, scikit-fem, pyamg, the ``fem`` extra; only its
+:class:`~fieldforce.fields.fem.coupled.FEMField`, config ``type: fem``, is registered
+here, and it imports the extra's packages when it first solves).
 """
 
 from fieldforce.fields.analytic import AnalyticField, as_field
 from fieldforce.fields.base import ExternalField
+from fieldforce.fields.fem.coupled import FEMField
 from fieldforce.fields.gridded import GriddedField
 from fieldforce.fields.point_charge import PointChargeField
 from fieldforce.fields.uniform import PulseField, RampField, SinusoidalField, UniformField
 
-__all__ = ["AnalyticField", "ExternalField", "GriddedField", "PointChargeField", "PulseField",
-           "RampField", "SinusoidalField", "UniformField", "as_field"]
+__all__ = ["AnalyticField", "ExternalField", "FEMField", "GriddedField", "PointChargeField",
+           "PulseField", "RampField", "SinusoidalField", "UniformField", "as_field"]

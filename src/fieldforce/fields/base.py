@@ -207,6 +207,17 @@ class ExternalField:
         """
         return False
 
+    def state(self) -> dict | None:
+        """What a field that depends on the atoms needs to be rebuilt as it is now, for a
+        restarted simulation (numpy arrays and floats), or None (the default: nothing).
+        An MD run saves it with every trajectory frame and, resumed from that frame, hands
+        it to :meth:`restore`."""
+        return None
+
+    def restore(self, atoms: Atoms, state: dict) -> None:
+        """Rebuild the field from :meth:`state`'s output (``atoms``: the resumed
+        structure). The default does nothing."""
+
     def to_dict(self) -> dict:
         """A YAML-friendly dict (internal units) that ``from_config`` turns back into this field."""
         d: dict[str, Any] = {"type": self.config_type}

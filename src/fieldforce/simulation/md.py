@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,14 @@ from fieldforce.errors import ConfigError, DataError
 from fieldforce.simulation.observers import (
     Callback,
     DomainObserver,
+    FieldStateWriter,
     LogWriter,
     Observer,
     PolarizationObserver,
     ProgressBar,
     StepStatistics,
     TrajectoryWriter,
+    restore_field_state,
 )
 from fieldforce.simulation.polarization import (
     TrackedPolarization,
@@ -198,6 +201,12 @@ class MDRun:
                               "charges, so it has no Born charges; use a model with charges "
                               "(e.g. latent) or set it false")
         out_dir.mkdir(parents=True, exist_ok=True)
+        field = self.calc.field
+        self.field_follows_atoms = field is not None and field.depends_on_atoms
+        if self.field_follows_atoms and not self.fresh and not restore_field_state(
+                field, atoms, out_dir, self.start_step):
+            warnings.warn(f"{out_dir}: no saved field state for step {self.start_step}; the "
+                          "field is solved afresh at the resumed positions", stacklevel=2)
         atoms.calc = self.calc
         self.atoms = atoms
         self.step, self.final_step, self.initial = self.start_step, c.steps, False
@@ -232,6 +241,8 @@ class MDRun:
         self.attach(StepStatistics())
         log = self.attach(LogWriter(self.log, c.write_interval, polarization, self.fresh))
         self.attach(DomainObserver(log))
+        if self.field_follows_atoms:  # before the frame: see FieldStateWriter
+            self.attach(FieldStateWriter(self.trajectory.parent, c.write_interval, self.fresh))
         self.attach(TrajectoryWriter(self.trajectory, c.write_interval, polarization,
                                      c.write_born_charges))
         self.attach(ProgressBar(c.steps, self.start_step, self.progress, c.write_interval))

@@ -282,6 +282,83 @@ class TrajectoryWriter(_EveryWriteStep):
         ase.io.write(self.path, frame, format="extxyz", append=True)
 
 
+FIELD_LOG_HEADER = ("# time_fs  beta  apex_height_A  apex_field_V_per_A  "
+                    "rms_displacement_A  elements  mesh_s  solve_s\n")
+
+
+class FieldStateWriter(_EveryWriteStep):
+    """For a field that depends on the atoms (e.g. the finite-element field of a metal
+    tip): ``field.log``, one line per re-solve (time, enhancement, apex height and field,
+    how far the surface had moved, mesh size and seconds), and ``field_state.npz``, the
+    field's :meth:`~fieldforce.fields.ExternalField.state` at the last two write steps
+    (keys ``"<step>/<name>"``), from which a resumed run restores the field
+    (:func:`restore_field_state`).
+
+    Attached before the trajectory writer: a run killed between the two leaves a state
+    one write step newer than the last frame, so the file keeps two.
+    """
+
+    def __init__(self, folder, interval: int, fresh: bool) -> None:
+        super().__init__(interval)
+        self.log_path, self.state_path = folder / "field.log", folder / "field_state.npz"
+        self.fresh, self.logged = fresh, 0
+
+    def start(self, run: MDRun) -> None:
+        if self.fresh or not self.log_path.exists():
+            self.log_path.write_text(FIELD_LOG_HEADER)
+
+    def write(self, run: MDRun) -> None:
+        from fieldforce.data.atomic import atomic_path
+
+        field = run.calc.field
+        history = getattr(field, "history", [])
+        with open(self.log_path, "a") as log:
+            for h in history[self.logged:]:
+                moved = h.get("rms_displacement")
+                moved = "-" if moved is None else f"{moved:.4f}"
+                log.write(f"{h['time_fs']:12.3f} {h['beta']:9.5f} {h['apex_height']:10.4f} "
+                          f"{h['apex_field']:10.5f} {moved:>9s} {h['elements']:9d} "
+                          f"{h['mesh_seconds']:8.2f} {h['solve_seconds']:8.2f}\n")
+        self.logged = len(history)
+        state = field.state()
+        if state is None:
+            return
+        records = {}
+        if self.state_path.exists():
+            with np.load(self.state_path) as old:
+                records = {k: old[k] for k in old.files}
+        records.update({f"{run.step}/{k}": np.asarray(v) for k, v in state.items()})
+        steps = sorted({int(k.split("/")[0]) for k in records})[-2:]
+        keep = {k: v for k, v in records.items() if int(k.split("/")[0]) in steps}
+        with atomic_path(self.state_path) as temporary:
+            np.savez(temporary, **keep)
+
+    def finish(self, run: MDRun) -> dict[str, Any]:
+        super().finish(run)
+        field = run.calc.field
+        history = getattr(field, "history", [])
+        out: dict[str, Any] = {"field_solves_this_run": len(history),
+                               "field_seconds_this_run": getattr(field, "seconds", None)}
+        if history:
+            out["field_beta_last"] = history[-1]["beta"]
+        return out
+
+
+def restore_field_state(field, atoms, folder, step: int) -> bool:
+    """Give ``field`` its state saved at ``step`` in ``folder/field_state.npz``; False if
+    there is none for that step (the field then solves afresh at the resumed atoms)."""
+    path = folder / "field_state.npz"
+    if not path.exists():
+        return False
+    prefix = f"{step}/"
+    with np.load(path) as saved:
+        state = {k[len(prefix):]: saved[k] for k in saved.files if k.startswith(prefix)}
+    if not state:
+        return False
+    field.restore(atoms, state)
+    return True
+
+
 class ProgressBar(Observer):
     """A tqdm bar over the steps, with the temperature and energy of the last write."""
 
@@ -313,5 +390,6 @@ class ProgressBar(Observer):
             self.bar.close()
 
 
-__all__ = ["Callback", "DomainObserver", "LogWriter", "Observer", "PolarizationObserver",
-           "ProgressBar", "StepStatistics", "TrajectoryWriter"]
+__all__ = ["Callback", "DomainObserver", "FieldStateWriter", "LogWriter", "Observer",
+           "PolarizationObserver", "ProgressBar", "StepStatistics", "TrajectoryWriter",
+           "restore_field_state"]

@@ -17,7 +17,11 @@ preconditioner: the ``fem`` extra, ``pip install 'fieldforce[fem]'``):
 - :mod:`~fieldforce.fields.fem.laplace`: the P2 solve (CG with an algebraic multigrid
   preconditioner), the field at points and vertices, surface charges, beta;
 - :mod:`~fieldforce.fields.fem.validate`: beta of a canonical shape against its reference,
-  with a mesh-convergence table (``fieldforce field validate``).
+  with a mesh-convergence table (``fieldforce field validate``);
+- :mod:`~fieldforce.fields.fem.atomistic`: the field, induced charges and Maxwell forces
+  around an atomistic metal (``fieldforce field solve``);
+- :mod:`~fieldforce.fields.fem.coupled`: :class:`FEMField`, that solve as an MD field
+  (``field: {type: fem}``), re-solved when the surface moves.
 
 Units: Å, V, V/Å, e (eps0 = 0.00553 e/(V Å)).
 """
