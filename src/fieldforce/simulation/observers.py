@@ -283,16 +283,16 @@ class TrajectoryWriter(_EveryWriteStep):
 
 
 FIELD_LOG_HEADER = ("# time_fs  beta  apex_height_A  apex_field_V_per_A  "
-                    "rms_displacement_A  elements  mesh_s  solve_s\n")
+                    "rms_displacement_A  elements  remeshed  mesh_s  solve_s\n")
 
 
 class FieldStateWriter(_EveryWriteStep):
     """For a field that depends on the atoms (e.g. the finite-element field of a metal
     tip): ``field.log``, one line per re-solve (time, enhancement, apex height and field,
-    how far the surface had moved, mesh size and seconds), and ``field_state.npz``, the
-    field's :meth:`~fieldforce.fields.ExternalField.state` at the last two write steps
-    (keys ``"<step>/<name>"``), from which a resumed run restores the field
-    (:func:`restore_field_state`).
+    how far the surface had moved, mesh size, whether it was meshed anew, seconds), and
+    ``field_state.npz``, the field's :meth:`~fieldforce.fields.ExternalField.state` at the
+    last two write steps (keys ``"<step>/<name>"``), from which a resumed run restores
+    the field (:func:`restore_field_state`).
 
     Attached before the trajectory writer: a run killed between the two leaves a state
     one write step newer than the last frame, so the file keeps two.
@@ -318,6 +318,7 @@ class FieldStateWriter(_EveryWriteStep):
                 moved = "-" if moved is None else f"{moved:.4f}"
                 log.write(f"{h['time_fs']:12.3f} {h['beta']:9.5f} {h['apex_height']:10.4f} "
                           f"{h['apex_field']:10.5f} {moved:>9s} {h['elements']:9d} "
+                          f"{int(h.get('remeshed', True)):3d} "
                           f"{h['mesh_seconds']:8.2f} {h['solve_seconds']:8.2f}\n")
         self.logged = len(history)
         state = field.state()

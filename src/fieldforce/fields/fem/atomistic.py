@@ -291,16 +291,30 @@ def outward_normals(metal: AtomisticMetal) -> np.ndarray:
 
 def solve_atoms(atoms: Atoms, e0: float, gap: float = 40.0, metal_radius: float | None = None,
                 size_surface: float = 0.3, growth: float = 0.3, probe: float = 0.5,
-                **mesh_options) -> AtomisticField:
+                mesh: VacuumMesh | None = None, **mesh_options) -> AtomisticField:
     """Mesh, solve and read off the field, charges and forces of ``atoms`` in the applied
-    field ``e0`` V/Å along +z (see :class:`AtomisticField`)."""
+    field ``e0`` V/Å along +z (see :class:`AtomisticField`).
+
+    ``mesh``: the mesh of an earlier solve of nearly the same atoms (the result's
+    ``solution.vacuum``), reused instead of meshing anew: only the set of degrees of
+    freedom held inside the metal follows the atoms. Right while the atoms have moved
+    much less than the elements grow over (``size_surface`` + ``growth`` x distance):
+    the caller decides (:class:`~fieldforce.fields.fem.coupled.FEMField` re-meshes when a
+    surface atom has moved more than ``remesh`` Å)."""
+    import dataclasses
+
     from scipy.spatial import cKDTree
 
     from fieldforce.fields.fem.laplace import solve_laplace
 
     start = time.perf_counter()
     metal = metal_of(atoms, gap, metal_radius)
-    vacuum = mesh_metal(metal, size_surface, growth, **mesh_options)
+    if mesh is None:
+        vacuum = mesh_metal(metal, size_surface, growth, **mesh_options)
+    else:
+        if mesh.extent is None or not np.allclose(mesh.extent, metal.extent):
+            raise DataError("the mesh to reuse is not of this cell: mesh afresh")
+        vacuum = dataclasses.replace(mesh, inside_metal=metal.inside, seconds=0.0)
     meshed = time.perf_counter()
     solution = solve_laplace(vacuum, e0)
     solved = time.perf_counter()

@@ -10,7 +10,11 @@ atom's probe point) when
 * the RMS displacement of the surface atoms since the last solve exceeds ``tolerance`` Å,
 * or ``every_fs`` fs have passed since it (if set),
 
-and otherwise keeps the last solve. Between solves each atom keeps its own field vector
+and otherwise keeps the last solve. A re-solve reuses the last mesh (only the set of
+points held inside the metal follows the atoms) until a surface atom has moved more than
+``remesh`` Å from where it was when the mesh was made; meshing is most of a solve's cost
+for small structures, and a reused mesh also keeps the mesh's discretisation noise from
+changing from one solve to the next. Between solves each atom keeps its own field vector
 (the vacuum field just outside the surface near it: what the DFT slabs the models are
 trained on were labelled with), so the field is a fixed per-atom value and the model's
 forces are those of that fixed field; the field's change with the surface's shape enters
@@ -37,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from fieldforce.errors import DataError
+from fieldforce.errors import ConfigError, DataError
 from fieldforce.fields.base import ExternalField, _check_positions, _number
 
 if TYPE_CHECKING:
@@ -59,18 +63,22 @@ class FEMField(ExternalField):
         this, Å.
     every_fs
         also re-solve after this long, fs (None: only on displacement).
+    remesh
+        mesh anew when a surface atom has moved more than this since the mesh was made,
+        Å (0: at every solve).
     """
 
     config_type = "fem"
     _required = ("e0",)
     _optional = ("gap", "metal_radius", "size_surface", "growth", "probe", "tolerance",
-                 "every_fs")
+                 "every_fs", "remesh")
     depends_on_time = False
     depends_on_atoms = True
 
     def __init__(self, e0: float, gap: float = 40.0, metal_radius: float | None = None,
                  size_surface: float = 0.3, growth: float = 0.3, probe: float = 0.5,
-                 tolerance: float = 0.1, every_fs: float | None = None):
+                 tolerance: float = 0.1, every_fs: float | None = None,
+                 remesh: float = 0.3):
         self.e0 = _number(e0, "fem field e0")
         self.gap = _number(gap, "fem field gap", positive=True)
         self.metal_radius = (None if metal_radius is None
@@ -81,12 +89,17 @@ class FEMField(ExternalField):
         self.tolerance = _number(tolerance, "fem field tolerance", positive=True)
         self.every_fs = None if every_fs is None else _number(every_fs, "fem field every_fs",
                                                               positive=True)
+        self.remesh = _number(remesh, "fem field remesh")
+        if self.remesh < 0:
+            raise ConfigError(f"fem field remesh: expected a distance >= 0 Å, got {remesh!r}")
         #: the active solve (:class:`~fieldforce.fields.fem.atomistic.AtomisticField`)
         self.result = None
         self.reference: np.ndarray | None = None  # positions of the active solve
+        self.mesh_reference: np.ndarray | None = None  # positions the mesh was made at
         self.solved_at_fs = 0.0
         #: one dict per solve: time_fs, beta, apex_height (Å), apex_field (V/Å),
-        #: rms_displacement (Å, since the previous solve; None for the first), seconds
+        #: rms_displacement (Å, since the previous solve; None for the first), remeshed,
+        #: elements, mesh_seconds, solve_seconds, seconds
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0  # wall time in meshing and solving, all solves
 
@@ -108,7 +121,17 @@ class FEMField(ExternalField):
         self._solve(atoms, time_fs, None if self.reference is None else moved)
         return True
 
-    def _solve(self, atoms: Atoms, time_fs: float, moved: float | None) -> None:
+    def _mesh_still_fits(self, positions: np.ndarray) -> bool:
+        if self.result is None or self.mesh_reference is None \
+                or len(positions) != len(self.mesh_reference):
+            return False
+        surface = self.result.surface
+        moved = positions[surface] - self.mesh_reference[surface]
+        return bool(np.sqrt((moved**2).sum(axis=1)).max() <= self.remesh)
+
+    def _solve(self, atoms: Atoms, time_fs: float, moved: float | None,
+               reuse: bool | None = None) -> None:
+        """Solve at ``atoms``; ``reuse`` the last mesh (None: if it still fits)."""
         from ase import Atoms
 
         from fieldforce.fields.fem import require
@@ -117,9 +140,14 @@ class FEMField(ExternalField):
         require()
         start = time.perf_counter()
         structure = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        if reuse is None:
+            reuse = self._mesh_still_fits(atoms.positions)
         result = solve_atoms(structure, self.e0, gap=self.gap, metal_radius=self.metal_radius,
                              size_surface=self.size_surface, growth=self.growth,
-                             probe=self.probe)
+                             probe=self.probe,
+                             mesh=self.result.solution.vacuum if reuse else None)
+        if not reuse:
+            self.mesh_reference = atoms.positions.copy()
         seconds = time.perf_counter() - start
         self.result, self.reference = result, atoms.positions.copy()
         self.solved_at_fs = float(time_fs)
@@ -129,7 +157,8 @@ class FEMField(ExternalField):
             "time_fs": float(time_fs), "beta": result.beta,
             "apex_height": float(atoms.positions[apex, 2]),
             "apex_field": float(result.fields[apex, 2]),
-            "rms_displacement": moved, "elements": int(result.solution.vacuum.mesh.t.shape[1]),
+            "rms_displacement": moved, "remeshed": not reuse,
+            "elements": int(result.solution.vacuum.mesh.t.shape[1]),
             "mesh_seconds": float(result.seconds["mesh"]),
             "solve_seconds": float(result.seconds["solve"]), "seconds": seconds})
 
@@ -149,21 +178,30 @@ class FEMField(ExternalField):
     # -- restart ------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any] | None:
-        """The active solve: the positions it was made at and its time (None before)."""
+        """The active solve: the positions it and its mesh were made at, and its time
+        (None before the first solve)."""
         if self.reference is None:
             return None
-        return {"reference": self.reference.copy(), "solved_at_fs": self.solved_at_fs}
+        return {"reference": self.reference.copy(), "solved_at_fs": self.solved_at_fs,
+                "mesh_reference": self.mesh_reference.copy()}
 
     def restore(self, atoms: Atoms, state: dict[str, Any]) -> None:
-        """Solve at ``state``'s positions (``atoms`` gives the species and cell)."""
+        """The solve of ``state`` again: the mesh made at its mesh positions, then the
+        solve at its positions on that mesh (``atoms`` gives the species and cell)."""
         from ase import Atoms
 
         reference = np.asarray(state["reference"], dtype=float)
         if reference.shape != (len(atoms), 3):
             raise DataError(f"the fem field state holds {reference.shape[0]} positions for "
                             f"{len(atoms)} atoms")
+        meshed = np.asarray(state.get("mesh_reference", reference), dtype=float)
+        if not np.array_equal(meshed, reference):
+            self._solve(Atoms(atoms.numbers, meshed, cell=atoms.cell, pbc=atoms.pbc),
+                        float(state["solved_at_fs"]), None, reuse=False)
+            self.history.pop()  # only the mesh of that one counts
         at = Atoms(atoms.numbers, reference, cell=atoms.cell, pbc=atoms.pbc)
-        self._solve(at, float(state["solved_at_fs"]), None)
+        self._solve(at, float(state["solved_at_fs"]), None,
+                    reuse=not np.array_equal(meshed, reference))
 
 
 __all__ = ["FEMField"]
