@@ -65,6 +65,8 @@ def test_the_field_resolves_only_when_the_surface_has_moved():
     np.testing.assert_allclose(values.numpy(), field.result.fields)
     assert field.history[0]["beta"] == pytest.approx(field.result.beta)
     assert field.result.beta > 1.02
+    with pytest.raises(ValueError, match="1 point.s. outside the vacuum mesh"):
+        field.result.solution.field(np.array([[1.0, 1.0, 500.0], [1.0, 1.0, 15.0]]))
     moved = atoms.copy()
     surface = np.flatnonzero(field.result.surface)
     moved.positions[surface[0]] += [0.0, 0.0, 0.04]  # RMS over the surface: well below 0.05

@@ -257,7 +257,8 @@ class AtomisticField:
     surface, normals
         [N] bools, [N, 3] outward unit normals (zero for non-surface atoms).
     beta
-        the apex field enhancement: the probe field of the highest atom over E0.
+        the apex field enhancement: the largest probe field along z, over E0, among the
+        surface atoms within half a bond of the highest atom's height.
     """
 
     atoms: Atoms
@@ -351,12 +352,18 @@ def solve_atoms(atoms: Atoms, e0: float, gap: float = 40.0, metal_radius: float 
         tree = cKDTree(metal.surface_images())
         nearest = tree.query(metal.positions[others], k=1)[1] % len(surface)
         fields[others] = fields[surface][nearest]
+    probed = time.perf_counter()
     charges = metal_charges(solution, metal)
-    apex = int(np.argmax(metal.positions[:, 2]))
-    beta = float(fields[apex] @ np.array([0.0, 0.0, 1.0]) / e0) if e0 else float("nan")
+    # the apex: the strongest field along z among the surface atoms within half a bond
+    # of the highest one (a tip's top facet has several atoms at one height, and which
+    # of them is "the highest" would otherwise be decided by rounding)
+    z = metal.positions[:, 2]
+    top = np.flatnonzero(metal.surface & (z > z.max() - 0.5 * bond))
+    beta = float(fields[top, 2].max() / e0) if e0 else float("nan")
     return AtomisticField(atoms, float(e0), solution, fields, charges,
                           0.5 * charges[:, None] * fields, metal.surface, normals, beta,
                           {"mesh": meshed - start, "solve": solved - meshed,
+                           "probes": probed - solved, "charges": time.perf_counter() - probed,
                            "total": time.perf_counter() - start})
 
 

@@ -152,11 +152,10 @@ class FEMField(ExternalField):
         self.result, self.reference = result, atoms.positions.copy()
         self.solved_at_fs = float(time_fs)
         self.seconds += seconds
-        apex = int(np.argmax(atoms.positions[:, 2]))
         self.history.append({
             "time_fs": float(time_fs), "beta": result.beta,
-            "apex_height": float(atoms.positions[apex, 2]),
-            "apex_field": float(result.fields[apex, 2]),
+            "apex_height": float(atoms.positions[:, 2].max()),
+            "apex_field": float(result.beta * self.e0),
             "rms_displacement": moved, "remeshed": not reuse,
             "elements": int(result.solution.vacuum.mesh.t.shape[1]),
             "mesh_seconds": float(result.seconds["mesh"]),
