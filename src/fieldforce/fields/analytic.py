@@ -74,7 +74,8 @@ class AnalyticField(ExternalField):
 
     def to_dict(self) -> dict:
         raise ConfigError("an AnalyticField wraps a Python callable and cannot be written to a "
-                          "config; use a static, ramp, sinusoid, pulse, point_charge or grid field")
+                          "config; use a static, ramp, sinusoid, pulse, point_charge, grid or "
+                          "fem field")
 
     def __repr__(self) -> str:
         return (f"AnalyticField({self.function!r}, uniform={self.uniform}, "

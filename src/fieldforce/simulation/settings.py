@@ -26,7 +26,8 @@ class MDSettings(Section):
     ensemble: str = option(doc="nve, langevin, nvt-berendsen, bussi or nose-hoover (ASE's "
                            "NoseHooverChainNVT)", choices=ENSEMBLES)
     field: Any = option(None, "a field config (ExternalField.from_config): static, ramp, "
-                        "sinusoid, pulse, point_charge or grid",
+                        "sinusoid, pulse, point_charge, grid or fem (re-solved around the "
+                        "atoms)",
                         check=lambda v: isinstance(v, dict) or hasattr(v, "uniform_value"),
                         expected="a field config (a mapping with a 'type' key)")
     temperature_K: float = option(0.0, "thermostat target (> 0 for thermostats) and "
