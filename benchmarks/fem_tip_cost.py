@@ -81,7 +81,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000])
     parser.add_argument("--e0", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--max-elements", type=float, default=3e6)
+    parser.add_argument("--max-elements", type=float, default=1.5e6,
+                        help="skip sizes whose mesh would exceed this: ~10 kB per element "
+                             "(2.2 M elements did not fit in 24 GB)")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "fem_tip_cost.json")
     args = parser.parse_args()
