@@ -64,6 +64,7 @@ import torch
 from fieldforce.data.atomic import refuse_overwriting, write_json
 from fieldforce.data.trajectory import frame_value, strip_frame
 from fieldforce.errors import ConfigError, DataError
+from fieldforce.fields.base import ExternalField
 from fieldforce.simulation.observers import (
     Callback,
     DomainObserver,
@@ -203,7 +204,8 @@ class MDRun:
         out_dir.mkdir(parents=True, exist_ok=True)
         field = self.calc.field
         self.field_follows_atoms = field is not None and field.depends_on_atoms
-        if self.field_follows_atoms and not self.fresh and not restore_field_state(
+        keeps_state = self.field_follows_atoms and type(field).state is not ExternalField.state
+        if keeps_state and not self.fresh and not restore_field_state(
                 field, atoms, out_dir, self.start_step):
             warnings.warn(f"{out_dir}: no saved field state for step {self.start_step}; the "
                           "field is solved afresh at the resumed positions", stacklevel=2)
