@@ -104,6 +104,16 @@ VARIANTS = {
                {"interactions": 1, "descriptor": {"species_channels": 4}}, NEW_TRAINING),
     "mixed2": ("the new defaults with the neighbour species mixed into 2 learned channels",
                {"interactions": 1, "descriptor": {"species_channels": 2}}, NEW_TRAINING),
+    # what MACE has and the layer lacked (issue 13): l = 3, radial networks, channels
+    "l3": ("the new defaults with an l = 3 density in the layer",
+           {"interactions": 1, "interaction_max_angular": 3}, NEW_TRAINING),
+    "radial64": ("the new defaults with radial networks (width 64) in the layer",
+                 {"interactions": 1, "interaction_radial": 64}, NEW_TRAINING),
+    "channels64": ("the new defaults with 64 channels (not 16) for l = 1, 2 in the layer",
+                   {"interactions": 1, "interaction_channels": 64}, NEW_TRAINING),
+    "mace_like": ("the new defaults with l = 3, radial networks (64) and 64 channels",
+                  {"interactions": 1, "interaction_max_angular": 3, "interaction_radial": 64,
+                   "interaction_channels": 64}, NEW_TRAINING),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},

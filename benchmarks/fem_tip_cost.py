@@ -11,6 +11,12 @@ atom displaced by 0.05 Å at random and solved again on the same mesh (what
 :class:`~fieldforce.fields.fem.coupled.FEMField` does between re-meshes), with the
 element count, beta and the seconds of each part. Sizes whose mesh would exceed
 ``--max-elements`` (estimated from the previous size) are skipped and said so.
+
+``--apex-growth G --size-far S`` grades the surface's elements away from the apex (G per
+Å of distance, up to S Å; :func:`~fieldforce.fields.fem.atomistic.mesh_box`), results in
+``fem_tip_cost_graded.json``; ``--compare-below N`` also solves the sizes under N atoms
+on the uniform mesh, for the apex field's change. The peak resident memory of the process
+so far is recorded with every row.
 """
 
 from __future__ import annotations
@@ -84,12 +90,21 @@ def main() -> None:
     parser.add_argument("--max-elements", type=float, default=1.5e6,
                         help="skip sizes whose mesh would exceed this: ~10 kB per element "
                              "(2.2 M elements did not fit in 24 GB)")
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "results" / "fem_tip_cost.json")
+    parser.add_argument("--apex-growth", type=float, default=0.0)
+    parser.add_argument("--size-far", type=float, default=None)
+    parser.add_argument("--compare-below", type=int, default=0,
+                        help="also solve the sizes below this many atoms uniformly")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    graded = {"apex_growth": args.apex_growth, "size_far": args.size_far}
+    name = "fem_tip_cost_graded.json" if args.apex_growth > 0 else "fem_tip_cost.json"
+    args.out = args.out or ROOT / "benchmarks" / "results" / name
     torch.set_num_threads(args.threads)
-    result = {"command": "python benchmarks/fem_tip_cost.py --sizes "
-                         + " ".join(map(str, args.sizes)), "e0": args.e0, "rows": []}
+    import resource
+    import sys
+
+    result = {"command": "python benchmarks/fem_tip_cost.py " + " ".join(sys.argv[1:]),
+              "e0": args.e0, "grading": graded, "rows": []}
     print(f"{'atoms':>7s} {'R (Å)':>6s} {'elements':>9s} {'beta':>6s} {'mesh s':>8s} "
           f"{'solve s':>8s} {'total s':>8s} | re-solve: {'s':>6s} {'beta':>6s}")
     per_atom = None
@@ -102,7 +117,7 @@ def main() -> None:
             result["rows"].append({"atoms": len(atoms), "skipped": True})
             continue
         start = time.perf_counter()
-        first = solve_atoms(atoms, args.e0)
+        first = solve_atoms(atoms, args.e0, **graded)
         total = time.perf_counter() - start
         elements = int(first.solution.vacuum.mesh.t.shape[1])
         per_atom = elements / len(atoms)
@@ -113,16 +128,27 @@ def main() -> None:
         start = time.perf_counter()
         again = solve_atoms(moved, args.e0, mesh=first.solution.vacuum)
         resolve = time.perf_counter() - start
+        uniform = None
+        if args.apex_growth > 0 and len(atoms) < args.compare_below:
+            del first.solution.basis  # free the graded solve's memory first
+            uniform = solve_atoms(atoms, args.e0)
         row = {"atoms": len(atoms), "radius": radius, "height": 3 * radius,
                "elements": elements, "beta": first.beta,
                "mesh_s": first.seconds["mesh"], "solve_s": first.seconds["solve"],
                "total_s": total, "resolve_s": resolve, "resolve_beta": again.beta,
-               "cg_iterations": first.solution.iterations}
+               "cg_iterations": first.solution.iterations,
+               "assemble_s": first.solution.seconds["assemble"],
+               "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+        if uniform is not None:
+            row.update(uniform_elements=int(uniform.solution.vacuum.mesh.t.shape[1]),
+                       uniform_beta=uniform.beta, uniform_s=uniform.seconds["total"])
         result["rows"].append(row)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"{len(atoms):7d} {radius:6.1f} {elements:9d} {first.beta:6.2f} "
               f"{row['mesh_s']:8.1f} {row['solve_s']:8.1f} {total:8.1f} | "
-              f"{resolve:8.1f} {again.beta:6.2f}", flush=True)
+              f"{resolve:8.1f} {again.beta:6.2f}  peak {row['peak_rss_GB']:.1f} GB"
+              + ("" if uniform is None else f"; uniform: {row['uniform_elements']} elements, "
+                 f"beta {uniform.beta:.3f}, {row['uniform_s']:.0f} s"), flush=True)
     print(f"wrote {args.out}")
 
 

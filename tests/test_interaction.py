@@ -41,12 +41,16 @@ def frames(water):
                                         {"interaction_products": True},
                                         {"species_embedding": 4},
                                         {"descriptor": {**SMALL["descriptor"],
-                                                        "species_channels": 1}}],
-                ids=["norms", "products", "shared", "mixed"])
+                                                        "species_channels": 1}},
+                                        {"interaction_max_angular": 3,
+                                         "interaction_radial": 8,
+                                         "interaction_channels": 5}],
+                ids=["norms", "products", "shared", "mixed", "l3_radial_net"])
 def model(frames, request):
     """Both kinds of invariants of the densities (squared norms; inner products and
     cubic contractions), one network shared by the species with a species embedding,
-    and the neighbour species mixed into one learned channel: every physics check below
+    the neighbour species mixed into one learned channel, and the MACE-like options (an
+    l = 3 density, a radial network, a set channel count): every physics check below
     runs on each."""
     return randomised({**SMALL, **request.param}, frames)
 
@@ -77,6 +81,44 @@ def test_traceless_matrix_inverts_the_l2_harmonics():
     matrix = traceless_matrix(harmonics[None])[0, :, :, 0].numpy()
     unit = np.array([x, y, z])
     assert np.allclose(matrix, np.outer(unit, unit) - np.eye(3) / 3, atol=1e-14)
+
+
+@pytest.mark.parametrize("l", [1, 2, 3])
+def test_real_harmonics_rotate_by_an_orthogonal_matrix(l):
+    """Each l's harmonics of a rotated vector are an orthogonal matrix (the same for every
+    vector) times those of the vector: what makes the squared norms of their densities
+    invariants. The matrix is fitted by least squares over many vectors, then checked to
+    reproduce every vector exactly and to be orthogonal."""
+    from fieldforce.models.interaction import real_harmonics
+
+    rng = np.random.default_rng(l)
+    unit = rng.normal(size=(200, 3))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    rotation = Rotation.from_euler("zyz", [0.7, -1.3, 2.2]).as_matrix()
+    y = real_harmonics(torch.tensor(unit), 3)[l].numpy()
+    y_turned = real_harmonics(torch.tensor(unit @ rotation.T), 3)[l].numpy()
+    assert y.shape == (200, 2 * l + 1)
+    d = np.linalg.lstsq(y, y_turned, rcond=None)[0].T
+    assert np.allclose(y @ d.T, y_turned, atol=1e-12)
+    assert np.allclose(d @ d.T, np.eye(2 * l + 1), atol=1e-12)
+
+
+def test_interaction_radial_functions_vanish_at_the_cutoff():
+    """Linear map or network, every radial function is zero from the cutoff on: no
+    energy jump when a neighbour crosses it (the bias bug of the first layer)."""
+    from fieldforce.models.interaction import Interaction
+
+    torch.manual_seed(0)
+    for radial in (0, 8):
+        layer = Interaction(16, 3.0, radial=radial, max_angular=3).double()
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.add_(torch.randn_like(p))
+        r = torch.tensor([2.999999, 3.0, 3.5], dtype=torch.float64)
+        values = layer.radial_functions(r)
+        assert values[1:].abs().max() == 0.0
+        assert values[0].abs().max() < 1e-9
+        assert layer.radial_functions(torch.tensor([1.5], dtype=torch.float64)).abs().max() > 1e-3
 
 
 def energy_of(model, **kw):

@@ -59,6 +59,12 @@ def register(subparsers) -> None:
                    help="element size at the metal's surface, Å")
     q.add_argument("--growth", type=float, default=0.3,
                    help="element size growth per Å of distance from the surface")
+    q.add_argument("--apex-growth", type=float, default=0.0,
+                   help="growth of the surface's element size per Å of distance from the "
+                        "apex (0: the same size everywhere; e.g. 0.05 for tall tips)")
+    q.add_argument("--size-far", type=float, default=None,
+                   help="largest surface element size far from the apex, Å (default: 4x "
+                        "--size)")
     q.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="a picture of the field magnitude on the surface atoms")
     q.add_argument("--json", type=Path, default=None, metavar="OUT.json",
@@ -136,7 +142,8 @@ def solve(args) -> int:
                         f"({type(exc).__name__}: {exc})") from None
     try:
         result = solve_atoms(atoms, args.e0, gap=args.gap, metal_radius=args.metal_radius,
-                             size_surface=args.size, growth=args.growth)
+                             size_surface=args.size, growth=args.growth,
+                             apex_growth=args.apex_growth, size_far=args.size_far)
     except DataError as exc:
         raise DataError(f"{args.structure}: {exc}") from None
     vacuum = result.solution.vacuum

@@ -62,6 +62,9 @@ class BackboneSettings(ModelSettings):
     # files from before the interaction layers hold models without them
     file_defaults: ClassVar[dict[str, Any]] = {"interactions": 0,
                                                 "interaction_products": False,
+                                                "interaction_channels": None,
+                                                "interaction_max_angular": 2,
+                                                "interaction_radial": 0,
                                                 "species_embedding": 0}
 
     descriptor: DescriptorSettings = option(
@@ -80,6 +83,14 @@ class BackboneSettings(ModelSettings):
     interaction_products: bool = option(False, "invariants of the interaction densities: "
                                         "channel-mixing inner products and cubic "
                                         "contractions (true) or squared norms (false)")
+    interaction_channels: int | None = option(None, "channels of the l >= 1 densities of "
+                                              "the interaction layers (default: a quarter "
+                                              "of the latent width, at least 4)", minimum=1)
+    interaction_max_angular: int = option(2, "highest l of the interaction densities (2 "
+                                          "or 3)", minimum=2, maximum=3)
+    interaction_radial: int = option(0, "0: radial functions of the interaction layers "
+                                     "linear in their Bessel basis; W > 0: a two-layer "
+                                     "network of width W", minimum=0)
     species_embedding: int = option(0, "0: one network per species; k > 0: one network "
                                     "shared by all species, fed a learned k-dimensional "
                                     "embedding of the species with the invariants",
@@ -157,6 +168,9 @@ class Backbone(nn.Module):
     interactions, interaction_cutoff, interaction_products
         message-passing layers on the latent, their cutoff (Å; None: the descriptor's)
         and their invariants (:class:`~fieldforce.models.interaction.Interaction`).
+    interaction_channels, interaction_max_angular, interaction_radial
+        the layers' l >= 1 channel count (None: H/4), highest l (2 or 3) and radial
+        network width (0: linear in the Bessel basis).
     species_embedding
         0: one network per species; k > 0: one shared network fed a learned k-vector
         per species with the invariants.
@@ -165,7 +179,9 @@ class Backbone(nn.Module):
     def __init__(self, species: Sequence[int], descriptor: DescriptorSettings | dict,
                  hidden: Sequence[int], interactions: int = 0,
                  interaction_cutoff: float | None = None,
-                 interaction_products: bool = False, species_embedding: int = 0):
+                 interaction_products: bool = False, species_embedding: int = 0,
+                 interaction_channels: int | None = None, interaction_max_angular: int = 2,
+                 interaction_radial: int = 0):
         super().__init__()
         if not species:
             raise ConfigError("model.species is empty; give the atomic numbers to model")
@@ -192,7 +208,9 @@ class Backbone(nn.Module):
         self.energy_head = nn.Linear(self.width, 1)
         self.interaction_cutoff = float(interaction_cutoff or settings.cutoff)
         self.interactions = nn.ModuleList(
-            Interaction(self.width, self.interaction_cutoff, products=interaction_products)
+            Interaction(self.width, self.interaction_cutoff, products=interaction_products,
+                        channels=interaction_channels, max_angular=interaction_max_angular,
+                        radial=interaction_radial)
             for _ in range(int(interactions)))
         # mean neighbour count within the interaction cutoff (normalises the messages)
         self.register_buffer("neighbors_mean", torch.ones(()))
@@ -210,7 +228,9 @@ class Backbone(nn.Module):
         """The backbone a family's ``model:`` section describes."""
         return cls(settings.species or [], settings.descriptor, settings.hidden,
                    settings.interactions, settings.interaction_cutoff,
-                   settings.interaction_products, settings.species_embedding)
+                   settings.interaction_products, settings.species_embedding,
+                   settings.interaction_channels, settings.interaction_max_angular,
+                   settings.interaction_radial)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # model files written before the training domain was recorded: leave it unknown

@@ -11,12 +11,17 @@ interaction cutoff r_c per layer and the body order rises. Per layer, for l = 0,
 with R^{(l)} a learned linear map of Bessel functions sin(k pi r / r_c) / r (k = 1..n_b)
 times a smooth cosine cutoff, Y^{(0)} = 1, Y^{(1)} = r̂ (a vector), Y^{(2)} the five
 real l = 2 harmonics of r̂ (the components of r̂ r̂^T - I/3 in an orthonormal basis), and
-n_avg the mean neighbour count of the training data; H channels for l = 0 and H/4 (at
-least 4) for l = 1, 2, which cost 3 and 5 times more per channel. The rotation
-invariants of these densities, A^{(0)} itself and the squared norms |A^{(1)}_c|²,
-|A^{(2)}_c|², update the latent:
+n_avg the mean neighbour count of the training data; H channels for l = 0 and K = H/4
+(at least 4; ``channels`` sets it) for l = 1, 2, which cost 3 and 5 times more per
+channel. The rotation invariants of these densities, A^{(0)} itself and the squared
+norms |A^{(1)}_c|², |A^{(2)}_c|², update the latent:
 
     h_i <- h_i + U([h_i, A^{(0)}_i, |A^{(1)}_i|², |A^{(2)}_i|²])
+
+Two options bring the layer closer to MACE's (issue 13 measures whether they help):
+``max_angular = 3`` adds an l = 3 density (the seven real harmonics, K channels) and its
+squared norms; ``radial = W > 0`` makes R^{(l)} a two-layer network (width W) of the
+Bessel functions, times the same cosine cutoff, instead of a linear map.
 
 With ``products`` (``model.interaction_products``) the squared norms become learned
 channel-mixing inner products, A^{(l)}_c · (A^{(l)} V^{(l)})_c with V^{(l)} a K x K matrix
@@ -116,21 +121,32 @@ class Interaction(nn.Module):
     """
 
     def __init__(self, width: int, cutoff: float, n_basis: int = 8,
-                 products: bool = False) -> None:
+                 products: bool = False, channels: int | None = None,
+                 max_angular: int = 2, radial: int = 0) -> None:
         super().__init__()
+        if max_angular not in (2, 3):
+            raise ValueError(f"interaction max_angular must be 2 or 3, not {max_angular}")
         self.width = int(width)
-        self.channels = max(4, self.width // 4)
+        self.channels = int(channels) if channels else max(4, self.width // 4)
         self.cutoff = float(cutoff)
         self.products = bool(products)
+        self.max_angular = int(max_angular)
         self.register_buffer("frequencies",
                              math.pi / self.cutoff * torch.arange(1, n_basis + 1,
                                                                   dtype=torch.float64))
-        sizes = width + 2 * self.channels
-        # no bias: every radial function must vanish (smoothly) at the cutoff, or the
-        # energy jumps when a neighbour crosses it
-        self.radial = nn.Linear(n_basis, sizes, bias=False)
+        sizes = width + self.max_angular * self.channels
+        # no bias on the radial map's output: every radial function must vanish
+        # (smoothly) at the cutoff, or the energy jumps when a neighbour crosses it; the
+        # network's output is multiplied by the cutoff function for the same reason
+        if radial:
+            self.radial = nn.Sequential(nn.Linear(n_basis, int(radial)), nn.SiLU(),
+                                        nn.Linear(int(radial), sizes, bias=False))
+        else:
+            self.radial = nn.Linear(n_basis, sizes, bias=False)
+        self.radial_network = bool(radial)
         self.mix = nn.Linear(width, sizes, bias=False)
-        n_invariants = 2 * width + (4 if self.products else 2) * self.channels
+        n_invariants = (2 * width + (4 if self.products else 2) * self.channels
+                        + (self.max_angular - 2) * self.channels)
         if self.products:
             self.pair1 = nn.Parameter(torch.eye(self.channels))
             self.pair2 = nn.Parameter(torch.eye(self.channels))
@@ -141,34 +157,68 @@ class Interaction(nn.Module):
 
     def basis(self, r: torch.Tensor) -> torch.Tensor:
         """[P, n_basis] Bessel functions sin(k pi r / r_c) / r times the cosine cutoff."""
-        smooth = 0.5 * (torch.cos(math.pi * r / self.cutoff) + 1.0) * (r < self.cutoff)
-        return torch.sin(self.frequencies * r[:, None]) / r[:, None] * smooth[:, None]
+        return torch.sin(self.frequencies * r[:, None]) / r[:, None] * self.smooth(r)[:, None]
+
+    def smooth(self, r: torch.Tensor) -> torch.Tensor:
+        """[P] the cosine cutoff function, 1 at r = 0, 0 (with zero slope) from r_c on."""
+        return 0.5 * (torch.cos(math.pi * r / self.cutoff) + 1.0) * (r < self.cutoff)
+
+    def radial_functions(self, r: torch.Tensor) -> torch.Tensor:
+        """[P, H + max_angular K] R^{(l)}_c(r): zero from the cutoff on."""
+        if not self.radial_network:
+            return self.radial(self.basis(r))
+        # a network of the basis does not vanish at r_c by itself (SiLU(0) biases)
+        return self.radial(self.basis(r)) * self.smooth(r)[:, None]
 
     def forward(self, h: torch.Tensor, pairs: BatchPairs, n_avg: torch.Tensor
                 ) -> torch.Tensor:
         """Refined latent [N, H] from ``h`` [N, H] and the pairs (within the cutoff)."""
         n, width, k = h.shape[0], self.width, self.channels
         r = pairs.vectors.norm(dim=-1)
-        x, y, z = (pairs.vectors / r[:, None]).unbind(-1)
-        weights = (self.radial(self.basis(r)) * self.mix(h)[pairs.j]) / n_avg
-        w0, w12 = weights.split([width, 2 * k], dim=-1)
-        root3 = math.sqrt(3.0)
-        harmonics = torch.stack([x, y, z,  # l = 1, then l = 2 (orthonormal, real)
-                                 root3 * x * y, root3 * y * z, 1.5 * z * z - 0.5,
-                                 root3 * x * z, 0.5 * root3 * (x * x - y * y)], dim=-1)
+        harmonics = real_harmonics(pairs.vectors / r[:, None], self.max_angular)
+        weights = (self.radial_functions(r) * self.mix(h)[pairs.j]) / n_avg
+        w0 = weights[:, :width]
         a0 = h.new_zeros(n, width).index_add(0, pairs.i, w0)
-        w1, w2 = w12[:, None, :k], w12[:, None, k:]
-        a1 = h.new_zeros(n, 3, k).index_add(0, pairs.i, harmonics[:, :3, None] * w1)
-        a2 = h.new_zeros(n, 5, k).index_add(0, pairs.i, harmonics[:, 3:, None] * w2)
+        densities = [h.new_zeros(n, 2 * l + 1, k).index_add(
+            0, pairs.i, y[:, :, None] * weights[:, None, width + (l - 1) * k:width + l * k])
+            for l, y in enumerate(harmonics[1:], start=1)]
+        a1, a2 = densities[0], densities[1]
+        higher = [a.pow(2).sum(1) for a in densities[2:]]
         if not self.products:
-            invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1)], dim=-1)
+            invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1), *higher],
+                                   dim=-1)
         else:
             t = traceless_matrix(a2)  # [N, 3, 3, K]
             invariants = torch.cat([
                 h, a0, (a1 * (a1 @ self.pair1)).sum(1), (a2 * (a2 @ self.pair2)).sum(1),
                 torch.einsum("nak,nabk,nbk->nk", a1, t, a1),
-                torch.einsum("nabk,nbck,ncak->nk", t, t, t)], dim=-1)
+                torch.einsum("nabk,nbck,ncak->nk", t, t, t), *higher], dim=-1)
         return h + self.update(invariants)
+
+
+def real_harmonics(unit: torch.Tensor, max_angular: int) -> list[torch.Tensor]:
+    """Real spherical harmonics of unit vectors [P, 3], l = 0..max_angular (at most 3):
+    a list of [P, 2l + 1] tensors, each l orthonormal up to one common factor (so that
+    squared norms of their densities are rotation invariants).
+
+    l = 1 is r̂ itself; l = 2 the components of r̂ r̂^T - I/3 that
+    :func:`traceless_matrix` inverts; l = 3 the standard real harmonics divided by
+    (1/4) sqrt(7/pi), the normalisation of z (5 z² - 3).
+    """
+    x, y, z = unit.unbind(-1)
+    out = [torch.ones_like(x)[:, None], unit]
+    root3 = math.sqrt(3.0)
+    if max_angular >= 2:
+        out.append(torch.stack([root3 * x * y, root3 * y * z, 1.5 * z * z - 0.5,
+                                root3 * x * z, 0.5 * root3 * (x * x - y * y)], dim=-1))
+    if max_angular >= 3:
+        z5 = 5.0 * z * z - 1.0
+        out.append(torch.stack([
+            math.sqrt(2.5) * y * (3.0 * x * x - y * y), 2.0 * math.sqrt(15.0) * x * y * z,
+            math.sqrt(1.5) * y * z5, z * (5.0 * z * z - 3.0), math.sqrt(1.5) * x * z5,
+            math.sqrt(15.0) * z * (x * x - y * y), math.sqrt(2.5) * x * (x * x - 3.0 * y * y)],
+            dim=-1))
+    return out
 
 
 def traceless_matrix(a2: torch.Tensor) -> torch.Tensor:
@@ -186,4 +236,4 @@ def traceless_matrix(a2: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, dim=1)
 
 
-__all__ = ["BatchPairs", "Interaction", "traceless_matrix"]
+__all__ = ["BatchPairs", "Interaction", "real_harmonics", "traceless_matrix"]

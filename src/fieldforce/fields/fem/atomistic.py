@@ -12,7 +12,15 @@ redone whenever an atom moves); the price is that the conductor's boundary is re
 only to the element size there, so elements are graded from ``size_surface`` (default
 0.3 Å) at the surface (at ``metal_radius`` from the nearest **surface atom**: an atom
 with fewer neighbours than the bulk) linearly (``growth`` per Å) to ``size_max``, both
-into the vacuum and into the metal, where nothing happens.
+into the vacuum and into the metal, where nothing happens. The box has flat walls and the
+metal is not a boundary of the mesh, so no element is curved: the mesh is straight
+(affine) tetrahedra carrying P2 elements, which costs a fraction of an isoparametric one.
+
+**Grading away from the apex** (``apex_growth`` > 0): the size at the surface itself
+grows with the distance d_apex from the apex, ``size_surface`` + ``apex_growth`` x
+d_apex, up to ``size_far``. Only the apex region of a tall tip needs sub-Å elements; the
+field on the substrate far from it is weak and smooth, and resolving its whole surface
+at the apex's size is what made a 3000-atom tip's mesh 2 million elements.
 
 **The box**: the atoms' cell must have its first two vectors along x and y (an
 orthogonal slab, e.g. ``ase.build.fcc100`` or ``fcc111(..., orthogonal=True)``); the box
@@ -137,19 +145,33 @@ def metal_of(atoms: Atoms, gap: float, metal_radius: float | None = None,
 def mesh_box(extent: tuple[float, float], bottom: float, top: float, inside,
              distance, size_surface: float = 0.3, growth: float = 0.3,
              size_max: float | None = None, order: int = 2,
-             apex: np.ndarray | None = None, settings: dict | None = None) -> VacuumMesh:
+             apex: np.ndarray | None = None, settings: dict | None = None,
+             apex_growth: float = 0.0, size_far: float | None = None) -> VacuumMesh:
     """Mesh the whole box x in [0, Lx], y in [0, Ly], z in [bottom, top] for a conductor
     given implicitly: ``inside(points [3, M]) -> [M] bools`` (held at phi = 0, with the
     bottom face) and ``distance(point [3]) -> float``, the distance from a point to the
-    conductor's surface, which sets the element size: ``size_surface`` + ``growth`` x
-    distance, at most ``size_max`` (default: a fifth of the box's smallest side)."""
+    conductor's surface, which sets the element size: s(x) + ``growth`` x distance, at
+    most ``size_max`` (default: a fifth of the box's smallest side), with the surface size
+    s(x) = ``size_surface`` + ``apex_growth`` x |x - apex|, at most ``size_far``
+    (default: 4 ``size_surface``; module docstring). The tetrahedra are straight
+    (``order`` is the element order the mesh is for, recorded in the settings)."""
     start = time.perf_counter()
     lx, ly = extent
     height = top - bottom
     size_max = min(lx, ly, height) / 5.0 if size_max is None else float(size_max)
+    size_far = 4.0 * size_surface if size_far is None else float(size_far)
+    if apex_growth < 0 or size_far < size_surface:
+        raise DataError(f"mesh grading: expected apex_growth >= 0 and size_far >= "
+                        f"size_surface ({size_surface} Å), got {apex_growth} and {size_far}")
+    graded = apex_growth > 0 and apex is not None
+    centre = np.zeros(3) if apex is None else np.asarray(apex, dtype=float)
 
     def size(dim, tag, x, y, z, lc):  # gmsh's size callback, one point at a time
-        return min(size_max, size_surface + growth * distance((x, y, z)))
+        local = size_surface
+        if graded:
+            far = float(np.sqrt((x - centre[0])**2 + (y - centre[1])**2 + (z - centre[2])**2))
+            local = min(size_far, size_surface + apex_growth * far)
+        return min(size_max, local + growth * distance((x, y, z)))
 
     with _gmsh() as gmsh:
         gmsh.model.occ.addBox(0.0, 0.0, bottom, lx, ly, height)
@@ -160,34 +182,36 @@ def mesh_box(extent: tuple[float, float], bottom: float, top: float, inside,
                        "MeshSizeFromCurvature"):
             gmsh.option.setNumber(f"Mesh.{option}", 0)
         gmsh.model.mesh.generate(3)
-        if order == 2:
-            gmsh.model.mesh.setOrder(2)
-        mesh = _skfem_mesh(gmsh, order)
+        mesh = _skfem_mesh(gmsh, 1)  # straight: P2 lives on the affine elements
     facets = mesh.boundary_facets()
     middle_z = mesh.p[2, mesh.facets[:, facets]].mean(axis=0)
     tol = 1e-7 * max(lx, ly, height)
     bottom_facets = facets[np.abs(middle_z - bottom) < tol]
     top_facets = facets[np.abs(middle_z - top) < tol]
+    grading = {"apex_growth": apex_growth, "size_far": size_far} if graded else {}
     return VacuumMesh(mesh, bottom_facets, top_facets, max(lx, ly), top, True, apex,
                       time.perf_counter() - start,
                       {"size_surface": size_surface, "size_max": size_max, "growth": growth,
-                       "order": order, **(settings or {})},
+                       "order": order, **grading, **(settings or {})},
                       extent=(lx, ly), inside_metal=inside)
 
 
 def mesh_atoms(atoms: Atoms, gap: float = 40.0, metal_radius: float | None = None,
                size_surface: float = 0.3, growth: float = 0.3, size_max: float | None = None,
-               order: int = 2) -> VacuumMesh:
+               order: int = 2, apex_growth: float = 0.0,
+               size_far: float | None = None) -> VacuumMesh:
     """Mesh the box of ``atoms`` (module docstring): ``gap`` Å of vacuum above the highest
     atom, elements from ``size_surface`` at the metal's surface (``metal_radius`` from
     the nearest surface atom) growing by ``growth`` per Å of distance from it, up to
-    ``size_max`` (default: a fifth of the box's smallest side)."""
+    ``size_max`` (default: a fifth of the box's smallest side); with ``apex_growth`` > 0
+    the surface size itself grows away from the apex, up to ``size_far``."""
     return mesh_metal(metal_of(atoms, gap, metal_radius), size_surface, growth, size_max,
-                      order)
+                      order, apex_growth, size_far)
 
 
 def mesh_metal(metal: AtomisticMetal, size_surface: float = 0.3, growth: float = 0.3,
-               size_max: float | None = None, order: int = 2) -> VacuumMesh:
+               size_max: float | None = None, order: int = 2, apex_growth: float = 0.0,
+               size_far: float | None = None) -> VacuumMesh:
     """:func:`mesh_atoms` for a metal already built by :func:`metal_of`."""
     from scipy.spatial import cKDTree
 
@@ -200,7 +224,9 @@ def mesh_metal(metal: AtomisticMetal, size_surface: float = 0.3, growth: float =
     apex = metal.positions[np.argmax(metal.positions[:, 2])] + [0.0, 0.0, radius]
     return mesh_box(metal.extent, metal.bottom, metal.top, metal.inside, distance,
                     size_surface, growth, size_max, order, apex,
-                    {"metal_radius": radius, "gap": metal.top - float(metal.positions[:, 2].max())})
+                    {"metal_radius": radius,
+                     "gap": metal.top - float(metal.positions[:, 2].max())},
+                    apex_growth, size_far)
 
 
 def atom_charges(solution, atoms: Atoms, neighbours: int = 6) -> np.ndarray:

@@ -66,19 +66,24 @@ class FEMField(ExternalField):
     remesh
         mesh anew when a surface atom has moved more than this since the mesh was made,
         Å (0: at every solve).
+    apex_growth, size_far
+        the surface's element size grows by ``apex_growth`` per Å of distance from the
+        apex up to ``size_far`` Å (:func:`~fieldforce.fields.fem.atomistic.mesh_box`;
+        0: the same size everywhere). For tips of 10^3 atoms and more.
     """
 
     config_type = "fem"
     _required = ("e0",)
     _optional = ("gap", "metal_radius", "size_surface", "growth", "probe", "tolerance",
-                 "every_fs", "remesh")
+                 "every_fs", "remesh", "apex_growth", "size_far")
     depends_on_time = False
     depends_on_atoms = True
 
     def __init__(self, e0: float, gap: float = 40.0, metal_radius: float | None = None,
                  size_surface: float = 0.3, growth: float = 0.3, probe: float = 0.5,
                  tolerance: float = 0.1, every_fs: float | None = None,
-                 remesh: float = 0.3):
+                 remesh: float = 0.3, apex_growth: float = 0.0,
+                 size_far: float | None = None):
         self.e0 = _number(e0, "fem field e0")
         self.gap = _number(gap, "fem field gap", positive=True)
         self.metal_radius = (None if metal_radius is None
@@ -92,6 +97,15 @@ class FEMField(ExternalField):
         self.remesh = _number(remesh, "fem field remesh")
         if self.remesh < 0:
             raise ConfigError(f"fem field remesh: expected a distance >= 0 Å, got {remesh!r}")
+        self.apex_growth = _number(apex_growth, "fem field apex_growth")
+        if self.apex_growth < 0:
+            raise ConfigError(f"fem field apex_growth: expected a growth >= 0 per Å, got "
+                              f"{apex_growth!r}")
+        self.size_far = None if size_far is None else _number(size_far, "fem field size_far",
+                                                               positive=True)
+        if self.size_far is not None and self.size_far < self.size_surface:
+            raise ConfigError(f"fem field size_far: expected at least size_surface "
+                              f"({self.size_surface} Å), got {size_far!r}")
         #: the active solve (:class:`~fieldforce.fields.fem.atomistic.AtomisticField`)
         self.result = None
         self.reference: np.ndarray | None = None  # positions of the active solve
@@ -145,7 +159,8 @@ class FEMField(ExternalField):
         result = solve_atoms(structure, self.e0, gap=self.gap, metal_radius=self.metal_radius,
                              size_surface=self.size_surface, growth=self.growth,
                              probe=self.probe,
-                             mesh=self.result.solution.vacuum if reuse else None)
+                             mesh=self.result.solution.vacuum if reuse else None,
+                             apex_growth=self.apex_growth, size_far=self.size_far)
         if not reuse:
             self.mesh_reference = atoms.positions.copy()
         seconds = time.perf_counter() - start

@@ -10,6 +10,14 @@ have zero normal field (natural condition, nothing to assemble). The system is s
 conjugate gradients preconditioned with smoothed-aggregation algebraic multigrid (pyamg),
 to a relative residual ``rtol``.
 
+The stiffness matrix is assembled in chunks of ``ASSEMBLY_CHUNK`` elements: scikit-fem
+keeps the basis functions' values and gradients at every quadrature point of the
+elements it assembles (~10 kB per curved P2 tetrahedron), which for a whole 10^6-element
+mesh is more memory than the matrix itself; in chunks the peak is one chunk's basis plus
+the matrix. Straight (affine) meshes use the 4-point rule, exact for the stiffness
+of P2 elements (the integrand grad phi_i . grad phi_j is of degree 2); curved ones
+scikit-fem's default order.
+
 Derived quantities: E = -grad phi at points (the P2 gradient, discontinuous across
 elements, so a vertex's field is the mean over the elements that share it); the surface
 charge density on the metal sigma = eps0 E.n (n pointing out of the metal, into the
@@ -28,6 +36,9 @@ import numpy as np
 from fieldforce.fields.fem.mesh import VacuumMesh
 from fieldforce.units import EPSILON0
 
+#: elements per assembly chunk (the peak memory of an assembly is about 2-10 kB times this)
+ASSEMBLY_CHUNK = 100_000
+
 #: the reference-element coordinates of a tetrahedron's four vertices (scikit-fem's order)
 _TET_VERTICES = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
@@ -41,7 +52,9 @@ class LaplaceSolution:
     vacuum
         the :class:`~fieldforce.fields.fem.mesh.VacuumMesh` solved on.
     basis
-        the scikit-fem P2 basis; ``phi`` [n_dofs] V are its coefficients.
+        a scikit-fem P2 basis of the mesh (its degrees of freedom, element map and
+        ``dofs.element_dofs``; it may hold quadrature data of a few elements only);
+        ``phi`` [n_dofs] V are its coefficients.
     e0
         the applied field, V/Å (along +z).
     iterations, residual
@@ -78,7 +91,7 @@ class LaplaceSolution:
         grad = np.zeros(x.shape)
         for j in range(basis.Nbfun):
             phi_j = basis.elem.gbasis(basis.mapping, x, j, tind=cells)[0]
-            coefficient = self.phi[basis.element_dofs[j, cells]][:, None]
+            coefficient = self.phi[basis.dofs.element_dofs[j, cells]][:, None]
             value += np.asarray(phi_j) * coefficient
             grad += np.asarray(phi_j.grad) * coefficient[None]
         return value, grad
@@ -257,13 +270,11 @@ def solve_laplace(vacuum: VacuumMesh, e0: float, rtol: float = 1e-10,
     import pyamg
     import skfem
     from scipy.sparse.linalg import cg
-    from skfem.models.poisson import laplace
 
     start = time.perf_counter()
     mesh = vacuum.mesh
     element = skfem.ElementTetP2()
-    basis = skfem.Basis(mesh, element)
-    stiffness = laplace.assemble(basis)
+    stiffness, basis = assemble_stiffness(mesh, element)
 
     @skfem.LinearForm
     def applied(v, w):
@@ -301,4 +312,25 @@ def solve_laplace(vacuum: VacuumMesh, e0: float, rtol: float = 1e-10,
                            fixed_dofs=fixed, dof_charges=reactions)
 
 
-__all__ = ["LaplaceSolution", "solve_laplace"]
+def assemble_stiffness(mesh, element, chunk: int | None = None):
+    """(K [n_dofs, n_dofs] CSR, basis): the Laplace stiffness matrix of ``element`` on
+    ``mesh``, assembled ``chunk`` elements at a time (module docstring), and a basis of
+    the whole mesh that holds quadrature data of one element only (for the degrees of
+    freedom, the element map and interpolation)."""
+    import skfem
+    from skfem.models.poisson import laplace
+
+    chunk = int(chunk or ASSEMBLY_CHUNK)
+    options = {} if isinstance(mesh, skfem.MeshTet2) else {"intorder": 2}
+    n = mesh.t.shape[1]
+    stiffness = None
+    for first in range(0, n, chunk):
+        part = skfem.Basis(mesh, element, elements=np.arange(first, min(n, first + chunk)),
+                           **options)
+        block = laplace.assemble(part).tocsr()
+        stiffness = block if stiffness is None else stiffness + block
+        del part, block
+    return stiffness, skfem.Basis(mesh, element, elements=np.array([0]), **options)
+
+
+__all__ = ["ASSEMBLY_CHUNK", "LaplaceSolution", "assemble_stiffness", "solve_laplace"]
