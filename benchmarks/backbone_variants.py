@@ -114,6 +114,9 @@ VARIANTS = {
     "mace_like": ("the new defaults with l = 3, radial networks (64) and 64 channels",
                   {"interactions": 1, "interaction_max_angular": 3, "interaction_radial": 64,
                    "interaction_channels": 64}, NEW_TRAINING),
+    "ema": ("the new defaults validated and kept as an exponential moving average of the "
+            "weights (decay 0.99, as MACE's --ema)", {"interactions": 1},
+            {**NEW_TRAINING, "ema_decay": 0.99}),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},

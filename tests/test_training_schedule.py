@@ -51,20 +51,62 @@ def test_max_steps_stops_the_run(tmp_path, frames):
     assert result["steps"] == 12  # checked at the end of each 4-step epoch
 
 
-def test_a_resumed_cosine_run_gives_the_same_model(tmp_path, frames):
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_a_resumed_cosine_run_gives_the_same_model(tmp_path, frames, ema):
     train, valid = frames
-    whole = Trainer(config(tmp_path, "whole", schedule="cosine"), progress=False,
-                    data=(train, valid, []))
-    whole.fit()
-    first = Trainer(config(tmp_path, "parts", schedule="cosine", max_epochs=6),
+    whole = Trainer(config(tmp_path, "whole", schedule="cosine", ema_decay=ema),
                     progress=False, data=(train, valid, []))
+    whole.fit()
+    first = Trainer(config(tmp_path, "parts", schedule="cosine", max_epochs=6,
+                           ema_decay=ema), progress=False, data=(train, valid, []))
     first.config["training"]["max_epochs"] = 3  # stop half way, as an interruption would
     first.fit()
-    again = Trainer(config(tmp_path, "parts", schedule="cosine"), progress=False,
-                    data=(train, valid, []))
+    again = Trainer(config(tmp_path, "parts", schedule="cosine", ema_decay=ema),
+                    progress=False, data=(train, valid, []))
     assert again.resume() and again.epoch == 3 and again.steps == 12
     again.fit()
     a = load_model(tmp_path / "whole" / "model.pt").state_dict()
     b = load_model(tmp_path / "parts" / "model.pt").state_dict()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_the_moving_average_is_what_is_validated_and_kept(tmp_path, frames):
+    """With training.ema_decay the saved model is the exponential moving average of the
+    weights along the run (not the last raw weights), recomputed here from the raw
+    weights after every step with the stated warm-up; its validation loss is the one
+    recorded."""
+    train, valid = frames
+    trainer = Trainer(config(tmp_path, "ema", schedule="cosine", ema_decay=0.8,
+                             max_epochs=2), progress=False, data=(train, valid, []))
+    names = [n for n, _ in trainer.model.named_parameters()]
+    average = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    last_raw = {}
+    step = trainer.optimizer.step
+
+    def step_and_average(*args, **kw):
+        out = step(*args, **kw)
+        decay = min(0.8, (1.0 + trainer.steps + 1) / (10.0 + trainer.steps + 1))
+        for n, p in trainer.model.named_parameters():
+            average[n] = decay * average[n] + (1 - decay) * p.detach()
+            last_raw[n] = p.detach().clone()
+        return out
+
+    trainer.optimizer.step = step_and_average
+    trainer.fit()
+    saved = load_model(tmp_path / "ema" / "model.pt").state_dict()
+    assert trainer.steps == 8
+    for n in names:
+        torch.testing.assert_close(saved[n], average[n], rtol=1e-12, atol=1e-12, msg=n)
+    assert max(float((saved[n] - last_raw[n]).abs().max()) for n in names) > 1e-4
+    # the recorded validation loss is the average's
+    assert trainer.history[-1]["valid_loss"] == pytest.approx(trainer._validate()[0], rel=1e-9)
+
+
+def test_ema_decay_out_of_range_is_one_clear_error():
+    from fieldforce.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ema_decay"):
+        load_config({"data": {"train": "unused.xyz"}, "output": "unused", "model": TINY,
+                     "training": {"ema_decay": 1.0}})

@@ -79,6 +79,10 @@ class TrainingSettings(Section):
     batch_size: int = option(16, "structures per optimizer step", minimum=1)
     learning_rate: float = option(3e-3, "initial Adam learning rate", exclusive_minimum=0)
     weight_decay: float = option(0.0, "Adam weight decay", minimum=0)
+    ema_decay: float | None = option(None, "validate and keep an exponential moving average "
+                                     "of the weights, updated every optimizer step with "
+                                     "this decay (e.g. 0.99); null: the raw weights",
+                                     minimum=0, exclusive_maximum=1)
     loss_weights: dict[str, float] | None = option(
         None, "weight per loss term (dimensionless: each term is divided by its label "
         "spread); default: the model family's", expected="a mapping of loss term -> weight")

@@ -100,6 +100,11 @@ class Trainer:
                     self.optimizer, factor=0.5, patience=t["lr_patience"],
                     min_lr=t["min_learning_rate"])
         self.cache = self.model.prepare_training(self.train)
+        # an exponential moving average of the weights (training.ema_decay): the raw
+        # weights keep being optimised, the averaged ones are validated and kept
+        self.ema_decay = t.get("ema_decay") if self.gradient else None
+        self.ema = ({k: v.detach().clone() for k, v in self.model.named_parameters()}
+                    if self.ema_decay else None)
         self.epoch, self.best, self.best_state, self.history = 0, math.inf, None, []
         self.stale, self.steps = 0, 0
         self.per_step_schedule = t.get("schedule", "plateau") == "cosine"
@@ -192,12 +197,40 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.steps += 1
+            if self.ema is not None:
+                self._update_ema()
             if self.per_step_schedule:
                 self.scheduler.step()
             losses.append(float(loss.detach()))
         return float(np.mean(losses))
 
+    def _update_ema(self) -> None:
+        # the average's warm-up (as in TensorFlow's): decay min(d, (1 + n) / (10 + n)),
+        # so the first steps' random weights do not linger in it
+        decay = min(self.ema_decay, (1.0 + self.steps) / (10.0 + self.steps))
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                self.ema[name].mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+
+    def _swap_ema(self) -> None:
+        """Exchange the model's weights with the moving average (twice: back again)."""
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                raw = p.detach().clone()
+                p.copy_(self.ema[name])
+                self.ema[name] = raw
+
     def validate(self) -> tuple[float, dict]:
+        """Validation loss and RMSE per term, of the moving average where there is one."""
+        if self.ema is not None:
+            self._swap_ema()
+            try:
+                return self._validate()
+            finally:
+                self._swap_ema()
+        return self._validate()
+
+    def _validate(self) -> tuple[float, dict]:
         self.model.eval()
         total, parts, count = 0.0, {}, 0
         for start in range(0, len(self.valid), 64):
@@ -217,6 +250,7 @@ class Trainer:
                  "scheduler": self.scheduler.state_dict(), "best": self.best,
                  "steps": self.steps,
                  "best_state": self.best_state, "history": self.history, "stale": self.stale,
+                 "ema": self.ema,
                  "rng": torch.get_rng_state(), "py_rng": random.getstate()}
         with atomic_path(self.output / "checkpoint.pt") as tmp:
             torch.save(state, tmp)
@@ -236,6 +270,11 @@ class Trainer:
         self.epoch, self.best, self.best_state = state["epoch"], state["best"], state["best_state"]
         self.history, self.stale = state["history"], state["stale"]
         self.steps = state.get("steps", 0)
+        if self.ema is not None:
+            if state.get("ema") is None:
+                raise ConfigError(f"{path}: the checkpoint was written without "
+                                  "training.ema_decay; resume with the same settings")
+            self.ema = state["ema"]
         torch.set_rng_state(state["rng"])
         random.setstate(state["py_rng"])
         return True
@@ -274,6 +313,8 @@ class Trainer:
             if valid_loss < self.best:
                 self.best, self.stale = valid_loss, 0
                 self.best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+                if self.ema is not None:  # the validated weights are the average's
+                    self.best_state.update({k: v.clone() for k, v in self.ema.items()})
             else:
                 self.stale += 1
             if self.epoch % t["checkpoint_every"] == 0:
