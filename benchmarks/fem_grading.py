@@ -5,7 +5,8 @@
 One Cu tip of ``fem_tip_cost.py`` (about ``--atoms`` atoms), solved in E0 = 0.5 V/Å on a
 reference mesh (uniform, ``--reference-size`` Å at the whole surface), on the default
 uniform mesh (0.3 Å) and on meshes graded away from the apex (surface size 0.3 Å + G per Å
-of distance from the apex, at most ``--size-far`` Å) for each G of ``--growths``. Per mesh:
+of distance from the tip's top facet, at most ``--size-far`` Å) for each G of
+``--growths``. Per mesh:
 elements, seconds, beta, and the per-atom field of the surface atoms against the
 reference's: the RMS and largest difference of |E| relative to the reference's, over the
 atoms of the tip's cap (within R of the apex), and in units of E0 over all surface atoms
@@ -46,8 +47,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     radius = radius_for(args.atoms)
     atoms = build_tip(radius)
-    meshes = [("reference", {"size_surface": args.reference_size}),
-              ("uniform 0.3", {})]
+    meshes = [("reference", {"size_surface": args.reference_size, "apex_growth": 0.0}),
+              ("uniform 0.3", {"apex_growth": 0.0})]
     meshes += [(f"graded {g:g}", {"apex_growth": g, "size_far": args.size_far})
                for g in args.growths]
     rows, reference = [], None

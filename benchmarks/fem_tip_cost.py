@@ -12,10 +12,11 @@ atom displaced by 0.05 Å at random and solved again on the same mesh (what
 element count, beta and the seconds of each part. Sizes whose mesh would exceed
 ``--max-elements`` (estimated from the previous size) are skipped and said so.
 
-``--apex-growth G --size-far S`` grades the surface's elements away from the apex (G per
-Å of distance, up to S Å; :func:`~fieldforce.fields.fem.atomistic.mesh_box`), results in
-``fem_tip_cost_graded.json``; ``--compare-below N`` also solves the sizes under N atoms
-on the uniform mesh, for the apex field's change. The peak resident memory of the process
+The mesh is graded away from the tip's top facet (``--apex-growth``, default the package's
+0.02 per Å, up to ``--size-far``; :func:`~fieldforce.fields.fem.atomistic.mesh_box`;
+``--apex-growth 0``: uniform, results then in ``fem_tip_cost_uniform.json``);
+``--compare-below N`` also solves the sizes under N atoms on the uniform mesh, for the
+apex field's change. The peak resident memory of the process
 so far is recorded with every row.
 """
 
@@ -81,7 +82,7 @@ def radius_for(atoms: int) -> float:
 def main() -> None:
     import torch
 
-    from fieldforce.fields.fem.atomistic import solve_atoms
+    from fieldforce.fields.fem.atomistic import APEX_GROWTH, solve_atoms
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000])
@@ -90,14 +91,14 @@ def main() -> None:
     parser.add_argument("--max-elements", type=float, default=1.5e6,
                         help="skip sizes whose mesh would exceed this: ~10 kB per element "
                              "(2.2 M elements did not fit in 24 GB)")
-    parser.add_argument("--apex-growth", type=float, default=0.0)
+    parser.add_argument("--apex-growth", type=float, default=APEX_GROWTH)
     parser.add_argument("--size-far", type=float, default=None)
     parser.add_argument("--compare-below", type=int, default=0,
                         help="also solve the sizes below this many atoms uniformly")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     graded = {"apex_growth": args.apex_growth, "size_far": args.size_far}
-    name = "fem_tip_cost_graded.json" if args.apex_growth > 0 else "fem_tip_cost.json"
+    name = "fem_tip_cost.json" if args.apex_growth > 0 else "fem_tip_cost_uniform.json"
     args.out = args.out or ROOT / "benchmarks" / "results" / name
     torch.set_num_threads(args.threads)
     import resource
@@ -131,7 +132,7 @@ def main() -> None:
         uniform = None
         if args.apex_growth > 0 and len(atoms) < args.compare_below:
             del first.solution.basis  # free the graded solve's memory first
-            uniform = solve_atoms(atoms, args.e0)
+            uniform = solve_atoms(atoms, args.e0, apex_growth=0.0)
         row = {"atoms": len(atoms), "radius": radius, "height": 3 * radius,
                "elements": elements, "beta": first.beta,
                "mesh_s": first.seconds["mesh"], "solve_s": first.seconds["solve"],

@@ -229,8 +229,9 @@ def test_atomistic_flat_slab_field_charges_and_maxwell_pressure(tmp_path):
                  str(out), "--size", "0.6", "--growth", "0.6", "--gap", "12", "--json",
                  str(tmp_path / "s.json"), "--plot", str(tmp_path / "s.png")]) == 0
     written = ase.io.read(out)
+    # the file holds each charge to 8 decimals: the sum to ~1e-7 of itself
     assert written.arrays["surface_charge"].sum() == pytest.approx(EPSILON0 * e0 * area,
-                                                                   rel=1e-8)
+                                                                   rel=1e-6)
     assert json.loads((tmp_path / "s.json").read_text())["beta"] == pytest.approx(1, abs=0.05)
     assert (tmp_path / "s.png").stat().st_size > 10_000
     assert main(["field", "solve", str(out), "--e0", "0.5", "--out", str(out)]) == 2
@@ -279,7 +280,7 @@ def test_grading_away_from_the_apex_keeps_the_apex_field():
                                                    (-1.28, 1.28), (1.28, 1.28))])
     slab += Atoms("Cu", positions=[[centre[0], centre[1], top + 3.6]])
     kw = {"gap": 10.0, "size_surface": 0.4, "growth": 0.5}
-    uniform = solve_atoms(slab, 0.5, **kw)
+    uniform = solve_atoms(slab, 0.5, apex_growth=0.0, **kw)
     graded = solve_atoms(slab, 0.5, apex_growth=0.25, size_far=1.2, **kw)
     assert graded.solution.vacuum.n_elements < 0.3 * uniform.solution.vacuum.n_elements
     area = slab.cell[0, 0] * slab.cell[1, 1]

@@ -59,9 +59,9 @@ def register(subparsers) -> None:
                    help="element size at the metal's surface, Å")
     q.add_argument("--growth", type=float, default=0.3,
                    help="element size growth per Å of distance from the surface")
-    q.add_argument("--apex-growth", type=float, default=0.0,
+    q.add_argument("--apex-growth", type=float, default=0.02,
                    help="growth of the surface's element size per Å of distance from the "
-                        "apex (0: the same size everywhere; e.g. 0.05 for tall tips)")
+                        "apex (0: the same size everywhere)")
     q.add_argument("--size-far", type=float, default=None,
                    help="largest surface element size far from the apex, Å (default: 4x "
                         "--size)")

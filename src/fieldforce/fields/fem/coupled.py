@@ -69,7 +69,7 @@ class FEMField(ExternalField):
     apex_growth, size_far
         the surface's element size grows by ``apex_growth`` per Å of distance from the
         apex up to ``size_far`` Å (:func:`~fieldforce.fields.fem.atomistic.mesh_box`;
-        0: the same size everywhere). For tips of 10^3 atoms and more.
+        0: the same size everywhere; default 0.02, ``atomistic.APEX_GROWTH``).
     """
 
     config_type = "fem"
@@ -82,7 +82,7 @@ class FEMField(ExternalField):
     def __init__(self, e0: float, gap: float = 40.0, metal_radius: float | None = None,
                  size_surface: float = 0.3, growth: float = 0.3, probe: float = 0.5,
                  tolerance: float = 0.1, every_fs: float | None = None,
-                 remesh: float = 0.3, apex_growth: float = 0.0,
+                 remesh: float = 0.3, apex_growth: float = 0.02,
                  size_far: float | None = None):
         self.e0 = _number(e0, "fem field e0")
         self.gap = _number(gap, "fem field gap", positive=True)
