@@ -8,7 +8,8 @@ by finite elements as the tip moves (issue 16).
 The tip is ``fem_tip_cost.py``'s (a hemisphere-capped cylinder of fcc sites, height 3R,
 on a 4-layer Cu(100) slab whose bottom layer is fixed). Langevin MD with the metal
 field-response model (``runs/metal/model.pt``) and ``field: {type: fem}``: the mesh graded
-away from the apex (``apex_growth`` 0.05 per Å up to 1.2 Å), re-solved when the surface
+away from the apex (``--apex-growth``, default 0.02 per Å, up to 1.2 Å: ~2 % RMS
+difference in the cap's fields from a 0.2 Å mesh, ``fem_grading.py``), re-solved when the surface
 atoms' RMS displacement since the last solve exceeds ``--tolerance`` Å. Resumable: run
 the same command again (``--hours`` stops it cleanly, with a checkpoint).
 
@@ -53,7 +54,7 @@ def run(folder: Path, args) -> bool:
     (folder / "md.yaml").write_text(
         f"structure: {structure}\nmodel: {args.model.resolve()}\noutput: {folder / 'md'}\n"
         f"field: {{type: fem, e0: {args.e0}, tolerance: {args.tolerance}, gap: 40.0, "
-        f"apex_growth: 0.05, size_far: 1.2}}\n"
+        f"apex_growth: {args.apex_growth}, size_far: 1.2}}\n"
         f"ensemble: langevin\ntemperature_K: {args.temperature}\nfriction_per_fs: 0.01\n"
         f"timestep_fs: {STEP_FS}\nsteps: {steps}\nwrite_interval: {args.write}\n"
         f"seed: 1\n")
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--ps", type=float, default=2.0)
     parser.add_argument("--tolerance", type=float, default=0.2,
                         help="re-solve when the surface RMS displacement exceeds this, Å")
+    parser.add_argument("--apex-growth", type=float, default=0.02)
     parser.add_argument("--write", type=int, default=25, help="write every N steps")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--hours", type=float, default=None)

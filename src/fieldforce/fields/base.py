@@ -11,6 +11,7 @@ docstring of :class:`ExternalField`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,15 @@ class ExternalField:
 
     #: Whether the field's values depend on the atoms (it is re-solved by :meth:`update`).
     depends_on_atoms: bool = False
+
+    #: For a field that depends on the atoms: one dict per re-solve, which an MD run logs
+    #: in ``field.log`` (keys ``time_fs``, ``beta``, ``apex_height``, ``apex_field``,
+    #: ``rms_displacement`` (None for the first), ``elements``, ``remeshed``,
+    #: ``mesh_seconds``, ``solve_seconds``); empty for every other field. A subclass
+    #: keeps its own list in the instance.
+    history: Sequence[dict[str, Any]] = ()
+    #: wall time spent in re-solves, s (None: the field does no solves)
+    seconds: float | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

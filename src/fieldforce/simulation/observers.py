@@ -311,7 +311,7 @@ class FieldStateWriter(_EveryWriteStep):
         from fieldforce.data.atomic import atomic_path
 
         field = run.calc.field
-        history = getattr(field, "history", [])
+        history = field.history
         with open(self.log_path, "a") as log:
             for h in history[self.logged:]:
                 moved = h.get("rms_displacement")
@@ -337,9 +337,9 @@ class FieldStateWriter(_EveryWriteStep):
     def finish(self, run: MDRun) -> dict[str, Any]:
         super().finish(run)
         field = run.calc.field
-        history = getattr(field, "history", [])
+        history = field.history
         out: dict[str, Any] = {"field_solves_this_run": len(history),
-                               "field_seconds_this_run": getattr(field, "seconds", None)}
+                               "field_seconds_this_run": field.seconds}
         if history:
             out["field_beta_last"] = history[-1]["beta"]
         return out
