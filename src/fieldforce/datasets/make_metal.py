@@ -23,6 +23,12 @@ like any labelling job: it can run in pieces (``--max-hours``) and on many cores
 ``finish`` writes ``metal_meta.json`` beside the labelled file; ``--partial`` first
 collects the frames labelled so far (the parts folder) into it.
 
+``relax SYSTEM minimum|saddle --size 3 3 --out DIR [--max-hours H]`` relaxes an adatom's
+minimum, or its hop saddle held over the path's midpoint by symmetry, with the dataset's
+DFT at zero field, resumably (:mod:`fieldforce.datasets.relax`; rerun the same command to
+continue; k-points scaled to the cell). For W(110), whose straight-line path is not
+relaxed, this is what the experimental check of Delta mu and Delta alpha needs (BENCHMARKS).
+
 ``hops --out examples/metal`` writes the end states of each hop on a 3x3 surface cell
 (``cu100_hop_initial.xyz``, ...), the starting points of ``fieldforce analyze barrier``.
 """
@@ -285,6 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--max-hours", type=float, default=None,
                    help="stop starting new frames after this many hours (rerun to continue)")
+    p = sub.add_parser("relax", help="relax an adatom's minimum or its saddle held by "
+                       "symmetry, with the dataset's DFT at zero field (resumable)")
+    p.add_argument("system", choices=SYSTEMS)
+    p.add_argument("which", choices=("minimum", "saddle"))
+    p.add_argument("--size", type=int, nargs=2, default=(3, 3), metavar=("NX", "NY"),
+                   help="surface cell (default 3 3)")
+    p.add_argument("--out", type=Path, required=True, help="folder of the relaxation")
+    p.add_argument("--fmax", type=float, default=0.05, help="force tolerance, eV/Å")
+    p.add_argument("--max-steps", type=int, default=200)
+    p.add_argument("--max-hours", type=float, default=None,
+                   help="stop after the step that passes this many hours (rerun to continue)")
     p = sub.add_parser("hops", help="write the hops' end states (3x3 cells) for NEB")
     p.add_argument("--out", type=Path, default=Path("examples/metal"))
     p = sub.add_parser("finish", help="write metal_meta.json next to the labelled file")
@@ -306,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.step == "hops":
         write_hops(args.out)
         return 0
+    if args.step == "relax":
+        return _relax(args)
     if args.step == "label":
         from fieldforce.reference.labelling import label_frames
 
@@ -315,6 +334,30 @@ def main(argv: list[str] | None = None) -> int:
         print(report)
         return 3 if report.stopped_early else 0
     return _finish(args)
+
+
+def _relax(args) -> int:
+    from fieldforce.datasets.relax import hold_lateral, relax
+    from fieldforce.reference.backend import get_backend
+
+    size = tuple(args.size)
+    # the same k-point density as the 2x2 cells of the dataset
+    kpts = tuple(max(1, round(SETTINGS["kpts"][k] * 2 / size[k])) for k in range(2))
+    backend = get_backend("gpaw", **{**SETTINGS, "kpts": kpts})
+    path = hop_path(args.system, images=7, size=size)
+    atoms = path[0] if args.which == "minimum" else path[len(path) // 2]
+    if args.which == "saddle":
+        hold_lateral(atoms, len(atoms) - 1)  # the adatom is the last atom
+    args.out.mkdir(parents=True, exist_ok=True)
+    seconds = None if args.max_hours is None else 3600 * args.max_hours
+    result = relax(atoms, backend.calculator(atoms), args.out, fmax=args.fmax,
+                   max_steps=args.max_steps, max_seconds=seconds)
+    print(f"{args.system} {args.which} ({size[0]}x{size[1]}, k {kpts[0]}x{kpts[1]}): "
+          f"{result.stopped_by} after {result.steps} steps, E {result.energy:.4f} eV, "
+          f"max force {result.max_force:.3f} eV/Å"
+          + ("" if result.held_lateral_force is None else
+             f", lateral force on the held adatom {result.held_lateral_force:.3f} eV/Å"))
+    return 0 if result.converged else 3
 
 
 def _key(frame: Frame) -> tuple:

@@ -371,12 +371,13 @@ class GPAWBackend(Backend):
                 " eV/Å): refine the grid spacing h"
             )
 
-    def _run(self, atoms: Atoms, strength: np.ndarray, forces: bool,
-             midplane: tuple[float, np.ndarray] | None = None) -> _Run:
-        """One SCF run at applied field ``strength`` [3] V/Å."""
+    def calculator(self, atoms: Atoms, strength: np.ndarray | None = None):
+        """A GPAW calculator at this backend's level of theory for ``atoms`` (k-points
+        along its periodic directions), in the applied field ``strength`` [3] V/Å (None:
+        no field): for what labelling does not do, e.g. relaxing a structure with the
+        dataset's own settings."""
         from gpaw import GPAW, FermiDirac
         from gpaw.external import ConstantElectricField
-        from threadpoolctl import threadpool_limits
 
         s = self.config
         kpts = [1, 1, 1]
@@ -391,12 +392,21 @@ class GPAWBackend(Backend):
         )
         if s.mode == "lcao":
             options["basis"] = s.basis
+        strength = np.zeros(3) if strength is None else np.asarray(strength, dtype=float)
         magnitude = float(np.linalg.norm(strength))
         if magnitude > 0:
             options["external"] = ConstantElectricField(magnitude, strength / magnitude)
+        return GPAW(**options)
+
+    def _run(self, atoms: Atoms, strength: np.ndarray, forces: bool,
+             midplane: tuple[float, np.ndarray] | None = None) -> _Run:
+        """One SCF run at applied field ``strength`` [3] V/Å."""
+        from threadpoolctl import threadpool_limits
+
+        s = self.config
         work = atoms.copy()
         work.set_constraint()
-        work.calc = GPAW(**options)
+        work.calc = self.calculator(atoms, strength)
         with threadpool_limits(limits=s.threads):
             energy = float(work.get_potential_energy())
             run = _Run(applied=np.asarray(strength, float), energy=energy,
