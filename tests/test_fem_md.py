@@ -55,7 +55,8 @@ def config(out: str, **kw) -> dict:
 
 def test_the_field_resolves_only_when_the_surface_has_moved():
     atoms = adatom_slab()
-    field = ExternalField.from_config({"type": "fem", "e0": 0.5, "tolerance": 0.05, **COARSE})
+    field = ExternalField.from_config({"type": "fem", "e0": 0.5, "tolerance": 0.05,
+                                       "remesh": 0.3, **COARSE})
     assert isinstance(field, FEMField) and field.depends_on_atoms
     with pytest.raises(Exception, match="not been solved"):
         field(torch.zeros(len(atoms), 3))
