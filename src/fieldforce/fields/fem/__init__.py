@@ -14,12 +14,14 @@ preconditioner: the ``fem`` extra, ``pip install 'fieldforce[fem]'``):
   hemi-ellipsoid, hemisphere on a post) and their closed-form or published beta;
 - :mod:`~fieldforce.fields.fem.mesh`: the vacuum around a shape meshed with gmsh (graded,
   curved second-order tetrahedra) as a scikit-fem mesh with its metal and top boundaries;
-- :mod:`~fieldforce.fields.fem.laplace`: the P2 solve (CG with an algebraic multigrid
-  preconditioner), the field at points and vertices, surface charges, beta;
+- :mod:`~fieldforce.fields.fem.laplace`: the P2 solve (stiffness assembled in chunks of
+  elements; CG with an algebraic multigrid preconditioner), the field at points and
+  vertices, surface charges, beta;
 - :mod:`~fieldforce.fields.fem.validate`: beta of a canonical shape against its reference,
   with a mesh-convergence table (``fieldforce field validate``);
 - :mod:`~fieldforce.fields.fem.atomistic`: the field, induced charges and Maxwell forces
-  around an atomistic metal (``fieldforce field solve``);
+  around an atomistic metal (``fieldforce field solve``): the whole box meshed with
+  straight tetrahedra graded from the tip's top facet, the metal a fictitious domain;
 - :mod:`~fieldforce.fields.fem.coupled`: :class:`FEMField`, that solve as an MD field
   (``field: {type: fem}``), re-solved when the surface moves.
 
