@@ -59,9 +59,11 @@ def register(subparsers) -> None:
                    help="element size at the metal's surface, Å")
     q.add_argument("--growth", type=float, default=0.3,
                    help="element size growth per Å of distance from the surface")
-    q.add_argument("--apex-growth", type=float, default=0.02,
+    # the default is the library's (fields.fem.APEX_GROWTH), not repeated here: importing
+    # it would load torch with the CLI's parser
+    q.add_argument("--apex-growth", type=float, default=None,
                    help="growth of the surface's element size per Å of distance from the "
-                        "apex (0: the same size everywhere)")
+                        "apex (default 0.02; 0: the same size everywhere)")
     q.add_argument("--size-far", type=float, default=None,
                    help="largest surface element size far from the apex, Å (default: 4x "
                         "--size)")
@@ -143,7 +145,9 @@ def solve(args) -> int:
     try:
         result = solve_atoms(atoms, args.e0, gap=args.gap, metal_radius=args.metal_radius,
                              size_surface=args.size, growth=args.growth,
-                             apex_growth=args.apex_growth, size_far=args.size_far)
+                             size_far=args.size_far,
+                             **({} if args.apex_growth is None
+                                else {"apex_growth": args.apex_growth}))
     except DataError as exc:
         raise DataError(f"{args.structure}: {exc}") from None
     vacuum = result.solution.vacuum

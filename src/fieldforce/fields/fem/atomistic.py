@@ -49,12 +49,8 @@ import numpy as np
 from ase import Atoms
 
 from fieldforce.errors import DataError
+from fieldforce.fields.fem import APEX_GROWTH
 from fieldforce.fields.fem.mesh import VacuumMesh, _gmsh, _skfem_mesh
-
-#: default growth of the surface's element size per Å of distance from the top facet: on
-#: a 355-atom tip, 3.1x fewer elements than a uniform 0.3 Å surface, the cap's fields
-#: 2.1 % RMS from a 0.2 Å mesh's (uniform 0.3 Å: 0.9 %; benchmarks/fem_grading.py)
-APEX_GROWTH = 0.02
 
 #: Wigner-Seitz radii (Å), (3 V_atom / 4 pi)^(1/3) from the elements' bulk densities
 WIGNER_SEITZ = {"Cu": 1.41, "W": 1.56, "Au": 1.59, "Ag": 1.60, "Al": 1.58, "Pt": 1.53,
@@ -97,6 +93,19 @@ class AtomisticMetal:
         lx, ly = self.extent
         shifts = np.array([[i * lx, j * ly, 0.0] for i in (-1, 0, 1) for j in (-1, 0, 1)])
         return (self.positions[self.surface][None] + shifts[:, None, :]).reshape(-1, 3)
+
+    @property
+    def bond(self) -> float:
+        """~ the metal's nearest-neighbour distance, Å (2 ``radius`` / 1.1)."""
+        return 2.0 * self.radius / 1.1
+
+    def top_facet(self) -> np.ndarray:
+        """Indices of the surface atoms within half a bond of the highest atom's height:
+        a tip's top facet (several atoms at one height, which of them is "the highest"
+        being decided by rounding), a flat slab's whole top layer. Where beta is read and
+        where the mesh is finest."""
+        z = self.positions[:, 2]
+        return np.flatnonzero(self.surface & (z > z.max() - 0.5 * self.bond))
 
     def inside(self, points: np.ndarray) -> np.ndarray:
         """[M] bools for points [3, M] Å: within ``radius`` of an atom (or an image)."""
@@ -236,12 +245,9 @@ def mesh_metal(metal: AtomisticMetal, size_surface: float = 0.3, growth: float =
         return abs(tree.query(point, k=1)[0] - radius)
 
     apex = metal.positions[np.argmax(metal.positions[:, 2])] + [0.0, 0.0, radius]
-    # grading starts from the whole top facet (the surface atoms within half a bond of the
-    # highest, as for beta), so a flat slab, all of whose top layer is "the apex", is
-    # meshed uniformly, and a tip's top facet at the finest size
-    z = metal.positions[:, 2]
-    bond = 2.0 * radius / 1.1
-    facet = metal.positions[metal.surface & (z > z.max() - 0.5 * bond)] + [0.0, 0.0, radius]
+    # grading starts from the whole top facet (where beta is read), so a flat slab, all of
+    # whose top layer is "the apex", is meshed uniformly, and a tip's top facet finest
+    facet = metal.positions[metal.top_facet()] + [0.0, 0.0, radius]
     return mesh_box(metal.extent, metal.bottom, metal.top, metal.inside, distance,
                     size_surface, growth, size_max, order, apex,
                     {"metal_radius": radius,
@@ -378,7 +384,7 @@ def solve_atoms(atoms: Atoms, e0: float, gap: float = 40.0, metal_radius: float 
     # normal to n: the union of spheres is corrugated on the atomic scale (a single
     # point above an atom reads 7 % more than E0 on a flat Cu(100) slab, one above a
     # hollow less), the local field of a tip varies on the tip's scale
-    bond = 2.0 * metal.radius / 1.1  # ~ the nearest-neighbour distance of the metal
+    bond = metal.bond
     tangent = np.cross(normals[surface], [0.0, 0.0, 1.0])
     flat = np.linalg.norm(tangent, axis=1) < 1e-6
     tangent[flat] = [1.0, 0.0, 0.0]
@@ -400,12 +406,8 @@ def solve_atoms(atoms: Atoms, e0: float, gap: float = 40.0, metal_radius: float 
         fields[others] = fields[surface][nearest]
     probed = time.perf_counter()
     charges = metal_charges(solution, metal)
-    # the apex: the strongest field along z among the surface atoms within half a bond
-    # of the highest one (a tip's top facet has several atoms at one height, and which
-    # of them is "the highest" would otherwise be decided by rounding)
-    z = metal.positions[:, 2]
-    top = np.flatnonzero(metal.surface & (z > z.max() - 0.5 * bond))
-    beta = float(fields[top, 2].max() / e0) if e0 else float("nan")
+    # the apex: the strongest field along z on the top facet
+    beta = float(fields[metal.top_facet(), 2].max() / e0) if e0 else float("nan")
     return AtomisticField(atoms, float(e0), solution, fields, charges,
                           0.5 * charges[:, None] * fields, metal.surface, normals, beta,
                           {"mesh": meshed - start, "solve": solved - meshed,

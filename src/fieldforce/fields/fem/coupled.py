@@ -43,6 +43,7 @@ import torch
 
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.fields.base import ExternalField, _check_positions, _number
+from fieldforce.fields.fem import APEX_GROWTH
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -72,7 +73,7 @@ class FEMField(ExternalField):
     apex_growth, size_far
         the surface's element size grows by ``apex_growth`` per Å of distance from the
         apex up to ``size_far`` Å (:func:`~fieldforce.fields.fem.atomistic.mesh_box`;
-        0: the same size everywhere; default 0.02, ``atomistic.APEX_GROWTH``).
+        0: the same size everywhere; default ``fields.fem.APEX_GROWTH``, 0.02).
     """
 
     config_type = "fem"
@@ -85,7 +86,7 @@ class FEMField(ExternalField):
     def __init__(self, e0: float, gap: float = 40.0, metal_radius: float | None = None,
                  size_surface: float = 0.3, growth: float = 0.3, probe: float = 0.5,
                  tolerance: float = 0.1, every_fs: float | None = None,
-                 remesh: float = 1.0, apex_growth: float = 0.02,
+                 remesh: float = 1.0, apex_growth: float = APEX_GROWTH,
                  size_far: float | None = None):
         self.e0 = _number(e0, "fem field e0")
         self.gap = _number(gap, "fem field gap", positive=True)
