@@ -28,10 +28,31 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def cap_of(atoms, surface: np.ndarray, radius: float) -> np.ndarray:
+    """[N] bools: the surface atoms within ``radius`` of the highest atom (the tip's cap)."""
+    apex = atoms.positions[np.argmax(atoms.positions[:, 2])]
+    return surface & (np.linalg.norm(atoms.positions - apex, axis=1) <= radius)
+
+
+def field_changes(fields: np.ndarray, reference: np.ndarray, cap: np.ndarray,
+                  surface: np.ndarray, e0: float) -> dict[str, float]:
+    """How far the per-atom |E| of ``fields`` [N, 3] is from ``reference`` [N] (V/Å): RMS
+    and largest relative change over the ``cap`` atoms, and in units of E0 over all
+    ``surface`` atoms."""
+    magnitude = np.linalg.norm(fields, axis=1)
+    relative = (magnitude - reference) / reference
+    of_e0 = (magnitude - reference) / abs(e0)
+    return {"cap_rms": float(np.sqrt((relative[cap] ** 2).mean())),
+            "cap_max": float(np.abs(relative[cap]).max()),
+            "all_rms_of_e0": float(np.sqrt((of_e0[surface] ** 2).mean())),
+            "all_max_of_e0": float(np.abs(of_e0[surface]).max())}
+
+
 def main() -> None:
     import torch
 
     from fem_tip_cost import build_tip, radius_for
+    from fieldforce.data.atomic import write_json
     from fieldforce.fields.fem.atomistic import solve_atoms
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -60,20 +81,13 @@ def main() -> None:
         start = time.perf_counter()
         result = solve_atoms(atoms, args.e0, **options)
         seconds = time.perf_counter() - start
-        magnitude = np.linalg.norm(result.fields, axis=1)
         if reference is None:
-            reference = magnitude
+            reference = np.linalg.norm(result.fields, axis=1)
             surface = result.surface
-            apex = atoms.positions[np.argmax(atoms.positions[:, 2])]
-            cap = surface & (np.linalg.norm(atoms.positions - apex, axis=1) <= radius)
-        relative = (magnitude - reference) / reference
-        of_e0 = (magnitude - reference) / abs(args.e0)
+            cap = cap_of(atoms, surface, radius)
         row = {"mesh": name, **options, "elements": result.solution.vacuum.n_elements,
                "seconds": seconds, "beta": result.beta,
-               "cap_rms": float(np.sqrt((relative[cap] ** 2).mean())),
-               "cap_max": float(np.abs(relative[cap]).max()),
-               "all_rms_of_e0": float(np.sqrt((of_e0[surface] ** 2).mean())),
-               "all_max_of_e0": float(np.abs(of_e0[surface]).max()),
+               **field_changes(result.fields, reference, cap, surface, args.e0),
                "cap_atoms": int(cap.sum()), "surface_atoms": int(surface.sum())}
         rows.append(row)
         print(f"{name:>14s} {row['elements']:9d} {seconds:6.1f} {row['beta']:6.3f} "
@@ -85,9 +99,7 @@ def main() -> None:
                                 + " ".join(sys.argv[1:]), "atoms": len(atoms),
                                 "radius": radius, "e0": args.e0, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(args.out)
+    write_json(results, args.out)
     print(f"wrote {args.out}")
 
 

@@ -16,7 +16,6 @@ and the fresh mesh against the reference.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def main() -> None:
+    from fem_grading import cap_of, field_changes
     from fem_tip_cost import build_tip, radius_for
+    from fieldforce.data.atomic import write_json
     from fieldforce.fields.fem.atomistic import solve_atoms
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -42,8 +43,7 @@ def main() -> None:
     atoms = build_tip(radius)
     first = solve_atoms(atoms, args.e0)
     surface = first.surface
-    apex = atoms.positions[np.argmax(atoms.positions[:, 2])]
-    cap = surface & (np.linalg.norm(atoms.positions - apex, axis=1) <= radius)
+    cap = cap_of(atoms, surface, radius)
     rows = []
     print(f"{len(atoms)} atoms; mesh of the undisplaced tip: "
           f"{first.solution.vacuum.n_elements} elements")
@@ -60,12 +60,7 @@ def main() -> None:
         for name, result in (("reused", solve_atoms(moved, args.e0,
                                                     mesh=first.solution.vacuum)),
                              ("fresh", solve_atoms(moved, args.e0))):
-            e = np.linalg.norm(result.fields, axis=1)
-            relative = (e - reference) / reference
-            of_e0 = (e - reference) / abs(args.e0)
-            row[name] = {"cap_rms": float(np.sqrt((relative[cap] ** 2).mean())),
-                         "cap_max": float(np.abs(relative[cap]).max()),
-                         "all_rms_of_e0": float(np.sqrt((of_e0[surface] ** 2).mean())),
+            row[name] = {**field_changes(result.fields, reference, cap, surface, args.e0),
                          "beta": result.beta}
         rows.append(row)
         r, f = row["reused"], row["fresh"]
@@ -73,9 +68,8 @@ def main() -> None:
               f"{100 * r['cap_max']:7.2f}% {100 * r['all_rms_of_e0']:9.2f}% | "
               f"{100 * f['cap_rms']:13.2f}% {100 * f['cap_max']:7.2f}% "
               f"{100 * f['all_rms_of_e0']:9.2f}%", flush=True)
-    args.out.write_text(json.dumps({"command": "python benchmarks/fem_remesh.py "
-                                    + " ".join(sys.argv[1:]), "atoms": len(atoms),
-                                    "rows": rows}, indent=1) + "\n")
+    write_json({"command": "python benchmarks/fem_remesh.py " + " ".join(sys.argv[1:]),
+                "atoms": len(atoms), "rows": rows}, args.out)
     print(f"wrote {args.out}")
 
 

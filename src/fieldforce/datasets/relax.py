@@ -17,7 +17,6 @@ between two three-fold hollows; Cu(100): the bridge site).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from fieldforce.data.atomic import atomic_path
+from fieldforce.data.atomic import atomic_path, write_json
 
 
 @dataclass
@@ -143,8 +142,7 @@ def relax(atoms: Atoms, calculator, folder: Path, fmax: float = 0.05,
                     break
     result = RelaxResult(stopped_by == "converged", taken, float(atoms.get_potential_energy()),
                          _max_force(atoms), stopped_by, _held_lateral_force(atoms))
-    with atomic_path(folder / "relax.json", ".json") as tmp:
-        Path(tmp).write_text(json.dumps(asdict(result), indent=1) + "\n")
+    write_json(asdict(result), folder / "relax.json")
     if result.converged:
         final = atoms.copy()
         final.calc = None
