@@ -1,8 +1,13 @@
 """Helpers shared by the benchmark scripts (not a benchmark itself): command-line
-``KEY=VALUE`` options, the latent-model variants and the shared datasets."""
+``KEY=VALUE`` options, the latent-model variants, the shared datasets and resumable
+``fieldforce md`` runs."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -55,3 +60,30 @@ def common_arguments(parser, *, epochs: int, work: str, out: str, variants=None,
                              "(values parsed as YAML)")
     parser.add_argument("--work", type=Path, default=Path(work))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / out)
+
+
+def run_md(folder: Path, config: str, threads: int = 1,
+           seconds: float | None = None) -> bool:
+    """Run ``fieldforce md`` on the YAML text ``config`` (written to ``folder/md.yaml``;
+    its output should be ``folder/md``), resuming it if ``folder/md`` holds a
+    trajectory; after ``seconds`` it is sent SIGTERM (md checkpoints and exits) and False
+    is returned: call again to continue. Output in ``folder/run.log``; a failed run is a
+    SystemExit naming it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "md.yaml").write_text(config)
+    command = [str(Path(sys.executable).with_name("fieldforce")), "md",
+               str(folder / "md.yaml"), "--no-progress"]
+    if (folder / "md" / "trajectory.xyz").exists():
+        command.append("--resume")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with open(folder / "run.log", "a") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+            return False
+    if process.returncode != 0:
+        raise SystemExit(f"fieldforce md failed for {folder} (see {folder / 'run.log'})")
+    return True

@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -35,7 +32,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
-FIELDFORCE = [str(Path(sys.executable).with_name("fieldforce"))]
 STEP_FS = 2.0
 HOP = 3.61 / 2**0.5 / 2  # half the Cu nearest-neighbour distance, Å
 
@@ -44,6 +40,7 @@ def run(folder: Path, args) -> bool:
     """Run or resume the MD; False if stopped for time."""
     import ase.io
 
+    from _options import run_md
     from fem_tip_cost import build_tip, radius_for
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -51,28 +48,14 @@ def run(folder: Path, args) -> bool:
     if not structure.exists():
         ase.io.write(structure, build_tip(radius_for(args.atoms)), format="extxyz")
     steps = int(round(args.ps * 1000 / STEP_FS))
-    (folder / "md.yaml").write_text(
+    config = (
         f"structure: {structure}\nmodel: {args.model.resolve()}\noutput: {folder / 'md'}\n"
         f"field: {{type: fem, e0: {args.e0}, tolerance: {args.tolerance}, gap: 40.0, "
         f"apex_growth: {args.apex_growth}, size_far: 1.2}}\n"
         f"ensemble: langevin\ntemperature_K: {args.temperature}\nfriction_per_fs: 0.01\n"
         f"timestep_fs: {STEP_FS}\nsteps: {steps}\nwrite_interval: {args.write}\n"
         f"seed: 1\n")
-    command = [*FIELDFORCE, "md", str(folder / "md.yaml"), "--no-progress"]
-    if (folder / "md" / "trajectory.xyz").exists():
-        command.append("--resume")
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    with open(folder / "run.log", "a") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            process.wait(timeout=args.hours * 3600 if args.hours else None)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGTERM)  # md checkpoints and exits
-            process.wait()
-            return False
-    if process.returncode != 0:
-        raise SystemExit(f"fieldforce md failed (see {folder / 'run.log'})")
-    return True
+    return run_md(folder, config, args.threads, args.hours * 3600 if args.hours else None)
 
 
 def field_log(path: Path) -> np.ndarray:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -47,28 +45,14 @@ def finished(folder: Path, steps: int) -> bool:
 def run_md(folder: Path, structure: Path, model: Path, temperature: float, field: float,
            steps: int, seed: int, seconds_left: float | None) -> bool:
     """Run (or resume) one MD; False if stopped for time (it resumes on the next call)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "md.yaml"
-    config.write_text(
+    from _options import run_md as run_resumable
+
+    return run_resumable(folder, (
         f"structure: {structure}\nmodel: {model}\noutput: {folder / 'md'}\n"
         f"field: {{type: static, vector: [0.0, 0.0, {field}]}}\n"
         f"ensemble: langevin\ntemperature_K: {temperature}\nfriction_per_fs: 0.01\n"
-        f"timestep_fs: {STEP_FS}\nsteps: {steps}\nwrite_interval: {WRITE}\nseed: {seed}\n")
-    command = [*FIELDFORCE, "md", str(config), "--no-progress"]
-    if (folder / "md" / "trajectory.xyz").exists():
-        command.append("--resume")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with open(folder / "run.log", "a") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            process.wait(timeout=seconds_left)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGTERM)  # md checkpoints and exits
-            process.wait()
-            return False
-    if process.returncode != 0:
-        raise SystemExit(f"fieldforce md failed for {folder} (see {folder / 'run.log'})")
-    return True
+        f"timestep_fs: {STEP_FS}\nsteps: {steps}\nwrite_interval: {WRITE}\nseed: {seed}\n"),
+        1, seconds_left)
 
 
 def main() -> None:
