@@ -268,3 +268,26 @@ def test_md_trajectory_carries_the_uncertainties(teacher, frames, tmp_path):
     rows = [line.split() for line in log[1:] if not line.startswith("#")]
     assert all(len(r) == len(columns) for r in rows)
     assert float(rows[-1][columns.index("max_energy_uncertainty")]) > 0
+
+
+def test_a_constant_atomic_polarizability_goes_to_the_baseline_exactly(frames):
+    """alpha = sum_i c_Z I (a constant per species) is the isotropic baseline's, fitted
+    to the traces before the kernel: held-out structures get it exactly (a kernel alone
+    would only approximate a constant), with zero kernel weights left to fit. A model
+    file written before the baseline existed loads with it at zero."""
+    constant = {1: 0.03, 8: 0.11}  # e·Å²/V per atom
+    data = [Frame(f.atoms.copy(), {"polarizability": np.eye(3) * sum(
+        constant[int(z)] for z in f.atoms.numbers)}) for f in frames]
+    model = build_model({**CONFIG, "polarizability_noise": 1e-6})
+    model.fit(data, {"polarizability": 1.0})
+    assert model.iso_weights.abs().max() < 1e-8
+    held_out = load_water("trimer")[10:12] + load_water("monomer")[20:22]
+    out = evaluate(model, collate(held_out), forces=False)
+    expected = torch.tensor([sum(constant[int(z)] for z in f.atoms.numbers)
+                             for f in held_out], dtype=torch.float64)
+    assert torch.allclose(out["polarizability"], expected[:, None, None] * torch.eye(
+        3, dtype=torch.float64), atol=1e-10)
+    old = {k: v for k, v in model.state_dict().items() if k != "iso_baseline"}
+    loaded = build_model(model.config)
+    loaded.load_state_dict(old)
+    assert torch.equal(loaded.iso_baseline, torch.zeros(2, dtype=torch.float64))

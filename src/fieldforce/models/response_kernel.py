@@ -12,7 +12,9 @@ Fitted in closed form (no epochs), in two linear solves:
 
 1. dipoles and polarizabilities: the structures' labels are sums of atomic
    contributions (the atomic ones stay latent, as in SA-GPR), a dipole at a field
-   E including sum_i alpha_i E_i; one joint solve for the three kernel expansions;
+   E including sum_i alpha_i E_i; polarizabilities first, with a per-species mean of
+   the isotropic part (``iso_baseline``, fitted to the traces by composition) removed
+   as SA-GPR removes the mean of its lambda = 0 part, then the dipoles;
 2. energies and forces: their field terms, now known, are subtracted, and U0 is fitted
    to both; forces are derivative observations (the position gradients of the kernel
    sums, by autograd through the descriptors), so the kernel U0 drives MD.
@@ -149,6 +151,10 @@ class KernelResponseModel(FieldModel):
                                                        dtype=torch.long))
         self.species_map[torch.tensor(self.species)] = torch.arange(len(self.species))
         self.register_buffer("energy_baseline", torch.zeros(len(self.species)))
+        # mean isotropic atomic polarizability per species (e·Å²/V), removed before the
+        # kernel fit as SA-GPR removes the mean of its lambda = 0 part: the scalar kernel
+        # then spends its prior on the variation, not on a constant
+        self.register_buffer("iso_baseline", torch.zeros(len(self.species)))
         # prior standard deviations: atomic energy (eV), dipole (e·Å), isotropic and
         # traceless polarizability (e·Å²/V)
         self.register_buffer("prior_scales", torch.ones(4))
@@ -161,6 +167,8 @@ class KernelResponseModel(FieldModel):
         self.double()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # model files written before the isotropic baseline existed fitted without one
+        state_dict.setdefault(prefix + "iso_baseline", torch.zeros_like(self.iso_baseline))
         for name in FITTED:  # the fit decided these shapes
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
@@ -256,7 +264,7 @@ class KernelResponseModel(FieldModel):
         g2 = power @ torch.einsum("mbf,mb->mf", self.response_tensor, self.aniso_weights)
         mu = torch.einsum("iaf,if->ia", normalise(feats["vector"]), g1)
         aniso = torch.einsum("iaf,if->ia", normalise(feats["tensor"]), g2)
-        iso = s_r.pow(self.zeta) @ self.iso_weights
+        iso = s_r.pow(self.zeta) @ self.iso_weights + self.iso_baseline[species]
         eye = torch.eye(3, dtype=x.dtype, device=x.device)
         alpha = iso[:, None, None] * eye + spherical_to_cartesian_l2(aniso[..., None])[..., 0]
         return mu, alpha
@@ -464,8 +472,18 @@ class KernelResponseModel(FieldModel):
                 structures, values = self._labels(batch, "dipole")
                 theta["dipole"] = float((values / n_atoms[structures, None]).pow(2).mean()
                                         .sqrt().clamp_min(1e-6))
+            # the isotropic baseline: per-species means of the atomic trace / 3, fitted to
+            # the structures' traces; its alpha (and alpha E) are offsets of the labels
+            self.iso_baseline.zero_()
+            alpha_offset = torch.zeros(b, 3, 3, dtype=x.dtype)
             if "polarizability" in terms:
                 structures, values = self._labels(batch, "polarizability")
+                counts = composition_counts(species, batch.structure_index, b,
+                                            len(self.species), x.dtype)
+                trace = torch.diagonal(values, dim1=-2, dim2=-1).mean(-1)
+                self.iso_baseline.copy_(composition_baseline(counts[structures], trace))
+                alpha_offset = (counts @ self.iso_baseline)[:, None, None] * eye
+                values = values - alpha_offset[structures]
                 per_atom = values / n_atoms[structures, None, None]
                 trace = torch.diagonal(per_atom, dim1=-2, dim2=-1).mean(-1)
                 theta["iso"] = float(trace.pow(2).mean().sqrt().clamp_min(1e-6))
@@ -489,15 +507,17 @@ class KernelResponseModel(FieldModel):
             cov_mu = torch.zeros(3 * mr, 3 * mr, dtype=x.dtype)
             if "polarizability" in terms:
                 solve, sigma, scores = self._stage(batch, [(
-                    "polarizability", p_rows, None, max(theta["iso"], theta["aniso"]))],
-                    k_alpha)
+                    "polarizability", p_rows, alpha_offset, max(theta["iso"],
+                                                                theta["aniso"]))], k_alpha)
                 w_alpha, factor = solve.weights, solve.covariance_factor
                 cov_alpha = factor @ factor.T
                 unit = max(theta["iso"], theta["aniso"])
                 info.update(polarizability_noise=self._absolute("polarizability", sigma, unit),
                             polarizability_cv_rmse=scores)
                 if "dipole" in terms:
-                    induced = induced_rows @ w_alpha  # [B, 3]
+                    baseline_field = self.iso_baseline[species, None] * atom_field
+                    induced = induced_rows @ w_alpha + batch.sum_per_structure(
+                        baseline_field)  # [B, 3]
                     solve, sigma, scores = self._stage(batch, [(
                         "dipole", mu_rows, induced, theta["dipole"])], k_mu)
                     w_mu, factor = solve.weights, solve.covariance_factor
