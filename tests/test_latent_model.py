@@ -78,7 +78,7 @@ def per_structure_sum(z, batch):
 class SpeciesCharges(LatentChargeModel):
     """Charges fixed by species (-0.8 e on O, +0.4 e on H): independent of positions."""
 
-    def latent_charges(self, h, batch):
+    def latent_charges(self, h, batch, invariant=None):
         return torch.where(batch.numbers == 8, -0.8, 0.4).to(h)
 
 
@@ -462,3 +462,65 @@ def test_field_force_from_the_projected_directions_equals_the_full_born_charges(
         expected = torch.einsum("nab,a->nb", full, e) * periodic[:, None]
         assert forces.abs().max() > 1e-3
         assert torch.allclose(forces, expected, atol=1e-12)
+
+
+def test_a_separate_charge_network_keeps_every_derivative_and_the_sign_rule(frames, box,
+                                                                             tmp_path):
+    """``charge_network: separate`` (an MLP + a linear path on the standardised
+    descriptors and the species, as the reference LES code): field forces minus the
+    enthalpy gradient, Born charges the dipole derivative, the sign convention negates
+    the whole network (energies and forces unchanged), and the file round trip."""
+    import copy
+
+    torch.manual_seed(1)
+    m = build_model({**SMALL, "charge_network": "separate", "charge_hidden": [8]})
+    m.fit_statistics(frames)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        m.charge_unit.fill_(0.3)
+    assert not hasattr(m.backbone, "charge_net") and m.charge_head.in_features == (
+        m.backbone.features.n_invariant + 2)
+    atoms = dimer_atoms(frames, 2)
+    field = torch.tensor(FIELD)
+    out = evaluate(m, batch_from_atoms(atoms), field=field, born_charges=True)
+    assert float(out["charges"].detach().abs().max()) > 0.05
+
+    def energy(moved):
+        return float(evaluate(m, batch_from_atoms(moved), field=field,
+                              forces=False)["energy"].detach())
+
+    def dipole(moved):
+        return evaluate(m, batch_from_atoms(moved), forces=False)["dipole"][0].detach()
+
+    for atom, axis in ((0, 2), (3, 0)):
+        fd = position_derivative(energy, atoms, atom, axis, 1e-5)
+        assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-7)
+        fd = position_derivative(dipole, atoms, atom, axis, 1e-5)
+        np.testing.assert_allclose(out["born_charges"][atom, :, axis].numpy(), fd,
+                                   rtol=1e-6, atol=1e-8)
+    zero = [Frame(f.atoms, {k: v for k, v in f.labels.items() if k != "efield"})
+            for f in frames]
+    batch = collate(zero)
+    oxygen = batch.numbers == 8
+    for flip in (False, True):
+        trial = copy.deepcopy(m)
+        if flip:
+            trial.settle(zero, ["energy", "forces"])  # now O negative: flip it back by hand
+            with torch.no_grad():
+                for layer in (trial.charge_head, trial.charge_net[-1]):
+                    layer.weight.neg_()
+                    layer.bias.neg_()
+        before = evaluate(trial, batch)
+        trial.settle(zero, ["energy", "forces"])
+        after = evaluate(trial, batch)
+        assert float(after["charges"].detach()[oxygen].mean()) < 0
+        assert torch.allclose(after["charges"].abs(), before["charges"].abs(), atol=1e-12)
+        torch.testing.assert_close(after["energy"], before["energy"], rtol=0, atol=1e-12)
+        torch.testing.assert_close(after["forces"], before["forces"], rtol=0, atol=1e-12)
+    again = load_model(save_model(m, tmp_path / "separate.pt"))
+    batch = collate([frames[0], box])
+    a = evaluate(m, batch, field=field, born_charges=True)
+    b = evaluate(again, batch, field=field, born_charges=True)
+    for key in ("energy", "forces", "charges", "born_charges"):
+        assert torch.equal(a[key], b[key]), key

@@ -295,10 +295,14 @@ class Backbone(nn.Module):
         above = x - self.domain_high[index]
         return torch.maximum(below, above).clamp_min(0).amax(-1)
 
+    def standardise(self, invariant: torch.Tensor) -> torch.Tensor:
+        """Invariants [N, F0] in units of the training set's mean and spread."""
+        return (invariant - self.feature_mean) / self.feature_std
+
     def latent(self, invariant: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
         """Per-species (or shared) networks: invariants [N, F0] -> latent h [N, H]
         (standardised first)."""
-        x = (invariant - self.feature_mean) / self.feature_std
+        x = self.standardise(invariant)
         index = self.species_index(numbers)
         if self.species_embedding:
             return self.networks[0](torch.cat([x, self.embedding(index).to(x.dtype)], dim=1))

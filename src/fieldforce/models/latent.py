@@ -53,7 +53,7 @@ from fieldforce.data.frame import Frame
 from fieldforce.electrostatics.coulomb import METHODS, coulomb_potential
 from fieldforce.electrostatics.polarization import batch_born_charges, batch_dipoles
 from fieldforce.errors import ConfigError
-from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry
+from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry, mlp
 from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output, settle_charge_sign
 
 #: charge unit s_q (e) when the training data have no charge or Born-charge labels:
@@ -81,6 +81,13 @@ class LatentSettings(BackboneSettings):
                                      "by training: by the data (dipoles, Born charges, "
                                      "fields, net charges) or by the convention that the "
                                      "most electronegative species is negative")
+    charge_network: str = option("latent", "what the charges are read from: latent (a "
+                                 "linear head on the energy's latent h_i) or separate (their "
+                                 "own network on the standardised descriptors and the "
+                                 "species, plus a linear path, as the reference LES code)",
+                                 choices=("latent", "separate"))
+    charge_hidden: list[int] = option([32, 16], "hidden widths of the separate charge "
+                                      "network (charge_network: separate)", minimum=1)
     accuracy: float = option(1e-5, "relative accuracy of the Ewald/PME/P3M sums",
                              exclusive_minimum=0, exclusive_maximum=1)
     method: str = option("auto", "Coulomb sum for periodic structures (isolated: direct)",
@@ -127,7 +134,13 @@ class LatentChargeModel(FieldModel):
         self.config["descriptor"]["species"] = self.backbone.species  # what it was built with
         self.long_range = self.settings.long_range
         if self.long_range:
-            self.charge_head = nn.Linear(self.backbone.width, 1)
+            if self.settings.charge_network == "separate":
+                # the descriptors carry no central species: the species enter one-hot
+                inputs = self.backbone.features.n_invariant + len(self.backbone.species)
+                self.charge_net = mlp([inputs, *self.settings.charge_hidden, 1])
+                self.charge_head = nn.Linear(inputs, 1)  # the linear path
+            else:
+                self.charge_head = nn.Linear(self.backbone.width, 1)
             unit = self.settings.charge_unit or DEFAULT_CHARGE_UNIT
             self.register_buffer("charge_unit", torch.tensor(float(unit), dtype=torch.float64))
         self.double()
@@ -179,16 +192,29 @@ class LatentChargeModel(FieldModel):
             return None
 
         def negate() -> None:
-            self.charge_head.weight.neg_()
-            self.charge_head.bias.neg_()
+            outputs = [self.charge_head]
+            if self.settings.charge_network == "separate":
+                outputs.append(self.charge_net[-1])
+            for layer in outputs:
+                layer.weight.neg_()
+                layer.bias.neg_()
 
         return settle_charge_sign(self, frames, terms, negate)
 
     # -- forward -------------------------------------------------------------
 
-    def latent_charges(self, h: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Charges [N] e from the latent [N, H], summing to each structure's net charge."""
-        raw = self.charge_unit * self.charge_head(h)[:, 0]
+    def latent_charges(self, h: torch.Tensor, batch: Batch,
+                       invariant: torch.Tensor | None = None) -> torch.Tensor:
+        """Charges [N] e, summing to each structure's net charge: from the latent h
+        [N, H], or with ``charge_network: separate`` from the invariants [N, F0]."""
+        if self.settings.charge_network == "separate":
+            x = self.backbone.standardise(invariant)
+            onehot = nn.functional.one_hot(self.backbone.species_index(batch.numbers),
+                                           len(self.backbone.species)).to(x.dtype)
+            x = torch.cat([x, onehot], dim=1)
+            raw = self.charge_unit * (self.charge_net(x) + self.charge_head(x))[:, 0]
+        else:
+            raw = self.charge_unit * self.charge_head(h)[:, 0]
         n_atoms = batch.n_atoms_per_structure.to(raw.dtype)
         excess = (batch.sum_per_structure(raw) - batch.total_charge.to(raw)) / n_atoms
         return raw - excess[batch.structure_index]
@@ -233,7 +259,7 @@ class LatentChargeModel(FieldModel):
         if not self.long_range:
             out["energy"] = short
             return out
-        charges = self.latent_charges(h, batch)
+        charges = self.latent_charges(h, batch, feats["invariant"])
         long = self.long_range_energy(batch, charges)
         dipole = batch_dipoles(batch.positions, charges, batch.cell, batch.pbc,
                                batch.structure_index)
