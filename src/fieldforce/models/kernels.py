@@ -40,6 +40,13 @@ import torch
 JITTER = 1e-8
 
 
+def _jitter(k_mm: torch.Tensor) -> torch.Tensor:
+    """JITTER times each diagonal element of K_MM, as a diagonal matrix: relative per
+    element, so that blocks of very different prior scales (block-diagonal K_MM of several
+    kernels) each get the same relative regularisation, not one set by the largest."""
+    return torch.diag(JITTER * torch.diagonal(k_mm).clamp_min(1e-300))
+
+
 # -- sparse points ---------------------------------------------------------------------------
 
 
@@ -122,8 +129,7 @@ class SparseSolve:
         p = k_mm.shape[0]
         sigma = torch.as_tensor(sigma, dtype=dtype).expand(design.shape[0])
         eye = torch.eye(p, dtype=dtype)
-        jitter = JITTER * float(torch.diagonal(k_mm).mean().clamp_min(1e-300))
-        lower = torch.linalg.cholesky(k_mm + jitter * eye)
+        lower = torch.linalg.cholesky(k_mm + _jitter(k_mm))
         # B = Phi L^-T / sigma, via a triangular solve: L X = Phi^T
         whitened = torch.linalg.solve_triangular(lower, design.T, upper=False).T
         stacked = torch.cat([whitened / sigma[:, None], eye / theta])
@@ -172,8 +178,7 @@ def cross_validate(design: torch.Tensor, targets: torch.Tensor, groups: torch.Te
     fold_of[unique] = torch.arange(len(unique)) % folds
     fold = fold_of[groups]
     eye = torch.eye(k_mm.shape[0], dtype=k_mm.dtype)
-    jitter = JITTER * float(torch.diagonal(k_mm).mean().clamp_min(1e-300))
-    lower_k = torch.linalg.cholesky(k_mm + jitter * eye)
+    lower_k = torch.linalg.cholesky(k_mm + _jitter(k_mm))
     whitened = torch.linalg.solve_triangular(lower_k, design.T, upper=False).T
     weighted = whitened / relative[:, None]
     scaled = targets / relative

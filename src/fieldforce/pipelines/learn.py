@@ -212,10 +212,14 @@ class OnTheFly:
         path = self.out / "data.xyz"
         return read_frames(path) if path.exists() else []
 
-    def _store(self, frames) -> None:
+    def _store(self, frames) -> list:
+        """Write ``frames`` to data.xyz and return them as stored: every fit sees the data
+        as the file holds them (positions and forces to the writer's precision), so a
+        resumed run, which reads them back, fits exactly what an uninterrupted one did."""
         from fieldforce.data.io import write_frames
 
         write_frames(frames, self.out / "data.xyz")
+        return self._data()
 
     def _initial(self) -> list:
         """All frames labelled so far: the starting data (given, or rattled copies of the
@@ -228,8 +232,7 @@ class OnTheFly:
         frames = self._data()
         if self.settings.initial_data is not None:
             if not frames:
-                frames = read_frames(self.settings.initial_data)
-                self._store(frames)
+                frames = self._store(read_frames(self.settings.initial_data))
             return frames
         start = ase.io.read(self.settings.structure, 0)
         field = self._field_at(0.0, start)
@@ -240,8 +243,7 @@ class OnTheFly:
             if k < len(frames):
                 continue  # labelled before an interruption (same seed, same structure)
             frame, seconds = self._label(atoms, field)
-            frames.append(frame)
-            self._store(frames)
+            frames = self._store([*frames, frame])
             self._say(f"initial frame {k + 1}/{self.settings.initial_frames} labelled in "
                       f"{seconds:.1f} s")
         return frames
@@ -450,7 +452,7 @@ class OnTheFly:
                                     learn_time_fs=float(found["time_fs"]),
                                     learn_uncertainty=float(found["value"]),
                                     learn_dft_seconds=float(dft_seconds))
-            self._store([*frames, frame])
+            frame = self._store([*frames, frame])[-1]
             model, threshold = self._commit(model, threshold, frame, frames)
         self.state["frames"] = len(frames)
         self.state["dft_calls"] = len(self.state["calls"])
