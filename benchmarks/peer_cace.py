@@ -27,7 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TRAIN = r"""
+#: the lines every CACE training program here starts with (imports; run after the
+#: program has set ``train_path``, ``valid_path``, ``cutoff`` and ``seed``: the data, E0s,
+#: loaders, species, the loss helper and the metrics); peer_les.py uses them too
+CACE_IMPORTS = r"""
 import json, statistics, sys, time, logging
 import numpy as np, torch, ase.io
 import cace
@@ -36,10 +39,8 @@ from cace.modules import PolynomialCutoff, BesselRBF
 from cace.models.atomistic import NeuralNetworkPotential
 from cace.tasks.train import TrainingTask
 from cace.tools import Metrics
-
-train_path, valid_path, test_path, box_path, epochs, cutoff, seed = sys.argv[1:8]
-epochs, cutoff, seed = int(epochs), float(cutoff), int(seed)
-torch.manual_seed(seed)
+"""
+CACE_SETUP = r"""
 torch.set_default_dtype(torch.float32)
 cace.tools.setup_logger(level="INFO")
 train = ase.io.read(train_path, ":")
@@ -52,6 +53,19 @@ valid_loader = cace.tasks.load_data_loader(collection=collection, data_type="val
                                            batch_size=4)
 device = cace.tools.init_device("cpu")
 species = sorted({int(z) for a in train for z in a.numbers})
+def loss(name, predict, w):
+    return cace.tasks.GetLoss(target_name=name, predict_name=predict,
+                              loss_fn=torch.nn.MSELoss(), loss_weight=w)
+metrics = [Metrics(target_name="energy", predict_name="CACE_energy", name="e/atom",
+                   per_atom=True),
+           Metrics(target_name="forces", predict_name="CACE_forces", name="f")]
+"""
+
+TRAIN = CACE_IMPORTS + r"""
+train_path, valid_path, test_path, box_path, epochs, cutoff, seed = sys.argv[1:8]
+epochs, cutoff, seed = int(epochs), float(cutoff), int(seed)
+torch.manual_seed(seed)
+""" + CACE_SETUP + r"""
 representation = Cace(zs=species, n_atom_basis=3, embed_receiver_nodes=True, cutoff=cutoff,
                       cutoff_fn=PolynomialCutoff(cutoff=cutoff),
                       radial_basis=BesselRBF(cutoff=cutoff, n_rbf=6, trainable=True),
@@ -64,12 +78,6 @@ forces = cace.modules.forces.Forces(energy_key="CACE_energy", forces_key="CACE_f
 model = NeuralNetworkPotential(input_modules=None, representation=representation,
                                output_modules=[atomwise, forces])
 model.to(device)
-def loss(name, predict, weight):
-    return cace.tasks.GetLoss(target_name=name, predict_name=predict,
-                              loss_fn=torch.nn.MSELoss(), loss_weight=weight)
-metrics = [Metrics(target_name="energy", predict_name="CACE_energy", name="e/atom",
-                   per_atom=True),
-           Metrics(target_name="forces", predict_name="CACE_forces", name="f")]
 task = TrainingTask(model=model, losses=[loss("energy", "CACE_energy", 0.1),
                                          loss("forces", "CACE_forces", 1000)],
                     metrics=metrics, device=device, optimizer_args={"lr": 1e-2},

@@ -72,17 +72,11 @@ from pathlib import Path
 
 import numpy as np
 
+from peer_cace import CACE_IMPORTS, CACE_SETUP
+
 ROOT = Path(__file__).resolve().parent.parent
 
-TRAIN = r"""
-import json, sys, time, logging
-import numpy as np, torch, ase.io
-import cace
-from cace.representations import Cace
-from cace.modules import PolynomialCutoff, BesselRBF
-from cace.models.atomistic import NeuralNetworkPotential
-from cace.tasks.train import TrainingTask
-from cace.tools import Metrics
+TRAIN = CACE_IMPORTS + r"""
 from cace.data import AtomicData
 from cace.tools.torch_geometric.batch import Batch
 
@@ -93,18 +87,7 @@ epochs, cutoff, seed, threads, weight = (int(epochs), float(cutoff), int(seed), 
 torch.set_num_threads(threads)
 torch.manual_seed(seed)
 np.random.seed(seed)
-torch.set_default_dtype(torch.float32)
-cace.tools.setup_logger(level="INFO")
-train = ase.io.read(train_path, ":")
-e0 = cace.tools.compute_average_E0s(train, energy_key="ref_energy")
-collection = cace.tasks.get_dataset_from_xyz(train_path=train_path, valid_path=valid_path,
-                                             cutoff=cutoff, atomic_energies=e0, seed=seed)
-train_loader = cace.tasks.load_data_loader(collection=collection, data_type="train",
-                                           batch_size=2)
-valid_loader = cace.tasks.load_data_loader(collection=collection, data_type="valid",
-                                           batch_size=4)
-device = cace.tools.init_device("cpu")
-species = sorted({int(z) for a in train for z in a.numbers})
+""" + CACE_SETUP + r"""
 representation = Cace(zs=species, n_atom_basis=3, embed_receiver_nodes=True, cutoff=cutoff,
                       cutoff_fn=PolynomialCutoff(cutoff=cutoff),
                       radial_basis=BesselRBF(cutoff=cutoff, n_rbf=6, trainable=True),
@@ -135,13 +118,6 @@ model = cace.models.CombinePotential(
                {"CACE_energy": "ewald_potential", "CACE_forces": "ewald_forces",
                 "weight": weight}])
 model.to(device)
-
-def loss(name, predict, w):
-    return cace.tasks.GetLoss(target_name=name, predict_name=predict,
-                              loss_fn=torch.nn.MSELoss(), loss_weight=w)
-metrics = [Metrics(target_name="energy", predict_name="CACE_energy", name="e/atom",
-                   per_atom=True),
-           Metrics(target_name="forces", predict_name="CACE_forces", name="f")]
 scale = epochs / 500
 cycle, stage = max(1, round(40 * scale)), max(1, round(100 * scale))
 step_size, warmup = max(1, round(20 * scale)), round(5 * scale)
