@@ -67,3 +67,33 @@ def test_open_directions_of_slab_wire_molecule_and_bulk():
         if 0 < sum(pbc) < 3:  # orthogonal to every periodic cell vector
             periodic = cell[torch.tensor(pbc)]
             np.testing.assert_allclose((periodic @ u).numpy(), 0.0, atol=1e-12)
+
+
+def test_surface_normal_follows_the_open_cell_vector_and_refuses_non_slabs():
+    from ase.build import fcc111
+
+    from fieldforce.data.slab import surface_normal
+    from fieldforce.errors import DataError
+
+    slab = fcc111("Cu", (2, 2, 3), vacuum=6.0)
+    assert np.allclose(surface_normal(slab), [0, 0, 1])
+    flipped = slab.copy()
+    flipped.set_cell(slab.cell.array * [[1], [1], [-1]])  # open vector along -z
+    assert np.allclose(surface_normal(flipped), [0, 0, -1])
+    # a slab along x: normal x whatever the handedness of the periodic pair
+    turned = Atoms("Cu", cell=[[9, 0, 0], [0, 3, 0], [0, 0, 4]], pbc=[False, True, True])
+    assert np.allclose(surface_normal(turned), [1, 0, 0])
+    slab.pbc = True
+    with pytest.raises(DataError, match="surface diffusion needs a slab"):
+        surface_normal(slab, "surface diffusion")
+
+
+def test_interior_plane_lies_in_the_gap_nearest_the_middle():
+    from fieldforce.data.slab import interior_plane
+
+    # four layers (rumpled by 0.1 Å) at 0, 2, 4, 6 Å: the middle gap is at 3 Å
+    heights = np.array([0.0, 0.1, 2.0, 2.05, 4.0, 3.95, 6.0, 6.1])
+    assert interior_plane(heights) == pytest.approx(0.5 * (2.05 + 3.95))
+    # three layers: the middle layer's atoms are not cut; a gap beside it is taken
+    assert interior_plane(np.array([0.0, 2.0, 4.0])) in (1.0, 3.0)
+    assert interior_plane(np.array([1.0, 1.1])) == pytest.approx(1.05)  # one layer

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fieldforce.data.slab import surface_normal
 from fieldforce.errors import ConfigError, DataError
 
 #: Boltzmann constant, eV/K
@@ -66,15 +67,8 @@ def surface_lattice(atoms, adatom: int, layer_tol: float = 0.5) -> tuple[np.ndar
                                                                        np.ndarray]:
     """(normal [3], primitive in-plane lattice vectors [2, 3] Å) of the slab's top layer
     (the atoms, other than ``adatom``, within ``layer_tol`` Å of the highest one)."""
-    pbc = np.asarray(atoms.pbc, bool)
-    if pbc.sum() != 2:
-        raise DataError(f"surface diffusion needs a slab (periodic in two directions); got "
-                        f"pbc={pbc.tolist()}")
-    a, b = atoms.cell.array[pbc]
-    normal = np.cross(a, b)
-    normal /= np.linalg.norm(normal)
-    if normal @ atoms.cell.array[~pbc][0] < 0:
-        normal = -normal
+    normal = surface_normal(atoms, "surface diffusion")
+    a, b = atoms.cell.array[atoms.pbc]
     others = np.delete(np.arange(len(atoms)), adatom % len(atoms))
     heights = atoms.positions[others] @ normal
     top = others[heights > heights.max() - layer_tol]

@@ -70,6 +70,7 @@ import numpy as np
 from ase import Atoms
 
 from fieldforce.config import Section, option
+from fieldforce.data.slab import interior_plane, surface_normal
 from fieldforce.errors import BackendError
 from fieldforce.reference.backend import Backend, check_properties, make_settings
 from fieldforce.units import EPSILON0
@@ -230,7 +231,7 @@ class GPAWBackend(Backend):
                 raise BackendError("the non-periodic cell vector must be orthogonal to the "
                                    "slab plane (the field is applied along it)")
         if pbc.any():
-            normal = _normal(atoms)
+            normal = surface_normal(atoms, "a field along the normal")
             in_plane = efield - (efield @ normal) * normal
             if np.abs(in_plane).max() > 1e-12:
                 raise BackendError(
@@ -297,7 +298,7 @@ class GPAWBackend(Backend):
         return out
 
     def _label_slab(self, atoms: Atoms, efield: np.ndarray, props: set[str]) -> dict:
-        normal = _normal(atoms)
+        normal = surface_normal(atoms, "a field along the normal")
         length = abs(float(atoms.cell.array[~atoms.pbc][0] @ normal))
         periodic = atoms.cell.array[atoms.pbc]
         capacitance = EPSILON0 * float(np.linalg.norm(np.cross(periodic[0], periodic[1])))
@@ -308,7 +309,7 @@ class GPAWBackend(Backend):
         enhancement = length / max(length - thickness, 0.25 * length)
         wanted = float(efield @ normal)
         applied = wanted / enhancement
-        midplane = _interior_plane(heights)
+        midplane = interior_plane(heights)
         polar = "polarizability" in props
 
         def felt(run: _Run) -> float:  # the field in the vacuum gaps, F = S + mu/(eps0 A L)
@@ -417,16 +418,6 @@ class GPAWBackend(Backend):
         return run
 
 
-def _normal(atoms: Atoms) -> np.ndarray:
-    """Unit normal of a slab (periodic in two directions), pointing along the open cell
-    vector."""
-    a, b = atoms.cell.array[atoms.pbc]
-    n = np.cross(a, b)
-    n /= np.linalg.norm(n)
-    open_vector = atoms.cell.array[~atoms.pbc][0]
-    return n if n @ open_vector > 0 else -n
-
-
 def _check_fixed_layers(atoms: Atoms, normal: np.ndarray) -> None:
     """Atoms held by FixAtoms must be the bottom ones along ``normal``."""
     from ase.constraints import FixAtoms
@@ -445,23 +436,6 @@ def _check_fixed_layers(atoms: Atoms, normal: np.ndarray) -> None:
             f"{heights[fixed].max() - heights[~fixed].min():.2f} Å above the lowest free "
             "atom (fix the layers farthest from the surface being studied)"
         )
-
-
-def _interior_plane(heights: np.ndarray, layer_tol: float = 0.3) -> float:
-    """Height of the gap between atomic layers nearest the slab's middle (a plane through
-    a layer of atoms would cut their cores, where the grid resolves the density worst)."""
-    layers = []
-    for z in np.sort(heights):
-        if layers and z - layers[-1][-1] < layer_tol:
-            layers[-1].append(z)
-        else:
-            layers.append([z])
-    middle = 0.5 * (heights.min() + heights.max())
-    if len(layers) < 2:
-        return middle
-    pairs = zip(layers[:-1], layers[1:], strict=True)
-    gaps = [0.5 * (lower[-1] + upper[0]) for lower, upper in pairs]
-    return min(gaps, key=lambda g: abs(g - middle))
 
 
 def _electrons_above(atoms: Atoms, midplane: float, normal: np.ndarray) -> float:

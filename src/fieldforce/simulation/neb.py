@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
+from fieldforce.data.slab import surface_normal
 from fieldforce.errors import ConfigError, DataError
 
 #: a calculator for a uniform field [3] V/Å
@@ -54,19 +55,6 @@ class FieldBarriers:
     polarizabilities: dict[str, float] = field(default_factory=dict)
     converged: list[bool] = field(default_factory=list)
     paths: list[list[Atoms]] = field(default_factory=list, repr=False)
-
-
-def surface_normal(atoms: Atoms) -> np.ndarray:
-    """Unit normal of a slab (periodic in exactly two directions), along its open cell
-    vector; one clear error for anything else."""
-    pbc = np.asarray(atoms.pbc, bool)
-    if pbc.sum() != 2:
-        raise ConfigError(f"a barrier in a normal field needs a slab (periodic in two "
-                          f"directions); got pbc={pbc.tolist()}")
-    a, b = atoms.cell.array[pbc]
-    n = np.cross(a, b)
-    n /= np.linalg.norm(n)
-    return n if n @ atoms.cell.array[~pbc][0] > 0 else -n
 
 
 def _attach(atoms: Atoms, calc) -> Atoms:
@@ -141,7 +129,7 @@ def field_barriers(make_calculator: CalculatorFactory, initial: Atoms, final: At
                           f"got {images}")
     if len(fields) == 0:
         raise ConfigError("give at least one field")
-    normal = surface_normal(initial)
+    normal = surface_normal(initial, "a barrier in a normal field")
     fields = np.asarray(fields, dtype=float)
     rows, lengths, saddles, paths, converged = [], [], [], [], []
     for f in fields:
