@@ -29,8 +29,10 @@ Two tests of non-local physics:
 
 * **far-end charge of the chain**: the summed charge of the last C-C-H group (the end
   opposite the protonated one, 12 Å away), mean over all chain frames, neutral vs
-  protonated; the DFT difference is the charge pulled along the chain by the proton,
-  which a local model cannot see;
+  protonated, and the change of every atom's charge along the chain (plotted); the DFT
+  difference is the charge pulled along the chain by the proton, which a local charge
+  model sees only through how it spreads the net charge (the latent model: a uniform
+  shift, 1/13 e per atom);
 * **field response**: the induced dipole mu(E) - mu(0) along the field for Na8 (a small
   conductor) and C10H2 (along the chain) at their undisplaced geometries, fields 0-0.1
   V/Å, against PySCF at the dataset's level of theory (computed once and cached in
@@ -103,14 +105,24 @@ def far_end(frame) -> list[int]:
 
 def far_end_charges(frames, charges: list[np.ndarray] | None) -> dict:
     """Mean far-end charge of the neutral and protonated chains (``charges`` per frame;
-    None: the labels), and their difference."""
+    None: the labels), their difference, and ``profile``: the mean charge change on
+    protonation of each carbon (from the protonated end) and of the far hydrogen, e."""
     out: dict = {}
+    sites: dict[str, list[np.ndarray]] = {}
     for name in ("chain", "chain_protonated"):
-        values = [(f.labels["charges"] if charges is None else charges[i])[far_end(f)].sum()
-                  for i, f in enumerate(frames) if kind(f) == name]
+        values, rows = [], []
+        for i, f in enumerate(frames):
+            if kind(f) != name:
+                continue
+            q = np.asarray(f.labels["charges"] if charges is None else charges[i])
+            values.append(q[far_end(f)].sum())
+            rows.append(np.append(q[:10], q[-1]))  # carbons 0-9, the far H
         out[name] = float(np.mean(values)) if values else None
+        sites[name] = rows
     if None not in out.values():
         out["difference"] = out["chain_protonated"] - out["chain"]
+        out["profile"] = (np.mean(sites["chain_protonated"], axis=0)
+                          - np.mean(sites["chain"], axis=0)).tolist()
     return out
 
 
@@ -271,17 +283,17 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    names = ["DFT"] + [r["variant"] for r in rows]
-    fars = [reference["far_end"]] + [r["far_end"] for r in rows]
-    x = np.arange(len(names))
-    for k, (key, label) in enumerate((("chain", "C10H2"), ("chain_protonated", "C10H3+"))):
-        axes[0].bar(x + (k - 0.5) * 0.38, [np.nan if f.get(key) is None else f[key]
-                                           for f in fars], 0.38, label=label)
-    axes[0].set_xticks(x, names)
+    for label, fe in [("DFT", reference["far_end"])] + [(r["variant"], r["far_end"])
+                                                       for r in rows]:
+        if fe.get("profile"):
+            axes[0].plot(range(11), fe["profile"], "o-" if label == "DFT" else ".--",
+                         label=label, lw=2 if label == "DFT" else 1)
+    axes[0].set_xticks(range(11), [f"C{k + 1}" for k in range(10)] + ["H"])
     axes[0].axhline(0, color="k", lw=0.5)
-    axes[0].set_ylabel("charge of the far C-C-H group (e)")
-    axes[0].legend()
-    axes[0].set_title("protonation seen 12 Å away")
+    axes[0].set_ylabel("charge change on protonation (e)")
+    axes[0].set_xlabel("atom, from the protonated end")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("C10H2 -> C10H3+: where the proton's charge goes")
     for ax, system in zip(axes[1:], RESPONSE_AXES, strict=True):
         for label, resp in [("DFT", reference["field_response"])] + [
                 (r["variant"], r["field_response"]) for r in rows]:
