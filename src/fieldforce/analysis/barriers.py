@@ -67,7 +67,7 @@ def plot_barriers(path: str | Path, fields, barriers, fit: BarrierFit | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fieldforce.data.atomic import atomic_path
+    from fieldforce.data.atomic import save_figure
 
     f = np.asarray(fields, dtype=float)
     grid = np.linspace(min(f.min(), 0.0) - 0.05, max(f.max(), 0.0) + 0.05, 200)
@@ -88,11 +88,9 @@ def plot_barriers(path: str | Path, fields, barriers, fit: BarrierFit | None = N
         ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
+    save_figure(fig, path, dpi=150)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 __all__ = ["BarrierFit", "fit_barriers", "plot_barriers"]

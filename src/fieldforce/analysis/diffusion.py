@@ -218,7 +218,7 @@ def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[Arrhen
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fieldforce.data.atomic import atomic_path
+    from fieldforce.data.atomic import save_figure
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for k, fit in enumerate(fits):
@@ -236,11 +236,9 @@ def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[Arrhen
         ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
+    save_figure(fig, path, dpi=150)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def to_dict(runs: list[DiffusionRun], fits: list[ArrheniusFit]) -> dict:

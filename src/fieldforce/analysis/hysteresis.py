@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from fieldforce.data.atomic import atomic_path
+from fieldforce.data.atomic import save_figure
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.units import MV_PER_CM, UC_PER_CM2
 
@@ -182,8 +182,7 @@ class HysteresisLoop:
         ax.set_title(title if title is not None else "hysteresis loop")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        with atomic_path(path, ".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=150)
+        save_figure(fig, path, dpi=150)
 
 
 def _direction(axis: Any, field: np.ndarray) -> np.ndarray:

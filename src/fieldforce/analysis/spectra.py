@@ -34,7 +34,7 @@ from scipy import fft as sfft
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks, peak_widths
 
-from fieldforce.data.atomic import atomic_path
+from fieldforce.data.atomic import save_figure
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.units import HBAR_JS, SPEED_OF_LIGHT_M_S
 
@@ -136,8 +136,7 @@ class IRSpectrum:
         ax.set_title(title if title is not None else f"IR spectrum ({self.method})")
         fig.tight_layout()
 
-        with atomic_path(path, ".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=150)
+        save_figure(fig, path, dpi=150)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary: grid, intensity, settings and peaks."""

@@ -190,7 +190,7 @@ def _plot_surface_field(result, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from fieldforce.data.atomic import atomic_path
+    from fieldforce.data.atomic import save_figure
 
     positions = result.atoms.positions
     surface = result.surface
@@ -207,6 +207,5 @@ def _plot_surface_field(result, path: Path, title: str) -> None:
         ax.set_title(label)
     fig.colorbar(points, ax=axes, label="|E| at the surface (V/Å)")
     fig.suptitle(f"{title}: E0 = {result.e0:g} V/Å, beta = {result.beta:.2f}")
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=130)
+    save_figure(fig, path, dpi=130)
     plt.close(fig)

@@ -56,6 +56,13 @@ def write_json(data, path: str | Path, indent: int = 1) -> Path:
     return Path(path)
 
 
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """A matplotlib figure as PNG in ``path``, atomically (the caller closes it)."""
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return Path(path)
+
+
 def same_path(a: str | Path, b: str | Path) -> bool:
     """Whether ``a`` and ``b`` name the same file (links and relative paths resolved)."""
     a, b = Path(a), Path(b)

@@ -98,7 +98,7 @@ def plot_dipole(times: np.ndarray, dipoles: np.ndarray, path: Path) -> None:
     """The dipole components (D) against time (ps)."""
     from matplotlib.figure import Figure
 
-    from fieldforce.training.plots import save_figure
+    from fieldforce.data.atomic import save_figure
 
     fig = Figure(figsize=(7, 3.5))
     ax = fig.add_subplot()

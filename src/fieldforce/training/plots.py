@@ -7,14 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fieldforce.data.atomic import atomic_path
+from fieldforce.data.atomic import save_figure
 from fieldforce.data.labels import LABELS
-
-
-def save_figure(fig, path: Path) -> None:
-    """A matplotlib figure as PNG, atomically."""
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=120)
 
 
 def parity_plots(pairs: dict[str, dict[str, np.ndarray]], directory: str | Path,
@@ -105,4 +99,4 @@ def learning_curve(history: list[dict], path: Path) -> Path:
     return path
 
 
-__all__ = ["learning_curve", "parity_plots", "save_figure"]
+__all__ = ["learning_curve", "parity_plots"]
