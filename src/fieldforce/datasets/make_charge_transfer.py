@@ -38,6 +38,7 @@ import numpy as np
 from ase import Atoms
 
 from fieldforce.data.frame import Frame
+from fieldforce.reference.labelling import add_label_command, run_label_command
 
 #: PBE with def2-SVPD (diffuse functions for the polarizabilities and anions) and
 #: density fitting
@@ -163,12 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("sample", help="build the geometries")
     p.add_argument("--out", type=Path, default=Path("ct_unlabelled.xyz"))
     p.add_argument("--seed", type=int, default=SEED)
-    p = sub.add_parser("label", help="label them (resumable)")
-    p.add_argument("inp", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--max-hours", type=float, default=None,
-                   help="stop starting new frames after this many hours (rerun to continue)")
+    add_label_command(sub)
     p = sub.add_parser("finish", help="write charge_transfer_meta.json beside the labels")
     p.add_argument("labelled", type=Path)
     args = parser.parse_args(argv)
@@ -177,13 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(info | {"seed": args.seed}, indent=1))
         return 0
     if args.step == "label":
-        from fieldforce.reference.labelling import label_frames
-
-        seconds = None if args.max_hours is None else 3600 * args.max_hours
-        report = label_frames(args.inp, args.out, _backend(), PROPERTIES,
-                              workers=args.workers, max_seconds=seconds)
-        print(report)
-        return 3 if report.stopped_early else 0
+        return run_label_command(args, _backend(), PROPERTIES)
     from fieldforce.data.io import read_frames
 
     frames = read_frames(args.labelled)

@@ -45,6 +45,7 @@ from ase import Atoms
 from ase.constraints import FixAtoms
 
 from fieldforce.data.frame import Frame
+from fieldforce.reference.labelling import add_label_command, run_label_command
 
 #: Level of theory. LCAO (dzp) costs ~6 min per frame with its polarizability on one
 #: core for the 13-atom Cu slabs, fd ~5x more; benchmarks/metal_convergence.py
@@ -285,12 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("sample", help="build the slabs")
     p.add_argument("--out", type=Path, default=Path("metal_unlabelled.xyz"))
     p.add_argument("--seed", type=int, default=SEED)
-    p = sub.add_parser("label", help="label the slabs (resumable)")
-    p.add_argument("inp", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--max-hours", type=float, default=None,
-                   help="stop starting new frames after this many hours (rerun to continue)")
+    add_label_command(sub)
     p = sub.add_parser("relax", help="relax an adatom's minimum or its saddle held by "
                        "symmetry, with the dataset's DFT at zero field (resumable)")
     p.add_argument("system", choices=SYSTEMS)
@@ -326,13 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.step == "relax":
         return _relax(args)
     if args.step == "label":
-        from fieldforce.reference.labelling import label_frames
-
-        seconds = None if args.max_hours is None else 3600 * args.max_hours
-        report = label_frames(args.inp, args.out, _backend(), PROPERTIES,
-                              workers=args.workers, max_seconds=seconds)
-        print(report)
-        return 3 if report.stopped_early else 0
+        return run_label_command(args, _backend(), PROPERTIES)
     return _finish(args)
 
 

@@ -28,6 +28,7 @@ from ase.optimize import BFGS
 
 from fieldforce.data.frame import Frame
 from fieldforce.datasets import water_sampling as ws
+from fieldforce.reference.labelling import add_label_command, run_label_command
 
 #: Level of theory of the shipped data. A diffuse basis (aug-) is needed for
 #: polarizabilities: without it alpha of water is ~30 % too small.
@@ -120,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("sample", help="draw geometries")
     p.add_argument("--out", type=Path, default=Path("water_unlabelled.xyz"))
     p.add_argument("--seed", type=int, default=SEED)
-    p = sub.add_parser("label", help="label the geometries (resumable)")
-    p.add_argument("inp", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--workers", type=int, default=2)
+    add_label_command(sub, workers=2)
     p = sub.add_parser("finish", help="write water_meta.json next to the labelled file")
     p.add_argument("labelled", type=Path)
     p.add_argument("--sampling", type=Path, default=None,
@@ -141,11 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out} and {sampling}")
         return 0
     if args.step == "label":
-        from fieldforce.reference.labelling import label_frames
-
-        report = label_frames(args.inp, args.out, _backend(), PROPERTIES, workers=args.workers)
-        print(report)
-        return 0
+        return run_label_command(args, _backend(), PROPERTIES)
     return _finish(args)
 
 

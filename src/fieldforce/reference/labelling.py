@@ -280,6 +280,27 @@ def label_frames(
     return report
 
 
+def add_label_command(subparsers, workers: int = 1) -> None:
+    """The ``label INP OUT [--workers N] [--max-hours H]`` subcommand of a dataset maker
+    (``python -m fieldforce.datasets.make_*``); run it with :func:`run_label_command`."""
+    p = subparsers.add_parser("label", help="label the structures (resumable)")
+    p.add_argument("inp", type=Path, help="the unlabelled extxyz")
+    p.add_argument("out", type=Path, help="the labelled file (parts beside it until done)")
+    p.add_argument("--workers", type=int, default=workers)
+    p.add_argument("--max-hours", type=float, default=None,
+                   help="stop starting new frames after this many hours (rerun to continue)")
+
+
+def run_label_command(args, backend: Backend, properties: Iterable[str]) -> int:
+    """Label as :func:`add_label_command`'s arguments say; exit status 0 when done, 3 when
+    stopped early by ``--max-hours`` (rerun to continue)."""
+    seconds = None if args.max_hours is None else 3600 * args.max_hours
+    report = label_frames(args.inp, args.out, backend, properties, workers=args.workers,
+                          max_seconds=seconds)
+    print(report)
+    return 3 if report.stopped_early else 0
+
+
 def _progress(total: int, initial: int, enabled: bool, name: str):
     from tqdm.auto import tqdm
 
