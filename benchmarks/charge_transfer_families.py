@@ -11,9 +11,11 @@ the frames in a uniform field); a labelled extxyz or the ``.parts`` folder of a 
 in progress. Split per kind (``config_type``): a quarter held out for testing (seed 0),
 10 % of the rest for validation.
 
-Models (``--variants``), one backbone, seed and schedule, all trained on the same terms
-(``--weights``, default energy 1, forces 100, dipole 10: the dipoles give the charged
-families their scale and sign; the short-range model has no dipole and ignores them):
+Models (``--variants``), one backbone, seed and schedule, all trained on the same labels
+(``--weights``, default energy 1, forces 100, dipole 10, polarizability 1: the dipoles give
+the charged families their scale and sign; a term a family does not predict is left out
+for it: the short-range model learns energies and forces, the latent model adds the
+dipoles, QEq also the polarizabilities):
 
 * ``short_range``: ``family: latent`` with ``long_range: false`` (no charges);
 * ``latent``: latent Ewald charges (local charges, neutrality by a uniform shift);
@@ -316,7 +318,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "src" / "fieldforce" / "datasets"
                         / "charge_transfer.xyz.gz")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--weights", nargs="+", default=["energy=1", "forces=100", "dipole=10"],
+    parser.add_argument("--weights", nargs="+",
+                        default=["energy=1", "forces=100", "dipole=10", "polarizability=1"],
                         metavar="TERM=WEIGHT")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="model options for every variant (values parsed as YAML)")

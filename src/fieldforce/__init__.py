@@ -10,6 +10,8 @@ Public API (everything else may change between versions):
   :func:`label_frames` — DFT labelling under finite fields
 - :func:`load_water` — the shipped, self-labelled water dataset
 - :func:`load_metal` — the shipped, self-labelled metal-surface (Cu, W) dataset
+- :func:`load_charge_transfer` — the shipped, self-labelled charge-transfer dataset
+  (chains, ionic and metal clusters in several charge states)
 - :func:`coulomb_energy`, :func:`coulomb_potential`, :class:`CoulombOperator` —
   Coulomb sums (direct, Ewald, PME, P3M on torch-pme)
 - :class:`FieldModel`, :func:`build_model`, :func:`load_model`, :func:`evaluate` —
@@ -55,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "summarize": "fieldforce.data.info",
     "load_water": "fieldforce.datasets",
     "load_metal": "fieldforce.datasets",
+    "load_charge_transfer": "fieldforce.datasets",
     # physics kernels
     "DescriptorSettings": "fieldforce.descriptors",
     "SOAPFeatures": "fieldforce.descriptors",

@@ -12,6 +12,13 @@ sites and along its hop, thermal displacements and clean slabs, labelled with GP
 (settings in ``metal_meta.json``) with energy, forces, and the dipole and
 polarizability along the surface normal, at fields between -1 and +1 V/Å.
 Regenerate with ``python -m fieldforce.datasets.make_metal``.
+
+``charge_transfer``: molecules and clusters where non-local charge transfer decides the
+answer (polyyne C10H2 and its protonated cation C10H3+, Na4Cl4 and its ions, Na_n
+clusters, Na8 + H2O), labelled with PySCF (settings in ``charge_transfer_meta.json``)
+with energy, forces, dipole, polarizability, Born charges and meta-Löwdin charges, in
+several charge states (``total_charge``) and, for a third of the frames, in a uniform
+field. Regenerate with ``python -m fieldforce.datasets.make_charge_transfer``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from pathlib import Path
 from fieldforce.data.frame import Frame
 
 __all__ = ["water_path", "water_metadata", "load_water", "metal_path", "metal_metadata",
-           "load_metal", "SHIPPED", "load_shipped"]
+           "load_metal", "charge_transfer_path", "charge_transfer_metadata",
+           "load_charge_transfer", "SHIPPED", "load_shipped"]
 
 
 def water_path() -> Path:
@@ -98,8 +106,45 @@ def load_metal(system: str | None = None, config_type: str | None = None) -> lis
     return frames
 
 
+def charge_transfer_path() -> Path:
+    """Path of the shipped charge-transfer extxyz file (gzip-compressed)."""
+    return Path(str(resources.files(__package__).joinpath("charge_transfer.xyz.gz")))
+
+
+def charge_transfer_metadata() -> dict:
+    """How the shipped charge-transfer data were made: level of theory, counts, commands."""
+    text = resources.files(__package__).joinpath("charge_transfer_meta.json").read_text()
+    return json.loads(text)
+
+
+def load_charge_transfer(config_type: str | None = None) -> list[Frame]:
+    """The shipped charge-transfer frames, optionally of one kind.
+
+    Parameters
+    ----------
+    config_type
+        ``"chain"``, ``"chain_protonated"``, ``"nacl"``, ``"nacl_cation"``,
+        ``"nacl_anion"``, ``"sodium"`` or ``"sodium_water"``; ``None`` for all.
+
+    Every frame has energy, forces, dipole, polarizability, Born charges, charges
+    (meta-Löwdin), ``total_charge`` (e) and ``efield`` (zero or a uniform field of
+    0.01-0.05 V/Å).
+    """
+    from fieldforce.data.io import read_frames
+    from fieldforce.errors import ConfigError
+
+    frames = read_frames(charge_transfer_path())
+    kinds = sorted({str(f.atoms.info.get("config_type")) for f in frames})
+    if config_type is not None and config_type not in kinds:
+        raise ConfigError(f"no shipped charge-transfer frames of kind {config_type!r}; "
+                          f"available: {', '.join(kinds)}")
+    if config_type is not None:
+        frames = [f for f in frames if f.atoms.info.get("config_type") == config_type]
+    return frames
+
+
 #: the shipped datasets by name (``fieldforce:NAME`` in training configs)
-SHIPPED = {"water": load_water, "metal": load_metal}
+SHIPPED = {"water": load_water, "metal": load_metal, "charge_transfer": load_charge_transfer}
 
 
 def load_shipped(name: str) -> list[Frame]:

@@ -17,7 +17,7 @@ Systems (``config_type``):
   of a standard geometry (C-H 1.06, C≡C 1.21, C-C 1.36 Å; the CH2 end sp2, H-C-H 117°).
 * ``nacl``: Na4Cl4 (a rock-salt cube, Na-Cl 2.65 Å) and its cation Na4Cl3+ and anion
   Na3Cl4-, displaced by 0.08 Å: ionic clusters in three charge states.
-* ``sodium``: Na2, Na4, Na6 and Na8 clusters (nearest neighbours ~3.4 Å), whose
+* ``sodium``: Na2, Na4 (a rhombus), Na6 and Na8 clusters (nearest neighbours ~3.4 Å), whose
   polarizability grows like a conductor's, and ``sodium_water``: Na8 with a water
   molecule at 2.4 Å (O-Na).
 
@@ -84,10 +84,15 @@ def nacl_cube(remove: str | None = None) -> Atoms:
 
 
 def sodium_cluster(n: int) -> Atoms:
-    """A compact Na_n (n = 2, 4, 6, 8) from bcc Na (a = 4.23 Å, NN 3.66 Å), contracted by
-    7 % as small clusters are."""
+    """A compact Na_n (n = 2, 6, 8: from bcc Na, a = 4.23 Å, NN 3.66 Å, contracted by 7 %
+    as small clusters are; n = 4: the planar rhombus, Na4's ground state, sides 3.40 Å and
+    short diagonal 3.10 Å: the tetrahedral bcc fragment has a degenerate HOMO, on which a
+    closed-shell SCF does not converge to an aufbau state)."""
+    if n == 4:
+        half_long = np.sqrt(3.40**2 - 1.55**2)
+        return Atoms("Na4", positions=[[half_long, 0, 0], [-half_long, 0, 0],
+                                       [0, 1.55, 0], [0, -1.55, 0]])
     sites = {2: [[0, 0, 0], [.5, .5, .5]],
-             4: [[0, 0, 0], [.5, .5, .5], [1, 0, 0], [.5, -.5, .5]],
              6: [[0, 0, 0], [.5, .5, .5], [1, 0, 0], [.5, -.5, .5], [.5, .5, -.5],
                  [.5, -.5, -.5]],
              8: [[0, 0, 0], [.5, .5, .5], [1, 0, 0], [.5, -.5, .5], [.5, .5, -.5],

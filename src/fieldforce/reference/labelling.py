@@ -269,9 +269,11 @@ def label_frames(
     if report.stopped_early:
         return report
     ordered = [done[p] for p in sorted(done)]
+    failures = output.with_name(output.name + ".failures.json")
     if report.failed:
-        failures = output.with_name(output.name + ".failures.json")
         write_json({str(k): v for k, v in report.failed.items()}, failures)
+    else:  # a rerun that labelled what failed before leaves no stale list
+        failures.unlink(missing_ok=True)
     if ordered:
         write_frames(ordered, output)
     for item in parts.iterdir():  # the parts, and any temporary a killed writer left
