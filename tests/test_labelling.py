@@ -75,6 +75,7 @@ def test_failure_is_reported_and_skipped_then_resume_only_redoes_what_is_missing
     assert report.reused == 4 and report.labelled == 1 and len(second.calls) == 1
     np.testing.assert_allclose(second.calls[0][0], [2, 0, 0])
     assert len(read_frames(out)) == 5
+    assert not (tmp_path / "out.xyz.failures.json").exists()  # no stale failure list
     # Other settings: nothing may be reused.
     third = PointChargeBackend(version=2)
     assert label_frames(src, out, third, ["energy"], progress=False).reused == 0
