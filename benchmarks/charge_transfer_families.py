@@ -1,6 +1,7 @@
 """Short-range, latent-charge and charge-equilibration models on the charge-transfer data.
 
-    python benchmarks/charge_transfer_families.py --threads 2
+    python benchmarks/charge_transfer_families.py --threads 1
+    python benchmarks/charge_transfer_families.py --rescore     # score the trained models again
     python benchmarks/charge_transfer_families.py --data benchmarks/runs/charge_transfer/\
 charge_transfer.xyz.gz.parts --max-steps 200      # a quick check on a partial labelling
 
@@ -22,7 +23,8 @@ dipoles, QEq also the polarizabilities):
 * ``qeq``: charge equilibration, ``conduction: conductor`` (one chemical potential per
   structure, the net charge ``total_charge``).
 
-Scored on the test set by ``fieldforce eval``'s scorer: energy, forces, dipole,
+Scored on the test set (each model as saved in ``--work``, default /tmp/ff_charge_transfer;
+per kind as well) by ``fieldforce eval``'s scorer: energy, forces, dipole,
 polarizability, Born charges and charges (meta-Löwdin) where the model predicts them;
 a model without a charge output is "n/a", and the latent model's polarizability is zero
 by construction (scored as a model predicting zero, so its error is the labels' RMS).
@@ -198,8 +200,8 @@ def model_response(model, train_frames) -> dict:
 
 
 def run_variant(name: str, data, args, weights: dict, options: dict) -> dict:
+    """Train variant ``name`` into ``args.work / name``; its cost."""
     from fieldforce.training import Trainer, load_config
-    from fieldforce.training.evaluation import evaluate_frames
 
     train, valid, test = data
     config = load_config({
@@ -214,14 +216,27 @@ def run_variant(name: str, data, args, weights: dict, options: dict) -> dict:
     t0 = time.perf_counter()
     trainer = Trainer(config, progress=False, data=(train, valid, []))
     trainer.fit()
-    seconds = time.perf_counter() - t0
-    model = trainer.model
+    return {"variant": name, "seconds": time.perf_counter() - t0, "epochs": trainer.epoch,
+            "n_train": len(train), "n_valid": len(valid), "n_test": len(test)}
+
+
+def score(name: str, data, work: Path) -> dict:
+    """Scores of the model file ``work/name/model.pt`` (as trained, or kept from an
+    earlier run: ``--rescore``)."""
+    from fieldforce.models import load_model
+    from fieldforce.training.evaluation import evaluate_frames
+
+    train, valid, test = data
+    model = load_model(work / name / "model.pt")
     table, _ = evaluate_frames(model, test)
     scores = {k: {kk: m[kk] for kk in ("rmse", "rrmse", "unit", "n")}
               for k, m in table.items() if "rmse" in m}
-    return {"variant": name, "model": model.config, "seconds": seconds,
-            "epochs": trainer.epoch, "n_train": len(train), "n_valid": len(valid),
-            "n_test": len(test), "scores": scores,
+    by_kind = {}
+    for group in sorted({kind(f) for f in test}):
+        part, _ = evaluate_frames(model, [f for f in test if kind(f) == group])
+        by_kind[group] = {k: part[k]["rmse"] for k in ("energy", "forces", "dipole",
+                                                         "polarizability") if k in part}
+    return {"model": model.config, "scores": scores, "by_kind": by_kind,
             "far_end": {} if not model.has_charges else far_end_charges(
                 train + valid + test, model_charges(model, train + valid + test)),
             "field_response": model_response(model, train)}
@@ -263,6 +278,14 @@ def table(rows: list[dict], reference: dict) -> str:
         lines.append("| DFT (meta-Löwdin) |" + " |" * len(cols)
                      + f" {fe['chain']:+.3f} / {fe['chain_protonated']:+.3f} / "
                        f"{fe['difference']:+.3f} |")
+    kinds = sorted({k for r in rows for k in r.get("by_kind", {})})
+    if kinds:
+        lines += ["", "| energy meV/atom / forces eV/Å by kind | " + " | ".join(
+            r["variant"] for r in rows) + " |", "|---|" + "---|" * len(rows)]
+        for k in kinds:
+            cells = [f"{1000 * r['by_kind'][k]['energy']:.0f} / {r['by_kind'][k]['forces']:.3f}"
+                     if k in r.get("by_kind", {}) else "n/a" for r in rows]
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
     lines += ["", "| induced dipole along E, e·Å | " + " | ".join(
         f"{s} at {f:g} V/Å" for s in RESPONSE_AXES for f in FIELDS[1:]) + " |",
         "|---|" + "---|" * (len(RESPONSE_AXES) * (len(FIELDS) - 1))]
@@ -323,7 +346,9 @@ def main() -> None:
                         metavar="TERM=WEIGHT")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="model options for every variant (values parsed as YAML)")
-    parser.add_argument("--max-steps", type=int, default=10000)
+    parser.add_argument("--max-steps", type=int, default=3000)
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the models already in --work (no training)")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -346,11 +371,19 @@ def main() -> None:
     weights = {k: float(v) for k, v in key_values(args.weights).items()}
     from fieldforce.data.atomic import write_json
 
+    previous = {}
+    if args.rescore and args.out.exists():
+        previous = {r["variant"]: r for r in json.loads(args.out.read_text())["rows"]}
     rows = []
     for name in args.variants:
-        rows.append(run_variant(name, data, args, weights, key_values(args.set)))
+        if args.rescore:
+            cost = {k: v for k, v in previous.get(name, {}).items()
+                    if k in ("seconds", "epochs", "n_train", "n_valid", "n_test")}
+        else:
+            cost = run_variant(name, data, args, weights, key_values(args.set))
+        rows.append({"variant": name, **cost, **score(name, data, args.work)})
         r = rows[-1]
-        print(f"{name}: {r['seconds']:.0f} s, " + ", ".join(
+        print(f"{name}: {r.get('seconds', float('nan')):.0f} s, " + ", ".join(
             f"{k} {m['rmse']:.4g}" for k, m in r["scores"].items()), flush=True)
         write_json({"data": str(args.data), "counts": counts, "weights": weights,
                     "max_steps": args.max_steps, "seed": args.seed,

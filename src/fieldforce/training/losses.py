@@ -3,11 +3,16 @@
 Loss = sum_p w_p <(pred - ref)²>_p / s_p², over the properties p with a weight, labels
 and a prediction; s_p is the standard deviation of the training labels of p (so the
 weights are dimensionless; one labelled value has no spread and leaves its term
-unnormalised). Labels marked ``per_atom_score`` in the label table (the energy) are
-compared per atom. A frame without a label does not enter that term. A slab's (two
-periodic axes) dipole and polarizability enter along its normal only
-(:func:`~fieldforce.data.batch.physical_components`). The same
-comparison (:func:`labelled_pairs`) gives the errors of ``fieldforce eval``.
+unnormalised). For the energy it is the spread left after a least-squares fit of the
+energies to the composition (per-element energies): total energies per atom differ by
+thousands of eV between elements, a spread no model has to learn (the families fit the
+same composition baseline), and normalising by it would make the energy term vanish
+against the others in any set with more than one stoichiometry. Labels marked
+``per_atom_score`` in the label table (the energy) are compared per atom. A frame
+without a label does not enter that term. A slab's (two periodic axes) dipole and
+polarizability enter along its normal only
+(:func:`~fieldforce.data.batch.physical_components`). The same comparison
+(:func:`labelled_pairs`) gives the errors of ``fieldforce eval``.
 """
 
 from __future__ import annotations
@@ -57,8 +62,23 @@ def label_scales(frames: Sequence[Frame]) -> dict[str, float]:
             else:
                 values = physical_components(batch, name, values[mask],
                                              torch.nonzero(mask).flatten())
+            if name == "energy":
+                values = _composition_residual(batch, mask)
             scales[name] = float(values.std().clamp_min(1e-6)) if values.numel() > 1 else 1.0
     return scales
+
+
+def _composition_residual(batch: Batch, mask: torch.Tensor) -> torch.Tensor:
+    """Per-atom energies of the labelled structures minus a least-squares fit of the
+    energies to their element counts [S] (eV/atom)."""
+    elements, column = torch.unique(batch.numbers, return_inverse=True)
+    counts = torch.zeros(batch.n_structures, len(elements), dtype=torch.float64)
+    counts.index_put_((batch.structure_index, column),
+                      torch.ones(len(column), dtype=torch.float64), accumulate=True)
+    energy = batch.labels["energy"].to(torch.float64)
+    counts, energy = counts[mask], energy[mask]
+    fit = torch.linalg.lstsq(counts, energy[:, None], driver="gelsd").solution[:, 0]
+    return (energy - counts @ fit) / counts.sum(dim=1)
 
 
 def weighted_loss(batch: Batch, out: dict[str, torch.Tensor], terms: Sequence[str],

@@ -1,0 +1,31 @@
+"""Loss normalisation: each term is scaled by the spread a model has to learn."""
+
+import numpy as np
+from ase import Atoms
+
+from fieldforce.data.frame import Frame
+from fieldforce.training.losses import label_scales
+
+
+def test_energy_scale_is_the_spread_left_after_the_composition_fit():
+    # per-element energies of very different size (as total DFT energies are) plus a
+    # small structure-dependent part: only the latter is the model's to learn
+    rng = np.random.default_rng(0)
+    element = {1: -13.6, 8: -2040.0, 11: -4420.0}
+    frames, extra = [], []
+    for formula in ["H2O", "H4O2", "Na2", "Na4", "NaOH", "Na2O", "H2", "O2"] * 3:
+        atoms = Atoms(formula, positions=rng.normal(size=(len(Atoms(formula)), 3)))
+        e = rng.normal(scale=0.05) * len(atoms)
+        extra.append(e)
+        energy = sum(element[z] for z in atoms.numbers) + e
+        frames.append(Frame(atoms, {"energy": np.array(energy),
+                                    "forces": rng.normal(size=(len(atoms), 3))}))
+    scale = label_scales(frames)["energy"]
+    per_atom = np.array([float(f.labels["energy"]) / len(f) for f in frames])
+    assert per_atom.std() > 1000  # the raw spread: thousands of eV/atom
+    # the fit leaves (about) the structure-dependent part, 0.05 eV/atom
+    assert 0.02 < scale < 0.08
+    # one stoichiometry: the fit removes only the mean, as before
+    water = [f for f in frames if f.atoms.get_chemical_formula() in ("H2O", "H4O2")]
+    e = np.array([float(f.labels["energy"]) / len(f) for f in water])
+    assert label_scales(water)["energy"] < e.std() * 1.1 + 1e-9
