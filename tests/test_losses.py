@@ -1,6 +1,7 @@
 """Loss normalisation: each term is scaled by the spread a model has to learn."""
 
 import numpy as np
+import pytest
 from ase import Atoms
 
 from fieldforce.data.frame import Frame
@@ -29,3 +30,13 @@ def test_energy_scale_is_the_spread_left_after_the_composition_fit():
     water = [f for f in frames if f.atoms.get_chemical_formula() in ("H2O", "H4O2")]
     e = np.array([float(f.labels["energy"]) / len(f) for f in water])
     assert label_scales(water)["energy"] < e.std() * 1.1 + 1e-9
+
+
+def test_energy_scale_of_too_few_structures_for_the_fit_is_the_plain_spread():
+    # two structures, two elements: the composition fit is exact and leaves nothing, so the
+    # scale falls back to the spread of the per-atom energies (never ~0, which would blow
+    # the energy term up)
+    frames = [Frame(Atoms("H2O", positions=np.eye(3)), {"energy": np.array(-2070.0)}),
+              Frame(Atoms("O2", positions=np.eye(3)[:2]), {"energy": np.array(-4085.0)})]
+    per_atom = np.array([-2070.0 / 3, -4085.0 / 2])
+    assert label_scales(frames)["energy"] == pytest.approx(per_atom.std(ddof=1), rel=1e-6)

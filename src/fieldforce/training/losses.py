@@ -63,7 +63,11 @@ def label_scales(frames: Sequence[Frame]) -> dict[str, float]:
                 values = physical_components(batch, name, values[mask],
                                              torch.nonzero(mask).flatten())
             if name == "energy":
-                values = _composition_residual(batch, mask)
+                residual = _composition_residual(batch, mask)
+                # too few structures to fit per-element energies and leave a spread:
+                # the per-atom energies' own spread, as without the fit
+                if residual.numel() > 1 and float(residual.std()) > 1e-6:
+                    values = residual
             scales[name] = float(values.std().clamp_min(1e-6)) if values.numel() > 1 else 1.0
     return scales
 
@@ -77,6 +81,8 @@ def _composition_residual(batch: Batch, mask: torch.Tensor) -> torch.Tensor:
                       torch.ones(len(column), dtype=torch.float64), accumulate=True)
     energy = batch.labels["energy"].to(torch.float64)
     counts, energy = counts[mask], energy[mask]
+    if len(energy) <= int(torch.linalg.matrix_rank(counts)):  # an exact fit: no spread
+        return torch.zeros_like(energy)
     fit = torch.linalg.lstsq(counts, energy[:, None], driver="gelsd").solution[:, 0]
     return (energy - counts @ fit) / counts.sum(dim=1)
 
