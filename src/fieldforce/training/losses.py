@@ -64,8 +64,8 @@ def label_scales(frames: Sequence[Frame]) -> dict[str, float]:
                                              torch.nonzero(mask).flatten())
             if name == "energy":
                 residual = _composition_residual(batch, mask)
-                # too few structures to fit per-element energies and leave a spread:
-                # the per-atom energies' own spread, as without the fit
+                # too few structures to fit per-element energies and leave a spread (an
+                # exact fit): the per-atom energies' own spread, as without the fit
                 if residual.numel() > 1 and float(residual.std()) > 1e-6:
                     values = residual
             scales[name] = float(values.std().clamp_min(1e-6)) if values.numel() > 1 else 1.0
@@ -73,18 +73,16 @@ def label_scales(frames: Sequence[Frame]) -> dict[str, float]:
 
 
 def _composition_residual(batch: Batch, mask: torch.Tensor) -> torch.Tensor:
-    """Per-atom energies of the labelled structures minus a least-squares fit of the
-    energies to their element counts [S] (eV/atom)."""
+    """Per-atom energies of the labelled structures minus the models' own composition fit
+    (:func:`~fieldforce.models.backbone.composition_baseline`, reproducible to the bit, so
+    a resumed training normalises exactly as the uninterrupted one) [S] eV/atom."""
+    from fieldforce.models.backbone import composition_baseline, composition_counts
+
     elements, column = torch.unique(batch.numbers, return_inverse=True)
-    counts = torch.zeros(batch.n_structures, len(elements), dtype=torch.float64)
-    counts.index_put_((batch.structure_index, column),
-                      torch.ones(len(column), dtype=torch.float64), accumulate=True)
-    energy = batch.labels["energy"].to(torch.float64)
-    counts, energy = counts[mask], energy[mask]
-    if len(energy) <= int(torch.linalg.matrix_rank(counts)):  # an exact fit: no spread
-        return torch.zeros_like(energy)
-    fit = torch.linalg.lstsq(counts, energy[:, None], driver="gelsd").solution[:, 0]
-    return (energy - counts @ fit) / counts.sum(dim=1)
+    counts = composition_counts(column, batch.structure_index, batch.n_structures,
+                                len(elements), torch.float64)[mask]
+    energy = batch.labels["energy"].to(torch.float64)[mask]
+    return (energy - counts @ composition_baseline(counts, energy)) / counts.sum(dim=1)
 
 
 def weighted_loss(batch: Batch, out: dict[str, torch.Tensor], terms: Sequence[str],
