@@ -92,15 +92,8 @@ def load_metal(system: str | None = None, config_type: str | None = None) -> lis
     not labels) and info ``system``, ``config_type``, ``target_field`` (V/Å).
     """
     from fieldforce.data.io import read_frames
-    from fieldforce.errors import ConfigError
 
-    frames = read_frames(metal_path())
-    systems = sorted({f.atoms.info.get("system") for f in frames})
-    if system is not None and system not in systems:
-        raise ConfigError(f"no shipped metal frames of {system!r}; available: "
-                          f"{', '.join(systems)}")
-    if system is not None:
-        frames = [f for f in frames if f.atoms.info.get("system") == system]
+    frames = _having(read_frames(metal_path()), "system", system, "metal")
     if config_type is not None:
         frames = [f for f in frames if f.atoms.info.get("config_type") == config_type]
     return frames
@@ -131,16 +124,23 @@ def load_charge_transfer(config_type: str | None = None) -> list[Frame]:
     0.01-0.05 V/Å).
     """
     from fieldforce.data.io import read_frames
-    from fieldforce.errors import ConfigError
 
-    frames = read_frames(charge_transfer_path())
-    kinds = sorted({str(f.atoms.info.get("config_type")) for f in frames})
-    if config_type is not None and config_type not in kinds:
-        raise ConfigError(f"no shipped charge-transfer frames of kind {config_type!r}; "
-                          f"available: {', '.join(kinds)}")
-    if config_type is not None:
-        frames = [f for f in frames if f.atoms.info.get("config_type") == config_type]
-    return frames
+    return _having(read_frames(charge_transfer_path()), "config_type", config_type,
+                   "charge-transfer")
+
+
+def _having(frames: list[Frame], key: str, value: str | None, dataset: str) -> list[Frame]:
+    """The frames whose info ``key`` is ``value`` (all for None); a value no frame has is
+    one error naming those there are."""
+    if value is None:
+        return frames
+    present = sorted({str(f.atoms.info.get(key)) for f in frames})
+    if value not in present:
+        from fieldforce.errors import ConfigError
+
+        raise ConfigError(f"no shipped {dataset} frames of {value!r} ({key}); available: "
+                          f"{', '.join(present)}")
+    return [f for f in frames if f.atoms.info.get(key) == value]
 
 
 #: the shipped datasets by name (``fieldforce:NAME`` in training configs)
