@@ -307,6 +307,8 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fieldforce.data.atomic import save_figure
+
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for label, fe in [("DFT", reference["far_end"])] + [(r["variant"], r["far_end"])
                                                        for r in rows]:
@@ -332,7 +334,7 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
         ax.set_title(system)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
