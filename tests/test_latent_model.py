@@ -395,9 +395,9 @@ def test_labels_no_loss_uses_leave_the_model_alone_unless_asked(frames, tmp_path
 
 def test_the_charge_sign_follows_the_data_or_the_electronegativity_convention(model, frames):
     """At zero field, energies and forces cannot tell q from -q: ``settle`` makes oxygen
-    (the most electronegative species) negative by negating the head, which leaves energies
-    and forces exactly unchanged; data that fix the sign (dipole labels, frames in a field)
-    are left alone, and the config says which applied."""
+    negative (the charges anticorrelate with electronegativity) by negating the head, which
+    leaves energies and forces exactly unchanged; data that fix the sign (dipole labels,
+    frames in a field) are left alone, and the config says which applied."""
     import copy
 
     from fieldforce.data.batch import collate
@@ -417,7 +417,8 @@ def test_the_charge_sign_follows_the_data_or_the_electronegativity_convention(mo
         after = evaluate(m, batch)
         assert float(after["charges"].detach()[oxygen].mean()) < 0
         assert settled["negated"] == bool(before["charges"].detach()[oxygen].mean() > 0)
-        assert m.config["charge_sign"].startswith("convention: O")
+        assert m.config["charge_sign"].startswith("convention: charges anticorrelated")
+        assert "of O, the most electronegative" in m.config["charge_sign"]
         torch.testing.assert_close(after["energy"], before["energy"], rtol=0, atol=1e-12)
         torch.testing.assert_close(after["forces"], before["forces"], rtol=0, atol=1e-12)
     m = copy.deepcopy(model)
@@ -425,6 +426,42 @@ def test_the_charge_sign_follows_the_data_or_the_electronegativity_convention(mo
     assert m.settle(field, ["energy", "forces"]) == {"charge_sign": "data: frames in a field"}
     assert m.settle(zero, ["energy", "dipole"])["charge_sign"] == "data: the dipole labels"
     torch.testing.assert_close(m.charge_head.weight, model.charge_head.weight)
+
+
+def test_the_sign_convention_is_a_vote_of_every_atom_not_of_one_rare_species(monkeypatch):
+    """Twenty water molecules with O negative and one HF molecule whose F came out slightly
+    positive: electronegativity-weighted charges of all atoms keep the sign (O negative), where
+    following the single most electronegative species (F, two atoms) would flip it."""
+    import fieldforce.models.derivatives as derivatives
+    from fieldforce.models.charge_sign import settle_charge_sign
+
+    charge_of = {8: -0.6, 1: 0.3}
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    hf = Atoms("HF", positions=[[0, 0, 0], [0.92, 0, 0]])
+    frames = [Frame(water.copy(), {"energy": 0.0}) for _ in range(20)]
+    frames.append(Frame(hf, {"energy": 0.0}))
+
+    def fake_evaluate(model, batch, forces=True):
+        numbers = batch.numbers.tolist()
+        charges = [charge_of.get(z, 0.0) for z in numbers]
+        for i, z in enumerate(numbers):  # the HF molecule: F +0.05, its H -0.05
+            if z == 9:
+                charges[i], charges[i - 1] = 0.05, -0.05
+        return {"charges": torch.tensor(charges, dtype=torch.float64)}
+
+    monkeypatch.setattr(derivatives, "evaluate", fake_evaluate)
+
+    class Holder:
+        config: dict = {}
+
+    calls = []
+    holder = Holder()
+    settled = settle_charge_sign(holder, frames, ["energy", "forces"], lambda: calls.append(1))
+    assert settled["negated"] is False and not calls
+    assert "of F, the most electronegative species, +0.05 e" in holder.config["charge_sign"]
+    charge_of.update({8: 0.6, 1: -0.3})  # the mirror solution is negated
+    settled = settle_charge_sign(holder, frames, ["energy", "forces"], lambda: calls.append(1))
+    assert settled["negated"] is True and calls == [1]
 
 
 def test_training_on_a_single_frame_stays_finite(frames, tmp_path):

@@ -388,57 +388,5 @@ class FieldModel(nn.Module):
         return None
 
 
-@torch.no_grad()
-def settle_charge_sign(model: FieldModel, frames: Sequence[Frame], terms: Sequence[str],
-                       negate) -> dict | None:
-    """Fix the global sign of a model's charges where the data do not (for
-    :meth:`FieldModel.settle` of families with charges).
-
-    q -> -q (with whatever produced q negated) leaves the energy and forces of neutral
-    structures at zero field unchanged, so such data cannot choose it. Dipole,
-    Born-charge, charge or polarization terms, frames in a field or with a net charge do.
-    Otherwise the convention: the species with the largest Pauling electronegativity
-    carries a negative mean charge over the training frames; ``negate()`` (which must flip
-    every charge and leave energies and forces unchanged) is called when it does not.
-    Recorded as ``model.config["charge_sign"]``; returns what was decided.
-    """
-    from ase.data import chemical_symbols
-
-    from fieldforce.data.batch import collate
-    from fieldforce.data.elements import pauling_electronegativity
-    from fieldforce.models.derivatives import evaluate
-
-    if not frames:
-        return None
-    reasons = [f"the {t} labels" for t in terms
-               if t in ("dipole", "born_charges", "charges", "polarization", "polarizability")]
-    if any(np.abs(f.efield).max() > 0 for f in frames):
-        reasons.append("frames in a field")
-    if any(float(f.labels.get("total_charge", 0.0)) != 0 for f in frames):
-        reasons.append("frames with a net charge")
-    if reasons:
-        model.config["charge_sign"] = "data: " + ", ".join(reasons)
-        return {"charge_sign": model.config["charge_sign"]}
-    anchor = max({int(z) for f in frames for z in f.atoms.numbers},
-                 key=pauling_electronegativity)
-    total, count = 0.0, 0
-    for start in range(0, len(frames), 64):
-        batch = collate(frames[start:start + 64])
-        charges = evaluate(model, batch, forces=False)["charges"]
-        mine = batch.numbers == anchor
-        total += float(charges[mine].sum())
-        count += int(mine.sum())
-    mean = total / count
-    flipped = mean > 0
-    if flipped:
-        negate()
-    model.config["charge_sign"] = (
-        f"convention: {chemical_symbols[anchor]}, the most electronegative species, "
-        "negative" + (" (the trained charges were negated)" if flipped else ""))
-    return {"charge_sign": model.config["charge_sign"], "negated": flipped,
-            "mean_charge_of_anchor_e": -mean if flipped else mean}
-
-
 __all__ = ["BASE_OUTPUTS", "CHARGE_OUTPUTS", "EXTRAPOLATION", "FieldModel", "ModelSettings",
-           "Output", "families", "family_class", "heads", "model_settings", "output",
-           "settle_charge_sign"]
+           "Output", "families", "family_class", "heads", "model_settings", "output"]

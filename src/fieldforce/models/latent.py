@@ -54,7 +54,8 @@ from fieldforce.electrostatics.coulomb import METHODS, coulomb_potential
 from fieldforce.electrostatics.polarization import batch_born_charges, batch_dipoles
 from fieldforce.errors import ConfigError
 from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry, mlp
-from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output, settle_charge_sign
+from fieldforce.models.charge_sign import settle_charge_sign
+from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
 
 #: charge unit s_q (e) when the training data have no charge or Born-charge labels:
 #: the untrained charges start small, a few hundredths of e.
@@ -79,8 +80,8 @@ class LatentSettings(BackboneSettings):
                                        f"{DEFAULT_CHARGE_UNIT} e", exclusive_minimum=0)
     charge_sign: str | None = option(None, "how the charges' global sign was fixed, set "
                                      "by training: by the data (dipoles, Born charges, "
-                                     "fields, net charges) or by the convention that the "
-                                     "most electronegative species is negative")
+                                     "fields, net charges) or by the convention that "
+                                     "charges anticorrelate with electronegativity")
     charge_network: str = option("latent", "what the charges are read from: latent (a "
                                  "linear head on the energy's latent h_i) or separate (their "
                                  "own network on the standardised descriptors and the "
@@ -183,9 +184,10 @@ class LatentChargeModel(FieldModel):
         q -> -q leaves the energy and forces of neutral structures at zero field
         unchanged (the Coulomb energy is quadratic in q), so such data cannot choose it.
         Dipole, Born-charge, charge or polarization terms, frames in a field or with a
-        net charge do. Otherwise the convention: the species with the largest Pauling
-        electronegativity carries a negative mean charge over the training frames; the
-        charge head's output is negated when it does not (energies and forces unchanged).
+        net charge do. Otherwise the convention: the charges anticorrelate with Pauling
+        electronegativity over the training atoms (water: oxygen negative; see
+        :func:`~fieldforce.models.charge_sign.settle_charge_sign`); the charge head's output
+        is negated when they do not (energies and forces unchanged).
         Recorded as ``model.charge_sign``.
         """
         if not self.long_range:
