@@ -10,8 +10,10 @@ examples/specs/macefield_BaTiO3.yaml, which explains why its field label is not 
 frames are zero-field frames). Split (seed 0): ``--n-test`` frames for testing, the rest
 for training, of which ``--n-valid`` for validation.
 
-1. Training, energies and forces only (loss weights 1 and 10), ``family: latent`` and the
-   same backbone with ``long_range: false``; test energy and force RMSE for both.
+1. Training, energies and forces only (loss weights 1 and 10, batch 4, ``--epochs``;
+   ``--train-set`` replaces any of these, e.g. by the latent family's own defaults),
+   ``family: latent`` and the same backbone with ``long_range: false``; test energy and
+   force RMSE for both.
 2. The latent model's Born charges Z*_i = V dP/dr_i (phase form, acoustic sum rule) on
    the test frames against DFT: RMSE over all 9 components, mean tensor per species,
    the best single scalar factor; next to nominal ionic charges (Ba +2, Ti +4, O -2;
@@ -190,7 +192,8 @@ def train(name: str, options: dict, data, args):
                      "batch_size": 4,
                      "loss_weights": {"energy": 1.0, "forces": 10.0,
                                       **({"born_charges": args.born_charge_weight}
-                                         if args.born_charge_weight else {})}},
+                                         if args.born_charge_weight else {})},
+                     **key_values(args.train_set)},
         "output": str(args.work / name)})
     t0 = time.perf_counter()
     trainer = Trainer(config, progress=False, data=(fit, valid, []))
@@ -252,6 +255,11 @@ def main() -> None:
     parser.add_argument("--born-charge-weight", type=float, default=0.0,
                         help="also train on the DFT Born charges with this loss weight "
                              "(default 0: energies and forces only)")
+    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="training options replacing the ones above, e.g. the latent "
+                             "family's own defaults: max_epochs=100000 patience=null "
+                             "batch_size=16 \"loss_weights={energy: 1, forces: 100}\" "
+                             "(values parsed as YAML)")
     parser.add_argument("--amplitude", type=float, default=0.36, help="V/Å")
     parser.add_argument("--period-fs", type=float, default=2000.0)
     parser.add_argument("--md-periods", type=float, default=3.0, help="0: no hysteresis run")
@@ -280,6 +288,8 @@ def main() -> None:
     result = {"command": f"python benchmarks/latent_batio3.py --epochs {args.epochs} "
                          f"--threads {args.threads}"
                          + (f" --set {' '.join(args.set)}" if args.set else "")
+                         + (f" --train-set {' '.join(args.train_set)}" if args.train_set
+                            else "")
                          + (f" --born-charge-weight {args.born_charge_weight:g}"
                             if args.born_charge_weight else ""),
               "model_options": options, "epochs": args.epochs, "seed": args.seed,

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ase.data import chemical_symbols
 
 from _options import common_arguments, key_values
 
@@ -91,22 +92,30 @@ def predict(model, frames, born: bool) -> dict[str, np.ndarray]:
 
 
 def reference(frames) -> dict[str, np.ndarray]:
-    """DFT labels, the atomic numbers, field flags and the TIP3P predictions."""
+    """DFT labels, the atomic numbers, field flags and, for water, the TIP3P predictions."""
     numbers = np.concatenate([f.atoms.numbers for f in frames])
-    q = np.array([TIP3P[int(z)] for z in numbers])
     offsets = np.cumsum([0] + [len(f.atoms) for f in frames])
-    dip = np.stack([q[a:b] @ f.atoms.positions
-                    for f, a, b in zip(frames, offsets[:-1], offsets[1:], strict=True)])
-    return {
+    ref = {
         "energy": np.array([f.labels["energy"] / len(f.atoms) for f in frames]),
         "forces": np.concatenate([f.labels["forces"] for f in frames]),
         "dipole": np.stack([f.labels["dipole"] for f in frames]),
         "born_charges": np.concatenate([f.labels["born_charges"] for f in frames]),
-        "numbers": numbers, "field": np.array([has_field(f) for f in frames]),
+        "numbers": numbers, "offsets": offsets,
+        "positions": np.concatenate([f.atoms.positions for f in frames]),
+        "field": np.array([has_field(f) for f in frames]),
         "atom_field": np.repeat([has_field(f) for f in frames], np.diff(offsets)),
-        "tip3p_charges": q, "tip3p_dipole": dip,
-        "tip3p_born_charges": q[:, None, None] * np.eye(3)[None],
     }
+    if set(np.unique(numbers)) <= set(TIP3P):
+        q = np.array([TIP3P[int(z)] for z in numbers])
+        ref.update(tip3p_charges=q, tip3p_dipole=frame_dipoles(q, ref),
+                   tip3p_born_charges=q[:, None, None] * np.eye(3)[None])
+    return ref
+
+
+def frame_dipoles(charges: np.ndarray, ref: dict) -> np.ndarray:
+    """(n_frames, 3) e·Å: sum_i q_i r_i of per-atom ``charges`` on the reference geometries."""
+    weighted = charges[:, None] * ref["positions"]
+    return np.add.reduceat(weighted, ref["offsets"][:-1], axis=0)
 
 
 def rmse(a, b) -> float:
@@ -127,8 +136,8 @@ def charge_scores(born, dipole, charges, ref, prefix: str) -> dict:
            f"{prefix}born_rmse_best_scale": rmse(scale * born, z_ref),
            f"{prefix}dipole_rmse_best_scale": rmse(scale * dipole, ref["dipole"])}
     iso = np.trace(born, axis1=1, axis2=2) / 3
-    for z, name in ((8, "O"), (1, "H")):
-        sel = numbers == z
+    for z in np.unique(numbers):
+        name, sel = chemical_symbols[int(z)], numbers == z
         row[f"{prefix}mean_charge_{name}"] = float(charges[sel].mean())
         row[f"{prefix}std_charge_{name}"] = float(charges[sel].std())
         row[f"{prefix}mean_born_iso_{name}"] = float(iso[sel].mean())

@@ -178,25 +178,52 @@ print(json.dumps({"steps": steps, "epochs": done_epochs, "train_seconds": second
 """
 
 
-def write_split(work: Path, max_frames: int | None):
-    """latent_water's split as extxyz (``ref_energy``/``ref_forces``), zero-field train/valid."""
+def train_peer(python: str, paths: dict, work: Path, epochs: int, cutoff: float, seed: int,
+               threads: int, weight: float) -> None:
+    """Train CACE-LES in the peer's interpreter on ``paths`` (train/valid/test extxyz with
+    ``ref_energy``/``ref_forces``); its log, errors and test predictions go to ``work``."""
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PATH": "/usr/bin:/bin"}
+    with open(work / "train.log", "w") as log, open(work / "train.err", "w") as err:
+        done = subprocess.run([python, "-c", TRAIN, str(paths["train"]), str(paths["valid"]),
+                               str(paths["test"]), str(work / "test_predictions.npz"),
+                               str(epochs), str(cutoff), str(seed), str(threads), str(weight)],
+                              cwd=work, env=env, stdout=log, stderr=err, text=True)
+    if done.returncode:
+        raise SystemExit(f"CACE-LES failed (log: {work / 'train.err'}):\n"
+                         f"{(work / 'train.err').read_text()[-3000:]}")
+
+
+def peer_output(work: Path) -> tuple[dict, dict]:
+    """(the training's summary, the test predictions) a finished :func:`train_peer` left."""
+    meta = json.loads((work / "train.log").read_text().strip().splitlines()[-1])
+    with np.load(work / "test_predictions.npz") as f:
+        return meta, {k: f[k] for k in f.files}
+
+
+def write_extxyz(path: Path, frames) -> None:
+    """Frames as extxyz with ``ref_energy``/``ref_forces`` (what the peer's loader reads)."""
     import ase.io
 
+    images = []
+    for f in frames:
+        atoms = f.atoms.copy()
+        atoms.info = {"ref_energy": float(f.labels["energy"])}
+        atoms.arrays["ref_forces"] = np.asarray(f.labels["forces"], dtype=float)
+        images.append(atoms)
+    ase.io.write(path, images, format="extxyz")
+
+
+def write_split(work: Path, max_frames: int | None):
+    """latent_water's split as extxyz (``ref_energy``/``ref_forces``), zero-field train/valid."""
     from latent_water import has_field, splits
 
     train, valid, test = splits(max_frames)
     parts = {"train": [f for f in train if not has_field(f)],
              "valid": [f for f in valid if not has_field(f)], "test": test}
-    paths = {}
+    paths = {name: work / f"{name}.xyz" for name in parts}
     for name, frames in parts.items():
-        images = []
-        for f in frames:
-            atoms = f.atoms.copy()
-            atoms.info = {"ref_energy": float(f.labels["energy"])}
-            atoms.arrays["ref_forces"] = np.asarray(f.labels["forces"], dtype=float)
-            images.append(atoms)
-        paths[name] = work / f"{name}.xyz"
-        ase.io.write(paths[name], images, format="extxyz")
+        write_extxyz(paths[name], frames)
     return paths, parts
 
 
@@ -276,23 +303,11 @@ def main() -> None:
     work = args.work / key
     work.mkdir(parents=True, exist_ok=True)
     paths, parts = write_split(work, args.max_frames)
-    npz = work / "test_predictions.npz"
-    env = {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "PATH": "/usr/bin:/bin"}
     start = time.perf_counter()
     if not args.rescore:
-        with open(work / "train.log", "w") as log, open(work / "train.err", "w") as err:
-            done = subprocess.run([args.python, "-c", TRAIN, str(paths["train"]),
-                                   str(paths["valid"]), str(paths["test"]), str(npz),
-                                   str(args.epochs), str(args.cutoff), str(args.seed),
-                                   str(args.threads), str(args.ewald_weight)],
-                                  cwd=work, env=env, stdout=log, stderr=err, text=True)
-        if done.returncode:
-            raise SystemExit(f"CACE-LES failed (log: {work / 'train.err'}):\n"
-                             f"{(work / 'train.err').read_text()[-3000:]}")
-    meta = json.loads((work / "train.log").read_text().strip().splitlines()[-1])
-    with np.load(npz) as f:
-        pred = {k: f[k] for k in f.files}
+        train_peer(args.python, paths, work, args.epochs, args.cutoff, args.seed,
+                   args.threads, args.ewald_weight)
+    meta, pred = peer_output(work)
     from latent_water import baseline
 
     test = parts["test"]

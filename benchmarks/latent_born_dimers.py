@@ -1,0 +1,206 @@
+"""Born charges from energies and forces on the DES370K/SPICE dimers: fieldforce's latent
+model and the reference CACE-LES side by side, on the identical split (issue 17).
+
+    python benchmarks/latent_born_dimers.py --code fieldforce --seed 0 --threads 1
+    python benchmarks/latent_born_dimers.py --code fieldforce --seed 0 --threads 1 \\
+        --set "descriptor={species_channels: 2}" --tag mixed2
+    python benchmarks/latent_born_dimers.py --code les --python /tmp/cace/bin/python \\
+        --epochs 500 --seed 0                       # peer set-up: see peer_les.py
+
+Data: ``../shared/data/lesfit_des370k_dimers_bec.xyz`` (121 neutral molecular dimers of
+H, C, N, O, F, P, S, Cl with DFT energies, forces, dipoles and Born charges), split as in
+``backbone_variants.py --dataset des370k_dimers`` and ``peer_mace.py`` (80/20, seed 0;
+10 % of the training part for validation): 87 training, 10 validation, 24 test frames.
+Both codes train on the **energies and forces** of the training frames only; the
+dipoles and Born charges of the test frames are what they are scored on.
+
+* fieldforce: ``family: latent`` with its defaults (energy 1, forces 100, batch 16,
+  cosine over 10,000 steps, one interaction layer), ``--set`` model options (e.g. the
+  compressed species channels of issue 13), ``--train-set`` training options. Its
+  charge sign is settled by the model itself (``model.config["charge_sign"]``: these
+  zero-field neutral frames leave the convention: charges anticorrelated with Pauling
+  electronegativity over the training atoms).
+* CACE-LES: ``peer_les.py``'s program (the authors' water fit: r 5.5 Å, l_max 3, nu_max
+  3, charge head [24, 12] + linear path, Ewald weight 0.01, batch 2, force weight 1000,
+  the restarted StepLR cycles and energy-weight stages over ``--epochs``, 500 the
+  authors'), charges in e from its own Coulomb energy, per-frame mean charge removed,
+  Born charges by autograd. Its sign is set here post hoc by fieldforce's convention
+  (charges anticorrelated with electronegativity, over the test atoms: the peer predicts
+  only those); the raw scores are kept too.
+
+Scores on the test frames: energy (meV/atom) and force (eV/Å) RMSE; Born-charge RMSE over
+all 9 components of all atoms (e) and relative to the DFT components' spread; dipole
+RMSE (e·Å); the best scalar factor on the Born charges (post hoc, not a model); mean
+charge and isotropic Born charge per species. Baselines on the same frames: all Born
+charges zero; and the best any fixed-charge model can do, one charge per element fitted
+to the test frames' own DFT Born charges (q_Z = the mean isotropic Z* of the element;
+Z*_i = q_Z I; dipoles of those charges with each frame's mean charge removed), an oracle
+no classical force field reaches. Results: ``benchmarks/results/latent_born_dimers.json``
+keyed ``code[@tag]@seedS``, written after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.data import chemical_symbols
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _options import key_values  # noqa: E402
+from backbone_variants import splits  # noqa: E402
+from latent_water import charge_scores, frame_dipoles, predict, reference, rmse  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = "des370k_dimers"
+
+
+def electronegativity_vote(charges: np.ndarray, numbers: np.ndarray) -> float:
+    """sum_i q_i (chi_i - <chi>): fieldforce's sign convention (negative when the charges
+    anticorrelate with Pauling electronegativity), applied post hoc to a peer's charges."""
+    from fieldforce.data.elements import pauling_electronegativity
+
+    chi = np.array([pauling_electronegativity(z) for z in numbers])
+    known = chi > 0
+    return float((charges[known] * (chi[known] - chi[known].mean())).sum())
+
+
+def baselines(ref: dict) -> dict:
+    """Zero Born charges, and the per-element fixed charges fitted to the DFT Born charges."""
+    born, numbers = ref["born_charges"], ref["numbers"]
+    iso = np.trace(born, axis1=1, axis2=2) / 3
+    fitted = {int(z): float(iso[numbers == z].mean()) for z in np.unique(numbers)}
+    q = np.array([fitted[int(z)] for z in numbers])
+    counts = np.diff(ref["offsets"])
+    q = q - np.repeat(np.add.reduceat(q, ref["offsets"][:-1]) / counts, counts)
+    fixed = charge_scores(q[:, None, None] * np.eye(3)[None], frame_dipoles(q, ref), q, ref,
+                          "")
+    return {"dft_born_std": float(born.std()), "dft_dipole_std": float(ref["dipole"].std()),
+            "born_rmse_zero": rmse(0.0, born), "dipole_rmse_zero": rmse(0.0, ref["dipole"]),
+            "fitted_fixed_charges": {chemical_symbols[z]: v for z, v in fitted.items()},
+            "fitted_fixed": fixed,
+            "dft_mean_born_iso": {chemical_symbols[int(z)]: float(iso[numbers == z].mean())
+                                  for z in np.unique(numbers)}}
+
+
+def scores(pred: dict, ref: dict) -> dict:
+    """Energy, force and charge scores; for a peer also with the sign convention applied."""
+    n_atoms = np.diff(ref["offsets"])
+    row = {"energy_rmse_meV_per_atom": 1000 * rmse(pred["energy"], ref["energy"]),
+           "forces_rmse": rmse(pred["forces"], ref["forces"])}
+    row.update(charge_scores(pred["born_charges"], pred["dipole"], pred["charges"], ref, ""))
+    sign = -1.0 if electronegativity_vote(pred["charges"], ref["numbers"]) > 0 else 1.0
+    row["sign_flipped_post_hoc"] = bool(sign < 0)
+    row.update(charge_scores(sign * pred["born_charges"], sign * pred["dipole"],
+                             sign * pred["charges"], ref, "sign_fixed_"))
+    row["mean_abs_charge"] = float(np.abs(pred["charges"]).mean())
+    row["n_test_atoms"] = int(n_atoms.sum())
+    return row
+
+
+def run_fieldforce(data, args, work: Path) -> tuple[dict, dict]:
+    from fieldforce.training import Trainer, load_config
+
+    train, valid, test = data
+    config = load_config({
+        "data": {"train": "unused.xyz"},
+        "model": {"family": "latent", **key_values(args.set)},
+        "training": {"seed": args.seed, **key_values(args.train_set)},
+        "output": str(work)})
+    start = time.perf_counter()
+    trainer = Trainer(config, progress=False, data=(train, valid, []))
+    result = trainer.fit()
+    seconds = time.perf_counter() - start
+    model = trainer.model
+    pred = predict(model, test, born=True)
+    steps = result["epochs"] * int(np.ceil(len(train) / config["training"]["batch_size"]))
+    return ({"train_seconds": seconds, "epochs": result["epochs"], "steps": steps,
+             "charge_sign": model.config.get("charge_sign"),
+             "model": model.config, "training": config["training"]}, pred)
+
+
+def run_les(data, args, work: Path) -> tuple[dict, dict]:
+    from peer_les import peer_output, train_peer, write_extxyz
+
+    paths = {name: work / f"{name}.xyz" for name in ("train", "valid", "test")}
+    for name, frames in zip(("train", "valid", "test"), data, strict=True):
+        write_extxyz(paths[name], frames)
+    if not args.rescore:
+        train_peer(args.python, paths, work, args.epochs, args.cutoff, args.seed,
+                   args.threads, args.ewald_weight)
+    meta, raw = peer_output(work)
+    n_atoms = np.array([len(f.atoms) for f in data[2]])
+    pred = {"energy": raw["energy"] / n_atoms, "forces": raw["forces"],
+            "charges": raw["charges"], "dipole": raw["dipole"],
+            "born_charges": raw["born_charges"]}
+    return {**meta, "epochs_option": args.epochs, "cutoff": args.cutoff,
+            "ewald_weight": args.ewald_weight, "dtype": "float32"}, pred
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--code", choices=("fieldforce", "les"), required=True)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training seed (the split is always seed 0's)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="fieldforce model options (values parsed as YAML)")
+    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="fieldforce training options (values parsed as YAML)")
+    parser.add_argument("--tag", default=None, help="name of the variant in the results")
+    parser.add_argument("--python", help="the peer environment's python (--code les)")
+    parser.add_argument("--epochs", type=int, default=500,
+                        help="CACE-LES total epochs (the authors' 500)")
+    parser.add_argument("--cutoff", type=float, default=5.5, help="CACE-LES cutoff, Å")
+    parser.add_argument("--ewald-weight", type=float, default=0.01)
+    parser.add_argument("--rescore", action="store_true",
+                        help="CACE-LES: score a finished run's predictions again")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "latent_born_dimers")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "latent_born_dimers.json")
+    args = parser.parse_args()
+    if args.code == "les" and not args.python:
+        raise SystemExit("--code les needs --python (the CACE-LES environment)")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    data = splits(0, DATASET, args.data_dir, test_labels=True)
+    key = args.code + (f"@{args.tag}" if args.tag else "") + f"@seed{args.seed}"
+    work = args.work / key
+    work.mkdir(parents=True, exist_ok=True)
+    ref = reference(data[2])
+    start = time.perf_counter()
+    meta, pred = (run_fieldforce if args.code == "fieldforce" else run_les)(data, args, work)
+    row = {"code": args.code, "tag": args.tag, "seed": args.seed, "threads": args.threads,
+           "command": "python benchmarks/latent_born_dimers.py " + " ".join(sys.argv[1:]),
+           "n_train": len(data[0]), "n_valid": len(data[1]), "n_test": len(data[2]),
+           **meta, **scores(pred, ref),
+           "wall_seconds": time.perf_counter() - start, "baselines": baselines(ref)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out.with_suffix(".lock"), "w") as lock:  # seeds may run side by side
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(args.out.read_text()) if args.out.exists() else {}
+        results[key] = row
+        temporary = args.out.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(results, indent=1) + "\n")
+        temporary.replace(args.out)
+    base = row["baselines"]
+    print(f"{key}: E {row['energy_rmse_meV_per_atom']:.1f} meV/atom, F "
+          f"{row['forces_rmse']:.3f} eV/Å; Z* RMSE {row['born_rmse']:.3f} e "
+          f"(sign convention applied: {row['sign_fixed_born_rmse']:.3f}), dipole "
+          f"{row['sign_fixed_dipole_rmse']:.3f} e·Å, mean |q| {row['mean_abs_charge']:.3f} e; "
+          f"zero Z* {base['born_rmse_zero']:.3f}, fitted fixed charges "
+          f"{base['fitted_fixed']['born_rmse']:.3f} e (dipole {base['dipole_rmse_zero']:.3f} / "
+          f"{base['fitted_fixed']['dipole_rmse']:.3f} e·Å)")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
