@@ -112,7 +112,9 @@ def analyse(folder: Path, out_json: Path, out_png: Path) -> dict:
         ax.set_title(f"{title} (colour: displacement, yellow > 2.6 Å)")
         ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
+    from fieldforce.data.atomic import save_figure
+
+    save_figure(fig, out_png, dpi=110)
     out_json.write_text(json.dumps(result, indent=1) + "\n")
     return result
 

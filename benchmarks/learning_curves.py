@@ -96,7 +96,9 @@ def main() -> None:
     fig.tight_layout()
     suffix = "" if args.dataset == "water" else f"_{args.dataset}"
     png = RESULTS / f"learning_curves{suffix}.png"
-    fig.savefig(png, dpi=120)
+    from fieldforce.data.atomic import save_figure
+
+    save_figure(fig, png, dpi=120)
     (RESULTS / f"learning_curves{suffix}.json").write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {png}")
 

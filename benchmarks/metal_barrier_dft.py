@@ -137,7 +137,9 @@ def plot(path: Path, systems: dict) -> None:
         ax.set_ylabel("migration barrier E$_m$ (eV)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    from fieldforce.data.atomic import save_figure
+
+    save_figure(fig, path, dpi=150)
     plt.close(fig)
 
 

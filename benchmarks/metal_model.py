@@ -145,7 +145,9 @@ def layer_profile(model, frames, path: Path) -> list[dict]:
                     "config_type": atoms.info.get("config_type"), "layers": table,
                     "eps0_volume_eA2_per_V": screening})
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    from fieldforce.data.atomic import save_figure
+
+    save_figure(fig, path, dpi=150)
     plt.close(fig)
     return out
 
