@@ -92,3 +92,58 @@ def test_holding_an_atom_off_a_symmetry_point_shows_in_the_lateral_force(tmp_pat
     hold_lateral(off, len(off) - 1)
     result = relax(off, EMT(), tmp_path / "off", fmax=0.01)
     assert result.converged and result.held_lateral_force > 0.1
+
+
+def test_the_relaxed_geometry_is_refused_before_convergence_unless_asked_for(tmp_path):
+    """``relaxed_geometry``: a run stopped early is refused, or given with its last
+    finished step's energy and largest force (every step's frame carries its results);
+    a converged saddle comes back from relaxed.xyz without the constraint that held it,
+    its fixed layer still fixed. The log of older runs, whose frames lack results, stands in."""
+    from ase.constraints import FixCartesian
+
+    from fieldforce.datasets.relax import relaxed_geometry
+
+    saddle = adatom("bridge")
+    hold_lateral(saddle, len(saddle) - 1)
+    early = relax(saddle, EMT(), tmp_path / "saddle", fmax=0.01, max_steps=2)
+    with pytest.raises(ValueError, match="has not converged"):
+        relaxed_geometry(tmp_path / "saddle")
+    atoms, result = relaxed_geometry(tmp_path / "saddle", unconverged=True)
+    assert result.steps == 2 and not result.converged and result.stopped_by == "unconverged"
+    assert result.energy == pytest.approx(early.energy, abs=1e-9)
+    assert result.max_force == pytest.approx(early.max_force, abs=1e-9)
+    assert not any(isinstance(c, FixCartesian) for c in atoms.constraints)
+    import ase.io
+    from ase.io.trajectory import Trajectory
+
+    # a trajectory written the old way (positions only after step 0): the log stands in
+    frames = ase.io.read(tmp_path / "saddle" / "relax.traj", ":")
+    (tmp_path / "old").mkdir()
+    with Trajectory(tmp_path / "old" / "relax.traj", "w") as old:
+        for frame in frames:
+            plain = frame.copy()  # .copy() drops the stored results
+            old.write(plain)
+    (tmp_path / "old" / "relax.log").write_text(
+        (tmp_path / "saddle" / "relax.log").read_text())
+    _, logged = relaxed_geometry(tmp_path / "old", unconverged=True)
+    assert logged.max_force == pytest.approx(early.max_force, abs=1e-4)
+    done = relax(saddle, EMT(), tmp_path / "saddle", fmax=0.01)
+    atoms, result = relaxed_geometry(tmp_path / "saddle")
+    assert result.converged and result.steps == done.steps
+    assert not any(isinstance(c, FixCartesian) for c in atoms.constraints)
+    assert [type(c) for c in atoms.constraints] == [FixAtoms]
+    assert sorted(atoms.constraints[0].index) == sorted(saddle.constraints[0].index)
+    assert np.allclose(atoms.positions[-1, :2], saddle.positions[-1, :2], atol=1e-7)
+    # make_metal's `relaxed` tags it as the dataset's saddle image at the fields asked for
+    from fieldforce.data.io import read_frames
+    from fieldforce.datasets import make_metal
+
+    out = tmp_path / "relaxed.xyz"
+    assert make_metal.main(["relaxed", "Cu(100)", "--saddle", str(tmp_path / "saddle"),
+                            "--fields", "0", "0.5", "--out", str(out)]) == 0
+    frames = read_frames(out)
+    assert [f.atoms.info["target_field"] for f in frames] == [0.0, 0.5]
+    assert {f.atoms.info["image"] for f in frames} == {3}
+    assert {f.atoms.info["config_type"] for f in frames} == {"adatom_path"}
+    assert np.allclose(frames[1].efield, [0.0, 0.0, 0.5])
+    assert np.allclose(frames[0].atoms.positions, atoms.positions, atol=1e-6)

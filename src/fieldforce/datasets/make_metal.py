@@ -29,6 +29,10 @@ DFT at zero field, resumably (:mod:`fieldforce.datasets.relax`; rerun the same c
 continue; k-points scaled to the cell). For W(110), whose straight-line path is not
 relaxed, this is what the experimental check of Delta mu and Delta alpha needs (BENCHMARKS).
 
+``relaxed W(110) --minimum DIR --saddle DIR --out F.xyz`` writes what the relaxations
+found as unlabelled path frames (image 0 and the saddle image, zero target field unless
+``--fields``) for ``label F.xyz OUT --kpts KX KY`` and ``benchmarks/w_adatom_dft.py``.
+
 ``hops --out examples/metal`` writes the end states of each hop on a 3x3 surface cell
 (``cu100_hop_initial.xyz``, ...), the starting points of ``fieldforce analyze barrier``.
 """
@@ -274,10 +278,15 @@ def write_hops(folder: Path, size: tuple[int, int] = (3, 3)) -> list[Path]:
     return written
 
 
-def _backend():
+def _backend(kpts: tuple[int, int] | None = None):
     from fieldforce.reference.backend import get_backend
 
-    return get_backend("gpaw", **SETTINGS)
+    return get_backend("gpaw", **{**SETTINGS, "kpts": tuple(kpts or SETTINGS["kpts"])})
+
+
+def _kpts_for(size: tuple[int, int]) -> tuple[int, int]:
+    """The dataset's k-point density (SETTINGS, for 2x2 cells) on a ``size`` cell."""
+    return tuple(max(1, round(SETTINGS["kpts"][k] * 2 / size[k])) for k in range(2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("sample", help="build the slabs")
     p.add_argument("--out", type=Path, default=Path("metal_unlabelled.xyz"))
     p.add_argument("--seed", type=int, default=SEED)
-    add_label_command(sub)
+    p = add_label_command(sub)
+    p.add_argument("--kpts", type=int, nargs=2, default=None, metavar=("KX", "KY"),
+                   help="k-points (default: the dataset's, for its 2x2 cells; what "
+                        "`relaxed` prints for larger cells)")
     p = sub.add_parser("relax", help="relax an adatom's minimum or its saddle held by "
                        "symmetry, with the dataset's DFT at zero field (resumable)")
     p.add_argument("system", choices=SYSTEMS)
@@ -298,6 +310,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=200)
     p.add_argument("--max-hours", type=float, default=None,
                    help="stop after the step that passes this many hours (rerun to continue)")
+    p = sub.add_parser("relaxed", help="the geometries `relax` found, as unlabelled "
+                       "adatom_path frames at the given target fields (for `label`)")
+    p.add_argument("system", choices=SYSTEMS)
+    p.add_argument("--minimum", type=Path, help="folder of the minimum's relaxation")
+    p.add_argument("--saddle", type=Path, help="folder of the saddle's relaxation")
+    p.add_argument("--fields", type=float, nargs="+", default=[0.0],
+                   help="target fields, V/Å (default 0: what w_adatom_dft.py reads)")
+    p.add_argument("--unconverged", action="store_true",
+                   help="take the last step of relaxations that have not converged yet")
+    p.add_argument("--out", type=Path, required=True, help="the unlabelled extxyz")
     p = sub.add_parser("hops", help="write the hops' end states (3x3 cells) for NEB")
     p.add_argument("--out", type=Path, default=Path("examples/metal"))
     p = sub.add_parser("finish", help="write metal_meta.json next to the labelled file")
@@ -321,8 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.step == "relax":
         return _relax(args)
+    if args.step == "relaxed":
+        return _relaxed(args)
     if args.step == "label":
-        return run_label_command(args, _backend(), PROPERTIES)
+        return run_label_command(args, _backend(args.kpts), PROPERTIES)
     return _finish(args)
 
 
@@ -331,8 +355,7 @@ def _relax(args) -> int:
     from fieldforce.reference.backend import get_backend
 
     size = tuple(args.size)
-    # the same k-point density as the 2x2 cells of the dataset
-    kpts = tuple(max(1, round(SETTINGS["kpts"][k] * 2 / size[k])) for k in range(2))
+    kpts = _kpts_for(size)  # the same k-point density as the dataset's 2x2 cells
     backend = get_backend("gpaw", **{**SETTINGS, "kpts": kpts})
     path = hop_path(args.system, images=7, size=size)
     atoms = path[0] if args.which == "minimum" else path[len(path) // 2]
@@ -348,6 +371,41 @@ def _relax(args) -> int:
           + ("" if result.held_lateral_force is None else
              f", lateral force on the held adatom {result.held_lateral_force:.3f} eV/Å"))
     return 0 if result.converged else 3
+
+
+def _relaxed(args) -> int:
+    """Write the relaxed minimum and saddle as unlabelled frames tagged like the dataset's
+    path images (image 0: the minimum; the middle of a 7-image path: the saddle)."""
+    from fieldforce.data.io import write_frames
+    from fieldforce.datasets.relax import relaxed_geometry
+
+    states = [(folder, image) for folder, image in ((args.minimum, 0), (args.saddle, 3))
+              if folder is not None]
+    if not states:
+        raise SystemExit("relaxed: give --minimum and/or --saddle (relaxation folders)")
+    frames, sizes = [], set()
+    for folder, image in states:
+        try:
+            atoms, result = relaxed_geometry(folder, unconverged=args.unconverged)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"relaxed: {error}") from None
+        size = tuple(int(round(n)) for n in np.linalg.norm(atoms.cell.array[:2], axis=1)
+                     / np.linalg.norm(_primitive(args.system)[:2], axis=1))
+        sizes.add(size)
+        print(f"{folder}: {result.stopped_by}, {result.steps} steps, E {result.energy:.4f} "
+              f"eV, max force {result.max_force:.3f} eV/Å, {size[0]}x{size[1]} cell")
+        for field in args.fields:
+            tagged = atoms.copy()
+            tagged.info = {"system": args.system, "config_type": "adatom_path",
+                           "image": image, "target_field": float(field), "relaxed": True,
+                           "relax_max_force": round(result.max_force, 4)}
+            frames.append(Frame(tagged, {"efield": np.array([0.0, 0.0, float(field)])}))
+    write_frames(frames, args.out)
+    kpts = {_kpts_for(s) for s in sizes}
+    print(f"wrote {len(frames)} frames to {args.out}; label them with `label {args.out} "
+          f"OUT` and --kpts {' '.join(map(str, next(iter(kpts))))}"
+          + ("" if len(kpts) == 1 else " (the cells differ: label them separately)"))
+    return 0
 
 
 def _key(frame: Frame) -> tuple:

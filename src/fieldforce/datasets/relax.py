@@ -17,6 +17,7 @@ between two three-fold hollows; Cu(100): the bridge site).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ class RelaxResult:
     max_force
         eV/Å, the largest force on a free degree of freedom at the last step.
     stopped_by
-        ``"converged"``, ``"max_steps"`` or ``"max_seconds"`` (rerun to continue).
+        ``"converged"``, ``"max_steps"`` or ``"max_seconds"`` (rerun to continue);
+        ``"unconverged"`` from :func:`relaxed_geometry` on a run killed mid-way.
     held_lateral_force
         eV/Å, the largest lateral force on an atom held by :func:`hold_lateral` (None
         without one): ~0 when the held site really is a stationary point by symmetry, the
@@ -129,6 +131,7 @@ def relax(atoms: Atoms, calculator, folder: Path, fmax: float = 0.05,
                 began = time.perf_counter()
                 optimizer.step()
                 taken += 1
+                atoms.get_forces()  # before writing, so the step's frame carries its results
                 trajectory.write()
                 log.write(f"step {taken:4d}  E {atoms.get_potential_energy():.6f} eV  "
                           f"max force {_max_force(atoms):.4f} eV/Å  "
@@ -151,4 +154,72 @@ def relax(atoms: Atoms, calculator, folder: Path, fmax: float = 0.05,
     return result
 
 
-__all__ = ["RelaxResult", "hold_lateral", "relax"]
+def _logged_step(log: Path, step: int) -> tuple[float, float] | None:
+    """(energy eV, largest force eV/Å) of ``step`` from a relaxation's ``relax.log``, None
+    when the step has no line (not finished)."""
+    lines = Path(log).read_text().splitlines() if Path(log).exists() else []
+    for line in lines[::-1]:
+        words = line.split()
+        if len(words) >= 8 and words[0] == "step" and int(words[1]) == step:
+            return float(words[3]), float(words[7])
+    return None
+
+
+def relaxed_geometry(folder: Path, unconverged: bool = False) -> tuple[Atoms, RelaxResult]:
+    """The structure a :func:`relax` run in ``folder`` ended with, and how it stands.
+
+    A converged run's ``relaxed.xyz``; with ``unconverged``, the last step of the
+    trajectory of a run that has not converged (a look ahead: its forces are above the
+    tolerance; the result is rebuilt from the trajectory, as a run killed mid-way leaves
+    no ``relax.json``). The ``hold_lateral`` constraint of a saddle is dropped (it held
+    the relaxation, not the structure); FixAtoms constraints stay.
+    """
+    import ase.io
+    from ase.constraints import FixAtoms, FixCartesian
+
+    folder = Path(folder)
+    done = folder / "relax.json"
+    result = RelaxResult(**json.loads(done.read_text())) if done.exists() else None
+    if result is not None and result.converged:
+        atoms = ase.io.read(folder / "relaxed.xyz")
+    elif not (folder / "relax.traj").exists():
+        raise FileNotFoundError(f"{folder}: no relax.traj (not a relaxation folder, or its "
+                                "first step has not finished)")
+    else:
+        history = ase.io.read(folder / "relax.traj", ":")
+        steps = len(history) - 1
+        while True:  # the last step whose energy and forces were computed
+            atoms = history[steps]
+            stored = {} if atoms.calc is None else atoms.calc.results
+            if "energy" in stored and "forces" in stored:
+                energy, force = float(atoms.get_potential_energy()), _max_force(atoms)
+                held = _held_lateral_force(atoms)
+                break
+            else:
+                # frames written before their forces were computed (runs before
+                # 2026-12-05): the log has each finished step's energy and largest force
+                logged = _logged_step(folder / "relax.log", steps)
+                if logged is not None or steps == 0:
+                    energy, force = logged or (float("nan"), float("nan"))
+                    held = None
+                    break
+                steps -= 1  # a step still being computed (or killed mid-way)
+        if not unconverged:
+            raise ValueError(f"{folder}: the relaxation has not converged (max force "
+                             f"{force:.3f} eV/Å at step {steps}); rerun it, or ask for the "
+                             "unconverged geometry explicitly")
+        result = RelaxResult(False, steps, energy, force, "unconverged", held)
+    atoms.calc = None
+    # atoms fixed in all three directions stay fixed (FixAtoms, or extxyz's per-atom
+    # move_mask read back as FixCartesian); partial holds such as hold_lateral's go
+    fixed = np.zeros(len(atoms), bool)
+    for c in atoms.constraints:
+        if isinstance(c, FixAtoms):
+            fixed[c.index] = True
+        elif isinstance(c, FixCartesian) and np.all(c.mask):
+            fixed[np.atleast_1d(c.index)] = True
+    atoms.set_constraint(FixAtoms(mask=fixed) if fixed.any() else [])
+    return atoms, result
+
+
+__all__ = ["RelaxResult", "hold_lateral", "relax", "relaxed_geometry"]

@@ -282,15 +282,17 @@ def label_frames(
     return report
 
 
-def add_label_command(subparsers, workers: int = 1) -> None:
+def add_label_command(subparsers, workers: int = 1):
     """The ``label INP OUT [--workers N] [--max-hours H]`` subcommand of a dataset maker
-    (``python -m fieldforce.datasets.make_*``); run it with :func:`run_label_command`."""
+    (``python -m fieldforce.datasets.make_*``); run it with :func:`run_label_command`.
+    Returns the subcommand's parser (a maker may add its own options)."""
     p = subparsers.add_parser("label", help="label the structures (resumable)")
     p.add_argument("inp", type=Path, help="the unlabelled extxyz")
     p.add_argument("out", type=Path, help="the labelled file (parts beside it until done)")
     p.add_argument("--workers", type=int, default=workers)
     p.add_argument("--max-hours", type=float, default=None,
                    help="stop starting new frames after this many hours (rerun to continue)")
+    return p
 
 
 def run_label_command(args, backend: Backend, properties: Iterable[str]) -> int:
