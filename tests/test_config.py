@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from fieldforce.cli.main import main
-from fieldforce.config import Section, check_keys, option, read_mapping, yaml_loader
+from fieldforce.config import Section, check_keys, option
+from fieldforce.config_files import read_mapping, yaml_loader
 from fieldforce.errors import BackendError, ConfigError
 
 

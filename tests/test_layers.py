@@ -16,7 +16,7 @@ PACKAGE = Path(fieldforce.__file__).parent
 
 #: top-level module or folder -> layer (1 core ... 8 interface)
 LAYERS = {
-    "version": 1, "units": 1, "errors": 1, "config": 1, "neighbors": 1,
+    "version": 1, "units": 1, "errors": 1, "config": 1, "config_files": 1, "neighbors": 1,
     "data": 2, "datasets": 2,
     "descriptors": 3, "electrostatics": 3, "fields": 3,
     "models": 4,

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from fieldforce.config import read_mapping
+    from fieldforce.config_files import read_mapping
     from fieldforce.errors import ConfigError
     from fieldforce.pipelines.learn import learn
 

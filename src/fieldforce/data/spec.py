@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fieldforce.config import check_keys, check_value, read_mapping
+from fieldforce.config import check_keys, check_value
+from fieldforce.config_files import read_mapping
 from fieldforce.data.labels import LABELS
 from fieldforce.errors import ConfigError, UnitError
 from fieldforce.units import parse_unit

@@ -221,7 +221,7 @@ class MDRun:
     @classmethod
     def from_file(cls, path: str | Path, resume: bool = False, progress: bool = True) -> MDRun:
         """The run of an ``fieldforce md`` YAML file (relative paths from its folder)."""
-        from fieldforce.config import read_mapping
+        from fieldforce.config_files import read_mapping
 
         path = Path(path)
         if not path.is_file():

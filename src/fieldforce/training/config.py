@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from fieldforce.config import Section, check_keys, option, read_mapping
+from fieldforce.config import Section, check_keys, option
+from fieldforce.config_files import read_mapping
 from fieldforce.data.labels import LOSS_TERMS
 
 #: sources that name a dataset shipped with the package instead of a file
