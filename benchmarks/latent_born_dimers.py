@@ -32,11 +32,13 @@ Scores on the test frames: energy (meV/atom) and force (eV/Å) RMSE; Born-charge
 all 9 components of all atoms (e) and relative to the DFT components' spread; dipole
 RMSE (e·Å); the best scalar factor on the Born charges (post hoc, not a model); mean
 charge and isotropic Born charge per species. Baselines on the same frames: all Born
-charges zero; and the best any fixed-charge model can do, one charge per element fitted
-to the test frames' own DFT Born charges (q_Z = the mean isotropic Z* of the element;
-Z*_i = q_Z I; dipoles of those charges with each frame's mean charge removed), an oracle
-no classical force field reaches. Results: ``benchmarks/results/latent_born_dimers.json``
-keyed ``code[@tag]@seedS``, written after every run.
+charges zero; classical force-field charges from each molecule's SMILES (Gasteiger and
+MMFF94, RDKit, run in its own environment with ``--classical-python``; the analogue of
+TIP3P on the water set); and one charge per element fitted to the test frames' own DFT
+Born charges (q_Z = the mean isotropic Z* of the element; Z*_i = q_Z I; dipoles of those
+charges with each frame's mean charge removed), an oracle, not a model. Results:
+``benchmarks/results/latent_born_dimers.json``, rows keyed ``code[@tag]@seedS`` and one
+``baselines`` entry, written after every run (``--code baselines``: the baselines alone).
 """
 
 from __future__ import annotations
@@ -70,22 +72,94 @@ def electronegativity_vote(charges: np.ndarray, numbers: np.ndarray) -> float:
     return float((charges[known] * (chi[known] - chi[known].mean())).sum())
 
 
-def baselines(ref: dict) -> dict:
-    """Zero Born charges, and the per-element fixed charges fitted to the DFT Born charges."""
+#: classical partial charges from the frames' mapped SMILES, run in an RDKit environment
+#: (``--classical-python``): atom map number k is atom k - 1 of the frame
+CLASSICAL = r"""
+import json, sys
+from rdkit import Chem
+from rdkit.Chem import AllChem, rdPartialCharges
+out = []
+for smiles in json.load(sys.stdin):
+    params = Chem.SmilesParserParams()
+    params.removeHs = False
+    mol = Chem.MolFromSmiles(smiles, params)
+    order = [a.GetAtomMapNum() - 1 for a in mol.GetAtoms()]
+    rdPartialCharges.ComputeGasteigerCharges(mol)
+    gasteiger = [0.0] * len(order)
+    for a, i in zip(mol.GetAtoms(), order):
+        gasteiger[i] = a.GetDoubleProp("_GasteigerCharge")
+    props = AllChem.MMFFGetMoleculeProperties(mol)
+    mmff = None
+    if props is not None:
+        mmff = [0.0] * len(order)
+        for k, i in enumerate(order):
+            mmff[i] = props.GetMMFFPartialCharge(k)
+    out.append({"gasteiger": gasteiger, "mmff94": mmff})
+print(json.dumps(out))
+"""
+
+
+def classical_charges(frames, python: str | None, cache: Path) -> dict | None:
+    """Gasteiger and MMFF94 partial charges of ``frames`` (cached in ``cache``), or None
+    without an RDKit environment."""
+    import subprocess
+
+    smiles = [f.atoms.info["smiles"] for f in frames]
+    if cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored["smiles"] == smiles:
+            return stored
+    if python is None:
+        return None
+    done = subprocess.run([python, "-c", CLASSICAL], input=json.dumps(smiles), text=True,
+                          capture_output=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"RDKit charges failed:\n{done.stderr[-2000:]}")
+    per_frame = json.loads(done.stdout)
+    stored = {"smiles": smiles, "rdkit_python": python,
+              "gasteiger": [c["gasteiger"] for c in per_frame],
+              "mmff94": [c["mmff94"] for c in per_frame]}
+    cache.write_text(json.dumps(stored) + "\n")
+    return stored
+
+
+def fixed_charge_scores(q: np.ndarray, ref: dict) -> dict:
+    """Scores of fixed point charges q (per atom, e): Z*_i = q_i I, M = sum q r, each
+    frame's mean charge removed (as for the models)."""
+    counts = np.diff(ref["offsets"])
+    q = q - np.repeat(np.add.reduceat(q, ref["offsets"][:-1]) / counts, counts)
+    return charge_scores(q[:, None, None] * np.eye(3)[None], frame_dipoles(q, ref), q, ref, "")
+
+
+def baselines(ref: dict, classical: dict | None = None) -> dict:
+    """Zero Born charges, the per-element fixed charges fitted to the DFT Born charges, and
+    with ``classical`` the Gasteiger and MMFF94 charges (frames without MMFF94 parameters
+    are left out of that row and counted)."""
     born, numbers = ref["born_charges"], ref["numbers"]
     iso = np.trace(born, axis1=1, axis2=2) / 3
     fitted = {int(z): float(iso[numbers == z].mean()) for z in np.unique(numbers)}
-    q = np.array([fitted[int(z)] for z in numbers])
-    counts = np.diff(ref["offsets"])
-    q = q - np.repeat(np.add.reduceat(q, ref["offsets"][:-1]) / counts, counts)
-    fixed = charge_scores(q[:, None, None] * np.eye(3)[None], frame_dipoles(q, ref), q, ref,
-                          "")
+    fixed = fixed_charge_scores(np.array([fitted[int(z)] for z in numbers]), ref)
+    extra = {}
+    if classical is not None:
+        extra["gasteiger"] = fixed_charge_scores(np.concatenate(classical["gasteiger"]), ref)
+        have = [i for i, c in enumerate(classical["mmff94"]) if c is not None]
+        keep = np.concatenate([np.arange(a, b) for i, (a, b) in
+                               enumerate(zip(ref["offsets"][:-1], ref["offsets"][1:],
+                                             strict=True))
+                               if i in have])
+        sub = {**ref, "born_charges": born[keep], "numbers": numbers[keep],
+               "positions": ref["positions"][keep], "dipole": ref["dipole"][have],
+               "field": ref["field"][have],
+               "offsets": np.cumsum([0] + [int(np.diff(ref["offsets"])[i]) for i in have])}
+        extra["mmff94"] = {**fixed_charge_scores(
+            np.concatenate([classical["mmff94"][i] for i in have]), sub),
+            "frames": len(have), "frames_without_parameters": len(ref["dipole"]) - len(have)}
     return {"dft_born_std": float(born.std()), "dft_dipole_std": float(ref["dipole"].std()),
             "born_rmse_zero": rmse(0.0, born), "dipole_rmse_zero": rmse(0.0, ref["dipole"]),
             "fitted_fixed_charges": {chemical_symbols[z]: v for z, v in fitted.items()},
             "fitted_fixed": fixed,
             "dft_mean_born_iso": {chemical_symbols[int(z)]: float(iso[numbers == z].mean())
-                                  for z in np.unique(numbers)}}
+                                  for z in np.unique(numbers)}, **extra}
 
 
 def scores(pred: dict, ref: dict) -> dict:
@@ -145,7 +219,8 @@ def run_les(data, args, work: Path) -> tuple[dict, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--code", choices=("fieldforce", "les"), required=True)
+    parser.add_argument("--code", choices=("fieldforce", "les", "baselines"), required=True,
+                        help="baselines: only the baselines (no training)")
     parser.add_argument("--seed", type=int, default=0,
                         help="training seed (the split is always seed 0's)")
     parser.add_argument("--threads", type=int, default=1)
@@ -156,6 +231,9 @@ def main() -> None:
                         help="fieldforce training options (values parsed as YAML)")
     parser.add_argument("--tag", default=None, help="name of the variant in the results")
     parser.add_argument("--python", help="the peer environment's python (--code les)")
+    parser.add_argument("--classical-python", default=None,
+                        help="a python with RDKit: adds the Gasteiger and MMFF94 charges of "
+                             "the test molecules as classical baselines (cached in --work)")
     parser.add_argument("--epochs", type=int, default=500,
                         help="CACE-LES total epochs (the authors' 500)")
     parser.add_argument("--cutoff", type=float, default=5.5, help="CACE-LES cutoff, Å")
@@ -172,35 +250,50 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     data = splits(0, DATASET, args.data_dir, test_labels=True)
-    key = args.code + (f"@{args.tag}" if args.tag else "") + f"@seed{args.seed}"
-    work = args.work / key
-    work.mkdir(parents=True, exist_ok=True)
     ref = reference(data[2])
-    start = time.perf_counter()
-    meta, pred = (run_fieldforce if args.code == "fieldforce" else run_les)(data, args, work)
-    row = {"code": args.code, "tag": args.tag, "seed": args.seed, "threads": args.threads,
-           "command": "python benchmarks/latent_born_dimers.py " + " ".join(sys.argv[1:]),
-           "n_train": len(data[0]), "n_valid": len(data[1]), "n_test": len(data[2]),
-           **meta, **scores(pred, ref),
-           "wall_seconds": time.perf_counter() - start, "baselines": baselines(ref)}
+    base = baselines(ref, classical_charges(data[2], args.classical_python,
+                                            args.work / "classical_charges.json"))
+    key, row = None, None
+    if args.code != "baselines":
+        key = args.code + (f"@{args.tag}" if args.tag else "") + f"@seed{args.seed}"
+        work = args.work / key
+        work.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        run = run_fieldforce if args.code == "fieldforce" else run_les
+        meta, pred = run(data, args, work)
+        row = {"code": args.code, "tag": args.tag, "seed": args.seed,
+               "threads": args.threads,
+               "command": "python benchmarks/latent_born_dimers.py " + " ".join(sys.argv[1:]),
+               "n_train": len(data[0]), "n_valid": len(data[1]), "n_test": len(data[2]),
+               **meta, **scores(pred, ref), "wall_seconds": time.perf_counter() - start}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out.with_suffix(".lock"), "w") as lock:  # seeds may run side by side
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = json.loads(args.out.read_text()) if args.out.exists() else {}
-        results[key] = row
+        if key is not None:
+            results[key] = row
+        # the same test frames for every row: one set of baselines, the classical charges
+        # kept once computed
+        if "gasteiger" in base or "gasteiger" not in results.get("baselines", {}):
+            results["baselines"] = base
         temporary = args.out.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(results, indent=1) + "\n")
         temporary.replace(args.out)
-    base = row["baselines"]
-    print(f"{key}: E {row['energy_rmse_meV_per_atom']:.1f} meV/atom, F "
-          f"{row['forces_rmse']:.3f} eV/Å; Z* RMSE {row['born_rmse']:.3f} e "
-          f"(sign convention applied: {row['sign_fixed_born_rmse']:.3f}), dipole "
-          f"{row['sign_fixed_dipole_rmse']:.3f} e·Å, mean |q| {row['mean_abs_charge']:.3f} e; "
-          f"zero Z* {base['born_rmse_zero']:.3f}, fitted fixed charges "
-          f"{base['fitted_fixed']['born_rmse']:.3f} e (dipole {base['dipole_rmse_zero']:.3f} / "
-          f"{base['fitted_fixed']['dipole_rmse']:.3f} e·Å)")
+    if row is not None:
+        print(f"{key}: E {row['energy_rmse_meV_per_atom']:.1f} meV/atom, F "
+              f"{row['forces_rmse']:.3f} eV/Å; Z* RMSE {row['born_rmse']:.3f} e (sign "
+              f"convention applied: {row['sign_fixed_born_rmse']:.3f}), dipole "
+              f"{row['sign_fixed_dipole_rmse']:.3f} e·Å, mean |q| "
+              f"{row['mean_abs_charge']:.3f} e")
+    print(f"baselines: zero Z* {base['born_rmse_zero']:.3f} e (dipole "
+          f"{base['dipole_rmse_zero']:.3f} e·Å); per-element charges fitted to DFT "
+          f"{base['fitted_fixed']['born_rmse']:.3f} e ({base['fitted_fixed']['dipole_rmse']:.3f}"
+          " e·Å)")
+    for name in ("gasteiger", "mmff94"):
+        if name in base:
+            print(f"{name} charges: Z* RMSE {base[name]['born_rmse']:.3f} e, dipole "
+                  f"{base[name]['dipole_rmse']:.3f} e·Å")
     print(f"wrote {args.out}")
-
 
 if __name__ == "__main__":
     main()
