@@ -267,7 +267,8 @@ def main() -> None:
                "n_train": len(data[0]), "n_valid": len(data[1]), "n_test": len(data[2]),
                **meta, **scores(pred, ref), "wall_seconds": time.perf_counter() - start}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out.with_suffix(".lock"), "w") as lock:  # seeds may run side by side
+    args.work.mkdir(parents=True, exist_ok=True)
+    with open(args.work / "results.lock", "w") as lock:  # seeds may run side by side
         fcntl.flock(lock, fcntl.LOCK_EX)
         results = json.loads(args.out.read_text()) if args.out.exists() else {}
         if key is not None:
