@@ -433,7 +433,7 @@ def test_the_sign_convention_is_a_vote_of_every_atom_not_of_one_rare_species(mon
     positive: electronegativity-weighted charges of all atoms keep the sign (O negative), where
     following the single most electronegative species (F, two atoms) would flip it."""
     import fieldforce.models.derivatives as derivatives
-    from fieldforce.models.charge_sign import settle_charge_sign
+    from fieldforce.models.learned_charges import settle_charge_sign
 
     charge_of = {8: -0.6, 1: 0.3}
     water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
@@ -464,6 +464,50 @@ def test_the_sign_convention_is_a_vote_of_every_atom_not_of_one_rare_species(mon
     assert settled["negated"] is True and calls == [1]
 
 
+def test_the_long_range_force_share_is_the_coulomb_energys_force(model, frames):
+    """``long_range_force_share``: the force of the Coulomb part against central
+    differences of ``energy_long_range`` (zero field), over the RMS of the force labels."""
+    from fieldforce.models.learned_charges import long_range_force_share
+
+    zero = [Frame(f.atoms, {k: v for k, v in f.labels.items() if k != "efield"})
+            for f in frames[:1]]
+    atoms = dimer_atoms(zero)
+
+    def long_energy(moved):
+        return float(evaluate(model, batch_from_atoms(moved), forces=False)
+                     ["energy_long_range"].detach()[0])
+
+    fd = np.array([[-position_derivative(long_energy, atoms, i, a, 1e-4) for a in range(3)]
+                   for i in range(len(atoms))])
+    share = long_range_force_share(model, zero)
+    assert share["long_range_force_rms"] == pytest.approx(np.sqrt(np.mean(fd ** 2)), rel=1e-5)
+    labels = np.asarray(zero[0].labels["forces"])
+    assert share["force_rms"] == pytest.approx(np.sqrt(np.mean(labels ** 2)), rel=1e-12)
+    assert share["long_range_force_share"] == pytest.approx(
+        share["long_range_force_rms"] / share["force_rms"])
+    assert share["long_range_force_rms"] > 1e-3  # the random model's charges are not small
+
+
+def test_undetermined_charges_are_reported_when_only_the_convention_fixed_them(model, frames):
+    """Below the threshold share the warning names what is not determined; above it, or
+    for a short-range model (no long-range part), nothing is said."""
+    import warnings
+
+    from fieldforce.models.learned_charges import undetermined_charges_warning
+
+    zero = [Frame(f.atoms, {k: v for k, v in f.labels.items() if k != "efield"})
+            for f in frames]
+    with pytest.warns(UserWarning, match="not determined by its data"):
+        share = undetermined_charges_warning(model, zero, threshold=1e9)
+    assert share["long_range_force_share"] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert undetermined_charges_warning(model, zero, threshold=0.0)
+        short = build_model({**SMALL, "long_range": False})
+        short.fit_statistics(frames)
+        assert undetermined_charges_warning(short, zero) == {}
+
+
 def test_training_on_a_single_frame_stays_finite(frames, tmp_path):
     """One training frame has no energy spread: the loss must not become NaN."""
     from fieldforce.training import Trainer, load_config
@@ -474,6 +518,30 @@ def test_training_on_a_single_frame_stays_finite(frames, tmp_path):
     trainer = Trainer(config, progress=False, data=(frames[:1], frames[1:2], []))
     trainer.fit()
     assert all(np.isfinite(h["train_loss"]) for h in trainer.history)
+
+
+def test_training_reports_the_charges_share_of_the_forces_when_the_convention_fixed_them(
+        frames, tmp_path):
+    """Zero-field energies and forces only: metrics.json says the sign came from the
+    convention and how much of the training forces the charges carry."""
+    import json
+    import warnings
+
+    from fieldforce.training import Trainer, load_config
+
+    zero = [Frame(f.atoms, {k: v for k, v in f.labels.items() if k != "efield"})
+            for f in frames]
+    config = load_config({"data": {"train": "unused.xyz"}, "output": str(tmp_path / "run"),
+                          "model": {k: v for k, v in SMALL.items() if k != "species"},
+                          "training": {"max_epochs": 2, "batch_size": 2}})
+    trainer = Trainer(config, progress=False, data=(zero[:4], zero[4:], []))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit()
+    settled = json.loads((tmp_path / "run" / "metrics.json").read_text())["settled"]
+    assert settled["charge_sign"].startswith("convention")
+    assert 0 < settled["long_range_force_share"] == pytest.approx(
+        settled["long_range_force_rms"] / settled["force_rms"])
 
 
 def test_field_force_from_the_projected_directions_equals_the_full_born_charges(model, frames,

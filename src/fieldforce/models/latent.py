@@ -54,8 +54,8 @@ from fieldforce.electrostatics.coulomb import METHODS, coulomb_potential
 from fieldforce.electrostatics.polarization import batch_born_charges, batch_dipoles
 from fieldforce.errors import ConfigError
 from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry, mlp
-from fieldforce.models.charge_sign import settle_charge_sign
 from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
+from fieldforce.models.learned_charges import settle_charge_sign
 
 #: charge unit s_q (e) when the training data have no charge or Born-charge labels:
 #: the untrained charges start small, a few hundredths of e.
@@ -186,7 +186,7 @@ class LatentChargeModel(FieldModel):
         Dipole, Born-charge, charge or polarization terms, frames in a field or with a
         net charge do. Otherwise the convention: the charges anticorrelate with Pauling
         electronegativity over the training atoms (water: oxygen negative; see
-        :func:`~fieldforce.models.charge_sign.settle_charge_sign`); the charge head's output
+        :func:`~fieldforce.models.learned_charges.settle_charge_sign`); the charge head's output
         is negated when they do not (energies and forces unchanged).
         Recorded as ``model.charge_sign``.
         """

@@ -71,8 +71,8 @@ from fieldforce.electrostatics.operator import CoulombOperator
 from fieldforce.electrostatics.polarization import batch_dipoles
 from fieldforce.errors import ConfigError, DataError
 from fieldforce.models.backbone import Backbone, BackboneSettings, FixedGeometry
-from fieldforce.models.charge_sign import settle_charge_sign
 from fieldforce.models.contract import EXTRAPOLATION, FieldModel, output
+from fieldforce.models.learned_charges import settle_charge_sign
 
 
 def _extrapolate(history: Sequence[torch.Tensor]) -> torch.Tensor | None:
@@ -217,7 +217,7 @@ class QEqModel(FieldModel):
 
     def settle(self, frames: Sequence[Frame], terms: Sequence[str]) -> dict | None:
         """The charges' sign (q -> -q with chi -> -chi leaves E_Q unchanged at zero field):
-        :func:`fieldforce.models.charge_sign.settle_charge_sign`."""
+        :func:`fieldforce.models.learned_charges.settle_charge_sign`."""
         def negate() -> None:
             self.chi_head.weight.neg_()
             self.chi_head.bias.neg_()
