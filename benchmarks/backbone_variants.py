@@ -122,6 +122,9 @@ VARIANTS = {
     "mixed2_cutoff5.5": ("the new defaults with 2 species channels and cutoff 5.5 Å",
                          {"interactions": 1, "descriptor": {"species_channels": 2,
                                                             "cutoff": 5.5}}, NEW_TRAINING),
+    "mixed2_force1000": ("the new defaults with 2 species channels and force weight 1000",
+                         {"interactions": 1, "descriptor": {"species_channels": 2}},
+                         {**NEW_TRAINING, "loss_weights": {"energy": 1.0, "forces": 1000.0}}),
     # MACE's loss weighs forces far above energies (its energies are 6x worse than ours
     # on the water clusters, its forces 1.4x better): the same trade in our loss
     "new_force300": ("the new defaults with force weight 300", {"interactions": 1},
