@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 from ase.data import chemical_symbols
 
+from fieldforce.models.learned_charges import electronegativity_vote
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _options import key_values  # noqa: E402
 from backbone_variants import splits  # noqa: E402
@@ -60,16 +62,6 @@ from latent_water import charge_scores, frame_dipoles, predict, reference, rmse 
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = "des370k_dimers"
-
-
-def electronegativity_vote(charges: np.ndarray, numbers: np.ndarray) -> float:
-    """sum_i q_i (chi_i - <chi>): fieldforce's sign convention (negative when the charges
-    anticorrelate with Pauling electronegativity), applied post hoc to a peer's charges."""
-    from fieldforce.data.elements import pauling_electronegativity
-
-    chi = np.array([pauling_electronegativity(z) for z in numbers])
-    known = chi > 0
-    return float((charges[known] * (chi[known] - chi[known].mean())).sum())
 
 
 #: classical partial charges from the frames' mapped SMILES, run in an RDKit environment
@@ -168,6 +160,7 @@ def scores(pred: dict, ref: dict) -> dict:
     row = {"energy_rmse_meV_per_atom": 1000 * rmse(pred["energy"], ref["energy"]),
            "forces_rmse": rmse(pred["forces"], ref["forces"])}
     row.update(charge_scores(pred["born_charges"], pred["dipole"], pred["charges"], ref, ""))
+    # fieldforce's own convention (models/learned_charges.py), applied post hoc
     sign = -1.0 if electronegativity_vote(pred["charges"], ref["numbers"]) > 0 else 1.0
     row["sign_flipped_post_hoc"] = bool(sign < 0)
     row.update(charge_scores(sign * pred["born_charges"], sign * pred["dipole"],
@@ -199,7 +192,8 @@ def run_fieldforce(data, args, work: Path) -> tuple[dict, dict]:
 
 
 def run_les(data, args, work: Path) -> tuple[dict, dict]:
-    from peer_les import peer_output, train_peer, write_extxyz
+    from peer_cace import write_extxyz
+    from peer_les import peer_output, train_peer
 
     paths = {name: work / f"{name}.xyz" for name in ("train", "valid", "test")}
     for name, frames in zip(("train", "valid", "test"), data, strict=True):

@@ -12,7 +12,9 @@ otherwise a documented convention picks the sign and the model records which app
 are only as determined as the forces they cause: :func:`long_range_force_share` measures
 that share. When the long-range part carries a few per mille of the forces, the charges
 (and the Born charges, mostly charge flux sum_j r_j dq_j/dr_i then) are whatever the
-optimiser left, and the trainer says so.
+optimiser left: :func:`settle_charge_sign` measures the share whenever the convention
+had to pick the sign, warns below 1 % and returns it (the trainer's metrics.json,
+``settled``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def settle_charge_sign(model, frames: Sequence[Frame], terms: Sequence[str],
     sits from the average, so a species seen in one frame cannot decide it alone (for
     water it is "oxygen negative"). ``negate()`` (which must flip every charge and leave
     energies and forces unchanged) is called when it does not hold. Recorded as
-    ``model.config["charge_sign"]``; returns what was decided.
+    ``model.config["charge_sign"]``; returns what was decided, after the convention also
+    :func:`undetermined_charges_warning`'s force share.
     """
     from ase.data import chemical_symbols
 
@@ -59,35 +62,43 @@ def settle_charge_sign(model, frames: Sequence[Frame], terms: Sequence[str],
     if reasons:
         model.config["charge_sign"] = "data: " + ", ".join(reasons)
         return {"charge_sign": model.config["charge_sign"]}
-    species = sorted({int(z) for f in frames for z in f.atoms.numbers})
-    chi = {z: pauling_electronegativity(z) for z in species}
-    sums = dict.fromkeys(species, 0.0)
-    counts = dict.fromkeys(species, 0)
+    charges, numbers = [], []
     for start in range(0, len(frames), 64):
         batch = collate(frames[start:start + 64])
-        charges = evaluate(model, batch, forces=False)["charges"]
-        for z in species:
-            mine = batch.numbers == z
-            sums[z] += float(charges[mine].sum())
-            counts[z] += int(mine.sum())
-    tabulated = [z for z in species if chi[z] > 0]
-    if not tabulated:
+        charges.append(evaluate(model, batch, forces=False)["charges"].detach().cpu().numpy())
+        numbers.append(batch.numbers.cpu().numpy())
+    charges, numbers = np.concatenate(charges), np.concatenate(numbers)
+    vote = electronegativity_vote(charges, numbers)
+    if vote is None:
         model.config["charge_sign"] = "as trained (no element with a tabulated electronegativity)"
         return {"charge_sign": model.config["charge_sign"], "negated": False}
-    mean_chi = sum(chi[z] * counts[z] for z in tabulated) / sum(counts[z] for z in tabulated)
-    vote = sum(sums[z] * (chi[z] - mean_chi) for z in tabulated)
     flipped = vote > 0
     if flipped:
         negate()
     sign = -1.0 if flipped else 1.0
-    anchor = max(tabulated, key=lambda z: chi[z])
-    mean = sign * sums[anchor] / counts[anchor]
+    anchor = max({int(z) for z in numbers}, key=pauling_electronegativity)
+    mean = sign * float(charges[numbers == anchor].mean())
     model.config["charge_sign"] = (
         "convention: charges anticorrelated with electronegativity (mean charge of "
         f"{chemical_symbols[anchor]}, the most electronegative species, {mean:+.3g} e)"
         + (" (the trained charges were negated)" if flipped else ""))
+    # nothing but the forces the charges cause fixed them: say how much that is
     return {"charge_sign": model.config["charge_sign"], "negated": flipped,
-            "mean_charge_of_anchor_e": mean}
+            "mean_charge_of_anchor_e": mean, **undetermined_charges_warning(model, frames)}
+
+
+def electronegativity_vote(charges: np.ndarray, numbers: np.ndarray) -> float | None:
+    """sum_i q_i (chi_i - <chi>) over the atoms whose element has a tabulated Pauling
+    electronegativity chi (<chi> their mean): negative when the charges ``charges`` [N] e
+    anticorrelate with electronegativity, the sign convention of
+    :func:`settle_charge_sign`. None when no element has a tabulated chi."""
+    from fieldforce.data.elements import pauling_electronegativity
+
+    chi = np.array([pauling_electronegativity(int(z)) for z in numbers])
+    known = chi > 0
+    if not known.any():
+        return None
+    return float((np.asarray(charges)[known] * (chi[known] - chi[known].mean())).sum())
 
 
 def long_range_force_share(model, frames: Sequence[Frame], batch_size: int = 32
@@ -160,4 +171,5 @@ def undetermined_charges_warning(model, frames: Sequence[Frame], sample: int = 2
     return share or {}
 
 
-__all__ = ["long_range_force_share", "settle_charge_sign", "undetermined_charges_warning"]
+__all__ = ["electronegativity_vote", "long_range_force_share", "settle_charge_sign",
+           "undetermined_charges_warning"]

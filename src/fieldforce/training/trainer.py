@@ -33,7 +33,6 @@ from fieldforce.errors import ConfigError
 from fieldforce.models import build_model, family_class, save_model
 from fieldforce.models.backbone import species_of
 from fieldforce.models.derivatives import evaluate
-from fieldforce.models.learned_charges import undetermined_charges_warning
 from fieldforce.training.config import PLATEAU_PATIENCE
 from fieldforce.training.evaluation import evaluate_frames, format_metrics
 from fieldforce.training.losses import label_scales, weighted_loss
@@ -343,8 +342,6 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
         settled = self.model.settle(self.train, self.terms)
-        if settled is not None and str(settled.get("charge_sign", "")).startswith("convention"):
-            settled.update(undetermined_charges_warning(self.model, self.train))
         save_model(self.model, self.output / "model.pt",
                    extra={"epochs": self.epoch, "stopped_by": reason})
         valid_table, valid_pairs = evaluate_frames(self.model, self.valid)
