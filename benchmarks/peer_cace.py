@@ -116,24 +116,30 @@ print(json.dumps({"energy_meV_per_atom": 1000 * float(np.sqrt(np.mean(np.square(
 """
 
 
+def write_extxyz(path: Path, frames) -> None:
+    """Frames as extxyz with ``ref_energy``/``ref_forces`` (the keys CACE's loader reads)."""
+    import ase.io
+    import numpy as np
+
+    images = []
+    for f in frames:
+        atoms = f.atoms.copy()
+        atoms.info = {"ref_energy": float(f.labels["energy"])}
+        atoms.arrays["ref_forces"] = np.asarray(f.labels["forces"], dtype=float)
+        images.append(atoms)
+    ase.io.write(path, images, format="extxyz")
+
+
 def write_split(work: Path, dataset: str, data_dir: Path, train_size: int | None):
     """The split as extxyz with ``ref_energy``/``ref_forces`` (the keys CACE reads)."""
-    import ase.io
-
     sys.path.insert(0, str(Path(__file__).parent))
     from backbone_variants import splits
 
     paths = {}
     parts = splits(0, dataset, data_dir, train_size)
     for name, frames in zip(("train", "valid", "test"), parts, strict=True):
-        images = []
-        for f in frames:
-            atoms = f.atoms.copy()
-            atoms.info = {"ref_energy": float(f.labels["energy"])}
-            atoms.arrays["ref_forces"] = f.labels["forces"]
-            images.append(atoms)
         paths[name] = work / f"{name}.xyz"
-        ase.io.write(paths[name], images, format="extxyz")
+        write_extxyz(paths[name], frames)
     return paths, len(parts[0])
 
 

@@ -72,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-from peer_cace import CACE_IMPORTS, CACE_SETUP
+from peer_cace import CACE_IMPORTS, CACE_SETUP, write_extxyz
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,19 +199,6 @@ def peer_output(work: Path) -> tuple[dict, dict]:
     meta = json.loads((work / "train.log").read_text().strip().splitlines()[-1])
     with np.load(work / "test_predictions.npz") as f:
         return meta, {k: f[k] for k in f.files}
-
-
-def write_extxyz(path: Path, frames) -> None:
-    """Frames as extxyz with ``ref_energy``/``ref_forces`` (what the peer's loader reads)."""
-    import ase.io
-
-    images = []
-    for f in frames:
-        atoms = f.atoms.copy()
-        atoms.info = {"ref_energy": float(f.labels["energy"])}
-        atoms.arrays["ref_forces"] = np.asarray(f.labels["forces"], dtype=float)
-        images.append(atoms)
-    ase.io.write(path, images, format="extxyz")
 
 
 def write_split(work: Path, max_frames: int | None):
