@@ -76,6 +76,8 @@ THICK = (("Cu(100)", 5, (0.0, 0.5, -0.5)), ("Cu(100)", 7, (0.0, 0.5)),
          ("Cu(111)", 5, (0.0, 0.5)))
 SEED = 20261203
 SYSTEMS = ("Cu(100)", "Cu(111)", "W(110)")
+#: images of the hop path `relax` starts from: the minimum is image 0, the saddle the middle
+RELAX_IMAGES = 7
 
 
 def clean_slab(system: str, size: tuple[int, int] = (2, 2), layers: int = LAYERS,
@@ -100,7 +102,7 @@ def _with_adatom(slab: Atoms, system: str, site: tuple[float, float], height: fl
     element = system.split("(")[0]
     top = slab.positions[:, 2].max()
     cell = slab.cell.array
-    n = round(np.linalg.norm(cell[0]) / np.linalg.norm(_primitive(system)[0]))
+    n = _surface_size(cell, system)[0]
     xy = (site[0] * cell[0] + site[1] * cell[1]) / n
     atoms = slab.copy()
     atoms += Atoms(element, positions=[[xy[0], xy[1], top + height]])
@@ -112,6 +114,12 @@ def _with_adatom(slab: Atoms, system: str, site: tuple[float, float], height: fl
 def _primitive(system: str) -> np.ndarray:
     one = clean_slab(system, size=(1, 1), layers=1)
     return one.cell.array[:2]
+
+
+def _surface_size(cell: np.ndarray, system: str) -> tuple[int, int]:
+    """How many primitive surface cells of ``system`` a slab ``cell`` spans along a and b."""
+    return tuple(int(round(n)) for n in np.linalg.norm(np.asarray(cell)[:2], axis=1)
+                 / np.linalg.norm(_primitive(system), axis=1))
 
 
 def _recentre(atoms: Atoms, vacuum: float = VACUUM) -> Atoms:
@@ -357,8 +365,8 @@ def _relax(args) -> int:
     size = tuple(args.size)
     kpts = _kpts_for(size)  # the same k-point density as the dataset's 2x2 cells
     backend = get_backend("gpaw", **{**SETTINGS, "kpts": kpts})
-    path = hop_path(args.system, images=7, size=size)
-    atoms = path[0] if args.which == "minimum" else path[len(path) // 2]
+    path = hop_path(args.system, images=RELAX_IMAGES, size=size)
+    atoms = path[0] if args.which == "minimum" else path[RELAX_IMAGES // 2]
     if args.which == "saddle":
         hold_lateral(atoms, len(atoms) - 1)  # the adatom is the last atom
     args.out.mkdir(parents=True, exist_ok=True)
@@ -374,12 +382,13 @@ def _relax(args) -> int:
 
 
 def _relaxed(args) -> int:
-    """Write the relaxed minimum and saddle as unlabelled frames tagged like the dataset's
-    path images (image 0: the minimum; the middle of a 7-image path: the saddle)."""
+    """Write the relaxed minimum and saddle as unlabelled frames tagged like the path
+    images `relax` started from (image 0: the minimum; the middle one: the saddle)."""
     from fieldforce.data.io import write_frames
     from fieldforce.datasets.relax import relaxed_geometry
 
-    states = [(folder, image) for folder, image in ((args.minimum, 0), (args.saddle, 3))
+    states = [(folder, image) for folder, image in ((args.minimum, 0),
+                                                    (args.saddle, RELAX_IMAGES // 2))
               if folder is not None]
     if not states:
         raise SystemExit("relaxed: give --minimum and/or --saddle (relaxation folders)")
@@ -389,8 +398,7 @@ def _relaxed(args) -> int:
             atoms, result = relaxed_geometry(folder, unconverged=args.unconverged)
         except (OSError, ValueError) as error:
             raise SystemExit(f"relaxed: {error}") from None
-        size = tuple(int(round(n)) for n in np.linalg.norm(atoms.cell.array[:2], axis=1)
-                     / np.linalg.norm(_primitive(args.system)[:2], axis=1))
+        size = _surface_size(atoms.cell.array, args.system)
         sizes.add(size)
         print(f"{folder}: {result.stopped_by}, {result.steps} steps, E {result.energy:.4f} "
               f"eV, max force {result.max_force:.3f} eV/Å, {size[0]}x{size[1]} cell")

@@ -187,23 +187,21 @@ def relaxed_geometry(folder: Path, unconverged: bool = False) -> tuple[Atoms, Re
                                 "first step has not finished)")
     else:
         history = ase.io.read(folder / "relax.traj", ":")
-        steps = len(history) - 1
-        while True:  # the last step whose energy and forces were computed
+        # the last step whose energy and forces were computed: the frame's own results,
+        # or for frames written before them (runs before 2026-12-05) the log's line; a
+        # frame with neither is a step still being computed or killed mid-way
+        for steps in range(len(history) - 1, -1, -1):
             atoms = history[steps]
             stored = {} if atoms.calc is None else atoms.calc.results
             if "energy" in stored and "forces" in stored:
                 energy, force = float(atoms.get_potential_energy()), _max_force(atoms)
                 held = _held_lateral_force(atoms)
                 break
-            else:
-                # frames written before their forces were computed (runs before
-                # 2026-12-05): the log has each finished step's energy and largest force
-                logged = _logged_step(folder / "relax.log", steps)
-                if logged is not None or steps == 0:
-                    energy, force = logged or (float("nan"), float("nan"))
-                    held = None
-                    break
-                steps -= 1  # a step still being computed (or killed mid-way)
+            logged = _logged_step(folder / "relax.log", steps)
+            if logged is not None or steps == 0:
+                energy, force = logged or (float("nan"), float("nan"))
+                held = None
+                break
         if not unconverged:
             raise ValueError(f"{folder}: the relaxation has not converged (max force "
                              f"{force:.3f} eV/Å at step {steps}); rerun it, or ask for the "
