@@ -8,7 +8,11 @@ the top's outward normal being +z and the field there E = -grad phi = E0 z-hat (
 positive points away from the metal, which then carries positive charge). The other walls
 have zero normal field (natural condition, nothing to assemble). The system is solved by
 conjugate gradients preconditioned with smoothed-aggregation algebraic multigrid (pyamg),
-to a relative residual ``rtol``.
+to a relative residual ``rtol``. pyamg estimates its smoothers' spectral radii from a
+random start vector (numpy's global generator), so two solves of one system differed by
+~1e-12 of the field and a restarted MD run did not reproduce its field: the
+preconditioner is built from a fixed seed (:func:`_multigrid_preconditioner`; the
+caller's global random state is left as it was).
 
 The stiffness matrix is assembled in chunks of ``ASSEMBLY_CHUNK`` elements: scikit-fem
 keeps the basis functions' values and gradients at every quadrature point of the
@@ -267,7 +271,6 @@ def solve_laplace(vacuum: VacuumMesh, e0: float, rtol: float = 1e-10,
                   maxiter: int = 1000) -> LaplaceSolution:
     """Solve for the potential around the metal of ``vacuum`` in the applied field ``e0``
     V/Å (see the module docstring)."""
-    import pyamg
     import skfem
     from scipy.sparse.linalg import cg
 
@@ -287,7 +290,7 @@ def solve_laplace(vacuum: VacuumMesh, e0: float, rtol: float = 1e-10,
         fixed = np.union1d(fixed, inside)
     matrix, rhs, _, free = skfem.condense(stiffness, load, D=fixed)
     assembled = time.perf_counter()
-    preconditioner = pyamg.smoothed_aggregation_solver(matrix.tocsr()).aspreconditioner()
+    preconditioner = _multigrid_preconditioner(matrix)
     iterations = 0
     scale = float(np.linalg.norm(rhs)) or 1.0
 
@@ -310,6 +313,21 @@ def solve_laplace(vacuum: VacuumMesh, e0: float, rtol: float = 1e-10,
                            {"assemble": assembled - start,
                             "solve": time.perf_counter() - assembled},
                            fixed_dofs=fixed, dof_charges=reactions)
+
+
+def _multigrid_preconditioner(matrix):
+    """Smoothed-aggregation AMG preconditioner of ``matrix``, the same for the same
+    matrix: pyamg draws the start vectors of its spectral-radius estimates from numpy's
+    global generator, seeded here and put back afterwards."""
+    import pyamg
+
+    # the legacy global generator is the one pyamg draws from
+    state = np.random.get_state()  # noqa: NPY002
+    try:
+        np.random.seed(0)  # noqa: NPY002
+        return pyamg.smoothed_aggregation_solver(matrix.tocsr()).aspreconditioner()
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
 
 
 def assemble_stiffness(mesh, element, chunk: int | None = None):
