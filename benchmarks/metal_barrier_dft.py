@@ -5,7 +5,7 @@
         --systems "Cu(100)" "Cu(111)" --fields -0.5 0 0.5       # resumable: rerun to continue
 
 For each system: the model's climbing-image NEB of the adatom hop (end states from
-``make_metal.hop_path`` on the dataset's 2x2 cell, relaxed by the model at each field),
+``metal_slabs.hop_path`` on the dataset's 2x2 cell, relaxed by the model at each field),
 then GPAW single points (the dataset's level of theory: energy, forces and dipole; the
 backend aims the field the slab feels at the requested one within its ``field_tol``) at
 the model's relaxed initial state and saddle at every field. Compared, per field:
@@ -40,11 +40,11 @@ PROPERTIES = ("energy", "forces", "dipole")
 
 def model_paths(model, system: str, fields, images: int) -> dict:
     """The model's NEB at each field: barriers and the relaxed initial state and saddle."""
-    from fieldforce.datasets import make_metal
+    from fieldforce.datasets import metal_slabs
     from fieldforce.simulation import FieldForceCalculator
     from fieldforce.simulation.neb import field_barriers
 
-    ends = make_metal.hop_path(system, images=3)
+    ends = metal_slabs.hop_path(system, images=3)
     result = field_barriers(lambda vector: FieldForceCalculator(model, efield=vector),
                             ends[0], ends[-1], fields, images=images)
     return {"result": result,
@@ -146,7 +146,7 @@ def plot(path: Path, systems: dict) -> None:
 def main() -> None:
     from fieldforce.analysis.barriers import fit_barriers
     from fieldforce.data.io import read_frames, write_frames
-    from fieldforce.datasets import make_metal
+    from fieldforce.datasets import make_metal, metal_slabs
     from fieldforce.models import load_model
     from fieldforce.reference.labelling import label_frames
 
@@ -170,7 +170,7 @@ def main() -> None:
     for system in args.systems:
         paths = model_paths(model, system, args.fields, args.images)
         result = paths["result"]
-        stem = make_metal.HOP_FILES[system]
+        stem = metal_slabs.HOP_FILES[system]
         unlabelled = RUNS / f"{stem}_points.xyz"
         write_frames(single_points(system, args.fields, paths["points"]), unlabelled)
         labelled = RUNS / f"{stem}_points_dft.xyz.gz"

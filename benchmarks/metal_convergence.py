@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fieldforce.datasets import make_metal as mm
+from fieldforce.datasets import metal_slabs as slabs
 from fieldforce.reference.backend import get_backend
 
 RESULTS = Path(__file__).parent / "results" / "metal_convergence.json"
@@ -42,21 +43,21 @@ VARIANTS = {
 }
 
 
-def geometries(size=(2, 2), layers=mm.LAYERS, vacuum=mm.VACUUM):
+def geometries(size=(2, 2), layers=slabs.LAYERS, vacuum=slabs.VACUUM):
     """Hollow and bridge adatom slabs: the EMT path's end and middle images, rebuilt on a
     slab of the requested size, thickness and vacuum (adatom at the same height above
     the top layer; the top layers' EMT relaxation is dropped)."""
-    path = mm.hop_path("Cu(100)")
+    path = slabs.hop_path("Cu(100)")
     out = {}
     for name, image in (("hollow", path[0]), ("bridge", path[len(path) // 2])):
         top = image.positions[:-1, 2].max()
         height = image.positions[-1, 2] - top
-        ref = mm.clean_slab("Cu(100)")
+        ref = slabs.clean_slab("Cu(100)")
         a = ref.cell.array[:2] / 2  # primitive surface vectors
         frac = np.linalg.lstsq(a[:, :2].T, image.positions[-1, :2] - ref.positions[0, :2],
                                rcond=None)[0]
-        slab = mm.clean_slab("Cu(100)", size=size, layers=layers, vacuum=vacuum)
-        out[name] = mm._with_adatom(slab, "Cu(100)", tuple(frac), height, vacuum)
+        slab = slabs.clean_slab("Cu(100)", size=size, layers=layers, vacuum=vacuum)
+        out[name] = slabs.with_adatom(slab, "Cu(100)", tuple(frac), height, vacuum)
     return out
 
 

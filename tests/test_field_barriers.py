@@ -13,7 +13,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 
 from fieldforce.analysis.barriers import fit_barriers, plot_barriers
-from fieldforce.datasets import make_metal as mm
+from fieldforce.datasets import metal_slabs as slabs
 from fieldforce.simulation.neb import field_barriers
 
 Q, ALPHA1 = 0.3, 0.05  # e; e·Å²/V per Å² of adatom height
@@ -48,7 +48,7 @@ class AdatomInField(Calculator):
 
 @pytest.fixture(scope="module")
 def cu100():
-    path = mm.hop_path("Cu(100)")
+    path = slabs.hop_path("Cu(100)")
     return path, field_barriers(AdatomInField, path[0], path[-1], [-0.2, -0.1, 0, 0.1, 0.2],
                                 images=7, fmax=0.01)
 
@@ -74,7 +74,7 @@ def test_first_order_barrier_shift_is_minus_dmu_f(cu100):
 def test_normal_field_keeps_the_saddle_at_the_bridge(cu100, tmp_path):
     _, result = cu100
     assert result.saddle_index.tolist() == [3] * 5
-    a = mm.LATTICE["Cu"] / np.sqrt(2)
+    a = slabs.LATTICE["Cu"] / np.sqrt(2)
     for path in result.paths:  # half a lattice step from both ends (the 2x2 cell is periodic)
         saddle = path[3].copy()
         saddle += path[0][-1:]
@@ -109,7 +109,7 @@ def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsy
     from fieldforce.data.io import write_frames
     from fieldforce.models import build_model, save_model
 
-    path = mm.hop_path("Cu(100)")
+    path = slabs.hop_path("Cu(100)")
     frames = []
     for image in path:
         image = image.copy()
@@ -168,7 +168,7 @@ class SinkingAdatom(AdatomInField):
 def test_a_collapsing_model_gives_one_clear_error_not_a_barrier():
     from fieldforce.errors import DataError
 
-    path = mm.hop_path("Cu(100)")
+    path = slabs.hop_path("Cu(100)")
     with pytest.raises(DataError, match=r"initial state relaxed at F = \+0\.1 V/Å: atoms "
                                         r"\d+ \(Cu\) and \d+ \(Cu\) came to .* no repulsion"):
         field_barriers(SinkingAdatom, path[0], path[-1], [0.1], images=3, steps=200)

@@ -7,13 +7,14 @@ from ase.calculators.emt import EMT
 from ase.units import _amu, _hbar, _k
 
 from fieldforce.datasets import make_metal as mm
+from fieldforce.datasets import metal_slabs as slabs
 
 
 def test_cu100_hop_crosses_the_bridge_symmetrically():
-    path = mm.hop_path("Cu(100)")
+    path = slabs.hop_path("Cu(100)")
     assert len(path) == 7
     first, saddle, last = path[0], path[3], path[-1]
-    a = mm.LATTICE["Cu"] / np.sqrt(2)  # surface nearest-neighbour distance
+    a = slabs.LATTICE["Cu"] / np.sqrt(2)  # surface nearest-neighbour distance
     hop = last.positions[-1] - first.positions[-1]
     assert np.linalg.norm(hop[:2]) == pytest.approx(a, abs=1e-3)  # one lattice step
     # the saddle is the bridge: halfway along the hop, higher than the hollows
@@ -31,19 +32,19 @@ def test_cu100_hop_crosses_the_bridge_symmetrically():
         fixed = image.constraints[0].index
         z = image.positions[:, 2]
         assert len(fixed) == 4 and z[fixed].max() < np.delete(z, fixed).min() - 1.0
-        assert min(z.min(), image.cell[2, 2] - z.max()) >= mm.VACUUM - 1e-9
+        assert min(z.min(), image.cell[2, 2] - z.max()) >= slabs.VACUUM - 1e-9
 
 
 def test_thermal_displacements_have_the_einstein_variance():
-    slab = mm.clean_slab("Cu(111)")
+    slab = slabs.clean_slab("Cu(111)")
     rng = np.random.default_rng(0)
     temperature = 600.0
-    steps = np.array([mm.thermal(slab, temperature, rng).positions - slab.positions
+    steps = np.array([slabs.thermal(slab, temperature, rng).positions - slab.positions
                       for _ in range(400)])
     fixed = slab.constraints[0].index
     assert np.abs(steps[:, fixed]).max() == 0
     free = np.delete(steps, fixed, axis=1)
-    omega = _k * mm.EINSTEIN["Cu"] / _hbar
+    omega = _k * slabs.EINSTEIN["Cu"] / _hbar
     expected = np.sqrt(_k * temperature / (63.546 * _amu * omega**2)) * 1e10
     assert free.std() == pytest.approx(expected, rel=0.03)
 

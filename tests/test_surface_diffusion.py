@@ -12,7 +12,7 @@ from fieldforce.analysis.diffusion import (
     diffusion_run,
     surface_lattice,
 )
-from fieldforce.datasets import make_metal as mm
+from fieldforce.datasets import metal_slabs as slabs
 
 
 def _walk(system, rate_per_ps, n_frames, dt_fs, rng, field=0.0):
@@ -20,7 +20,7 @@ def _walk(system, rate_per_ps, n_frames, dt_fs, rng, field=0.0):
     the lattice's nearest-neighbour directions equally likely; a hop takes four frames),
     with 0.08 Å jitter, its positions wrapped into the cell like an MD trajectory's; and
     the true hop count."""
-    path = mm.hop_path(system) if system != "W(110)" else None
+    path = slabs.hop_path(system) if system != "W(110)" else None
     base = path[0]
     normal, lattice = surface_lattice(base, -1)
     directions = np.array([lattice[0], -lattice[0], lattice[1], -lattice[1]])

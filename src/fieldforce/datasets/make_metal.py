@@ -7,9 +7,9 @@ Run (the shipped file was made exactly so, see ``metal_meta.json``)::
         --workers 16 [--max-hours H]
     python -m fieldforce.datasets.make_metal finish metal.xyz.gz [--partial]
 
-``sample`` builds Cu(100), Cu(111) and W(110) slabs (2x2 surface cells, three layers,
-the bottom one fixed) with an adatom at its stable and saddle sites and along its hop
-path, thermal displacements of adatom slabs and clean slabs, and clean slabs of five
+``sample`` builds (with :mod:`fieldforce.datasets.metal_slabs`) Cu(100), Cu(111) and
+W(110) slabs (2x2 surface cells, three layers, the bottom one fixed) with an adatom at
+its stable and saddle sites and along its hop path, thermal displacements of adatom slabs and clean slabs, and clean slabs of five
 and seven layers, each at a field along the surface normal between -1 and +1 V/Å. Cu
 hop paths come from a climbing-image NEB with ASE's EMT potential (only to place the
 atoms: the labels are DFT); W has no EMT parameters, so its path is the straight line
@@ -46,9 +46,15 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixAtoms
 
 from fieldforce.data.frame import Frame
+from fieldforce.datasets.metal_slabs import (
+    clean_slab,
+    hop_path,
+    surface_size,
+    thermal,
+    write_hops,
+)
 from fieldforce.reference.labelling import add_label_command, run_label_command
 
 #: Level of theory. LCAO (dzp) costs ~6 min per frame with its polarizability on one
@@ -60,15 +66,9 @@ from fieldforce.reference.labelling import add_label_command, run_label_command
 SETTINGS = {"xc": "PBE", "mode": "lcao", "basis": "dzp", "h": 0.2, "kpts": (4, 4),
             "smearing": 0.1, "field_step": 0.05, "min_vacuum": 5.0, "field_tol": 0.15}
 PROPERTIES = ("energy", "forces", "dipole", "polarizability")
-#: PBE lattice constants, Å
-LATTICE = {"Cu": 3.63, "W": 3.17}
-VACUUM = 6.0  # Å of vacuum on each side of the slab
-LAYERS = 3
 #: target fields along the normal at the path points (V/Å), in labelling order
 PATH_FIELDS = (0.0, 0.5, -0.5, 1.0, -1.0)
 THERMAL_TEMPERATURES = (300.0, 600.0, 900.0)  # K
-#: Einstein temperatures (K) for the thermal displacements
-EINSTEIN = {"Cu": 240.0, "W": 230.0}
 THERMAL_COUNTS = {"Cu(100)": 16, "Cu(111)": 16, "W(110)": 8}
 CLEAN_COUNTS = {"Cu(100)": 4, "Cu(111)": 4, "W(110)": 2}
 #: thicker clean slabs: (system, layers, target fields)
@@ -78,129 +78,6 @@ SEED = 20261203
 SYSTEMS = ("Cu(100)", "Cu(111)", "W(110)")
 #: images of the hop path `relax` starts from: the minimum is image 0, the saddle the middle
 RELAX_IMAGES = 7
-
-
-def clean_slab(system: str, size: tuple[int, int] = (2, 2), layers: int = LAYERS,
-               vacuum: float = VACUUM) -> Atoms:
-    """The clean slab of ``system`` with ``vacuum`` Å each side, bottom layer fixed."""
-    from ase.build import bcc110, fcc100, fcc111
-
-    build = {"Cu(100)": fcc100, "Cu(111)": fcc111, "W(110)": bcc110}[system]
-    element = system.split("(")[0]
-    slab = build(element, size=(*size, layers), a=LATTICE[element], vacuum=vacuum)
-    slab.info.pop("adsorbate_info", None)
-    slab.set_constraint(FixAtoms(mask=slab.get_tags() == layers))
-    slab.pbc = (True, True, False)
-    return slab
-
-
-def _with_adatom(slab: Atoms, system: str, site: tuple[float, float], height: float,
-                 vacuum: float = VACUUM) -> Atoms:
-    """``slab`` plus an adatom at fractional surface position ``site`` (of the primitive
-    surface cell), ``height`` Å above the top layer, with ``vacuum`` Å each side; the
-    bottom layer (largest tag) fixed."""
-    element = system.split("(")[0]
-    top = slab.positions[:, 2].max()
-    cell = slab.cell.array
-    n = _surface_size(cell, system)[0]
-    xy = (site[0] * cell[0] + site[1] * cell[1]) / n
-    atoms = slab.copy()
-    atoms += Atoms(element, positions=[[xy[0], xy[1], top + height]])
-    atoms.set_tags([*slab.get_tags(), 0])
-    atoms.set_constraint(FixAtoms(mask=atoms.get_tags() == slab.get_tags().max()))
-    return _recentre(atoms, vacuum)
-
-
-def _primitive(system: str) -> np.ndarray:
-    one = clean_slab(system, size=(1, 1), layers=1)
-    return one.cell.array[:2]
-
-
-def _surface_size(cell: np.ndarray, system: str) -> tuple[int, int]:
-    """How many primitive surface cells of ``system`` a slab ``cell`` spans along a and b."""
-    return tuple(int(round(n)) for n in np.linalg.norm(np.asarray(cell)[:2], axis=1)
-                 / np.linalg.norm(_primitive(system), axis=1))
-
-
-def _recentre(atoms: Atoms, vacuum: float = VACUUM) -> Atoms:
-    """``vacuum`` Å above the highest and below the lowest atom (keeps constraints)."""
-    z = atoms.positions[:, 2]
-    atoms.positions[:, 2] += vacuum - z.min()
-    cell = atoms.cell.array.copy()
-    cell[2] = [0, 0, np.ptp(z) + 2 * vacuum]
-    atoms.set_cell(cell)
-    return atoms
-
-
-#: adatom sites (fractional, primitive surface cell) and heights (Å) of each hop:
-#: initial, saddle, final. Cu: relaxed and refined by NEB with EMT.
-HOPS = {
-    "Cu(100)": ((0.5, 0.5), (1.0, 0.5), (1.5, 0.5), 1.6),
-    "Cu(111)": ((1 / 3, 1 / 3), (0.5, 0.5), (2 / 3, 2 / 3), 2.0),
-    "W(110)": ((0.375, 0.25), (0.0, 0.5), (-0.375, 0.75), 2.0),
-}
-
-
-def hop_path(system: str, images: int = 7, size: tuple[int, int] = (2, 2)) -> list[Atoms]:
-    """``images`` structures along the adatom hop, initial to final, on a ``size`` surface
-    cell: a climbing-image NEB with EMT for Cu, a straight line at a fixed height for W."""
-    initial, saddle, final, height = HOPS[system]
-    slab = clean_slab(system, size=size)
-    ends = [_with_adatom(slab, system, site, height) for site in (initial, final)]
-    if not system.startswith("Cu"):
-        # the straight line, each point lifted until its nearest surface atom is 0.95 of
-        # the bulk nearest-neighbour distance away
-        element = system.split("(")[0]
-        bond = 0.95 * LATTICE[element] * np.sqrt(3) / 2
-        path = []
-        for t in np.linspace(0, 1, images):
-            a = ends[0].copy()
-            a.positions = (1 - t) * ends[0].positions + t * ends[1].positions
-            a.positions[-1, 2] = a.positions[:-1, 2].max()
-            lateral = a.get_distances(-1, range(len(a) - 1), mic=True)
-            a.positions[-1, 2] += np.sqrt(max(bond**2 - lateral.min() ** 2, 1.0))
-            path.append(_recentre(a))
-        return path
-    from ase.calculators.emt import EMT
-    from ase.mep import NEB
-    from ase.optimize import BFGS, FIRE
-
-    for end in ends:
-        end.calc = EMT()
-        BFGS(end, logfile=None).run(fmax=0.01, steps=300)
-    path = [ends[0]] + [ends[0].copy() for _ in range(images - 2)] + [ends[1]]
-    for image in path[1:-1]:
-        image.calc = EMT()
-    neb = NEB(path, climb=True, method="improvedtangent")
-    neb.interpolate()
-    FIRE(neb, logfile=None).run(fmax=0.02, steps=1000)
-    return [_recentre(_plain(a)) for a in path]
-
-
-def _plain(atoms: Atoms) -> Atoms:
-    out = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc,
-                tags=atoms.get_tags())
-    out.set_constraint([c.copy() for c in atoms.constraints])
-    return out
-
-
-def thermal(atoms: Atoms, temperature: float, rng: np.random.Generator) -> Atoms:
-    """Einstein-model thermal displacements of the free atoms at ``temperature`` K:
-    independent Gaussians of variance kT / (m w²) per direction (classical)."""
-    from ase.units import _amu, _hbar, _k
-
-    out = atoms.copy()
-    fixed = np.zeros(len(out), bool)
-    for c in out.constraints:
-        fixed[c.index] = True
-    element = out.get_chemical_symbols()[0]
-    omega = _k * EINSTEIN[element] / _hbar
-    masses = out.get_masses()[:, None] * _amu
-    sigma = np.sqrt(_k * temperature / (masses * omega**2)) * 1e10  # Å
-    step = rng.normal(size=(len(out), 3)) * sigma
-    step[fixed] = 0.0
-    out.positions = out.positions + step
-    return out
 
 
 def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
@@ -261,29 +138,6 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
         key = f"{f.atoms.info['system']} {f.atoms.info['config_type']}"
         counts[key] = counts.get(key, 0) + 1
     return {"frames": len(frames), "counts": counts}
-
-
-#: file stem of each system's hop end states in examples/metal
-HOP_FILES = {"Cu(100)": "cu100", "Cu(111)": "cu111", "W(110)": "w110"}
-
-
-def write_hops(folder: Path, size: tuple[int, int] = (3, 3)) -> list[Path]:
-    """The initial and final states of each system's adatom hop on a ``size`` cell (EMT
-    relaxed for Cu; W placed at the hollow sites, unrelaxed), as extxyz with the bottom
-    layer fixed (``move_mask``)."""
-    import ase.io
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for system, stem in HOP_FILES.items():
-        path = hop_path(system, images=3, size=size)
-        for atoms, end in ((path[0], "initial"), (path[-1], "final")):
-            target = folder / f"{stem}_hop_{end}.xyz"
-            atoms = atoms.copy()
-            atoms.info = {"system": system, "hop_end": end}
-            ase.io.write(target, atoms, format="extxyz")
-            written.append(target)
-    return written
 
 
 def _backend(kpts: tuple[int, int] | None = None):
@@ -398,7 +252,7 @@ def _relaxed(args) -> int:
             atoms, result = relaxed_geometry(folder, unconverged=args.unconverged)
         except (OSError, ValueError) as error:
             raise SystemExit(f"relaxed: {error}") from None
-        size = _surface_size(atoms.cell.array, args.system)
+        size = surface_size(atoms.cell.array, args.system)
         sizes.add(size)
         print(f"{folder}: {result.stopped_by}, {result.steps} steps, E {result.energy:.4f} "
               f"eV, max force {result.max_force:.3f} eV/Å, {size[0]}x{size[1]} cell")
