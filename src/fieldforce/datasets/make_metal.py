@@ -9,11 +9,12 @@ Run (the shipped file was made exactly so, see ``metal_meta.json``)::
 
 ``sample`` builds (with :mod:`fieldforce.datasets.metal_slabs`) Cu(100), Cu(111) and
 W(110) slabs (2x2 surface cells, three layers, the bottom one fixed) with an adatom at
-its stable and saddle sites and along its hop path, thermal displacements of adatom slabs and clean slabs, and clean slabs of five
-and seven layers, each at a field along the surface normal between -1 and +1 V/Å. Cu
-hop paths come from a climbing-image NEB with ASE's EMT potential (only to place the
-atoms: the labels are DFT); W has no EMT parameters, so its path is the straight line
-between sites, each point lifted to a fixed distance from the surface atoms.
+its stable and saddle sites and along its hop path, thermal displacements of adatom
+slabs and clean slabs, and clean slabs of five and seven layers, each at a field along
+the surface normal between -1 and +1 V/Å. Cu hop paths come from a climbing-image NEB
+with ASE's EMT potential (only to place the atoms: the labels are DFT); W has no EMT
+parameters, so its path is the straight line between sites, each point lifted to a fixed
+distance from the surface atoms.
 The frames are ordered by priority (hop paths at 0 and +-0.5 V/Å, thermal frames, thick
 slabs, paths at +-1 V/Å; all Cu before W, whose frames cost ten times more) so that a
 partly labelled set is already useful.
