@@ -110,3 +110,24 @@ def test_ema_decay_out_of_range_is_one_clear_error():
     with pytest.raises(ConfigError, match="ema_decay"):
         load_config({"data": {"train": "unused.xyz"}, "output": "unused", "model": TINY,
                      "training": {"ema_decay": 1.0}})
+
+
+def test_weight_decay_is_decoupled_and_shrinks_only_the_weight_matrices(tmp_path, frames):
+    train, valid = frames
+    trainer = Trainer(config(tmp_path, "wd", weight_decay=0.5, learning_rate=0.1),
+                      progress=False, data=(train, valid, []))
+    named = dict(trainer.model.named_parameters())
+    before = {k: v.detach().clone() for k, v in named.items()}
+    # a step with zero gradients: Adam's update is zero, only the decay acts (coupled L2
+    # in Adam would divide it by the gradient scale: a step of lr whatever the weight)
+    trainer.optimizer.zero_grad()
+    for p in named.values():
+        p.grad = torch.zeros_like(p)
+    trainer.optimizer.step()
+    matrices = [k for k, v in named.items() if v.ndim >= 2]
+    others = [k for k, v in named.items() if v.ndim < 2]
+    assert matrices and others
+    for k in matrices:
+        torch.testing.assert_close(named[k].detach(), before[k] * (1 - 0.1 * 0.5))
+    for k in others:
+        assert torch.equal(named[k].detach(), before[k])

@@ -44,6 +44,19 @@ def _has_field(frame: Frame) -> bool:
     return bool(np.abs(frame.efield).max() > 0)
 
 
+
+def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float):
+    """Adam; with ``weight_decay`` > 0 decoupled from the gradient (AdamW: each step shrinks
+    a weight by learning_rate x weight_decay of itself), on weight matrices only. Adam's
+    own L2 term is divided by the gradient's running scale, so it regularises weights with
+    large gradients least; biases and per-species offsets are not shrunk toward zero."""
+    if not weight_decay:
+        return torch.optim.Adam(model.parameters(), lr=learning_rate)
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    others = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": matrices, "weight_decay": weight_decay},
+                              {"params": others, "weight_decay": 0.0}], lr=learning_rate)
+
 def _only_labels(frames, terms) -> list:
     """Copies of ``frames`` holding only the labels of ``terms`` and the conditions (the
     field, the net charge: inputs, not targets)."""
@@ -87,8 +100,7 @@ class Trainer:
         self.model.record_domain(statistics)
         self.gradient = self.model.fitting == "gradient"
         if self.gradient:
-            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t["learning_rate"],
-                                              weight_decay=t["weight_decay"])
+            self.optimizer = _optimizer(self.model, t["learning_rate"], t["weight_decay"])
             if t.get("schedule", "plateau") == "cosine":
                 # cosine decay to min_learning_rate over the whole run, stepped per
                 # optimizer step: the schedule is defined in steps, not in epochs
