@@ -47,7 +47,7 @@ def common_arguments(parser, *, epochs: int, work: str, out: str, variants=None,
                      data_dir: bool = True) -> None:
     """The options every training benchmark has: data directory (unless ``data_dir`` is
     false: shipped data), epochs, seed, threads, variants, ``--set KEY=VALUE`` model
-    options, work directory and result file."""
+    options, ``--train-set KEY=VALUE`` training options, work directory and result file."""
     variants = variants or LATENT_VARIANTS
     if data_dir:
         parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
@@ -58,6 +58,11 @@ def common_arguments(parser, *, epochs: int, work: str, out: str, variants=None,
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="model options for every variant, e.g. charge_unit=1.0 "
                              "(values parsed as YAML)")
+    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="training options replacing the script's own, e.g. the "
+                             "package defaults: max_epochs=100000 patience=null "
+                             "\"loss_weights={energy: 1, forces: 100}\" (values parsed as "
+                             "YAML)")
     parser.add_argument("--work", type=Path, default=Path(work))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / out)
 

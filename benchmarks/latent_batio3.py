@@ -255,11 +255,6 @@ def main() -> None:
     parser.add_argument("--born-charge-weight", type=float, default=0.0,
                         help="also train on the DFT Born charges with this loss weight "
                              "(default 0: energies and forces only)")
-    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="training options replacing the ones above, e.g. the latent "
-                             "family's own defaults: max_epochs=100000 patience=null "
-                             "batch_size=16 \"loss_weights={energy: 1, forces: 100}\" "
-                             "(values parsed as YAML)")
     parser.add_argument("--amplitude", type=float, default=0.36, help="V/Å")
     parser.add_argument("--period-fs", type=float, default=2000.0)
     parser.add_argument("--md-periods", type=float, default=3.0, help="0: no hysteresis run")

@@ -9,7 +9,8 @@ eV/Å), read through examples/specs/lesfit_liquid_water.yaml (``--data-dir`` poi
 elsewhere). Split (seed 0): ``--n-test`` frames for testing, ``--n-train`` for
 training of which ``--n-valid`` for validation (early-stopping selection).
 Variants: ``family: latent`` with its defaults and the same with ``long_range: false``;
-same seed, epochs and loss (energy 1, forces 10). The number of epochs is limited by
+same seed, epochs and loss (energy 1, forces 10; ``--train-set`` replaces any training
+option, e.g. the package's force weight 100 and cosine schedule). The number of epochs is limited by
 the time budget (a few minutes per training on 2 cores), so neither model is trained
 to convergence. Reported: energy RMSE (meV/atom) and force RMSE (eV/Å) on the test
 frames, and the mean latent charge per species. Writes
@@ -115,9 +116,11 @@ def main() -> None:
         return
     result = {"command": f"python benchmarks/latent_liquid_water.py --epochs {args.epochs} "
                          f"--threads {args.threads}"
-                         + (f" --set {' '.join(args.set)}" if args.set else ""),
-              "model_options": options, "epochs": args.epochs, "seed": args.seed,
-              "threads": args.threads,
+                         + (f" --set {' '.join(args.set)}" if args.set else "")
+                         + (f" --train-set {' '.join(args.train_set)}" if args.train_set
+                            else ""),
+              "model_options": options, "training_options": key_values(args.train_set),
+              "epochs": args.epochs, "seed": args.seed, "threads": args.threads,
               "n_train": len(fit), "n_valid": len(valid), "n_test": len(test), "rows": []}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.variants:
@@ -125,7 +128,8 @@ def main() -> None:
             "data": {"train": str(args.data_dir / "lesfit_liquid_water_RPBE-D3.xyz")},
             "model": {**VARIANTS[name], **options},
             "training": {"seed": args.seed, "max_epochs": args.epochs, "patience": args.epochs,
-                         "batch_size": 4, "loss_weights": {"energy": 1.0, "forces": 10.0}},
+                         "batch_size": 4, "loss_weights": {"energy": 1.0, "forces": 10.0},
+                         **key_values(args.train_set)},
             "output": str(args.work / name)})
         t0 = time.perf_counter()
         trainer = Trainer(config, progress=False, data=(fit, valid, []))

@@ -232,10 +232,6 @@ def main() -> None:
                         help="use a random subset of the data (quick checks)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="wall-time limit per training (then the epochs differ)")
-    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="training options for every variant, e.g. batch_size=4 "
-                             "max_steps=15000 (values parsed as YAML; loss_weights as a "
-                             "YAML mapping replaces the energy 1 / forces 10 default)")
     parser.add_argument("--energy-weight", type=float, default=1.0,
                         help="loss weight of the energies (forces: 10)")
     args = parser.parse_args()
