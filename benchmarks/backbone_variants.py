@@ -147,6 +147,13 @@ VARIANTS = {
                    {"interactions": 1}, {**NEW_TRAINING, "weight_decay": 0.01}),
     "new_wd0.1": ("the new defaults with decoupled weight decay 0.1 (AdamW, matrices)",
                   {"interactions": 1}, {**NEW_TRAINING, "weight_decay": 0.1}),
+    "new_wd0.3": ("the new defaults with decoupled weight decay 0.3 (AdamW, matrices)",
+                  {"interactions": 1}, {**NEW_TRAINING, "weight_decay": 0.3}),
+    "new_wd1": ("the new defaults with decoupled weight decay 1 (AdamW, matrices)",
+                {"interactions": 1}, {**NEW_TRAINING, "weight_decay": 1.0}),
+    "mixed2_wd0.1": ("the new defaults with 2 species channels and weight decay 0.1",
+                     {"interactions": 1, "descriptor": {"species_channels": 2}},
+                     {**NEW_TRAINING, "weight_decay": 0.1}),
     "new_narrow": ("the new defaults with hidden [32, 32]",
                    {"interactions": 1, "hidden": [32, 32]}, NEW_TRAINING),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "

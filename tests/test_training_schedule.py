@@ -112,10 +112,11 @@ def test_ema_decay_out_of_range_is_one_clear_error():
                      "training": {"ema_decay": 1.0}})
 
 
-def test_weight_decay_is_decoupled_and_shrinks_only_the_weight_matrices(tmp_path, frames):
+def test_weight_decay_is_decoupled_and_shrinks_only_the_backbone_matrices(tmp_path, frames):
     train, valid = frames
-    trainer = Trainer(config(tmp_path, "wd", weight_decay=0.5, learning_rate=0.1),
-                      progress=False, data=(train, valid, []))
+    settings = config(tmp_path, "wd", weight_decay=0.5, learning_rate=0.1)
+    settings["model"]["long_range"] = True  # a charge head beside the backbone
+    trainer = Trainer(settings, progress=False, data=(train, valid, []))
     named = dict(trainer.model.named_parameters())
     before = {k: v.detach().clone() for k, v in named.items()}
     # a step with zero gradients: Adam's update is zero, only the decay acts (coupled L2
@@ -124,9 +125,10 @@ def test_weight_decay_is_decoupled_and_shrinks_only_the_weight_matrices(tmp_path
     for p in named.values():
         p.grad = torch.zeros_like(p)
     trainer.optimizer.step()
-    matrices = [k for k, v in named.items() if v.ndim >= 2]
-    others = [k for k, v in named.items() if v.ndim < 2]
-    assert matrices and others
+    matrices = [k for k, v in named.items() if v.ndim >= 2 and k.startswith("backbone.")]
+    others = [k for k in named if k not in matrices]
+    # the latent family's charge head is a matrix outside the backbone: not decayed
+    assert matrices and "charge_head.weight" in others and "backbone.networks.0.0.bias" in others
     for k in matrices:
         torch.testing.assert_close(named[k].detach(), before[k] * (1 - 0.1 * 0.5))
     for k in others:

@@ -47,15 +47,21 @@ def _has_field(frame: Frame) -> bool:
 
 def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float):
     """Adam; with ``weight_decay`` > 0 decoupled from the gradient (AdamW: each step shrinks
-    a weight by learning_rate x weight_decay of itself), on weight matrices only. Adam's
-    own L2 term is divided by the gradient's running scale, so it regularises weights with
-    large gradients least; biases and per-species offsets are not shrunk toward zero."""
+    a weight by learning_rate x weight_decay of itself) and applied to the backbone's
+    weight matrices only. Adam's own L2 term is divided by the gradient's running scale,
+    so it regularises the weights with large gradients least. Biases and per-species
+    offsets are not pulled toward zero, nor are the family heads: the latent family's
+    charge scale, for one, is what energies and forces barely determine, and a decay
+    would choose it (zero) instead of the data."""
     if not weight_decay:
         return torch.optim.Adam(model.parameters(), lr=learning_rate)
-    matrices = [p for p in model.parameters() if p.ndim >= 2]
-    others = [p for p in model.parameters() if p.ndim < 2]
-    return torch.optim.AdamW([{"params": matrices, "weight_decay": weight_decay},
-                              {"params": others, "weight_decay": 0.0}], lr=learning_rate)
+    decayed, free = [], []
+    for name, parameter in model.named_parameters():
+        shared = name.startswith("backbone.") and parameter.ndim >= 2
+        (decayed if shared else free).append(parameter)
+    return torch.optim.AdamW([{"params": decayed, "weight_decay": weight_decay},
+                              {"params": free, "weight_decay": 0.0}], lr=learning_rate)
+
 
 def _only_labels(frames, terms) -> list:
     """Copies of ``frames`` holding only the labels of ``terms`` and the conditions (the
