@@ -133,3 +133,16 @@ def test_weight_decay_is_decoupled_and_shrinks_only_the_backbone_matrices(tmp_pa
         torch.testing.assert_close(named[k].detach(), before[k] * (1 - 0.1 * 0.5))
     for k in others:
         assert torch.equal(named[k].detach(), before[k])
+
+
+def test_resuming_with_another_weight_decay_regime_is_one_clear_error(tmp_path, frames):
+    from fieldforce.errors import ConfigError
+
+    train, valid = frames
+    first = Trainer(config(tmp_path, "wd0", weight_decay=0.0, max_epochs=1),
+                    progress=False, data=(train, valid, []))
+    first.fit()
+    again = Trainer(config(tmp_path, "wd0", weight_decay=0.1, max_epochs=2),
+                    progress=False, data=(train, valid, []))
+    with pytest.raises(ConfigError, match=r"checkpoint.pt: .*weight_decay 0 and this run has 0.1"):
+        again.resume()

@@ -283,6 +283,14 @@ class Trainer:
             raise ConfigError(f"{path}: the checkpoint cannot be read (corrupted?); remove it "
                               "and train with --overwrite") from None
         self.model.load_state_dict(state["model"])
+        saved_groups = len(state["optimizer"]["param_groups"])
+        if saved_groups != len(self.optimizer.param_groups):
+            # one group: Adam without decay (the default before weight_decay 0.1); two:
+            # the decayed backbone matrices and the rest
+            raise ConfigError(f"{path}: the checkpoint was written with training."
+                              f"weight_decay {'0' if saved_groups == 1 else '> 0'} and "
+                              f"this run has {self.config['training']['weight_decay']}; "
+                              "resume with the same settings")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best, self.best_state = state["epoch"], state["best"], state["best_state"]
