@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -142,6 +144,11 @@ def test_resuming_with_another_weight_decay_regime_is_one_clear_error(tmp_path, 
     first = Trainer(config(tmp_path, "wd0", weight_decay=0.0, max_epochs=1),
                     progress=False, data=(train, valid, []))
     first.fit()
+    # the run records the settings it used, defaults filled in
+    used = json.loads((tmp_path / "wd0" / "metrics.json").read_text())["training"]
+    assert used["weight_decay"] == 0.0 and used["schedule"] == "cosine"
+    saved = torch.load(tmp_path / "wd0" / "model.pt", weights_only=False)
+    assert saved["extra"]["training"] == used
     again = Trainer(config(tmp_path, "wd0", weight_decay=0.1, max_epochs=2),
                     progress=False, data=(train, valid, []))
     with pytest.raises(ConfigError, match=r"checkpoint.pt: .*weight_decay 0 and this run has 0.1"):

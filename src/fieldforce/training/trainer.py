@@ -16,6 +16,7 @@ the end: ``model.pt``, ``metrics.json``, parity plots and the learning curve
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -368,13 +369,16 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
         settled = self.model.settle(self.train, self.terms)
+        # the resolved training settings (defaults filled in): what a run used, even after
+        # the package's defaults change
+        training = json.loads(json.dumps(self.config["training"], default=str))
         save_model(self.model, self.output / "model.pt",
-                   extra={"epochs": self.epoch, "stopped_by": reason})
+                   extra={"epochs": self.epoch, "stopped_by": reason, "training": training})
         valid_table, valid_pairs = evaluate_frames(self.model, self.valid)
         result = {"epochs": self.epoch, "steps": self.steps, "stopped_by": reason,
                   "seconds": seconds,
                   "n_train": len(self.train), "n_valid": len(self.valid),
-                  "n_test": len(self.test), "valid": valid_table}
+                  "n_test": len(self.test), "training": training, "valid": valid_table}
         if fit_info:
             result["fit"] = fit_info
         if settled:
