@@ -139,10 +139,6 @@ VARIANTS = {
                      {"interactions": 1, "descriptor": {"density_width": 0.5}}, NEW_TRAINING),
     "new_nmax6": ("the new defaults with max_radial 6 (7 radial functions, not 5)",
                   {"interactions": 1, "descriptor": {"max_radial": 6}}, NEW_TRAINING),
-    "new_nmax8_width0.5": ("the new defaults with max_radial 8 and density width 0.5 Å",
-                           {"interactions": 1, "descriptor": {"max_radial": 8,
-                                                              "density_width": 0.5}},
-                           NEW_TRAINING),
     # trained on 382 frames the new defaults fit the training forces to 0.006-0.007 eV/Å
     # and test at 0.019: a 3x generalisation gap, so regularisation, not capacity
     "new_wd0.01": ("the new defaults with decoupled weight decay 0.01 (AdamW, matrices)",

@@ -10,9 +10,9 @@ elsewhere). Split (seed 0): ``--n-test`` frames for testing, ``--n-train`` for
 training of which ``--n-valid`` for validation (early-stopping selection).
 Variants: ``family: latent`` with its defaults and the same with ``long_range: false``;
 same seed, epochs and loss (energy 1, forces 10; ``--train-set`` replaces any training
-option, e.g. the package's force weight 100 and cosine schedule). The number of epochs is limited by
-the time budget (a few minutes per training on 2 cores), so neither model is trained
-to convergence. Reported: energy RMSE (meV/atom) and force RMSE (eV/Å) on the test
+option, e.g. the package's force weight 100 and cosine schedule). The number of epochs
+is limited by the time budget (a few minutes per training on 2 cores), so neither model
+is trained to convergence. Reported: energy RMSE (meV/atom) and force RMSE (eV/Å) on the test
 frames, and the mean latent charge per species. Writes
 benchmarks/results/latent_liquid_water.json after every variant.
 """

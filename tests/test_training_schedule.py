@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from fieldforce.errors import ConfigError
 from fieldforce.models import load_model
 from fieldforce.training import Trainer, load_config
 
@@ -107,8 +108,6 @@ def test_the_moving_average_is_what_is_validated_and_kept(tmp_path, frames):
 
 
 def test_ema_decay_out_of_range_is_one_clear_error():
-    from fieldforce.errors import ConfigError
-
     with pytest.raises(ConfigError, match="ema_decay"):
         load_config({"data": {"train": "unused.xyz"}, "output": "unused", "model": TINY,
                      "training": {"ema_decay": 1.0}})
@@ -138,8 +137,6 @@ def test_weight_decay_is_decoupled_and_shrinks_only_the_backbone_matrices(tmp_pa
 
 
 def test_resuming_with_another_weight_decay_regime_is_one_clear_error(tmp_path, frames):
-    from fieldforce.errors import ConfigError
-
     train, valid = frames
     first = Trainer(config(tmp_path, "wd0", weight_decay=0.0, max_epochs=1),
                     progress=False, data=(train, valid, []))

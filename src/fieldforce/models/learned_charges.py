@@ -94,7 +94,8 @@ def electronegativity_vote(charges: np.ndarray, numbers: np.ndarray) -> float | 
     :func:`settle_charge_sign`. None when no element has a tabulated chi."""
     from fieldforce.data.elements import pauling_electronegativity
 
-    chi = np.array([pauling_electronegativity(int(z)) for z in numbers])
+    elements, which = np.unique(np.asarray(numbers, dtype=int), return_inverse=True)
+    chi = np.array([pauling_electronegativity(int(z)) for z in elements])[which]
     known = chi > 0
     if not known.any():
         return None

@@ -45,7 +45,6 @@ def _has_field(frame: Frame) -> bool:
     return bool(np.abs(frame.efield).max() > 0)
 
 
-
 def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float):
     """Adam; with ``weight_decay`` > 0 decoupled from the gradient (AdamW: each step shrinks
     a weight by learning_rate x weight_decay of itself) and applied to the backbone's
