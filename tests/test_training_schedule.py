@@ -150,3 +150,17 @@ def test_resuming_with_another_weight_decay_regime_is_one_clear_error(tmp_path, 
                     progress=False, data=(train, valid, []))
     with pytest.raises(ConfigError, match=r"checkpoint.pt: .*weight_decay 0 and this run has 0.1"):
         again.resume()
+    # another value of the same regime, or another learning rate, would be overridden by
+    # the optimizer state torch restores: refused as well, naming the setting
+    decayed = Trainer(config(tmp_path, "wd1", weight_decay=0.1, max_epochs=1),
+                      progress=False, data=(train, valid, []))
+    decayed.fit()
+    for key, value in (("weight_decay", 0.2), ("learning_rate", 0.5)):
+        again = Trainer(config(tmp_path, "wd1", max_epochs=2, **{"weight_decay": 0.1,
+                                                                 key: value}),
+                        progress=False, data=(train, valid, []))
+        with pytest.raises(ConfigError, match=rf"training.{key} .* this run has {value:g}"):
+            again.resume()
+    same = Trainer(config(tmp_path, "wd1", weight_decay=0.1, max_epochs=2),
+                   progress=False, data=(train, valid, []))
+    assert same.resume() and same.epoch == 1

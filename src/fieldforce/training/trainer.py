@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fieldforce.data.atomic import atomic_path, write_json
+from fieldforce.data.atomic import write_json
 from fieldforce.data.batch import collate
 from fieldforce.data.frame import Frame
 from fieldforce.data.labels import LOSS_TERMS
@@ -34,6 +34,7 @@ from fieldforce.errors import ConfigError
 from fieldforce.models import build_model, family_class, save_model
 from fieldforce.models.backbone import species_of
 from fieldforce.models.derivatives import evaluate
+from fieldforce.training.checkpoints import restore_checkpoint, save_checkpoint
 from fieldforce.training.config import PLATEAU_PATIENCE
 from fieldforce.training.evaluation import evaluate_frames, format_metrics
 from fieldforce.training.losses import label_scales, weighted_loss
@@ -263,47 +264,12 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------
 
     def checkpoint(self) -> None:
-        state = {"epoch": self.epoch, "model": self.model.state_dict(),
-                 "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "best": self.best,
-                 "steps": self.steps,
-                 "best_state": self.best_state, "history": self.history, "stale": self.stale,
-                 "ema": self.ema,
-                 "rng": torch.get_rng_state(), "py_rng": random.getstate()}
-        with atomic_path(self.output / "checkpoint.pt") as tmp:
-            torch.save(state, tmp)
+        """Write ``checkpoint.pt`` (:func:`~fieldforce.training.checkpoints.save_checkpoint`)."""
+        save_checkpoint(self)
 
     def resume(self) -> bool:
-        path = self.output / "checkpoint.pt"
-        if not self.gradient or not path.exists():
-            return False
-        try:
-            state = torch.load(path, weights_only=False)
-        except Exception:  # noqa: BLE001 - a checkpoint is written atomically; still, say so
-            raise ConfigError(f"{path}: the checkpoint cannot be read (corrupted?); remove it "
-                              "and train with --overwrite") from None
-        self.model.load_state_dict(state["model"])
-        saved_groups = len(state["optimizer"]["param_groups"])
-        if saved_groups != len(self.optimizer.param_groups):
-            # one group: Adam without decay (the default before weight_decay 0.1); two:
-            # the decayed backbone matrices and the rest
-            raise ConfigError(f"{path}: the checkpoint was written with training."
-                              f"weight_decay {'0' if saved_groups == 1 else '> 0'} and "
-                              f"this run has {self.config['training']['weight_decay']}; "
-                              "resume with the same settings")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch, self.best, self.best_state = state["epoch"], state["best"], state["best_state"]
-        self.history, self.stale = state["history"], state["stale"]
-        self.steps = state.get("steps", 0)
-        if self.ema is not None:
-            if state.get("ema") is None:
-                raise ConfigError(f"{path}: the checkpoint was written without "
-                                  "training.ema_decay; resume with the same settings")
-            self.ema = state["ema"]
-        torch.set_rng_state(state["rng"])
-        random.setstate(state["py_rng"])
-        return True
+        """Continue from ``checkpoint.pt`` if there is one (same settings, or ConfigError)."""
+        return restore_checkpoint(self)
 
     # -- the whole run -------------------------------------------------------
 
