@@ -18,7 +18,9 @@ Spectrum: the polarization-current autocorrelation <J(0).J(t)> with J = sum_i Z*
 The same trajectory's current with fixed TIP3P charges (J = sum q_i v_i) is analysed
 alike, to separate the band positions (the dynamics) from the intensities (the
 charges). Reported: the maximum in each band against the experimental bands of liquid H2O
-(O-H stretch ~3400, H-O-H bend ~1640, libration ~600-700 cm^-1), and the spectrum
+(O-H stretch ~3400, H-O-H bend ~1640, libration ~600-700 cm^-1); the absorption
+alpha * n of each band (the classical current spectrum, no quantum correction) relative
+to the stretch's, maximum and area, against the experimental maxima; and the spectrum
 plotted to benchmarks/results/latent_liquid_ir.png. Writes
 benchmarks/results/latent_liquid_ir.json.
 """
@@ -36,6 +38,30 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (Bertie & Lan, Appl. Spectrosc. 50, 1047 (1996): 3404, 1643, ~685 cm^-1).
 BANDS = {"libration": ((300.0, 1100.0), 685.0), "bend": ((1400.0, 1900.0), 1643.0),
          "stretch": ((2800.0, 4000.0), 3404.0)}
+#: the experimental band maxima of the absorption, alpha * n = 4 pi nu k n, relative to the
+#: stretch: k at each band's maximum from Ray's compilation of liquid water at 25 C
+#: (Appl. Opt. 11, 1836 (1972), table 2: k 0.27 at 2.97 um, 0.12 at 6.1 um, 0.39 at 17 um)
+#: and n there from the same paper's dispersion formula (1.291, 1.296, 1.318). A band's
+#: maximum of nu k lies above its maximum of k, by little for the narrow bend and stretch
+#: and more for the broad libration, so the libration ratio is a lower bound.
+EXPERIMENT_NU_K_N = {"libration": 588.2 * 0.39 * 1.318, "bend": 1639.3 * 0.12 * 1.296,
+                     "stretch": 3367.0 * 0.27 * 1.291}
+
+
+def relative_absorption(spectrum) -> dict:
+    """Per band: the maximum and the area of ``spectrum`` (an absorption alpha * n: the
+    classical current spectrum, no quantum correction) relative to the stretch's, with
+    the experimental maximum ratio next to it."""
+    nu, y = spectrum.frequencies_cm, spectrum.intensity
+    height, area = {}, {}
+    for name, ((lo, hi), _) in BANDS.items():
+        rows = (nu >= lo) & (nu <= hi)
+        height[name] = float(y[rows].max())
+        area[name] = float(np.trapezoid(y[rows], nu[rows]))
+    return {name: {"height": height[name] / height["stretch"],
+                   "area": area[name] / area["stretch"],
+                   "experiment_height": EXPERIMENT_NU_K_N[name] / EXPERIMENT_NU_K_N["stretch"]}
+            for name in BANDS}
 
 
 def band_maxima(spectrum) -> dict:
@@ -125,6 +151,15 @@ def main() -> None:
                         max_correlation_fs=spectrum.max_correlation_fs,
                         temperature=args.temperature)
     fixed_bands = band_maxima(fixed)
+    # intensities: the classical current spectrum is alpha * n itself (the harmonic
+    # quantum correction turns C_classical into C_quantum, and alpha * n ∝ omega (1 -
+    # exp(-beta hbar omega)) C_quantum = beta hbar omega^2 C_classical), so no correction
+    absorption = relative_absorption(polarization_current_spectrum(
+        frame_born_charges(frames, traj, first), velocities, dt,
+        max_correlation_fs=spectrum.max_correlation_fs))
+    fixed_absorption = relative_absorption(ir_spectrum(
+        np.einsum("n,tna->ta", charges, velocities), dt, method="current",
+        max_correlation_fs=spectrum.max_correlation_fs))
     plot = args.out.with_suffix(".png")
     spectrum.plot(plot, title="liquid water, latent-charge model (RPBE-D3 data), "
                               "J = sum Z* v")
@@ -141,6 +176,8 @@ def main() -> None:
               "bands": bands, "peaks": [vars(p) for p in spectrum.peaks()],
               "bands_tip3p_current": fixed_bands,
               "peaks_tip3p_current": [vars(p) for p in fixed.peaks()],
+              "absorption_relative_to_stretch": absorption,
+              "absorption_relative_to_stretch_tip3p_current": fixed_absorption,
               "plot": str(plot), "spectrum": spectrum.to_dict()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -153,6 +190,13 @@ def main() -> None:
         print(f"| {name} | {b['position_cm']:.0f} ({b['height']:.2f}), {b['centroid_cm']:.0f} | "
               f"{f['position_cm']:.0f} ({f['height']:.2f}), {f['centroid_cm']:.0f} | "
               f"{b['experiment_cm']:.0f} |")
+    print("| band | absorption maximum / stretch's (area / stretch's): J = sum Z* v | "
+          "J = sum q_TIP3P v | experiment (maximum) |")
+    print("|---|---|---|---|")
+    for name, a in absorption.items():
+        f = fixed_absorption[name]
+        print(f"| {name} | {a['height']:.2f} ({a['area']:.2f}) | {f['height']:.2f} "
+              f"({f['area']:.2f}) | {a['experiment_height']:.2f} |")
     print(f"wrote {args.out} and {plot}")
 
 
