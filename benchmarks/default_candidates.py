@@ -48,6 +48,13 @@ CANDIDATES = {
                              "schedule": "cosine", "weight_decay": 0.1,
                              "loss_weights": {"energy": 1.0, "forces": 100.0,
                                               "dipole": 100.0, "polarizability": 100.0}}),
+    "wd0.1_scaling3_6": ("as new_dipole100_wd0.1, with the descriptor's radial scaling "
+                         "r0 3 Å, m 6", {"interactions": 1,
+                                        "descriptor": {"radial_scaling": [3.0, 6]}},
+                         {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
+                          "schedule": "cosine", "weight_decay": 0.1,
+                          "loss_weights": {"energy": 1.0, "forces": 100.0,
+                                           "dipole": 100.0, "polarizability": 100.0}}),
     "force100_cosine": ("force weight 100, cosine over 10,000 steps, no interaction layer",
                         {"interactions": 0},
                         {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,

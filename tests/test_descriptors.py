@@ -385,3 +385,20 @@ def test_species_channels_mix_the_species_densities(two_structures):
         two.species_mixing[2, 1] += h
     assert float(gradient[2, 1]) == pytest.approx(float(up - down) / (2 * h), rel=1e-6)
     assert float(gradient.abs().min()) > 0
+
+
+@pytest.mark.parametrize("r", [1.0, 2.2, 3.5])
+def test_radial_scaling_weights_each_neighbour_by_willatt_form(r):
+    """A dimer's neighbour density (l >= 1: the centre's own Gaussian is spherical) is
+    the unscaled one times 1 / (1 + (r / r0)^m) exactly; bad settings are refused."""
+    dimer = batch([(np.array([[0.0, 0.0, 0.0], [0.3 * r, -0.4 * r, np.sqrt(0.75) * r]]),
+                    [8, 1], None)])
+    plain = SOAPFeatures(SMALL).fixed_density(*dimer).values
+    scaled = SOAPFeatures({**SMALL, "radial_scaling": [2.0, 4]}).fixed_density(*dimer).values
+    weight = 1.0 / (1.0 + (r / 2.0) ** 4)
+    for l in range(1, SMALL["max_angular"] + 1):
+        assert float(plain[l].abs().max()) > 1e-6
+        torch.testing.assert_close(scaled[l], weight * plain[l], rtol=1e-10, atol=1e-14)
+    for bad in ([2.0], [2.0, 4, 1], [0.0, 4]):
+        with pytest.raises(ConfigError, match="radial_scaling"):
+            DescriptorSettings(radial_scaling=bad)

@@ -31,6 +31,10 @@ class DescriptorSettings(Section):
     [T, K] matrix before the products (a compressed species channel, as in Willatt,
     Musil and Ceriotti 2018 or MACE's species embedding): K (K + 1) / 2 blocks, whatever
     the number of species.
+
+    ``radial_scaling``: [r0, m] weights each neighbour's Gaussian by 1 / (1 + (r/r0)^m),
+    so the near shell dominates the features (Willatt, Musil and Ceriotti, PCCP 20,
+    29661 (2018)); m is an integer (featomic's exponent).
     """
 
     section: ClassVar[str] = "descriptor"
@@ -59,6 +63,11 @@ class DescriptorSettings(Section):
     species_channels: int | None = option(None, "mix the neighbour species into this many "
                                           "learned channels (None: one per species)",
                                           minimum=1)
+    radial_scaling: list[float] | None = option(
+        None, "[r0 (Å), m]: each neighbour's density weighted by 1 / (1 + (r / r0)^m) "
+        "(Willatt, Musil and Ceriotti 2018); None: unweighted", exclusive_minimum=0,
+        expected="null or a list [r0, m] of two positive numbers",
+        check=lambda v: v is None or len(v) == 2)
 
     def check(self) -> None:
         self.species = sorted(set(self.species))
@@ -67,12 +76,18 @@ class DescriptorSettings(Section):
 
     def featomic_hypers(self) -> dict[str, Any]:
         """Hyper-parameters in featomic's (>= 0.6) format for SOAP calculators."""
+        density: dict[str, Any] = {"type": "Gaussian", "width": float(self.density_width)}
+        if self.radial_scaling is not None:
+            # featomic's Willatt2018 form c / (c + (r / r0)^m) with c = 1
+            r0, m = self.radial_scaling
+            density["scaling"] = {"type": "Willatt2018", "rate": 1.0, "scale": float(r0),
+                                  "exponent": int(m)}
         return {
             "cutoff": {
                 "radius": float(self.cutoff),
                 "smoothing": {"type": "ShiftedCosine", "width": float(self.smoothing_width)},
             },
-            "density": {"type": "Gaussian", "width": float(self.density_width)},
+            "density": density,
             "basis": {
                 "type": "TensorProduct",
                 "max_angular": int(self.max_angular),
