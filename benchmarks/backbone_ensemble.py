@@ -37,7 +37,6 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     from backbone_variants import splits
-
     from fieldforce.models import load_model
     from fieldforce.training.evaluation import predict
 

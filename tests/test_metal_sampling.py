@@ -67,3 +67,34 @@ def test_sample_orders_sites_first_and_fields_along_the_normal(tmp_path):
     fields = np.array([f.efield for f in frames])
     assert np.abs(fields[:, :2]).max() == 0 and np.abs(fields[:, 2]).max() <= 1.0
     assert all(f.atoms.constraints for f in frames)
+
+
+def test_finish_ships_extra_labelled_frames_once_and_counts_them(tmp_path):
+    """`finish --extra` appends labelled frames (the relaxed W states) to the set, skips
+    those already in it, and the metadata counts them and names their commands."""
+    import json
+
+    from fieldforce.data.frame import Frame
+    from fieldforce.data.io import read_frames, write_frames
+
+    def labelled(system: str, shift: float, relaxed: bool = False) -> Frame:
+        atoms = mm.hop_path(system, images=3, size=(2, 2))[0]
+        atoms.positions[-1, 2] += shift
+        atoms.info = {"system": system, "config_type": "adatom_path", "image": 0,
+                      "target_field": 0.0, "gauss_ratio": 1.0,
+                      **({"relaxed": True} if relaxed else {})}
+        return Frame(atoms, {"energy": -1.0 - shift, "forces": np.zeros((len(atoms), 3)),
+                             "efield": np.zeros(3)})
+
+    write_frames([labelled("Cu(100)", 0.0)], tmp_path / "metal.xyz")
+    extra = [labelled("W(110)", 0.0, True), labelled("W(110)", 0.1, True)]
+    write_frames(extra, tmp_path / "w.xyz")
+    for _ in range(2):  # the second time adds nothing
+        assert mm.main(["finish", str(tmp_path / "metal.xyz"), "--extra",
+                        str(tmp_path / "w.xyz")]) == 0
+    frames = read_frames(tmp_path / "metal.xyz")
+    assert [f.atoms.info["system"] for f in frames] == ["Cu(100)", "W(110)", "W(110)"]
+    meta = json.loads((tmp_path / "metal_meta.json").read_text())
+    assert meta["counts"] == {"Cu(100) adatom_path": 1, "W(110) adatom_path": 2}
+    assert any("relax 'W(110)' saddle" in c for c in meta["commands"])
+    assert meta["commands"][-1].endswith("--extra w.xyz")

@@ -193,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the parts folder of the labelling job (default: LABELLED.parts)")
     p.add_argument("--planned", type=Path, default=None,
                    help="the unlabelled file (to state how many of the planned are labelled)")
+    p.add_argument("--extra", type=Path, nargs="+", default=[],
+                   help="labelled files to ship as well (the relaxed W(110) minimum and "
+                        "saddle of `relax` / `relaxed` / `label`); frames already in the "
+                        "set are not repeated")
     args = parser.parse_args(argv)
 
     if args.step == "sample":
@@ -297,6 +301,14 @@ def _finish(args) -> int:
             frames.sort(key=lambda f: rank.get(_key(f), len(rank)))
         write_frames(frames, args.labelled)
     frames = read_frames(args.labelled)
+    if args.extra:
+        present = {_key(f) for f in frames}
+        added = [f for path in args.extra for f in read_frames(path)
+                 if _key(f) not in present]
+        if added:
+            frames += added
+            write_frames(frames, args.labelled)
+        print(f"added {len(added)} frame(s) of {', '.join(map(str, args.extra))}")
     counts: dict[str, int] = {}
     for f in frames:
         key = f"{f.atoms.info.get('system')} {f.atoms.info.get('config_type')}"
@@ -314,9 +326,26 @@ def _finish(args) -> int:
             "python -m fieldforce.datasets.make_metal label metal_unlabelled.xyz metal.xyz.gz "
             "--workers 16",
             "python -m fieldforce.datasets.make_metal finish metal.xyz.gz "
-            "--planned metal_unlabelled.xyz",
+            "--planned metal_unlabelled.xyz" + (" --extra " + " ".join(
+                p.name for p in args.extra) if args.extra else ""),
         ],
     }
+    if any(f.atoms.info.get("relaxed") for f in frames):
+        # the relaxed adatom states (W(110)): relaxed at zero field, then labelled at
+        # the target fields (what benchmarks/runs/w_relax holds)
+        meta["commands"][2:2] = [
+            "python -m fieldforce.datasets.make_metal relax 'W(110)' minimum --size 2 2 "
+            "--out minimum",
+            "python -m fieldforce.datasets.make_metal relax 'W(110)' saddle --size 2 2 "
+            "--out saddle",
+            "python -m fieldforce.datasets.make_metal relaxed 'W(110)' --minimum minimum "
+            "--saddle saddle --fields 0 --out w_relaxed.xyz",
+            "python -m fieldforce.datasets.make_metal relaxed 'W(110)' --minimum minimum "
+            "--saddle saddle --fields 0.5 -0.5 --out w_relaxed_fields.xyz",
+            "python -m fieldforce.datasets.make_metal label w_relaxed.xyz "
+            "w_relaxed_labelled.xyz --kpts 4 4",
+            "python -m fieldforce.datasets.make_metal label w_relaxed_fields.xyz "
+            "w_relaxed_fields_labelled.xyz --kpts 4 4"]
     if args.planned is not None:
         meta["planned_frames"] = len(read_frames(args.planned))
     out = args.labelled.parent / "metal_meta.json"
