@@ -64,8 +64,12 @@ from fieldforce.reference.labelling import add_label_command, run_label_command
 #: field_tol: the labels hold the field each slab felt, so a miss only shifts where the
 #: fields are sampled; 0.15 V/Å spends a correction (one more SCF run, ~1/3 of a frame) on
 #: the W adatom slabs (0.2 V/Å from the adatom's dipole) but not on Cu (<= 0.11 V/Å).
+#: energy "extrapolated": what the shipped frames hold (GPAW's zero-smearing estimate, not
+#: the free energy the forces and dU/dF = -mu differentiate; a relabel with "free", the
+#: three SCF runs of every frame again, is for a machine with cores to spare)
 SETTINGS = {"xc": "PBE", "mode": "lcao", "basis": "dzp", "h": 0.2, "kpts": (4, 4),
-            "smearing": 0.1, "field_step": 0.05, "min_vacuum": 5.0, "field_tol": 0.15}
+            "smearing": 0.1, "field_step": 0.05, "min_vacuum": 5.0, "field_tol": 0.15,
+            "energy": "extrapolated"}
 PROPERTIES = ("energy", "forces", "dipole", "polarizability")
 #: target fields along the normal at the path points (V/Å), in labelling order
 PATH_FIELDS = (0.0, 0.5, -0.5, 1.0, -1.0)

@@ -53,6 +53,10 @@ class Backend(ABC):
     #: settings of how a run is carried out (threads), never of its numbers: left out of
     #: :meth:`settings`
     execution_settings: tuple[str, ...] = ()
+    #: settings added after labels were made, with the value those labels were made with:
+    #: at that value a setting stays out of the fingerprint, so the earlier labels keep
+    #: theirs (and are reused) where they are what the setting now says
+    legacy_settings: dict[str, object] = {}
 
     def validate(self, frames) -> None:
         """Check the settings against the frames once, before any frame is labelled
@@ -70,7 +74,8 @@ class Backend(ABC):
 
     def settings_fingerprint(self) -> str:
         """Short stable hash of :meth:`settings` (used to decide what may be resumed)."""
-        theory = {k: v for k, v in self.settings().items() if k not in self.aiming_settings}
+        theory = {k: v for k, v in self.settings().items() if k not in self.aiming_settings
+                  and not (k in self.legacy_settings and v == self.legacy_settings[k])}
         blob = json.dumps({"backend": self.name, **theory}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
