@@ -168,6 +168,15 @@ VARIANTS = {
     "wd_scaling3.5_6": ("the defaults (weight decay 0.1) with radial scaling r0 3.5 Å, m 6",
                         {"interactions": 1, "descriptor": {"radial_scaling": [3.5, 6]}},
                         {**NEW_TRAINING, "weight_decay": 0.1}),
+    # MACE's and NequIP's radial basis, j0(n pi r / r_c), splined by featomic
+    "wd_bessel": ("the defaults (weight decay 0.1) with the Bessel radial basis",
+                  {"interactions": 1, "descriptor": {"radial_basis": "bessel"}},
+                  {**NEW_TRAINING, "weight_decay": 0.1}),
+    "wd_bessel_scaling3_6": ("the defaults (weight decay 0.1), Bessel radial basis and radial "
+                             "scaling r0 3 Å, m 6",
+                             {"interactions": 1, "descriptor": {"radial_basis": "bessel",
+                                                                "radial_scaling": [3.0, 6]}},
+                             {**NEW_TRAINING, "weight_decay": 0.1}),
     "wd_lr1e-2": ("the defaults (weight decay 0.1) with learning rate 1e-2 (not 3e-3)",
                   {"interactions": 1},
                   {**NEW_TRAINING, "weight_decay": 0.1, "learning_rate": 1e-2}),

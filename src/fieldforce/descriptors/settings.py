@@ -63,6 +63,10 @@ class DescriptorSettings(Section):
     species_channels: int | None = option(None, "mix the neighbour species into this many "
                                           "learned channels (None: one per species)",
                                           minimum=1)
+    radial_basis: str = option("gto", "radial functions: 'gto' (featomic's Gaussian-type "
+                               "orbitals) or 'bessel' (j0(n pi r / cutoff), MACE's and "
+                               "NequIP's basis; splined by featomic, ~3 s to set up)",
+                               choices=("gto", "bessel"))
     radial_scaling: list[float] | None = option(
         None, "[r0 (Å), m]: each neighbour's density weighted by 1 / (1 + (r / r0)^m) "
         "(Willatt, Musil and Ceriotti 2018); None: unweighted", exclusive_minimum=0,
@@ -75,13 +79,16 @@ class DescriptorSettings(Section):
             raise self.invalid("smoothing_width", f"a width in [0, cutoff = {self.cutoff:g})")
 
     def featomic_hypers(self) -> dict[str, Any]:
-        """Hyper-parameters in featomic's (>= 0.6) format for SOAP calculators."""
+        """Hyper-parameters in featomic's (>= 0.6) format for SOAP calculators (class-based
+        ones, from featomic's spliner, for the Bessel basis)."""
         density: dict[str, Any] = {"type": "Gaussian", "width": float(self.density_width)}
         if self.radial_scaling is not None:
             # featomic's Willatt2018 form c / (c + (r / r0)^m) with c = 1
             r0, m = self.radial_scaling
             density["scaling"] = {"type": "Willatt2018", "rate": 1.0, "scale": float(r0),
                                   "exponent": int(m)}
+        if self.radial_basis == "bessel":
+            return self._bessel_hypers()
         return {
             "cutoff": {
                 "radius": float(self.cutoff),
@@ -94,3 +101,28 @@ class DescriptorSettings(Section):
                 "radial": {"type": "Gto", "max_radial": int(self.max_radial)},
             },
         }
+
+    def _bessel_hypers(self) -> dict[str, Any]:
+        """featomic's splined radial integrals of the Gaussian density on the spherical
+        Bessel functions j0(z_n r / cutoff) (z_n the zeros of j0: sin(n pi r / r_c) / r,
+        orthonormalised by featomic), the same for every l (a tensor-product basis, so the
+        density keeps its dense [2l+1, T, max_radial+1] layout)."""
+        from featomic import basis, cutoff, density
+        from featomic.splines import SoapSpliner
+
+        scaling = None
+        if self.radial_scaling is not None:
+            r0, m = self.radial_scaling
+            scaling = density.Willatt2018(exponent=int(m), rate=1.0, scale=float(r0))
+        spliner = SoapSpliner(
+            cutoff=cutoff.Cutoff(radius=float(self.cutoff),
+                                 smoothing=cutoff.ShiftedCosine(
+                                     width=float(self.smoothing_width))),
+            density=density.Gaussian(width=float(self.density_width), scaling=scaling),
+            basis=basis.TensorProduct(
+                max_angular=int(self.max_angular),
+                radial=basis.SphericalBessel(angular_channel=0,
+                                             max_radial=int(self.max_radial),
+                                             radius=float(self.cutoff)),
+                spline_accuracy=1e-8))
+        return spliner.get_hypers()

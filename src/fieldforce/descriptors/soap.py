@@ -90,8 +90,14 @@ class SOAPFeatures(torch.nn.Module):
         species = settings.species
         self._power_spectrum = featomic_torch.SoapPowerSpectrum(**hypers)
         self._spherical_expansion = featomic_torch.SphericalExpansion(**hypers)
+        # only the product's metadata is read from it (_product_plan), which depends on
+        # l_max and the radial count alone: the splined Bessel hypers lack the max_angular
+        # it looks for, so it gets the GTO calculator of the same sizes
+        layout = (self._spherical_expansion if settings.radial_basis == "gto" else
+                  featomic_torch.SphericalExpansion(**DescriptorSettings(
+                      **{**settings.to_dict(), "radial_basis": "gto"}).featomic_hypers()))
         self._lambda_soap = EquivariantPowerSpectrum(
-            self._spherical_expansion,
+            layout,
             neighbor_types=species,
             dtype=torch.float64,
         )
