@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="+", default=["old", "new"],
                         choices=list(CANDIDATES))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the training seed, which also draws the split; rows name@seedN")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "default_candidates")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "default_candidates.json")
@@ -103,20 +105,21 @@ def main() -> None:
             "data": {"train": "fieldforce:water", "valid_fraction": 0.1,
                      "test_fraction": 0.15},
             "model": {"family": "response", **model},
-            "training": {"seed": 0, **training},
-            "output": str(args.work / name)})
+            "training": {"seed": args.seed, **training},
+            "output": str(args.work / (name + (f"@seed{args.seed}" if args.seed else "")))})
         start = time.perf_counter()
         result = train(config, progress=False, overwrite=True)
         seconds = time.perf_counter() - start
         from fieldforce.models import load_model
 
-        model_file = load_model(args.work / name / "model.pt")
+        key = name + (f"@seed{args.seed}" if args.seed else "")
+        model_file = load_model(args.work / key / "model.pt")
         row = {"what": what, "train_seconds": seconds, "epochs": result["epochs"],
                "stopped_by": result["stopped_by"], "threads": args.threads,
                "test": {k: v["rmse"] for k, v in result["test"].items() if "rmse" in v},
                "step_cost_192_field_s": step_cost(model_file)}
         results = json.loads(args.out.read_text()) if args.out.exists() else {}
-        results[name] = row
+        results[key] = row
         args.out.parent.mkdir(parents=True, exist_ok=True)
         temporary = args.out.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(results, indent=1) + "\n")
