@@ -47,10 +47,16 @@ def test_energy_dipole_and_polarizability_are_one_enthalpy(frames):
     mu2 - mu1 = 1/2 (alpha1 + alpha2)(F2 - F1), exact for U quadratic in F: the labels
     are the electric enthalpy of the slab in the field it felt, not the box's energy.
 
-    The energy relation is held to 1 % of the size of its terms, 1/2 (|mu1| + |mu2|)
-    |F2 - F1|, not of their sum: between a negative field and zero the dipole changes
-    sign and the sum nearly cancels (a 1 meV residual is then 4 % of it), whereas the
-    raw box energy read against the felt field misses by the field enhancement (~70 %)."""
+    The energy relation is held to a fraction of the size of its terms, 1/2 (|mu1| +
+    |mu2|) |F2 - F1|, not of their sum: between a negative field and zero the dipole
+    changes sign and the sum nearly cancels, whereas the raw box energy read against the
+    felt field misses by the field enhancement (~70 %). The fraction: 1 % for free
+    energies; 2.5 % for GPAW's zero-smearing extrapolation, which the shipped set holds
+    (its level of theory says which) and which is not the variational energy: it misses
+    by the field dependence of the smearing term, 1.1 meV on Cu(100) (0.3 meV for the
+    free energy) and up to 1.9 % on the W(110) adatom (benchmarks/metal_energy_flavour.py)."""
+    flavour = metal_metadata()["level_of_theory"].get("energy", "extrapolated")
+    tolerance = 0.01 if flavour == "free" else 0.025
     by_geometry = {}
     for f in frames:
         key = np.round(f.atoms.positions, 6).tobytes()
@@ -64,5 +70,5 @@ def test_energy_dipole_and_polarizability_are_one_enthalpy(frames):
         alpha = (a.labels["polarizability"][2, 2], b.labels["polarizability"][2, 2])
         du = float(b.labels["energy"] - a.labels["energy"])
         size = 0.5 * (abs(mu[0]) + abs(mu[1])) * abs(df)
-        assert abs(du + 0.5 * (mu[0] + mu[1]) * df) < 0.01 * size, a.where()
+        assert abs(du + 0.5 * (mu[0] + mu[1]) * df) < tolerance * size, a.where()
         assert mu[1] - mu[0] == pytest.approx(0.5 * (alpha[0] + alpha[1]) * df, rel=0.02)
