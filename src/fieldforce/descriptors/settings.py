@@ -35,6 +35,11 @@ class DescriptorSettings(Section):
     ``radial_scaling``: [r0, m] weights each neighbour's Gaussian by 1 / (1 + (r/r0)^m),
     so the near shell dominates the features (Willatt, Musil and Ceriotti, PCCP 20,
     29661 (2018)); m is an integer (featomic's exponent).
+
+    ``radial_basis``: "gto" (the default) or "bessel", the spherical Bessel functions
+    j0(n pi r / cutoff) of MACE and NequIP, splined by featomic (the same count,
+    max_radial + 1, for every l, so the features keep their layout). On the water
+    clusters neither option beat the defaults everywhere (BENCHMARKS.md, issue 13).
     """
 
     section: ClassVar[str] = "descriptor"
