@@ -28,14 +28,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--system", default="Cu(100)")
     parser.add_argument("--strength", type=float, default=0.3, help="applied S, V/Å")
+    parser.add_argument("--frames", type=Path, default=None,
+                        help="take the zero-field adatom frame from this labelled file "
+                             "instead of the shipped set (e.g. the relaxed W(110) minimum)")
     parser.add_argument("--out", type=Path, default=RESULTS / "metal_energy_flavour.json")
     args = parser.parse_args()
     from fieldforce.datasets import load_metal
     from fieldforce.datasets.make_metal import _backend
     from fieldforce.units import EPSILON0
 
-    frame = next(f for f in load_metal(args.system, "adatom_path")
-                 if abs(f.atoms.info["target_field"]) < 1e-9)
+    if args.frames is not None:
+        from fieldforce.data.io import read_frames
+
+        candidates = [f for f in read_frames(args.frames)
+                      if f.atoms.info.get("system") == args.system]
+    else:
+        candidates = load_metal(args.system, "adatom_path")
+    frame = next(f for f in candidates if abs(f.atoms.info["target_field"]) < 1e-9)
     atoms, backend = frame.atoms, _backend()
     cell = atoms.cell.array
     capacitance_length = EPSILON0 * np.linalg.norm(np.cross(cell[0], cell[1])) * cell[2, 2]
@@ -62,7 +71,8 @@ def main() -> None:
     for k, v in residual.items():
         print(f"| {k} | {v:+.2f} |")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results[args.system] = {"runs": runs, "predicted_eV": predicted,
+    results[args.system + (" relaxed" if frame.atoms.info.get("relaxed") else "")] = {
+        "frames": str(args.frames or "shipped"), "runs": runs, "predicted_eV": predicted,
                             "residual_meV": residual, "settings": backend.settings()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
