@@ -177,6 +177,12 @@ VARIANTS = {
                              {"interactions": 1, "descriptor": {"radial_basis": "bessel",
                                                                 "radial_scaling": [3.0, 6]}},
                              {**NEW_TRAINING, "weight_decay": 0.1}),
+    "mixed2_wd0.1_scaling3_6": ("the defaults (weight decay 0.1), 2 species channels and "
+                                "radial scaling r0 3 Å, m 6",
+                                {"interactions": 1,
+                                 "descriptor": {"species_channels": 2,
+                                                "radial_scaling": [3.0, 6]}},
+                                {**NEW_TRAINING, "weight_decay": 0.1}),
     "wd_lr1e-2": ("the defaults (weight decay 0.1) with learning rate 1e-2 (not 3e-3)",
                   {"interactions": 1},
                   {**NEW_TRAINING, "weight_decay": 0.1, "learning_rate": 1e-2}),
