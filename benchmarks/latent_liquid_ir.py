@@ -88,7 +88,7 @@ def main() -> None:
     import ase.io
     import torch
 
-    from fieldforce.analysis import ir_spectrum, polarization_current_spectrum
+    from fieldforce.analysis import ir_spectrum, polarization_current
     from fieldforce.analysis.trajectory import (
         first_frame_at,
         frame_born_charges,
@@ -138,28 +138,25 @@ def main() -> None:
     first = first_frame_at(times, args.equilibrate_ps * 1000, traj)
     frames = frames[first:]
     dt = uniform_timestep(times[first:], traj, first)
-    spectrum = polarization_current_spectrum(
-        frame_born_charges(frames, traj, first), frame_velocities(frames, traj, first), dt,
-        max_correlation_fs=min(args.correlation_fs, 0.5 * (len(frames) - 1) * dt),
-        temperature=args.temperature)
-    bands = band_maxima(spectrum)
-    # the same trajectory with fixed TIP3P charges (J = sum q v): where the bands sit
-    # when the intensities do not come from the latent charges
+    # the two currents, once each: J = sum Z* v, and the same trajectory with fixed TIP3P
+    # charges (J = sum q v: where the bands sit when the intensities do not come from the
+    # latent charges)
     velocities = frame_velocities(frames, traj, first)
+    current = polarization_current(frame_born_charges(frames, traj, first), velocities)
     charges = np.where(frames[0].numbers == 8, -0.834, 0.417)
-    fixed = ir_spectrum(np.einsum("n,tna->ta", charges, velocities), dt, method="current",
-                        max_correlation_fs=spectrum.max_correlation_fs,
-                        temperature=args.temperature)
-    fixed_bands = band_maxima(fixed)
+    fixed_current = np.einsum("n,tna->ta", charges, velocities)
+    window = min(args.correlation_fs, 0.5 * (len(frames) - 1) * dt)
+    spectrum, fixed = (ir_spectrum(j, dt, method="current", max_correlation_fs=window,
+                                   temperature=args.temperature)
+                       for j in (current, fixed_current))
+    spectrum.metadata["current"] = "sum_i Z*_i v_i"
+    bands, fixed_bands = band_maxima(spectrum), band_maxima(fixed)
     # intensities: the classical current spectrum is alpha * n itself (the harmonic
     # quantum correction turns C_classical into C_quantum, and alpha * n ∝ omega (1 -
     # exp(-beta hbar omega)) C_quantum = beta hbar omega^2 C_classical), so no correction
-    absorption = relative_absorption(polarization_current_spectrum(
-        frame_born_charges(frames, traj, first), velocities, dt,
-        max_correlation_fs=spectrum.max_correlation_fs))
-    fixed_absorption = relative_absorption(ir_spectrum(
-        np.einsum("n,tna->ta", charges, velocities), dt, method="current",
-        max_correlation_fs=spectrum.max_correlation_fs))
+    absorption, fixed_absorption = (
+        relative_absorption(ir_spectrum(j, dt, method="current", max_correlation_fs=window))
+        for j in (current, fixed_current))
     plot = args.out.with_suffix(".png")
     spectrum.plot(plot, title="liquid water, latent-charge model (RPBE-D3 data), "
                               "J = sum Z* v")
