@@ -46,6 +46,8 @@ BASE_TRAINING = {"max_epochs": 200, "max_steps": None, "patience": 40, "schedule
 # (the package default has been weight_decay 0.1 since 2026-12-05: the *_wd0.1 variants)
 NEW_TRAINING = {"max_epochs": 5000, "max_steps": 10000, "patience": None, "schedule": "cosine",
                 "loss_weights": {"energy": 1.0, "forces": 100.0}, "weight_decay": 0.0}
+#: today's package defaults (weight decay 0.1 since 2026-12-05), spelled out
+WD_TRAINING = {**NEW_TRAINING, "weight_decay": 0.1}
 
 #: name -> (what changes, model overrides, training overrides)
 VARIANTS = {
@@ -144,50 +146,50 @@ VARIANTS = {
     "new_wd0.01": ("the new defaults with decoupled weight decay 0.01 (AdamW, matrices)",
                    {"interactions": 1}, {**NEW_TRAINING, "weight_decay": 0.01}),
     "new_wd0.1": ("the new defaults with decoupled weight decay 0.1 (AdamW, matrices)",
-                  {"interactions": 1}, {**NEW_TRAINING, "weight_decay": 0.1}),
+                  {"interactions": 1}, WD_TRAINING),
     "new_wd0.3": ("the new defaults with decoupled weight decay 0.3 (AdamW, matrices)",
                   {"interactions": 1}, {**NEW_TRAINING, "weight_decay": 0.3}),
     "new_wd1": ("the new defaults with decoupled weight decay 1 (AdamW, matrices)",
                 {"interactions": 1}, {**NEW_TRAINING, "weight_decay": 1.0}),
     "mixed2_wd0.1": ("the new defaults with 2 species channels and weight decay 0.1",
                      {"interactions": 1, "descriptor": {"species_channels": 2}},
-                     {**NEW_TRAINING, "weight_decay": 0.1}),
+                     WD_TRAINING),
     "new_narrow": ("the new defaults with hidden [32, 32]",
                    {"interactions": 1, "hidden": [32, 32]}, NEW_TRAINING),
     # still to test against the generalisation gap with weight decay on (2026-12-05):
     # featomic's radial scaling (near shell weighted up), the learning rate and batch
     "wd_scaling2_4": ("the defaults (weight decay 0.1) with radial scaling r0 2 Å, m 4",
                       {"interactions": 1, "descriptor": {"radial_scaling": [2.0, 4]}},
-                      {**NEW_TRAINING, "weight_decay": 0.1}),
+                      WD_TRAINING),
     "wd_scaling3_6": ("the defaults (weight decay 0.1) with radial scaling r0 3 Å, m 6",
                       {"interactions": 1, "descriptor": {"radial_scaling": [3.0, 6]}},
-                      {**NEW_TRAINING, "weight_decay": 0.1}),
+                      WD_TRAINING),
     "wd_scaling2.5_6": ("the defaults (weight decay 0.1) with radial scaling r0 2.5 Å, m 6",
                         {"interactions": 1, "descriptor": {"radial_scaling": [2.5, 6]}},
-                        {**NEW_TRAINING, "weight_decay": 0.1}),
+                        WD_TRAINING),
     "wd_scaling3.5_6": ("the defaults (weight decay 0.1) with radial scaling r0 3.5 Å, m 6",
                         {"interactions": 1, "descriptor": {"radial_scaling": [3.5, 6]}},
-                        {**NEW_TRAINING, "weight_decay": 0.1}),
+                        WD_TRAINING),
     # MACE's and NequIP's radial basis, j0(n pi r / r_c), splined by featomic
     "wd_bessel": ("the defaults (weight decay 0.1) with the Bessel radial basis",
                   {"interactions": 1, "descriptor": {"radial_basis": "bessel"}},
-                  {**NEW_TRAINING, "weight_decay": 0.1}),
+                  WD_TRAINING),
     "wd_bessel_scaling3_6": ("the defaults (weight decay 0.1), Bessel radial basis and radial "
                              "scaling r0 3 Å, m 6",
                              {"interactions": 1, "descriptor": {"radial_basis": "bessel",
                                                                 "radial_scaling": [3.0, 6]}},
-                             {**NEW_TRAINING, "weight_decay": 0.1}),
+                             WD_TRAINING),
     "mixed2_wd0.1_scaling3_6": ("the defaults (weight decay 0.1), 2 species channels and "
                                 "radial scaling r0 3 Å, m 6",
                                 {"interactions": 1,
                                  "descriptor": {"species_channels": 2,
                                                 "radial_scaling": [3.0, 6]}},
-                                {**NEW_TRAINING, "weight_decay": 0.1}),
+                                WD_TRAINING),
     "wd_lr1e-2": ("the defaults (weight decay 0.1) with learning rate 1e-2 (not 3e-3)",
                   {"interactions": 1},
-                  {**NEW_TRAINING, "weight_decay": 0.1, "learning_rate": 1e-2}),
+                  {**WD_TRAINING, "learning_rate": 1e-2}),
     "wd_batch8": ("the defaults (weight decay 0.1) with batch 8 (not 16)", {"interactions": 1},
-                  {**NEW_TRAINING, "weight_decay": 0.1, "batch_size": 8}),
+                  {**WD_TRAINING, "batch_size": 8}),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},

@@ -93,7 +93,7 @@ class DescriptorSettings(Section):
             density["scaling"] = {"type": "Willatt2018", "rate": 1.0, "scale": float(r0),
                                   "exponent": int(m)}
         if self.radial_basis == "bessel":
-            return self._bessel_hypers()
+            return self._bessel_hypers(density.get("scaling"))
         return {
             "cutoff": {
                 "radius": float(self.cutoff),
@@ -107,18 +107,17 @@ class DescriptorSettings(Section):
             },
         }
 
-    def _bessel_hypers(self) -> dict[str, Any]:
+    def _bessel_hypers(self, scaling: dict[str, Any] | None) -> dict[str, Any]:
         """featomic's splined radial integrals of the Gaussian density on the spherical
         Bessel functions j0(z_n r / cutoff) (z_n the zeros of j0: sin(n pi r / r_c) / r,
         orthonormalised by featomic), the same for every l (a tensor-product basis, so the
-        density keeps its dense [2l+1, T, max_radial+1] layout)."""
+        density keeps its dense [2l+1, T, max_radial+1] layout). ``scaling``: the
+        Willatt2018 dict of :meth:`featomic_hypers`, or None."""
         from featomic import basis, cutoff, density
         from featomic.splines import SoapSpliner
 
-        scaling = None
-        if self.radial_scaling is not None:
-            r0, m = self.radial_scaling
-            scaling = density.Willatt2018(exponent=int(m), rate=1.0, scale=float(r0))
+        if scaling is not None:
+            scaling = density.Willatt2018(**{k: v for k, v in scaling.items() if k != "type"})
         spliner = SoapSpliner(
             cutoff=cutoff.Cutoff(radius=float(self.cutoff),
                                  smoothing=cutoff.ShiftedCosine(
