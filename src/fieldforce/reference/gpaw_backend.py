@@ -6,28 +6,12 @@ GPAW runs in real space (``mode="fd"``, finite differences) or with atomic orbit
 external potential across the cell, ``gpaw.external.ConstantElectricField``
 (positive strength along +z pushes positive charge to +z, F = qE).
 
-**A slab in a box with grounded walls is a capacitor.** The walls hold the potential
-difference S·L across the cell (S: the applied strength, L: the cell length along the
-normal); the metal shorts part of it, and the slab's own dipole mu (along the normal, e·Å)
-is screened by image charges in the walls. Integrating Poisson's equation across the
-cell gives the field the surfaces actually feel, the same in both vacuum gaps of a
-neutral slab::
-
-    F = S + mu / (eps0 A L)                                   (A: the cell's area)
-
-(1.74 times S for a 2x2 Cu(100) slab in 6 Å of vacuum each side, plus 0.06 V/Å at S = 0
-from the adatom's own dipole, 0.2 V/Å for a W adatom on W(110)). S is first set from a
-geometric estimate of the screening; where the field felt then misses the one asked by
-more than ``field_tol`` (the slab's permanent dipole, unknown before the SCF), S is
-corrected (Newton with the geometric slope, then secant) and the SCF run again.
-
-The energy whose field derivative is -mu at fixed F, the electric enthalpy of a slab in
-an unbounded field, is::
-
-    U(F) = E_box(S) - mu² / (2 eps0 A L)          (dU/dF = -mu;  forces: those of the box)
-
-so a slab's labels are ``efield`` = F n (the measured field, within ``field_tol`` of the
-requested one), ``energy`` = U,
+**A slab in a box with grounded walls is a capacitor**
+(:mod:`fieldforce.reference.slab_field`): the field its surfaces feel is
+F = S + mu / (eps0 A L), not the applied strength S, so S is aimed at the field asked
+(within ``field_tol``), and the energy whose field derivative is -mu at fixed F is the
+enthalpy U = E_box - mu² / (2 eps0 A L). A slab's labels are therefore ``efield`` = F n
+(the measured field, within ``field_tol`` of the requested one), ``energy`` = U,
 ``forces`` (unchanged: dU/dR at fixed F equals dE_box/dR at fixed S), ``dipole`` = mu n
 and ``polarizability`` = alpha n nᵀ with alpha = d mu / dF from two more SCF runs at
 S ± field_step (central differences). A periodic electron density has no in-plane
@@ -70,14 +54,16 @@ import numpy as np
 from ase import Atoms
 
 from fieldforce.config import Section, option
-from fieldforce.data.slab import interior_plane, surface_normal
+from fieldforce.data.slab import surface_normal
 from fieldforce.errors import BackendError
 from fieldforce.reference.backend import Backend, check_properties, make_settings
-from fieldforce.units import EPSILON0
-
-#: distance (Å) of a metal surface's image plane outside its outermost atoms, used only
-#: to choose the applied strength; the label records the field actually felt
-IMAGE_PLANE_OFFSET = 1.0
+from fieldforce.reference.slab_field import (
+    FieldRun,
+    SlabCapacitor,
+    aim_field,
+    check_fixed_layers,
+    electrons_above,
+)
 
 
 @dataclass(kw_only=True)
@@ -162,18 +148,6 @@ class GPAWSettings(Section):
     threads: int = option(1, "BLAS threads of the SCF runs", minimum=1)
 
 
-@dataclass
-class _Run:
-    """One SCF run at the applied field ``applied`` [3] (V/Å): energy (eV), forces [N, 3]
-    (eV/Å), dipole [3] (e·Å) and, for slabs, the electrons above the midplane."""
-
-    applied: np.ndarray
-    energy: float
-    forces: np.ndarray | None
-    dipole: np.ndarray
-    electrons_above: float | None = None
-
-
 class GPAWBackend(Backend):
     """Finite-field DFT of slabs and molecules with GPAW (see the module docstring)."""
 
@@ -253,7 +227,7 @@ class GPAWBackend(Backend):
                     f"the field must be along the slab normal (axis {'xyz'[open_axes[0]]}); "
                     f"got an in-plane component {np.round(in_plane, 6).tolist()} V/Å"
                 )
-            _check_fixed_layers(atoms, normal)
+            check_fixed_layers(atoms, normal)
         scaled = atoms.get_scaled_positions(wrap=False)
         for k in open_axes:
             length = np.linalg.norm(cell[k])
@@ -313,60 +287,25 @@ class GPAWBackend(Backend):
         return out
 
     def _label_slab(self, atoms: Atoms, efield: np.ndarray, props: set[str]) -> dict:
-        normal = surface_normal(atoms, "a field along the normal")
-        length = abs(float(atoms.cell.array[~atoms.pbc][0] @ normal))
-        periodic = atoms.cell.array[atoms.pbc]
-        capacitance = EPSILON0 * float(np.linalg.norm(np.cross(periodic[0], periodic[1])))
-        heights = atoms.positions @ normal
-        # Applied strength S for the requested field F: the walls' potential drop S·L
-        # falls over the vacuum only, F ~ S L / (L - d) (d: between the image planes)
-        thickness = np.ptp(heights) + 2 * IMAGE_PLANE_OFFSET
-        enhancement = length / max(length - thickness, 0.25 * length)
-        wanted = float(efield @ normal)
-        applied = wanted / enhancement
-        midplane = interior_plane(heights)
-        polar = "polarizability" in props
-
-        def felt(run: _Run) -> float:  # the field in the vacuum gaps, F = S + mu/(eps0 A L)
-            return float((run.applied + run.dipole / (capacitance * length)) @ normal)
-
-        center = self._run(atoms, applied * normal, forces="forces" in props)
-        # Aim S at the field asked: F(S) is nearly linear, with slope ~ the enhancement
-        # (Newton with it first, then secant through the last two runs)
-        slope, corrections = enhancement, 0
-        while abs(felt(center) - wanted) > self.config.field_tol:
-            if corrections == self.max_corrections:
-                raise BackendError(
-                    f"the field felt stays {felt(center) - wanted:+.3f} V/Å off the "
-                    f"{wanted:g} V/Å asked after {corrections} corrections of the applied "
-                    f"strength (field_tol {self.config.field_tol} V/Å)")
-            previous = center
-            applied += (wanted - felt(previous)) / slope
-            center = self._run(atoms, applied * normal, forces="forces" in props)
-            corrections += 1
-            change = float((center.applied - previous.applied) @ normal)
-            if abs(change) > 1e-9:
-                slope = (felt(center) - felt(previous)) / change
-        mu = float(center.dipole @ normal)
-        field = felt(center)
-        out = {
-            "efield": field * normal,
-            "energy": np.array(center.energy - mu**2 / (2 * capacitance * length)),
-            "dipole": mu * normal,
-        }
+        slab = SlabCapacitor.of(atoms)
+        normal = slab.normal
+        center, applied, corrections = aim_field(
+            lambda strength: self._run(atoms, strength * normal, forces="forces" in props),
+            slab, float(efield @ normal), self.config.field_tol, self.max_corrections)
+        out = {"efield": slab.felt(center) * normal,
+               "energy": np.array(slab.enthalpy(center)),
+               "dipole": float(center.dipole @ normal) * normal}
         if center.forces is not None:
             out["forces"] = center.forces
         info = {"field_applied": applied, "field_corrections": corrections}
-        if polar:
-            step = self.config.field_step / enhancement
+        if "polarizability" in props:
+            step = self.config.field_step / slab.enhancement
             plus, minus = (self._run(atoms, (applied + sign * step) * normal, forces=False,
-                                     midplane=(midplane, normal)) for sign in (1, -1))
-            d_field = felt(plus) - felt(minus)
-            alpha = float((plus.dipole - minus.dipole) @ normal) / d_field
+                                     midplane=(slab.midplane, normal)) for sign in (1, -1))
+            alpha = (float((plus.dipole - minus.dipole) @ normal)
+                     / (slab.felt(plus) - slab.felt(minus)))
             out["polarizability"] = alpha * np.outer(normal, normal)
-            # Gauss: the charge induced above the midplane is eps0 A times the field change
-            induced = -(plus.electrons_above - minus.electrons_above)
-            ratio = induced / (capacitance * d_field)
+            ratio = slab.gauss_ratio(plus, minus)
             info["gauss_ratio"] = ratio
             if abs(ratio - 1) > self.config.gauss_tol:
                 raise BackendError(
@@ -415,7 +354,7 @@ class GPAWBackend(Backend):
         return GPAW(**options)
 
     def _run(self, atoms: Atoms, strength: np.ndarray, forces: bool,
-             midplane: tuple[float, np.ndarray] | None = None) -> _Run:
+             midplane: tuple[float, np.ndarray] | None = None) -> FieldRun:
         """One SCF run at applied field ``strength`` [3] V/Å."""
         from threadpoolctl import threadpool_limits
 
@@ -426,42 +365,12 @@ class GPAWBackend(Backend):
         with threadpool_limits(limits=s.threads):
             energy = float(work.get_potential_energy(
                 force_consistent=s.energy == "free"))
-            run = _Run(applied=np.asarray(strength, float), energy=energy,
+            run = FieldRun(applied=np.asarray(strength, float), energy=energy,
                        forces=work.get_forces() if forces else None,
                        dipole=np.asarray(work.calc.get_dipole_moment(), dtype=float))
             if midplane is not None:
-                run.electrons_above = _electrons_above(work, *midplane)
+                # all-electron density on the coarse grid, electrons / Å³
+                density = work.calc.get_all_electron_density(gridrefinement=1)
+                run.electrons_above = electrons_above(density, work.cell.array, *midplane)
         return run
 
-
-def _check_fixed_layers(atoms: Atoms, normal: np.ndarray) -> None:
-    """Atoms held by FixAtoms must be the bottom ones along ``normal``."""
-    from ase.constraints import FixAtoms
-
-    fixed = np.zeros(len(atoms), bool)
-    for c in atoms.constraints:
-        if isinstance(c, FixAtoms):
-            fixed[c.index] = True
-    if not fixed.any() or fixed.all():
-        return
-    heights = atoms.positions @ normal
-    if heights[fixed].max() > heights[~fixed].min() + 0.1:
-        raise BackendError(
-            f"the fixed atoms are not the bottom layers: fixed atom "
-            f"{int(np.flatnonzero(fixed)[np.argmax(heights[fixed])])} lies "
-            f"{heights[fixed].max() - heights[~fixed].min():.2f} Å above the lowest free "
-            "atom (fix the layers farthest from the surface being studied)"
-        )
-
-
-def _electrons_above(atoms: Atoms, midplane: float, normal: np.ndarray) -> float:
-    """Electrons (all-electron density, coarse grid) above the plane at height
-    ``midplane`` along ``normal``."""
-    density = atoms.calc.get_all_electron_density(gridrefinement=1)  # electrons / Å³
-    shape = np.array(density.shape)
-    cell = atoms.cell.array
-    # grid point (i, j, k) at fractional (i, j, k) / shape (the padded zero-boundary grid)
-    frac = [np.arange(n) / n for n in shape]
-    grid = np.stack(np.meshgrid(*frac, indexing="ij"), axis=-1) @ cell
-    above = grid @ normal > midplane
-    return float(density[above].sum() * atoms.get_volume() / density.size)
