@@ -20,9 +20,14 @@ alike, to separate the band positions (the dynamics) from the intensities (the
 charges). Reported: the maximum in each band against the experimental bands of liquid H2O
 (O-H stretch ~3400, H-O-H bend ~1640, libration ~600-700 cm^-1); the absorption
 alpha * n of each band (the classical current spectrum, no quantum correction) relative
-to the stretch's, maximum and area, against the experimental maxima; and the spectrum
-plotted to benchmarks/results/latent_liquid_ir.png. Writes
-benchmarks/results/latent_liquid_ir.json.
+to the stretch's, maximum and area, against experiment: alpha * n = 4 pi nu k n from
+Segelstein's optical constants of liquid water at 25 C (shipped as
+``benchmarks/data/water_nk_segelstein1981.txt``, public domain), over the same band
+windows, and the maxima of Ray's compilation; the spectrum plotted to
+benchmarks/results/latent_liquid_ir.png, and the three absorptions (each normalised to
+its stretch's area) side by side in ``*_absorption.png``. Writes
+benchmarks/results/latent_liquid_ir.json. A finished trajectory is resumed with no new
+steps, so running the command again re-analyses it.
 """
 
 from __future__ import annotations
@@ -46,22 +51,69 @@ BANDS = {"libration": ((300.0, 1100.0), 685.0), "bend": ((1400.0, 1900.0), 1643.
 #: and more for the broad libration, so the libration ratio is a lower bound.
 EXPERIMENT_NU_K_N = {"libration": 588.2 * 0.39 * 1.318, "bend": 1639.3 * 0.12 * 1.296,
                      "stretch": 3367.0 * 0.27 * 1.291}
+#: n and k of liquid water at 25 C, 200-4500 cm^-1 (Segelstein 1981; see the file's header)
+SEGELSTEIN = ROOT / "benchmarks" / "data" / "water_nk_segelstein1981.txt"
 
 
-def relative_absorption(spectrum) -> dict:
-    """Per band: the maximum and the area of ``spectrum`` (an absorption alpha * n: the
-    classical current spectrum, no quantum correction) relative to the stretch's, with
-    the experimental maximum ratio next to it."""
-    nu, y = spectrum.frequencies_cm, spectrum.intensity
+def experimental_absorption() -> tuple[np.ndarray, np.ndarray]:
+    """(wavenumbers cm^-1 ascending, alpha * n = 4 pi nu k n in cm^-1) of liquid water at
+    25 C from Segelstein's table."""
+    wavelength, n, k = np.loadtxt(SEGELSTEIN, unpack=True)
+    nu = 1e4 / wavelength
+    order = np.argsort(nu)
+    return nu[order], (4 * np.pi * nu * k * n)[order]
+
+
+def band_heights_and_areas(nu: np.ndarray, y: np.ndarray) -> tuple[dict, dict]:
+    """Per band window: the maximum and the area (trapezoid) of ``y`` over ``nu``."""
     height, area = {}, {}
     for name, ((lo, hi), _) in BANDS.items():
         rows = (nu >= lo) & (nu <= hi)
         height[name] = float(y[rows].max())
         area[name] = float(np.trapezoid(y[rows], nu[rows]))
+    return height, area
+
+
+def relative_absorption(spectrum) -> dict:
+    """Per band: the maximum and the area of ``spectrum`` (an absorption alpha * n: the
+    classical current spectrum, no quantum correction) relative to the stretch's, with
+    the experimental ratios next to them: maximum and area from Segelstein's table,
+    maximum from Ray's compilation (``experiment_height_ray``)."""
+    height, area = band_heights_and_areas(spectrum.frequencies_cm, spectrum.intensity)
+    exp_height, exp_area = band_heights_and_areas(*experimental_absorption())
     return {name: {"height": height[name] / height["stretch"],
                    "area": area[name] / area["stretch"],
-                   "experiment_height": EXPERIMENT_NU_K_N[name] / EXPERIMENT_NU_K_N["stretch"]}
+                   "experiment_height": exp_height[name] / exp_height["stretch"],
+                   "experiment_area": exp_area[name] / exp_area["stretch"],
+                   "experiment_height_ray": (EXPERIMENT_NU_K_N[name]
+                                             / EXPERIMENT_NU_K_N["stretch"])}
             for name in BANDS}
+
+
+def plot_absorption(path: Path, spectra: dict) -> None:
+    """alpha * n of each labelled (nu, y) pair, normalised to the area of its stretch band,
+    on one axis (the intensities' comparison: shapes and ratios, not absolute values)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = BANDS["stretch"][0]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for label, (nu, y) in spectra.items():
+        rows = (nu >= lo) & (nu <= hi)
+        ax.plot(nu, y / np.trapezoid(y[rows], nu[rows]), label=label, lw=1.2)
+    ax.set_xlim(200, 4200)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("wavenumber / cm$^{-1}$")
+    ax.set_ylabel(r"$\alpha n$, per stretch-band area")
+    ax.set_title("liquid water, 300 K: absorption from the polarization current")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    temporary = path.with_suffix(".tmp.png")
+    fig.savefig(temporary, dpi=130)
+    plt.close(fig)
+    temporary.replace(path)
 
 
 def band_maxima(spectrum) -> dict:
@@ -154,9 +206,14 @@ def main() -> None:
     # intensities: the classical current spectrum is alpha * n itself (the harmonic
     # quantum correction turns C_classical into C_quantum, and alpha * n ∝ omega (1 -
     # exp(-beta hbar omega)) C_quantum = beta hbar omega^2 C_classical), so no correction
-    absorption, fixed_absorption = (
-        relative_absorption(ir_spectrum(j, dt, method="current", max_correlation_fs=window))
-        for j in (current, fixed_current))
+    classical = [ir_spectrum(j, dt, method="current", max_correlation_fs=window)
+                 for j in (current, fixed_current)]
+    absorption, fixed_absorption = (relative_absorption(c) for c in classical)
+    absorption_plot = args.out.with_name(args.out.stem + "_absorption.png")
+    plot_absorption(absorption_plot, {
+        "experiment (Segelstein 1981, 25 °C)": experimental_absorption(),
+        "J = sum Z* v, latent model": (classical[0].frequencies_cm, classical[0].intensity),
+        "J = sum q v, TIP3P charges": (classical[1].frequencies_cm, classical[1].intensity)})
     plot = args.out.with_suffix(".png")
     spectrum.plot(plot, title="liquid water, latent-charge model (RPBE-D3 data), "
                               "J = sum Z* v")
@@ -175,7 +232,9 @@ def main() -> None:
               "peaks_tip3p_current": [vars(p) for p in fixed.peaks()],
               "absorption_relative_to_stretch": absorption,
               "absorption_relative_to_stretch_tip3p_current": fixed_absorption,
-              "plot": str(plot), "spectrum": spectrum.to_dict()}
+              "plot": str(plot), "absorption_plot": str(absorption_plot),
+              "experiment_absorption": str(SEGELSTEIN.relative_to(ROOT)),
+              "spectrum": spectrum.to_dict()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"{len(frames)} frames, {result['production_ps']:.2f} ps, {dt:g} fs apart")
@@ -188,12 +247,13 @@ def main() -> None:
               f"{f['position_cm']:.0f} ({f['height']:.2f}), {f['centroid_cm']:.0f} | "
               f"{b['experiment_cm']:.0f} |")
     print("| band | absorption maximum / stretch's (area / stretch's): J = sum Z* v | "
-          "J = sum q_TIP3P v | experiment (maximum) |")
+          "J = sum q_TIP3P v | experiment: Segelstein maximum (area); Ray's maximum |")
     print("|---|---|---|---|")
     for name, a in absorption.items():
         f = fixed_absorption[name]
         print(f"| {name} | {a['height']:.2f} ({a['area']:.2f}) | {f['height']:.2f} "
-              f"({f['area']:.2f}) | {a['experiment_height']:.2f} |")
+              f"({f['area']:.2f}) | {a['experiment_height']:.2f} ({a['experiment_area']:.2f}); "
+              f"{a['experiment_height_ray']:.2f} |")
     print(f"wrote {args.out} and {plot}")
 
 
