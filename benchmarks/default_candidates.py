@@ -55,6 +55,20 @@ CANDIDATES = {
                           "schedule": "cosine", "weight_decay": 0.1,
                           "loss_weights": {"energy": 1.0, "forces": 100.0,
                                            "dipole": 100.0, "polarizability": 100.0}}),
+    # the scaling for the energy path only: the lambda-SOAP of the dipole and
+    # polarizability heads from the unweighted density (cluster dipoles need the distant
+    # neighbours the weighting suppresses)
+    "wd0.1_scaling3_6_invariant": ("as wd0.1_scaling3_6, the scaling on the invariants only "
+                                   "(radial_scaling_scope: invariant)",
+                                   {"interactions": 1,
+                                    "descriptor": {"radial_scaling": [3.0, 6],
+                                                   "radial_scaling_scope": "invariant"}},
+                                   {"max_epochs": 100000, "max_steps": 10000,
+                                    "patience": 100000, "schedule": "cosine",
+                                    "weight_decay": 0.1,
+                                    "loss_weights": {"energy": 1.0, "forces": 100.0,
+                                                     "dipole": 100.0,
+                                                     "polarizability": 100.0}}),
     # is it the response losses or the field frames that radial scaling hurts? the same
     # two settings trained on energies and forces only (dipole, polarizability weights 0)
     "wd0.1_EF": ("as new_dipole100_wd0.1, energies and forces only", {"interactions": 1},

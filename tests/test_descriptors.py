@@ -404,6 +404,39 @@ def test_radial_scaling_weights_each_neighbour_by_willatt_form(r):
             DescriptorSettings(radial_scaling=bad)
 
 
+def test_radial_scaling_on_the_invariants_only(two_structures):
+    """radial_scaling_scope "invariant": the power spectrum is the scaled settings', the
+    lambda-SOAP the unscaled settings', computed directly or from the fixed density (the
+    training cache), with the same position gradient of a mixed scalar both ways."""
+    args = batch(list(two_structures))
+    positions = args[0]
+    scaled = SOAPFeatures({**SMALL, "radial_scaling": [2.0, 4]})(*args)
+    plain = SOAPFeatures(SMALL)(*args)
+    soap = SOAPFeatures({**SMALL, "radial_scaling": [2.0, 4],
+                         "radial_scaling_scope": "invariant"})
+    assert float((scaled["invariant"] - plain["invariant"]).abs().max()) > 1e-3
+    direct = soap(positions.clone().requires_grad_(), *args[1:])
+    torch.testing.assert_close(direct["invariant"], scaled["invariant"], rtol=0, atol=1e-14)
+    for key in ("vector", "tensor"):
+        torch.testing.assert_close(direct[key], plain[key], rtol=0, atol=1e-14)
+    assert set(soap(*args, equivariant=False)) == {"invariant"}
+    fixed = soap.fixed_density(*args)
+    assert fixed.equivariant is not None
+    assert fixed.nbytes() > 2 * fixed.equivariant.nbytes() - 1
+    gradients = []
+    for density in (None, fixed):
+        moved = positions.clone().requires_grad_()
+        out = soap(moved, *args[1:], density=density)
+        scalar = (out["invariant"].sum() + (out["vector"] ** 2).sum()
+                  + out["tensor"].sum())
+        gradients.append(torch.autograd.grad(scalar, moved)[0])
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="radial_scaling_scope"):
+        soap(*args, density=SOAPFeatures(SMALL).fixed_density(*args))
+    with pytest.raises(ConfigError, match="radial_scaling_scope"):
+        DescriptorSettings(radial_scaling_scope="energy")
+
+
 def test_bessel_radial_basis_matches_featomic_and_keeps_symmetry_and_gradients(two_structures):
     """The splined Bessel basis: invariants equal featomic's own SoapPowerSpectrum of the
     same hypers, are unchanged by a rotation, and their position gradient matches central

@@ -38,21 +38,26 @@ class FixedDensity:
         l -> [G] row of the atom whose displacement the gradient row is for.
     gradient
         l -> [G, 3, 2l+1, n_max+1] d(density)/d(position of ``neighbour``), 1/Å.
+    equivariant
+        the density the lambda-SOAP are built from where it is not this one (a radial
+        scaling on the invariants only), else None.
     """
 
     values: dict[int, torch.Tensor]
     centre: dict[int, torch.Tensor]
     neighbour: dict[int, torch.Tensor]
     gradient: dict[int, torch.Tensor]
+    equivariant: FixedDensity | None = None
 
     @property
     def n_atoms(self) -> int:
         return int(self.values[0].shape[0])
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size()
-                   for part in (self.values, self.centre, self.neighbour, self.gradient)
-                   for t in part.values())
+        own = sum(t.numel() * t.element_size()
+                  for part in (self.values, self.centre, self.neighbour, self.gradient)
+                  for t in part.values())
+        return own + (self.equivariant.nbytes() if self.equivariant is not None else 0)
 
     @staticmethod
     def concatenate(parts: Sequence[FixedDensity]) -> FixedDensity:
@@ -70,7 +75,9 @@ class FixedDensity:
                                           for p, o in zip(parts, offsets, strict=False)])
             out["neighbour"][l] = torch.cat([p.neighbour[l] + o
                                              for p, o in zip(parts, offsets, strict=False)])
-        return FixedDensity(**out)
+        equivariant = (None if parts[0].equivariant is None else
+                       FixedDensity.concatenate([p.equivariant for p in parts]))
+        return FixedDensity(**out, equivariant=equivariant)
 
     def at(self, positions: torch.Tensor) -> dict[int, torch.Tensor]:
         """The density at ``positions`` [N, 3] (equal to the ones it was computed at),

@@ -34,7 +34,11 @@ class DescriptorSettings(Section):
 
     ``radial_scaling``: [r0, m] weights each neighbour's Gaussian by 1 / (1 + (r/r0)^m),
     so the near shell dominates the features (Willatt, Musil and Ceriotti, PCCP 20,
-    29661 (2018)); m is an integer (featomic's exponent).
+    29661 (2018)); m is an integer (featomic's exponent). ``radial_scaling_scope``
+    "invariant" applies it to the power spectrum only (the energy path's features): the
+    lambda-SOAP that dipoles and polarizabilities are built from then see the unweighted
+    density (a second featomic expansion where equivariants are needed; "all", the
+    default, weights both).
 
     ``radial_basis``: "gto" (the default) or "bessel", the spherical Bessel functions
     j0(n pi r / cutoff) of MACE and NequIP, splined by featomic (the same count,
@@ -77,17 +81,28 @@ class DescriptorSettings(Section):
         "(Willatt, Musil and Ceriotti 2018); None: unweighted", exclusive_minimum=0,
         expected="null or a list [r0, m] of two positive numbers",
         check=lambda v: v is None or len(v) == 2)
+    radial_scaling_scope: str = option(
+        "all", "features the radial scaling weights: 'all', or 'invariant' (the power "
+        "spectrum only; lambda-SOAP from the unweighted density)",
+        choices=("all", "invariant"))
 
     def check(self) -> None:
         self.species = sorted(set(self.species))
         if self.smoothing_width >= self.cutoff:
             raise self.invalid("smoothing_width", f"a width in [0, cutoff = {self.cutoff:g})")
 
-    def featomic_hypers(self) -> dict[str, Any]:
+    @property
+    def separate_equivariant_density(self) -> bool:
+        """Whether lambda-SOAP come from a density of their own (unweighted, while the
+        power spectrum's is radially scaled)."""
+        return self.radial_scaling is not None and self.radial_scaling_scope == "invariant"
+
+    def featomic_hypers(self, scaled: bool = True) -> dict[str, Any]:
         """Hyper-parameters in featomic's (>= 0.6) format for SOAP calculators (class-based
-        ones, from featomic's spliner, for the Bessel basis)."""
+        ones, from featomic's spliner, for the Bessel basis); ``scaled=False`` leaves the
+        radial scaling out."""
         density: dict[str, Any] = {"type": "Gaussian", "width": float(self.density_width)}
-        if self.radial_scaling is not None:
+        if self.radial_scaling is not None and scaled:
             # featomic's Willatt2018 form c / (c + (r / r0)^m) with c = 1
             r0, m = self.radial_scaling
             density["scaling"] = {"type": "Willatt2018", "rate": 1.0, "scale": float(r0),

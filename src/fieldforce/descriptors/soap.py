@@ -90,6 +90,11 @@ class SOAPFeatures(torch.nn.Module):
         species = settings.species
         self._power_spectrum = featomic_torch.SoapPowerSpectrum(**hypers)
         self._spherical_expansion = featomic_torch.SphericalExpansion(**hypers)
+        # lambda-SOAP from the unweighted density where the radial scaling is for the
+        # invariants only (radial_scaling_scope: invariant)
+        self._equivariant_expansion = (
+            featomic_torch.SphericalExpansion(**settings.featomic_hypers(scaled=False))
+            if settings.separate_equivariant_density else None)
         # only the product's metadata is read from it (_product_plan), which depends on
         # l_max and the radial count alone: the splined Bessel hypers lack the max_angular
         # it looks for, so it gets the GTO calculator of the same sizes
@@ -169,13 +174,13 @@ class SOAPFeatures(torch.nn.Module):
             plan[lam] = (inverse, products)
         return plan
 
-    def _density(self, systems, rows, n_atoms: int, device,
-                 with_gradient: bool = False) -> dict[int, torch.Tensor] | FixedDensity:
-        """featomic's spherical expansion as dense tensors: l -> [N, 2l+1, T, n_max+1]
-        (T: the species list; zero where a species has no neighbours). With
-        ``with_gradient``: a :class:`FixedDensity` holding featomic's explicit position
-        gradients too (no autograd graph)."""
-        expansion = self._spherical_expansion.compute(
+    def _density(self, systems, rows, n_atoms: int, device, with_gradient: bool = False,
+                 calculator=None) -> dict[int, torch.Tensor] | FixedDensity:
+        """featomic's spherical expansion (``calculator``, default the invariants' one) as
+        dense tensors: l -> [N, 2l+1, T, n_max+1] (T: the species list; zero where a
+        species has no neighbours). With ``with_gradient``: a :class:`FixedDensity`
+        holding featomic's explicit position gradients too (no autograd graph)."""
+        expansion = (calculator or self._spherical_expansion).compute(
             systems, gradients=["positions"] if with_gradient else None)
         n_types, n_radial = len(self._type_index), self.settings.max_radial + 1
         density = {l: torch.zeros(n_atoms, 2 * l + 1, n_types, n_radial,
@@ -256,9 +261,11 @@ class SOAPFeatures(torch.nn.Module):
         half = half.permute(0, 3, 1, 2).reshape(n, lm * p, lb)
         return (half @ second).reshape(n, lm, p * q)
 
-    def _batch_density(self, positions, numbers, cell, pbc, structure_index,
-                       with_gradient: bool = False):
-        """:meth:`_density` of a batch (rows in the batch's atom order)."""
+    def _batch_densities(self, positions, numbers, cell, pbc, structure_index,
+                         with_gradient: bool = False, equivariant: bool = True):
+        """:meth:`_density` of a batch (rows in the batch's atom order): the invariants'
+        density and the lambda-SOAP's (the same object unless the radial scaling is for
+        the invariants only; None without ``equivariant``)."""
         systems, order = self._systems(positions.to(torch.float64), numbers,
                                        cell.to(torch.float64), pbc, structure_index)
         # row of (system, atom) in the batch: system offset + atom index, mapped by order
@@ -268,8 +275,13 @@ class SOAPFeatures(torch.nn.Module):
         def rows(samples: torch.Tensor) -> torch.Tensor:
             return order[offsets[samples[:, 0].long()] + samples[:, 1].long()]
 
-        return self._density(systems, rows, positions.shape[0], positions.device,
-                             with_gradient=with_gradient)
+        first = self._density(systems, rows, positions.shape[0], positions.device,
+                              with_gradient=with_gradient)
+        if not equivariant or self._equivariant_expansion is None:
+            return first, first if equivariant else None
+        return first, self._density(systems, rows, positions.shape[0], positions.device,
+                                    with_gradient=with_gradient,
+                                    calculator=self._equivariant_expansion)
 
     @torch.no_grad()
     def fixed_density(self, positions: torch.Tensor, numbers: torch.Tensor,
@@ -278,8 +290,12 @@ class SOAPFeatures(torch.nn.Module):
         """The batch's :class:`FixedDensity` (arguments as :meth:`forward`), to pass back
         as ``density`` while the atoms stay where they are."""
         self._check_species(numbers)
-        return self._batch_density(positions.detach(), numbers, cell.detach(), pbc,
-                                   structure_index, with_gradient=True)
+        density, equivariant = self._batch_densities(positions.detach(), numbers,
+                                                     cell.detach(), pbc, structure_index,
+                                                     with_gradient=True)
+        if equivariant is not density:
+            density.equivariant = equivariant
+        return density
 
     def _check_species(self, numbers: torch.Tensor) -> None:
         unknown = set(torch.unique(numbers).tolist()) - set(self.settings.species)
@@ -377,18 +393,25 @@ class SOAPFeatures(torch.nn.Module):
         self._check_species(numbers)
         dtype = positions.dtype
         if density is None:
-            density = self._batch_density(positions, numbers, cell, pbc, structure_index)
+            density, other = self._batch_densities(positions, numbers, cell, pbc,
+                                                   structure_index, equivariant=equivariant)
         else:
             if density.n_atoms != positions.shape[0]:
                 raise ValueError(f"the fixed density holds {density.n_atoms} atoms, the "
                                  f"batch {positions.shape[0]}")
-            density = density.at(positions)
+            if (self._equivariant_expansion is None) != (density.equivariant is None):
+                raise ValueError("the fixed density was not made by these features "
+                                 "(radial_scaling_scope differs)")
+            fixed, density = density, density.at(positions)
+            other = (None if not equivariant else density if fixed.equivariant is None
+                     else fixed.equivariant.at(positions))
+        separate = other is not None and other is not density
         density = self._mix(density)
         scale = 1.0 / self.settings.feature_scale
         result = {"invariant": (scale * self._power_spectrum_values(density)).to(dtype)}
         if not equivariant:
             return result
-        values = self._lambda_soap_values(density)
+        values = self._lambda_soap_values(self._mix(other) if separate else density)
         result["vector"] = (scale * values[1][:, L1_TO_XYZ]).to(dtype)
         result["tensor"] = (scale * values[2]).to(dtype)
         return result
