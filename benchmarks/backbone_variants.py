@@ -190,6 +190,48 @@ VARIANTS = {
                   {**WD_TRAINING, "learning_rate": 1e-2}),
     "wd_batch8": ("the defaults (weight decay 0.1) with batch 8 (not 16)", {"interactions": 1},
                   {**WD_TRAINING, "batch_size": 8}),
+    # radial scaling combined with what did not pay alone before weight decay: a second
+    # interaction layer (MACE small has two), a 5 Å cutoff (the weighting damps the far
+    # shell the larger cutoff adds), and the EMA of the weights
+    "wd_scaling3_6_mp2": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, m 6, "
+                          "2 interaction layers",
+                          {"interactions": 2, "descriptor": {"radial_scaling": [3.0, 6]}},
+                          WD_TRAINING),
+    "wd_scaling3_6_cutoff5": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, m 6, "
+                              "cutoff 5 Å",
+                              {"interactions": 1,
+                               "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+                              WD_TRAINING),
+    "wd_scaling3_6_cutoff6": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, m 6, "
+                              "cutoff 6 Å",
+                              {"interactions": 1,
+                               "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 6.0}},
+                              WD_TRAINING),
+    "wd_cutoff5": ("the defaults (weight decay 0.1) with cutoff 5 Å (no radial scaling)",
+                   {"interactions": 1, "descriptor": {"cutoff": 5.0}}, WD_TRAINING),
+    "wd_scaling3_6_cutoff5_ema": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, "
+                                  "m 6, cutoff 5 Å, EMA 0.99 of the weights",
+                                  {"interactions": 1,
+                                   "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+                                  {**WD_TRAINING, "ema_decay": 0.99}),
+    "wd_scaling3_6_ema": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, m 6, "
+                          "EMA 0.99 of the weights",
+                          {"interactions": 1, "descriptor": {"radial_scaling": [3.0, 6]}},
+                          {**WD_TRAINING, "ema_decay": 0.99}),
+    # the periodic sets' regime (liquid water's latent row): few, large frames, so batch 4
+    # and 3000 steps (at batch 16 the 10,000 steps would cost 4 h on BaTiO3's 135 atoms)
+    "wd_batch4_3000": ("the defaults (weight decay 0.1), batch 4, 3000 steps",
+                       {"interactions": 1},
+                       {**WD_TRAINING, "batch_size": 4, "max_steps": 3000}),
+    "wd_batch4_3000_scaling3_6": ("the defaults (weight decay 0.1), batch 4, 3000 steps, "
+                                  "radial scaling r0 3 Å, m 6",
+                                  {"interactions": 1,
+                                   "descriptor": {"radial_scaling": [3.0, 6]}},
+                                  {**WD_TRAINING, "batch_size": 4, "max_steps": 3000}),
+    "wd_batch4_scaling3_6": ("the defaults (weight decay 0.1, 10,000 steps), batch 4, "
+                             "radial scaling r0 3 Å, m 6",
+                             {"interactions": 1, "descriptor": {"radial_scaling": [3.0, 6]}},
+                             {**WD_TRAINING, "batch_size": 4}),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},

@@ -69,6 +69,15 @@ CANDIDATES = {
                                     "loss_weights": {"energy": 1.0, "forces": 100.0,
                                                      "dipole": 100.0,
                                                      "polarizability": 100.0}}),
+    # issue 13's best backbone on the water clusters: the weighting with a 5 Å cutoff
+    "wd0.1_scaling3_6_cutoff5": ("as wd0.1_scaling3_6, cutoff 5 Å",
+                                 {"interactions": 1,
+                                  "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+                                 {"max_epochs": 100000, "max_steps": 10000,
+                                  "patience": 100000, "schedule": "cosine",
+                                  "weight_decay": 0.1,
+                                  "loss_weights": {"energy": 1.0, "forces": 100.0,
+                                                   "dipole": 100.0, "polarizability": 100.0}}),
     # is it the response losses or the field frames that radial scaling hurts? the same
     # two settings trained on energies and forces only (dipole, polarizability weights 0)
     "wd0.1_EF": ("as new_dipole100_wd0.1, energies and forces only", {"interactions": 1},

@@ -28,6 +28,10 @@ CONFIGS = {
     "default": {},
     "interactions1": {"interactions": 1},
     "interactions2": {"interactions": 2},
+    # the issue-13 candidate: radial scaling r0 3 Å, m 6 with a 5 Å cutoff (descriptor and
+    # interaction layer)
+    "scaling_cutoff5": {"interactions": 1,
+                        "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
 }
 SIZES = {"192": (2, 2, 2), "768": (4, 4, 2)}
 MACE_TIMING = """
