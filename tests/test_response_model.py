@@ -105,6 +105,33 @@ def test_save_load_round_trip(model, frames, tmp_path):
         load_model(tmp_path / "bad.pt")
 
 
+def test_an_old_file_keeps_its_descriptor_whatever_the_defaults(model, frames, tmp_path,
+                                                                monkeypatch):
+    """A model file from before a descriptor key existed loads with the value it was
+    built with (the key's file default), even after the key's default changes; every key
+    added since the first files has one."""
+    from fieldforce.descriptors import DescriptorSettings
+
+    first_files = {"cutoff", "smoothing_width", "density_width", "max_radial", "max_angular",
+                   "species", "feature_scale"}
+    added = set(DescriptorSettings().to_dict()) - first_files
+    assert added == set(DescriptorSettings.file_defaults)
+    payload = torch.load(save_model(model, tmp_path / "m.pt"), weights_only=False)
+    for key in added:
+        payload["config"]["descriptor"].pop(key)
+    torch.save(payload, tmp_path / "old.pt")
+    # a later default (the weighting on): the old file must not pick it up
+    assert DescriptorSettings().radial_scaling is None
+    monkeypatch.setitem(DescriptorSettings.__init__.__kwdefaults__, "radial_scaling",
+                        [3.0, 6])
+    assert DescriptorSettings().radial_scaling == [3.0, 6.0]
+    assert load_model(tmp_path / "m.pt").config["descriptor"]["radial_scaling"] is None
+    old = load_model(tmp_path / "old.pt")
+    assert old.config["descriptor"]["radial_scaling"] is None
+    batch = collate(frames[:3])
+    assert torch.equal(evaluate(old, batch)["forces"], evaluate(model, batch)["forces"])
+
+
 def _config(tmp_path, **training):
     from fieldforce.data.io import write_frames
 

@@ -164,3 +164,24 @@ def test_resuming_with_another_weight_decay_regime_is_one_clear_error(tmp_path, 
     same = Trainer(config(tmp_path, "wd1", weight_decay=0.1, max_epochs=2),
                    progress=False, data=(train, valid, []))
     assert same.resume() and same.epoch == 1
+
+
+def test_resuming_with_another_descriptor_is_one_clear_error(tmp_path, frames):
+    """A descriptor setting changes the features, not a weight's shape: the checkpoint's
+    model configuration is compared key by key, and a difference named."""
+    train, valid = frames
+    Trainer(config(tmp_path, "run", max_epochs=1), progress=False,
+            data=(train, valid, [])).fit()
+    changed = load_config({"data": {"train": "unused.xyz"}, "output": str(tmp_path / "run"),
+                           "model": {**TINY, "descriptor": {**TINY["descriptor"],
+                                                            "radial_scaling": [3.0, 6]}},
+                           "training": {"batch_size": 5, "max_epochs": 2, "seed": 3,
+                                        "learning_rate": 1e-2, "min_learning_rate": 1e-4,
+                                        "patience": 100, "checkpoint_every": 1}})
+    again = Trainer(changed, progress=False, data=(train, valid, []))
+    with pytest.raises(ConfigError, match=r"model\.descriptor\.radial_scaling none "
+                                          r"\(this run: \[3\.0, 6\.0\]\)"):
+        again.resume()
+    same = Trainer(config(tmp_path, "run", max_epochs=2), progress=False,
+                   data=(train, valid, []))
+    assert same.resume() and same.epoch == 1

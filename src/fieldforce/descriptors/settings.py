@@ -47,6 +47,12 @@ class DescriptorSettings(Section):
     """
 
     section: ClassVar[str] = "descriptor"
+    #: the values of keys added after the first model files (which were built without
+    #: them): a changed default must not change an old file's features
+    file_defaults: ClassVar[dict[str, Any]] = {"species_channels": None,
+                                                "radial_basis": "gto",
+                                                "radial_scaling": None,
+                                                "radial_scaling_scope": "all"}
     # legacy (rascaline / featomic < 0.6) spellings accepted in configuration files
     aliases: ClassVar[dict[str, str]] = {
         "radius": "cutoff",

@@ -97,7 +97,11 @@ def load_model(path: str | Path) -> FieldModel:
         raise DataError(f"{path}: unknown model family {family!r} (defined in "
                         f"{payload.get('module', '?')}); available: {', '.join(families())}")
     cls = family_class(family, head=payload["config"].get("head"))
-    config = {**getattr(cls.settings_class, "file_defaults", {}), **payload["config"]}
+    defaults = getattr(cls.settings_class, "file_defaults", {})
+    config = {**defaults, **payload["config"]}
+    for key, value in defaults.items():  # a section (the descriptor): key by key
+        if isinstance(value, dict) and isinstance(payload["config"].get(key), dict):
+            config[key] = {**value, **payload["config"][key]}
     model = cls(config)
     try:
         model.load_state_dict(payload["state_dict"])

@@ -65,7 +65,8 @@ class BackboneSettings(ModelSettings):
                                                 "interaction_channels": None,
                                                 "interaction_max_angular": 2,
                                                 "interaction_radial": 0,
-                                                "species_embedding": 0}
+                                                "species_embedding": 0,
+                                                "descriptor": DescriptorSettings.file_defaults}
 
     descriptor: DescriptorSettings = option(
         default_factory=DescriptorSettings,

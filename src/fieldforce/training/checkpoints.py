@@ -6,7 +6,11 @@ both random generators), so an interrupted run resumed from it continues exactly
 uninterrupted one. It also holds the resolved training settings it was written with:
 the optimizer and scheduler states carry their own hyper-parameters, and torch restores
 them silently, so a resume under other values of those settings would quietly train
-with the old ones. That is refused, naming the setting (:data:`RESTORED_SETTINGS`).
+with the old ones. That is refused, naming the setting (:data:`RESTORED_SETTINGS`). So is
+a resume whose model is not the one the checkpoint's weights belong to, key by key of
+the resolved ``model:`` section (a descriptor setting changes the features without
+changing any weight's shape, e.g. a run configuration that leaves the cutoff to a
+default that has since changed).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def save_checkpoint(trainer: Trainer) -> None:
              "steps": trainer.steps, "best_state": trainer.best_state,
              "history": trainer.history, "stale": trainer.stale, "ema": trainer.ema,
              "settings": {k: training.get(k) for k in RESTORED_SETTINGS},
+             "model_config": trainer.model.config,
              "rng": torch.get_rng_state(), "py_rng": random.getstate()}
     with atomic_path(trainer.output / "checkpoint.pt") as tmp:
         torch.save(state, tmp)
@@ -65,6 +70,25 @@ def _check_settings(trainer: Trainer, state: dict, path) -> None:
                               "with the same settings")
 
 
+def _differences(saved: Any, now: Any, prefix: str) -> list[str]:
+    """Dotted keys where two resolved configuration dicts differ."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [d for key in sorted(set(saved) | set(now), key=str)
+                for d in _differences(saved.get(key), now.get(key), f"{prefix}.{key}")]
+    return [] if saved == now else [f"{prefix} {_format(saved)} (this run: {_format(now)})"]
+
+
+def _check_model(trainer: Trainer, state: dict, path) -> None:
+    """ConfigError if this run's model is configured otherwise than the checkpoint's."""
+    saved = state.get("model_config")
+    if saved is None:  # written before checkpoints kept the model's configuration
+        return
+    changed = _differences(saved, trainer.model.config, "model")
+    if changed:
+        raise ConfigError(f"{path}: the checkpoint's model was built with "
+                          f"{'; '.join(changed[:3])}; resume with the same model settings")
+
+
 def restore_checkpoint(trainer: Trainer) -> bool:
     """Load ``checkpoint.pt`` into ``trainer``; False if there is none (or the family is
     fitted in closed form). A checkpoint of other settings is one ConfigError."""
@@ -77,6 +101,7 @@ def restore_checkpoint(trainer: Trainer) -> bool:
         raise ConfigError(f"{path}: the checkpoint cannot be read (corrupted?); remove it "
                           "and train with --overwrite") from None
     _check_settings(trainer, state, path)
+    _check_model(trainer, state, path)
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
