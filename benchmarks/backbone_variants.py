@@ -232,6 +232,20 @@ VARIANTS = {
                              "radial scaling r0 3 Å, m 6",
                              {"interactions": 1, "descriptor": {"radial_scaling": [3.0, 6]}},
                              {**WD_TRAINING, "batch_size": 4}),
+    "wd_batch4_3000_scaling3_6_cutoff5": ("the defaults (weight decay 0.1), batch 4, 3000 "
+                                          "steps, radial scaling r0 3 Å, m 6, cutoff 5 Å",
+                                          {"interactions": 1,
+                                           "descriptor": {"radial_scaling": [3.0, 6],
+                                                          "cutoff": 5.0}},
+                                          {**WD_TRAINING, "batch_size": 4,
+                                           "max_steps": 3000}),
+    "mixed2_wd0.1_scaling3_6_cutoff5": ("the defaults (weight decay 0.1), 2 species "
+                                        "channels, radial scaling r0 3 Å, m 6, cutoff 5 Å",
+                                        {"interactions": 1,
+                                         "descriptor": {"species_channels": 2,
+                                                        "radial_scaling": [3.0, 6],
+                                                        "cutoff": 5.0}},
+                                        WD_TRAINING),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
                                   {"descriptor": {"max_radial": 6, "max_angular": 4}},

@@ -78,6 +78,24 @@ CANDIDATES = {
                                   "weight_decay": 0.1,
                                   "loss_weights": {"energy": 1.0, "forces": 100.0,
                                                    "dipole": 100.0, "polarizability": 100.0}}),
+    # the energies are what the weighting costs the response model: a larger energy weight
+    # (10, not 1) with and without it
+    "wd0.1_scaling3_6_cutoff5_E10": ("as wd0.1_scaling3_6_cutoff5, energy weight 10",
+                                     {"interactions": 1,
+                                      "descriptor": {"radial_scaling": [3.0, 6],
+                                                     "cutoff": 5.0}},
+                                     {"max_epochs": 100000, "max_steps": 10000,
+                                      "patience": 100000, "schedule": "cosine",
+                                      "weight_decay": 0.1,
+                                      "loss_weights": {"energy": 10.0, "forces": 100.0,
+                                                       "dipole": 100.0,
+                                                       "polarizability": 100.0}}),
+    "wd0.1_E10": ("as new_dipole100_wd0.1 (today's defaults), energy weight 10",
+                  {"interactions": 1},
+                  {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
+                   "schedule": "cosine", "weight_decay": 0.1,
+                   "loss_weights": {"energy": 10.0, "forces": 100.0, "dipole": 100.0,
+                                    "polarizability": 100.0}}),
     # is it the response losses or the field frames that radial scaling hurts? the same
     # two settings trained on energies and forces only (dipole, polarizability weights 0)
     "wd0.1_EF": ("as new_dipole100_wd0.1, energies and forces only", {"interactions": 1},
