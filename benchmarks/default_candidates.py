@@ -26,94 +26,64 @@ ROOT = Path(__file__).resolve().parent.parent
 OLD_TRAINING = {"max_epochs": 200, "patience": 40, "schedule": "plateau", "weight_decay": 0.0,
                 "loss_weights": {"energy": 1.0, "forces": 10.0, "dipole": 10.0,
                                  "polarizability": 10.0}}
+#: the cosine regime of issue 13 (10,000 steps, no early stop) and its loss weights
+COSINE = {"max_epochs": 100000, "max_steps": 10000, "patience": 100000, "schedule": "cosine"}
+WEIGHTS_100 = {"energy": 1.0, "forces": 100.0, "dipole": 100.0, "polarizability": 100.0}
+#: today's defaults (weight decay 0.1 since 2026-12-05)
+WD_TRAINING = {**COSINE, "weight_decay": 0.1, "loss_weights": WEIGHTS_100}
+#: energies and forces only (dipole and polarizability weights 0)
+EF_WEIGHTS = {**WEIGHTS_100, "dipole": 0.0, "polarizability": 0.0}
+SCALING = {"radial_scaling": [3.0, 6]}
 #: name -> (description, model keys, training keys)
 CANDIDATES = {
     "old": ("before issue 13: no interaction layer, force weight 10, plateau, 200 epochs",
             {"interactions": 0}, OLD_TRAINING),
     "new": ("1 interaction layer, force weight 100, cosine over 10,000 steps",
             {"interactions": 1},
-            {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
-             "schedule": "cosine", "weight_decay": 0.0,
-             "loss_weights": {"energy": 1.0, "forces": 100.0, "dipole": 10.0,
-                              "polarizability": 10.0}}),
+            {**COSINE, "weight_decay": 0.0,
+             "loss_weights": {**WEIGHTS_100, "dipole": 10.0, "polarizability": 10.0}}),
     "new_dipole100": ("as new, dipole and polarizability weights 100",
                       {"interactions": 1},
-                      {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
-                       "schedule": "cosine", "weight_decay": 0.0,
-                       "loss_weights": {"energy": 1.0, "forces": 100.0, "dipole": 100.0,
-                                        "polarizability": 100.0}}),
+                      {**COSINE, "weight_decay": 0.0, "loss_weights": WEIGHTS_100}),
     "new_dipole100_wd0.1": ("as new_dipole100 (today's defaults), decoupled weight decay 0.1",
-                            {"interactions": 1},
-                            {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
-                             "schedule": "cosine", "weight_decay": 0.1,
-                             "loss_weights": {"energy": 1.0, "forces": 100.0,
-                                              "dipole": 100.0, "polarizability": 100.0}}),
+                            {"interactions": 1}, WD_TRAINING),
     "wd0.1_scaling3_6": ("as new_dipole100_wd0.1, with the descriptor's radial scaling "
-                         "r0 3 Å, m 6", {"interactions": 1,
-                                        "descriptor": {"radial_scaling": [3.0, 6]}},
-                         {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
-                          "schedule": "cosine", "weight_decay": 0.1,
-                          "loss_weights": {"energy": 1.0, "forces": 100.0,
-                                           "dipole": 100.0, "polarizability": 100.0}}),
+                         "r0 3 Å, m 6", {"interactions": 1, "descriptor": SCALING},
+                         WD_TRAINING),
     # the scaling for the energy path only: the lambda-SOAP of the dipole and
     # polarizability heads from the unweighted density (cluster dipoles need the distant
     # neighbours the weighting suppresses)
     "wd0.1_scaling3_6_invariant": ("as wd0.1_scaling3_6, the scaling on the invariants only "
                                    "(radial_scaling_scope: invariant)",
                                    {"interactions": 1,
-                                    "descriptor": {"radial_scaling": [3.0, 6],
+                                    "descriptor": {**SCALING,
                                                    "radial_scaling_scope": "invariant"}},
-                                   {"max_epochs": 100000, "max_steps": 10000,
-                                    "patience": 100000, "schedule": "cosine",
-                                    "weight_decay": 0.1,
-                                    "loss_weights": {"energy": 1.0, "forces": 100.0,
-                                                     "dipole": 100.0,
-                                                     "polarizability": 100.0}}),
+                                   WD_TRAINING),
     # issue 13's best backbone on the water clusters: the weighting with a 5 Å cutoff
     "wd0.1_scaling3_6_cutoff5": ("as wd0.1_scaling3_6, cutoff 5 Å",
-                                 {"interactions": 1,
-                                  "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
-                                 {"max_epochs": 100000, "max_steps": 10000,
-                                  "patience": 100000, "schedule": "cosine",
-                                  "weight_decay": 0.1,
-                                  "loss_weights": {"energy": 1.0, "forces": 100.0,
-                                                   "dipole": 100.0, "polarizability": 100.0}}),
+                                 {"interactions": 1, "descriptor": {**SCALING, "cutoff": 5.0}},
+                                 WD_TRAINING),
     # the energies are what the weighting costs the response model: a larger energy weight
     # (10, not 1) with and without it
     "wd0.1_scaling3_6_cutoff5_E10": ("as wd0.1_scaling3_6_cutoff5, energy weight 10",
                                      {"interactions": 1,
-                                      "descriptor": {"radial_scaling": [3.0, 6],
-                                                     "cutoff": 5.0}},
-                                     {"max_epochs": 100000, "max_steps": 10000,
-                                      "patience": 100000, "schedule": "cosine",
-                                      "weight_decay": 0.1,
-                                      "loss_weights": {"energy": 10.0, "forces": 100.0,
-                                                       "dipole": 100.0,
-                                                       "polarizability": 100.0}}),
+                                      "descriptor": {**SCALING, "cutoff": 5.0}},
+                                     {**WD_TRAINING,
+                                      "loss_weights": {**WEIGHTS_100, "energy": 10.0}}),
     "wd0.1_E10": ("as new_dipole100_wd0.1 (today's defaults), energy weight 10",
                   {"interactions": 1},
-                  {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
-                   "schedule": "cosine", "weight_decay": 0.1,
-                   "loss_weights": {"energy": 10.0, "forces": 100.0, "dipole": 100.0,
-                                    "polarizability": 100.0}}),
+                  {**WD_TRAINING, "loss_weights": {**WEIGHTS_100, "energy": 10.0}}),
     # is it the response losses or the field frames that radial scaling hurts? the same
-    # two settings trained on energies and forces only (dipole, polarizability weights 0)
+    # two settings trained on energies and forces only
     "wd0.1_EF": ("as new_dipole100_wd0.1, energies and forces only", {"interactions": 1},
-                 {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
-                  "schedule": "cosine", "weight_decay": 0.1,
-                  "loss_weights": {"energy": 1.0, "forces": 100.0, "dipole": 0.0,
-                                   "polarizability": 0.0}}),
+                 {**WD_TRAINING, "loss_weights": EF_WEIGHTS}),
     "wd0.1_scaling3_6_EF": ("as wd0.1_scaling3_6, energies and forces only",
-                            {"interactions": 1, "descriptor": {"radial_scaling": [3.0, 6]}},
-                            {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
-                             "schedule": "cosine", "weight_decay": 0.1,
-                             "loss_weights": {"energy": 1.0, "forces": 100.0, "dipole": 0.0,
-                                              "polarizability": 0.0}}),
+                            {"interactions": 1, "descriptor": SCALING},
+                            {**WD_TRAINING, "loss_weights": EF_WEIGHTS}),
     "force100_cosine": ("force weight 100, cosine over 10,000 steps, no interaction layer",
                         {"interactions": 0},
-                        {"max_epochs": 100000, "max_steps": 10000, "patience": 100000,
-                         "schedule": "cosine", "weight_decay": 0.0,
-                         "loss_weights": {"energy": 1.0, "forces": 100.0, "dipole": 10.0,
+                        {**COSINE, "weight_decay": 0.0,
+                         "loss_weights": {**WEIGHTS_100, "dipole": 10.0,
                                           "polarizability": 10.0}}),
 }
 
