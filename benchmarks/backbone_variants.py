@@ -209,6 +209,11 @@ VARIANTS = {
                               WD_TRAINING),
     "wd_cutoff5": ("the defaults (weight decay 0.1) with cutoff 5 Å (no radial scaling)",
                    {"interactions": 1, "descriptor": {"cutoff": 5.0}}, WD_TRAINING),
+    "wd_scaling3_6_cutoff5_mp4": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, "
+                                  "m 6, descriptor cutoff 5 Å, interaction layer at 4 Å",
+                                  {"interactions": 1, "interaction_cutoff": 4.0,
+                                   "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+                                  WD_TRAINING),
     "wd_scaling3_6_cutoff5_ema": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, "
                                   "m 6, cutoff 5 Å, EMA 0.99 of the weights",
                                   {"interactions": 1,
