@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -217,8 +219,8 @@ def main() -> None:
     plot = args.out.with_suffix(".png")
     spectrum.plot(plot, title="liquid water, latent-charge model (RPBE-D3 data), "
                               "J = sum Z* v")
-    result = {"command": f"python benchmarks/latent_liquid_ir.py --ps {args.ps:g} "
-                         f"--threads {args.threads}",
+    result = {"command": " ".join(["python", "benchmarks/latent_liquid_ir.py",
+                                   *map(shlex.quote, sys.argv[1:])]),
               "model": str(args.model), "timestep_fs": args.timestep_fs,
               "sample_fs": dt, "production_ps": (times[-1] - times[first]) / 1000,
               "equilibrate_ps": args.equilibrate_ps, "thermostat_fs": args.thermostat_fs,
