@@ -48,6 +48,12 @@ NEW_TRAINING = {"max_epochs": 5000, "max_steps": 10000, "patience": None, "sched
                 "loss_weights": {"energy": 1.0, "forces": 100.0}, "weight_decay": 0.0}
 #: today's package defaults (weight decay 0.1 since 2026-12-05), spelled out
 WD_TRAINING = {**NEW_TRAINING, "weight_decay": 0.1}
+#: the periodic sets' regime (liquid water's latent row): few, large frames, so batch 4
+#: and 3000 steps (at batch 16 the 10,000 steps would cost 4 h on BaTiO3's 135 atoms)
+PERIODIC_TRAINING = {**WD_TRAINING, "batch_size": 4, "max_steps": 3000}
+#: featomic's radial scaling r0 3 Å, m 6, and the same with a 5 Å cutoff
+SCALING = {"radial_scaling": [3.0, 6]}
+SCALING_5A = {**SCALING, "cutoff": 5.0}
 
 #: name -> (what changes, model overrides, training overrides)
 VARIANTS = {
@@ -195,61 +201,47 @@ VARIANTS = {
     # shell the larger cutoff adds), and the EMA of the weights
     "wd_scaling3_6_mp2": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, m 6, "
                           "2 interaction layers",
-                          {"interactions": 2, "descriptor": {"radial_scaling": [3.0, 6]}},
+                          {"interactions": 2, "descriptor": SCALING},
                           WD_TRAINING),
     "wd_scaling3_6_cutoff5": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, m 6, "
                               "cutoff 5 Å",
-                              {"interactions": 1,
-                               "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+                              {"interactions": 1, "descriptor": SCALING_5A},
                               WD_TRAINING),
     "wd_scaling3_6_cutoff6": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, m 6, "
                               "cutoff 6 Å",
                               {"interactions": 1,
-                               "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 6.0}},
+                               "descriptor": {**SCALING, "cutoff": 6.0}},
                               WD_TRAINING),
     "wd_cutoff5": ("the defaults (weight decay 0.1) with cutoff 5 Å (no radial scaling)",
                    {"interactions": 1, "descriptor": {"cutoff": 5.0}}, WD_TRAINING),
     "wd_scaling3_6_cutoff5_mp4": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, "
                                   "m 6, descriptor cutoff 5 Å, interaction layer at 4 Å",
                                   {"interactions": 1, "interaction_cutoff": 4.0,
-                                   "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+                                   "descriptor": SCALING_5A},
                                   WD_TRAINING),
     "wd_scaling3_6_cutoff5_ema": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, "
                                   "m 6, cutoff 5 Å, EMA 0.99 of the weights",
-                                  {"interactions": 1,
-                                   "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+                                  {"interactions": 1, "descriptor": SCALING_5A},
                                   {**WD_TRAINING, "ema_decay": 0.99}),
     "wd_scaling3_6_ema": ("the defaults (weight decay 0.1), radial scaling r0 3 Å, m 6, "
                           "EMA 0.99 of the weights",
-                          {"interactions": 1, "descriptor": {"radial_scaling": [3.0, 6]}},
+                          {"interactions": 1, "descriptor": SCALING},
                           {**WD_TRAINING, "ema_decay": 0.99}),
-    # the periodic sets' regime (liquid water's latent row): few, large frames, so batch 4
-    # and 3000 steps (at batch 16 the 10,000 steps would cost 4 h on BaTiO3's 135 atoms)
+    # the periodic sets' regime (PERIODIC_TRAINING)
     "wd_batch4_3000": ("the defaults (weight decay 0.1), batch 4, 3000 steps",
-                       {"interactions": 1},
-                       {**WD_TRAINING, "batch_size": 4, "max_steps": 3000}),
+                       {"interactions": 1}, PERIODIC_TRAINING),
     "wd_batch4_3000_scaling3_6": ("the defaults (weight decay 0.1), batch 4, 3000 steps, "
                                   "radial scaling r0 3 Å, m 6",
-                                  {"interactions": 1,
-                                   "descriptor": {"radial_scaling": [3.0, 6]}},
-                                  {**WD_TRAINING, "batch_size": 4, "max_steps": 3000}),
-    "wd_batch4_scaling3_6": ("the defaults (weight decay 0.1, 10,000 steps), batch 4, "
-                             "radial scaling r0 3 Å, m 6",
-                             {"interactions": 1, "descriptor": {"radial_scaling": [3.0, 6]}},
-                             {**WD_TRAINING, "batch_size": 4}),
+                                  {"interactions": 1, "descriptor": SCALING},
+                                  PERIODIC_TRAINING),
     "wd_batch4_3000_scaling3_6_cutoff5": ("the defaults (weight decay 0.1), batch 4, 3000 "
                                           "steps, radial scaling r0 3 Å, m 6, cutoff 5 Å",
-                                          {"interactions": 1,
-                                           "descriptor": {"radial_scaling": [3.0, 6],
-                                                          "cutoff": 5.0}},
-                                          {**WD_TRAINING, "batch_size": 4,
-                                           "max_steps": 3000}),
+                                          {"interactions": 1, "descriptor": SCALING_5A},
+                                          PERIODIC_TRAINING),
     "mixed2_wd0.1_scaling3_6_cutoff5": ("the defaults (weight decay 0.1), 2 species "
                                         "channels, radial scaling r0 3 Å, m 6, cutoff 5 Å",
                                         {"interactions": 1,
-                                         "descriptor": {"species_channels": 2,
-                                                        "radial_scaling": [3.0, 6],
-                                                        "cutoff": 5.0}},
+                                         "descriptor": {"species_channels": 2, **SCALING_5A}},
                                         WD_TRAINING),
     "force100_long_nmax6_lmax4": ("force weight 100, 600 epochs, patience 150, max_radial 6, "
                                   "max_angular 4",
