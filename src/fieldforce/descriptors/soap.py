@@ -263,9 +263,9 @@ class SOAPFeatures(torch.nn.Module):
 
     def _batch_densities(self, positions, numbers, cell, pbc, structure_index,
                          with_gradient: bool = False, equivariant: bool = True):
-        """:meth:`_density` of a batch (rows in the batch's atom order): the invariants'
-        density and the lambda-SOAP's (the same object unless the radial scaling is for
-        the invariants only; None without ``equivariant``)."""
+        """:meth:`_density` of a batch (rows in the batch's atom order): the density, and
+        the lambda-SOAP's own one where the radial scaling is for the invariants only and
+        ``equivariant`` asks for them (else None: the lambda-SOAP use the first)."""
         systems, order = self._systems(positions.to(torch.float64), numbers,
                                        cell.to(torch.float64), pbc, structure_index)
         # row of (system, atom) in the batch: system offset + atom index, mapped by order
@@ -275,13 +275,13 @@ class SOAPFeatures(torch.nn.Module):
         def rows(samples: torch.Tensor) -> torch.Tensor:
             return order[offsets[samples[:, 0].long()] + samples[:, 1].long()]
 
-        first = self._density(systems, rows, positions.shape[0], positions.device,
-                              with_gradient=with_gradient)
+        density = self._density(systems, rows, positions.shape[0], positions.device,
+                                with_gradient=with_gradient)
         if not equivariant or self._equivariant_expansion is None:
-            return first, first if equivariant else None
-        return first, self._density(systems, rows, positions.shape[0], positions.device,
-                                    with_gradient=with_gradient,
-                                    calculator=self._equivariant_expansion)
+            return density, None
+        return density, self._density(systems, rows, positions.shape[0], positions.device,
+                                      with_gradient=with_gradient,
+                                      calculator=self._equivariant_expansion)
 
     @torch.no_grad()
     def fixed_density(self, positions: torch.Tensor, numbers: torch.Tensor,
@@ -290,11 +290,9 @@ class SOAPFeatures(torch.nn.Module):
         """The batch's :class:`FixedDensity` (arguments as :meth:`forward`), to pass back
         as ``density`` while the atoms stay where they are."""
         self._check_species(numbers)
-        density, equivariant = self._batch_densities(positions.detach(), numbers,
-                                                     cell.detach(), pbc, structure_index,
-                                                     with_gradient=True)
-        if equivariant is not density:
-            density.equivariant = equivariant
+        density, own = self._batch_densities(positions.detach(), numbers, cell.detach(),
+                                             pbc, structure_index, with_gradient=True)
+        density.equivariant = own
         return density
 
     def _check_species(self, numbers: torch.Tensor) -> None:
@@ -393,8 +391,8 @@ class SOAPFeatures(torch.nn.Module):
         self._check_species(numbers)
         dtype = positions.dtype
         if density is None:
-            density, other = self._batch_densities(positions, numbers, cell, pbc,
-                                                   structure_index, equivariant=equivariant)
+            density, own = self._batch_densities(positions, numbers, cell, pbc,
+                                                 structure_index, equivariant=equivariant)
         else:
             if density.n_atoms != positions.shape[0]:
                 raise ValueError(f"the fixed density holds {density.n_atoms} atoms, the "
@@ -402,16 +400,15 @@ class SOAPFeatures(torch.nn.Module):
             if (self._equivariant_expansion is None) != (density.equivariant is None):
                 raise ValueError("the fixed density was not made by these features "
                                  "(radial_scaling_scope differs)")
-            fixed, density = density, density.at(positions)
-            other = (None if not equivariant else density if fixed.equivariant is None
-                     else fixed.equivariant.at(positions))
-        separate = other is not None and other is not density
+            own = (density.equivariant.at(positions)
+                   if equivariant and density.equivariant is not None else None)
+            density = density.at(positions)
         density = self._mix(density)
         scale = 1.0 / self.settings.feature_scale
         result = {"invariant": (scale * self._power_spectrum_values(density)).to(dtype)}
         if not equivariant:
             return result
-        values = self._lambda_soap_values(self._mix(other) if separate else density)
+        values = self._lambda_soap_values(density if own is None else self._mix(own))
         result["vector"] = (scale * values[1][:, L1_TO_XYZ]).to(dtype)
         result["tensor"] = (scale * values[2]).to(dtype)
         return result
