@@ -107,6 +107,42 @@ def test_the_moving_average_is_what_is_validated_and_kept(tmp_path, frames):
     assert trainer.history[-1]["valid_loss"] == pytest.approx(trainer._validate()[0], rel=1e-9)
 
 
+def test_keep_auto_takes_a_finished_cosine_runs_last_weights_unless_it_overfitted():
+    from fieldforce.training.trainer import KEEP_LAST_TOLERANCE, kept_state
+
+    within, above = 1.0 + 0.5 * KEEP_LAST_TOLERANCE, 1.0 + 2 * KEEP_LAST_TOLERANCE
+    assert kept_state("auto", "cosine", "max_steps", 1.0, within) == "last"
+    assert kept_state("auto", "cosine", "max_epochs", 1.0, within) == "last"
+    assert kept_state("auto", "cosine", "max_steps", 1.0, above) == "best"  # overfitted
+    # cut short (the rate not annealed) or the plateau schedule: its early stop
+    for schedule, reason in (("cosine", "max_minutes"), ("cosine", "early stopping"),
+                             ("plateau", "max_epochs"), ("plateau", "early stopping")):
+        assert kept_state("auto", schedule, reason, 1.0, within) == "best"
+    assert kept_state("best", "cosine", "max_steps", 1.0, 1.0) == "best"
+    assert kept_state("last", "plateau", "early stopping", 1.0, 5.0) == "last"
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_the_kept_weights_are_the_best_or_the_last_as_configured(tmp_path, frames, keep):
+    """model.pt holds the best-validation state or the run's final weights (the checkpoint
+    has both), and metrics.json says which."""
+    train, valid = frames
+    trainer = Trainer(config(tmp_path, keep, schedule="cosine", keep=keep,
+                             learning_rate=0.05), progress=False, data=(train, valid, []))
+    result = trainer.fit()
+    assert result["kept"] == keep
+    checkpoint = torch.load(tmp_path / keep / "checkpoint.pt", weights_only=False)
+    losses = [h["valid_loss"] for h in checkpoint["history"]]
+    # the case that tells them apart: the best epoch is not the last
+    assert min(losses) < losses[-1]
+    expected = checkpoint["best_state"] if keep == "best" else checkpoint["model"]
+    other = checkpoint["model"] if keep == "best" else checkpoint["best_state"]
+    saved = load_model(tmp_path / keep / "model.pt").state_dict()
+    for key, value in expected.items():
+        torch.testing.assert_close(saved[key], value, rtol=0, atol=0, msg=key)
+    assert any(not torch.equal(saved[k], other[k]) for k in expected)
+
+
 def test_ema_decay_out_of_range_is_one_clear_error():
     with pytest.raises(ConfigError, match="ema_decay"):
         load_config({"data": {"train": "unused.xyz"}, "output": "unused", "model": TINY,

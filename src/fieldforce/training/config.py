@@ -105,6 +105,11 @@ class TrainingSettings(Section):
     checkpoint_every: int = option(5, "epochs between checkpoints (--resume)", minimum=1)
     max_minutes: float | None = option(None, "wall-time limit; the best model so far is "
                                        "kept", exclusive_minimum=0)
+    keep: str = option("auto", "the weights model.pt holds: best (lowest validation loss), "
+                       "last (the end of the run), or auto: the last of a cosine run that "
+                       "ran to its end unless their validation loss is more than 20 % "
+                       "above the best (overfitting), else the best",
+                       choices=("auto", "best", "last"))
     missing_labels: str = option("error", "a weighted loss term without labels in the "
                                  "training data (or that the model does not predict): "
                                  "error, or warn and train without it",
