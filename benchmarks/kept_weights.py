@@ -6,7 +6,8 @@ Reads finished training folders (``checkpoint.pt`` holds both the best-validatio
 and the final one, and the validation history) of ``backbone_variants.py`` (its split:
 ``water`` or ``des370k_dimers`` from the folder's name; ``latent_born_dimers.py``'s
 folders: the DES370K split) or ``default_candidates.py`` (the
-demo's split; ``@seed1`` in the name: seed 1) and scores both states on the test frames:
+demo's split; ``@seed1`` in the name: seed 1), or with ``--split liquid_water`` of
+``latent_liquid_water.py`` and scores both states on the test frames:
 energy RMSE and mean error (meV/atom), force RMSE (eV/Å), with the ratio of the last
 validation loss to the best, and the state the trainer's ``keep: auto`` rule picks
 (:func:`fieldforce.training.trainer.kept_state`). Nothing is trained. Rows are added to
@@ -26,8 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def test_frames(folder: Path):
-    """The test frames of the run in ``folder`` (from its benchmark's naming)."""
+def test_frames(folder: Path, split: str):
+    """The test frames of the run in ``folder`` (``split`` auto: from its benchmark's
+    naming)."""
+    if split == "liquid_water":  # latent_liquid_water.py's split (split seed 0)
+        from fieldforce.data.splits import random_split
+        from latent_liquid_water import load
+
+        frames = load(ROOT.parent / "shared" / "data")
+        return random_split(frames, [40, 10, len(frames) - 50], seed=0)[1]
     if "default_candidates" in str(folder):
         from fieldforce.training import load_config
         from fieldforce.training.sources import split_data
@@ -69,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--split", choices=("auto", "liquid_water"), default="auto",
+                        help="liquid_water: the folders are latent_liquid_water.py runs")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "kept_weights.json")
     args = parser.parse_args()
@@ -88,7 +98,7 @@ def main() -> None:
         last_loss = history[-1]["valid_loss"]
         best_loss = min(h["valid_loss"] for h in history)
         model = load_model(folder / "model.pt")
-        frames = test_frames(folder)
+        frames = test_frames(folder, args.split)
         row = {"epochs": len(history), "steps": checkpoint["steps"],
                "best_epoch": 1 + int(np.argmin([h["valid_loss"] for h in history])),
                "valid_ratio": last_loss / best_loss,
@@ -99,9 +109,10 @@ def main() -> None:
         for name, state in (("best", checkpoint["best_state"]), ("last", last)):
             model.load_state_dict(state)
             row[name] = errors(model, frames)
-        results[folder.name] = row
+        key = folder.name if args.split == "auto" else f"{args.split}:{folder}"
+        results[key] = row
         b, la = row["best"], row["last"]
-        print(f"| {folder.name} | {row['valid_ratio']:.3f} | {b['energy_rmse']:.3f} "
+        print(f"| {key} | {row['valid_ratio']:.3f} | {b['energy_rmse']:.3f} "
               f"({b['energy_mean']:+.3f}), {b['forces_rmse']:.4f} | {la['energy_rmse']:.3f} "
               f"({la['energy_mean']:+.3f}), {la['forces_rmse']:.4f} | {row['auto']} |",
               flush=True)
