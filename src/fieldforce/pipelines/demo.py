@@ -28,6 +28,9 @@ from fieldforce import units
 FIELD = 0.1  # V/Å along z for the MD
 TEMPERATURE_K = 300.0
 TIMESTEP_FS = 1.0  # with the thermostat, stable for flexible water (O-H period ~9 fs)
+#: how the report names the weights training kept (``training.keep``)
+KEPT = {"last": "weights at the end of the learning-rate schedule",
+        "best": "weights of the lowest validation loss"}
 
 
 @dataclass
@@ -201,9 +204,10 @@ def write_summary(demo: DemoResult, path: Path) -> None:
         f"was trained on "
         f"{result['n_train']} frames of the shipped water data (PBE0/aug-cc-pVDZ monomers, "
         f"dimers and trimers, some at fields up to 0.1 V/Å) on energies, forces, dipoles and "
-        f"polarizabilities, with {result['n_valid']} frames for validation (the best "
-        f"validation model is kept) and {result['n_test']} held out. {result['epochs']} "
-        f"epochs, {result.get('steps', '?')} optimizer steps ({result['stopped_by']}), "
+        f"polarizabilities, with {result['n_valid']} frames for validation (kept: the "
+        f"{KEPT.get(result.get('kept'), 'final weights')}) and {result['n_test']} held "
+        f"out. {result['epochs']} epochs, {result.get('steps', '?')} optimizer steps "
+        f"({result['stopped_by']}), "
         f"{demo.seconds['training']:.0f} s.",
         "",
         "2. **Held-out errors** (relative RMSE = RMSE / spread of the DFT labels; energies "
