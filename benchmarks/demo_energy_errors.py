@@ -50,6 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from fieldforce.data.atomic import write_json
     from fieldforce.models import load_model
     from fieldforce.training import load_config
     from fieldforce.training.sources import split_data
@@ -86,10 +87,7 @@ def main() -> None:
                                   for i in worst]}
         print(f"{key}: all {results[key]['rmse']:.3f}; " + "; ".join(
             f"{g} ({v['frames']}) {v['rmse']:.3f} ({v['mean']:+.3f})" for g, v in groups.items()))
-    temporary = args.out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(results, indent=1) + "\n")
-    temporary.replace(args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json(results, args.out)}")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from fieldforce.data.atomic import write_json
     from fieldforce.models import load_model
     from fieldforce.training.trainer import kept_state
 
@@ -116,10 +117,7 @@ def main() -> None:
               f"({b['energy_mean']:+.3f}), {b['forces_rmse']:.4f} | {la['energy_rmse']:.3f} "
               f"({la['energy_mean']:+.3f}), {la['forces_rmse']:.4f} | {row['auto']} |",
               flush=True)
-    temporary = args.out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(results, indent=1) + "\n")
-    temporary.replace(args.out)
-    print(f"wrote {args.out}")
+    print(f"wrote {write_json(results, args.out)}")
 
 
 if __name__ == "__main__":
