@@ -4,7 +4,7 @@
 
 Reads finished training folders (``checkpoint.pt`` holds both the best-validation state
 and the final one, and the validation history) of ``backbone_variants.py`` (its split:
-``water`` or ``des370k_dimers`` from the folder's name; ``latent_born_dimers.py``'s
+``water``, ``batio3`` or ``des370k_dimers`` from the folder's name; ``latent_born_dimers.py``'s
 folders: the DES370K split) or ``default_candidates.py`` (the
 demo's split; ``@seed1`` in the name: seed 1), or with ``--split liquid_water`` of
 ``latent_liquid_water.py`` and scores both states on the test frames:
@@ -50,7 +50,7 @@ def test_frames(folder: Path, split: str):
 
     # latent_born_dimers.py trains on backbone_variants' DES370K split too
     dataset = ("des370k_dimers" if "des370k" in folder.name or "born_dimers" in str(folder)
-               else "water")
+               else "batio3" if folder.name.startswith("batio3_") else "water")
     return splits(0, dataset)[2]
 
 
