@@ -195,7 +195,11 @@ def main() -> None:
                          + (f" --seed {args.seed}" if args.seed else "")
                          + (f" --set {' '.join(args.set)}" if args.set else "")
                          + (f" --train-set {' '.join(args.train_set)}" if args.train_set
-                            else ""),
+                            else "")
+                         + (f" --variants {' '.join(args.variants)}"
+                            if args.variants != list(VARIANTS) else "")
+                         + (f" --out {args.out.relative_to(ROOT)}"
+                            if args.out.is_relative_to(ROOT) else f" --out {args.out}"),
               "model_options": options, "training_options": key_values(args.train_set),
               "epochs": args.epochs, "seed": args.seed, "split_seed": args.split_seed,
               "threads": args.threads,
