@@ -34,6 +34,18 @@ WD_TRAINING = {**COSINE, "weight_decay": 0.1, "loss_weights": WEIGHTS_100}
 #: energies and forces only (dipole and polarizability weights 0)
 EF_WEIGHTS = {**WEIGHTS_100, "dipole": 0.0, "polarizability": 0.0}
 SCALING = {"radial_scaling": [3.0, 6]}
+#: the demo's data: the shipped water set, 10 % validation, 15 % test (split by the seed)
+DEMO_DATA = {"train": "fieldforce:water", "valid_fraction": 0.1, "test_fraction": 0.15}
+
+
+def demo_test_frames(seed: int = 0):
+    """The held-out frames of the demo's split drawn by ``seed``."""
+    from fieldforce.training import load_config
+    from fieldforce.training.sources import split_data
+
+    config = load_config({"data": DEMO_DATA, "model": {"family": "response"},
+                          "training": {"seed": seed}, "output": "unused"})
+    return split_data(config)[2]
 #: name -> (description, model keys, training keys)
 CANDIDATES = {
     "old": ("before issue 13: no interaction layer, force weight 10, plateau, 200 epochs",
@@ -126,8 +138,7 @@ def main() -> None:
     for name in args.candidates:
         what, model, training = CANDIDATES[name]
         config = load_config({
-            "data": {"train": "fieldforce:water", "valid_fraction": 0.1,
-                     "test_fraction": 0.15},
+            "data": DEMO_DATA,
             "model": {"family": "response", **model},
             "training": {"seed": args.seed, **training},
             "output": str(args.work / (name + (f"@seed{args.seed}" if args.seed else "")))})

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from default_candidates import demo_test_frames
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,15 +54,9 @@ def main() -> None:
 
     from fieldforce.data.atomic import write_json
     from fieldforce.models import load_model
-    from fieldforce.training import load_config
-    from fieldforce.training.sources import split_data
 
     torch.set_num_threads(1)
-    config = load_config({"data": {"train": "fieldforce:water", "valid_fraction": 0.1,
-                                   "test_fraction": 0.15},
-                          "model": {"family": "response"}, "training": {"seed": args.seed},
-                          "output": "unused"})
-    _, _, test = split_data(config)
+    test = demo_test_frames(args.seed)
     molecules = np.array([len(f.atoms) // 3 for f in test])
     in_field = np.array([bool(np.any(np.asarray(f.labels.get("efield", 0.0)) != 0))
                          for f in test])

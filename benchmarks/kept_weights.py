@@ -37,15 +37,10 @@ def test_frames(folder: Path, split: str):
         frames = load(ROOT.parent / "shared" / "data")
         return random_split(frames, [40, 10, len(frames) - 50], seed=0)[1]
     if "default_candidates" in str(folder):
-        from fieldforce.training import load_config
-        from fieldforce.training.sources import split_data
+        from default_candidates import demo_test_frames
 
-        seed = int(folder.name.split("@seed")[1]) if "@seed" in folder.name else 0
-        config = load_config({"data": {"train": "fieldforce:water", "valid_fraction": 0.1,
-                                       "test_fraction": 0.15},
-                              "model": {"family": "response"}, "training": {"seed": seed},
-                              "output": "unused"})
-        return split_data(config)[2]
+        return demo_test_frames(int(folder.name.split("@seed")[1]) if "@seed" in folder.name
+                                else 0)
     from backbone_variants import splits
 
     # latent_born_dimers.py trains on backbone_variants' DES370K split too

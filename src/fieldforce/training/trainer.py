@@ -35,20 +35,11 @@ from fieldforce.models import build_model, family_class, save_model
 from fieldforce.models.backbone import species_of
 from fieldforce.models.derivatives import evaluate
 from fieldforce.training.checkpoints import restore_checkpoint, save_checkpoint
-from fieldforce.training.config import PLATEAU_PATIENCE
+from fieldforce.training.config import KEEP_LAST_TOLERANCE, PLATEAU_PATIENCE
 from fieldforce.training.evaluation import evaluate_frames, format_metrics
 from fieldforce.training.losses import label_scales, weighted_loss
 from fieldforce.training.plots import calibration_plots, learning_curve, parity_plots
 from fieldforce.training.sources import split_data
-
-#: ``keep: auto`` keeps the last weights of a finished cosine run unless their validation
-#: loss exceeds the best one's by more than this fraction. Measured (BENCHMARKS, "Which
-#: weights a cosine run keeps"): the last/best ratio is 1.00-1.14 where the last weights
-#: are as good or better on test data (water clusters, the demo's task), 1.23-1.62 where
-#: the last forces are 0.1-7 % worse (87 DES370K dimers) and 2-35 where the run overfitted
-#: and the best snapshot is far better (the latent model on those dimers). Near the
-#: threshold the two states differ little on test data; far from it the rule is right.
-KEEP_LAST_TOLERANCE = 0.2
 
 
 def kept_state(keep: str, schedule: str, stopped_by: str, best_loss: float,
