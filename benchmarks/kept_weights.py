@@ -10,7 +10,7 @@ demo's split; ``@seed1`` in the name: seed 1), or with ``--split liquid_water`` 
 ``latent_liquid_water.py`` and scores both states on the test frames:
 energy RMSE and mean error (meV/atom), force RMSE (eV/Å), with the ratio of the last
 validation loss to the best, and the state the trainer's ``keep: auto`` rule picks
-(:func:`fieldforce.training.trainer.kept_state`). Nothing is trained. Rows are added to
+(:func:`fieldforce.training.schedule.kept_state`). Nothing is trained. Rows are added to
 ``benchmarks/results/kept_weights.json``, keyed by folder name.
 """
 
@@ -81,7 +81,7 @@ def main() -> None:
 
     from fieldforce.data.atomic import write_json
     from fieldforce.models import load_model
-    from fieldforce.training.trainer import kept_state
+    from fieldforce.training.schedule import kept_state
 
     torch.set_num_threads(1)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}

@@ -109,7 +109,7 @@ def test_the_moving_average_is_what_is_validated_and_kept(tmp_path, frames):
 
 def test_keep_auto_takes_a_finished_cosine_runs_last_weights_unless_it_overfitted():
     from fieldforce.training.config import KEEP_LAST_TOLERANCE
-    from fieldforce.training.trainer import kept_state
+    from fieldforce.training.schedule import kept_state
 
     within, above = 1.0 + 0.5 * KEEP_LAST_TOLERANCE, 1.0 + 2 * KEEP_LAST_TOLERANCE
     assert kept_state("auto", "cosine", "max_steps", 1.0, within) == "last"

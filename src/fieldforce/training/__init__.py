@@ -3,8 +3,11 @@
 * :mod:`~fieldforce.training.config` — the YAML training file, its sections and checks;
 * :mod:`~fieldforce.training.sources` — frames from files, specs or shipped data; splits;
 * :mod:`~fieldforce.training.losses` — label spreads, prediction vs label, weighted loss;
-* :mod:`~fieldforce.training.trainer` — the loop (or a family's closed-form fit),
-  checkpoints, ``--resume``;
+* :mod:`~fieldforce.training.trainer` — the loop (or a family's closed-form fit);
+* :mod:`~fieldforce.training.schedule` — optimizer, learning-rate schedule, run length,
+  early stopping, which weights model.pt keeps;
+* :mod:`~fieldforce.training.checkpoints` — checkpoints and ``--resume``;
+* :mod:`~fieldforce.training.outputs` — what a run writes, and the checks before it does;
 * :mod:`~fieldforce.training.evaluation` — RMSE / MAE / relative RMSE from the model's
   declared outputs;
 * :mod:`~fieldforce.training.plots` — parity plots and the learning curve.

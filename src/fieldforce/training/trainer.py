@@ -1,4 +1,4 @@
-"""The training loop: epochs, validation, early stopping, learning-rate schedule, checkpoints.
+"""The training loop: epochs, validation, early stopping, checkpoints, the finished model.
 
 One loop for every model family, driven by what the family declares
 (:mod:`fieldforce.models.contract`): the loss terms are the canonical labels that the
@@ -11,7 +11,9 @@ fixed training geometries with its position gradient there,
 :class:`~fieldforce.descriptors.FixedDensity`); a family with
 ``fitting = "closed_form"`` is fitted by one call of its ``fit`` instead of epochs. At
 the end: ``model.pt``, ``metrics.json``, parity plots and the learning curve
-(:mod:`fieldforce.training.plots`).
+(:mod:`fieldforce.training.plots`). The rules the loop follows (optimizer, schedule, run
+length, patience, which weights are kept) are in :mod:`fieldforce.training.schedule`;
+the checks before a run writes anything in :mod:`fieldforce.training.outputs`.
 """
 
 from __future__ import annotations
@@ -34,58 +36,17 @@ from fieldforce.errors import ConfigError
 from fieldforce.models import build_model, family_class, save_model
 from fieldforce.models.backbone import species_of
 from fieldforce.models.derivatives import evaluate
+from fieldforce.training import schedule
 from fieldforce.training.checkpoints import restore_checkpoint, save_checkpoint
-from fieldforce.training.config import KEEP_LAST_TOLERANCE, PLATEAU_PATIENCE
 from fieldforce.training.evaluation import evaluate_frames, format_metrics
 from fieldforce.training.losses import label_scales, weighted_loss
+from fieldforce.training.outputs import OUTPUT_FILES, check_outputs, make_output_directory
 from fieldforce.training.plots import calibration_plots, learning_curve, parity_plots
 from fieldforce.training.sources import split_data
 
 
-def kept_state(keep: str, schedule: str, stopped_by: str, best_loss: float,
-               last_loss: float) -> str:
-    """Which weights a run keeps in model.pt: ``"best"`` (lowest validation loss) or
-    ``"last"`` (the end of the run).
-
-    ``keep`` is the training option: ``best``, ``last`` or ``auto``. Under ``auto`` a cosine
-    run that ran its schedule to the end (``stopped_by`` max_steps or max_epochs) keeps its
-    last weights, annealed to the schedule's floor, unless their validation loss is more
-    than :data:`KEEP_LAST_TOLERANCE` above the best (then the run overfitted and the best
-    snapshot is its early stop); a run cut short or under the plateau schedule, whose
-    early stopping is by the best loss, keeps the best. Why not always the best: with a
-    validation set of a few dozen frames the lowest loss falls at a random epoch of the
-    schedule's last third, where the learning rate is still a tenth of its start and the
-    per-atom energy offset (the energy head's bias, in units of the force spread x 1 Å)
-    still moves by tenths of a meV per step.
-    """
-    if keep in ("best", "last"):
-        return keep
-    finished = schedule == "cosine" and stopped_by in ("max_steps", "max_epochs")
-    if finished and last_loss <= (1.0 + KEEP_LAST_TOLERANCE) * best_loss:
-        return "last"
-    return "best"
-
-
 def _has_field(frame: Frame) -> bool:
     return bool(np.abs(frame.efield).max() > 0)
-
-
-def _optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float):
-    """Adam; with ``weight_decay`` > 0 decoupled from the gradient (AdamW: each step shrinks
-    a weight by learning_rate x weight_decay of itself) and applied to the backbone's
-    weight matrices only. Adam's own L2 term is divided by the gradient's running scale,
-    so it regularises the weights with large gradients least. Biases and per-species
-    offsets are not pulled toward zero, nor are the family heads: the latent family's
-    charge scale, for one, is what energies and forces barely determine, and a decay
-    would choose it (zero) instead of the data."""
-    if not weight_decay:
-        return torch.optim.Adam(model.parameters(), lr=learning_rate)
-    decayed, free = [], []
-    for name, parameter in model.named_parameters():
-        shared = name.startswith("backbone.") and parameter.ndim >= 2
-        (decayed if shared else free).append(parameter)
-    return torch.optim.AdamW([{"params": decayed, "weight_decay": weight_decay},
-                              {"params": free, "weight_decay": 0.0}], lr=learning_rate)
 
 
 def _only_labels(frames, terms) -> list:
@@ -131,17 +92,9 @@ class Trainer:
         self.model.record_domain(statistics)
         self.gradient = self.model.fitting == "gradient"
         if self.gradient:
-            self.optimizer = _optimizer(self.model, t["learning_rate"], t["weight_decay"])
-            if t.get("schedule", "plateau") == "cosine":
-                # cosine decay to min_learning_rate over the whole run, stepped per
-                # optimizer step: the schedule is defined in steps, not in epochs
-                self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                    self.optimizer, T_max=max(1, self.total_steps()),
-                    eta_min=t["min_learning_rate"])
-            else:
-                self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                    self.optimizer, factor=0.5, patience=t["lr_patience"],
-                    min_lr=t["min_learning_rate"])
+            self.optimizer = schedule.optimizer(self.model, t["learning_rate"],
+                                                t["weight_decay"])
+            self.scheduler = schedule.scheduler(self.optimizer, t, self.total_steps())
         self.cache = self.model.prepare_training(self.train)
         # an exponential moving average of the weights (training.ema_decay): the raw
         # weights keep being optimised, the averaged ones are validated and kept
@@ -150,7 +103,7 @@ class Trainer:
                     if self.ema_decay else None)
         self.epoch, self.best, self.best_state, self.history = 0, math.inf, None, []
         self.stale, self.steps = 0, 0
-        self.per_step_schedule = t.get("schedule", "plateau") == "cosine"
+        self.per_step_schedule = schedule.per_step(t)
         make_output_directory(self.output)
 
     def _loss_terms(self, missing: str) -> list[str]:
@@ -190,20 +143,9 @@ class Trainer:
         fields = sum(_has_field(f) for f in self.train)
         return math.ceil(fields / size) + math.ceil((len(self.train) - fields) / size)
 
-    def patience(self) -> float:
-        """Epochs without improvement before early stopping (``training.patience``; by
-        default none under the cosine schedule, PLATEAU_PATIENCE under plateau)."""
-        t = self.config["training"]
-        if t.get("patience") is not None:
-            return t["patience"]
-        return math.inf if t.get("schedule", "plateau") == "cosine" else PLATEAU_PATIENCE
-
     def total_steps(self) -> int:
-        """The run's optimizer steps: the smaller of ``max_steps`` and ``max_epochs``
-        epochs."""
-        t = self.config["training"]
-        epochs = t["max_epochs"] * self.steps_per_epoch()
-        return min(t["max_steps"], epochs) if t.get("max_steps") else epochs
+        """The run's optimizer steps (:func:`fieldforce.training.schedule.total_steps`)."""
+        return schedule.total_steps(self.config["training"], self.steps_per_epoch())
 
     # -- one step ------------------------------------------------------------
 
@@ -338,7 +280,7 @@ class Trainer:
             bar.update(1)
             bar.set_postfix({"loss": f"{valid_loss:.3g}",
                              **{k[:4]: f"{v:.3g}" for k, v in rmse.items()}})
-            if self.stale >= self.patience():
+            if self.stale >= schedule.patience(t):
                 reason = "early stopping"
                 break
             minutes = t["max_minutes"]
@@ -353,13 +295,14 @@ class Trainer:
         return self.finish(reason, time.perf_counter() - start)
 
     def finish(self, reason: str, seconds: float, fit_info: dict | None = None) -> dict:
-        """Keep the best or the last weights (:func:`kept_state`), save model.pt, score
-        validation (and test) frames, plot."""
+        """Keep the best or the last weights
+        (:func:`fieldforce.training.schedule.kept_state`), save model.pt, score validation
+        (and test) frames, plot."""
         kept = None
         if self.best_state is not None:
             t = self.config["training"]
-            kept = kept_state(t.get("keep", "auto"), t.get("schedule", "plateau"), reason,
-                              self.best, self.history[-1]["valid_loss"])
+            kept = schedule.kept_state(t.get("keep", "auto"), t.get("schedule", "plateau"),
+                                       reason, self.best, self.history[-1]["valid_loss"])
             if kept == "best":
                 self.model.load_state_dict(self.best_state)
             elif self.ema is not None:  # the last validated weights are the average's
@@ -401,50 +344,6 @@ def _source_of(config: dict, frames: list[Frame]) -> str:
     if source is None and frames:
         source = frames[0].source
     return str(source or "the training frames")
-
-
-def make_output_directory(path: Path) -> None:
-    """Create the output directory, or one ConfigError saying why it cannot be."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{path}: the output is a file, not a directory; choose another "
-                          "output path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot create the output directory "
-                          f"({exc.strerror})") from None
-
-
-def check_outputs(config: dict, resume: bool, overwrite: bool) -> None:
-    """Before training: outputs that would replace an input, an existing model, a file
-    where the output directory should be; each one ConfigError."""
-    from fieldforce.data.atomic import refuse_overwriting
-    from fieldforce.data.io import source_files
-    from fieldforce.training.config import SHIPPED_PREFIX
-
-    output = Path(config["output"])
-    inputs = {"training configuration": config.get("source")
-              if config.get("source", "<config>") != "<config>" else None}
-    for key in ("train", "valid"):
-        source = config["data"].get(key)
-        if source and not source.startswith(SHIPPED_PREFIX):
-            inputs.update({f"{key} {k}": v for k, v in source_files(source).items()})
-    refuse_overwriting({name: output / name for name in OUTPUT_FILES}, inputs)
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"{output}: the output is a file, not a directory; choose another "
-                          "output path")
-    finished = [output / name for name in ("model.pt", "checkpoint.pt")
-                if (output / name).exists()]
-    if finished and not (resume or overwrite):
-        raise ConfigError(f"{finished[0]} exists (an earlier training); pass --resume to "
-                          "continue it from its last checkpoint, or --overwrite to train a "
-                          "new model in its place")
-    if overwrite and not resume:
-        (output / "checkpoint.pt").unlink(missing_ok=True)  # never resume the old run
-
-
-#: what a training run writes into its output directory (plots besides)
-OUTPUT_FILES = ("model.pt", "metrics.json", "checkpoint.pt", "learning_curve.png")
 
 
 def train(config: dict, resume: bool = False, progress: bool = True,
