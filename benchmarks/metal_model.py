@@ -11,8 +11,8 @@ strength felt fields a few hundredths of a V/Å apart; DFT energies are moved to
 common field with their own dipoles and polarizabilities), DFT and model on the same
 frames, so the comparison has no relaxation in it. dmu and dalpha are the saddle
 image's dipole and polarizability along the normal minus the first image's, at the
-frames requested at zero field. Writes benchmarks/results/metal_model.json and
-benchmarks/results/metal_layer_profile.png.
+frames requested at zero field. Writes benchmarks/results/metal_model.json (``--out``) and
+benchmarks/results/metal_layer_profile.png (``--profile``).
 """
 
 from __future__ import annotations
@@ -180,6 +180,9 @@ def main() -> None:
     parser.add_argument("--data", default=None,
                         help="labelled metal frames (default: the shipped set); e.g. a "
                              "snapshot of the labelling job made with make_metal finish")
+    parser.add_argument("--out", type=Path, default=RESULTS / "metal_model.json")
+    parser.add_argument("--profile", type=Path, default=RESULTS / "metal_layer_profile.png",
+                        help="the per-layer plot")
     args = parser.parse_args()
     model = load_model(args.model)
     config = load_config(args.config)
@@ -191,13 +194,13 @@ def main() -> None:
     adatom = next(f for f in frames if f.atoms.info["system"] == "Cu(100)")
     thick = sorted((f for f in everything if f.atoms.info["config_type"] == "clean_thick"),
                    key=lambda f: len(f.atoms))
-    RESULTS.mkdir(exist_ok=True)
-    profile = layer_profile(model, [adatom] + thick[-1:], RESULTS / "metal_layer_profile.png")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    profile = layer_profile(model, [adatom] + thick[-1:], args.profile)
     cost = step_cost(model, adatom)
     result = {"test_errors": table, "test_frames": len(test), "paths": paths,
               "layer_profile": profile, "step_cost": cost,
               "experiment_W110": EXPERIMENT_W110}
-    (RESULTS / "metal_model.json").write_text(json.dumps(result, indent=1, default=_jsonable))
+    args.out.write_text(json.dumps(result, indent=1, default=_jsonable))
     print(f"held-out frames: {len(test)}")
     for name, m in table.items():
         if "rmse" in m:

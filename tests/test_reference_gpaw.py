@@ -105,6 +105,44 @@ def test_slab_energy_is_the_free_energy_the_forces_differentiate():
     assert misses["extrapolated"] > 0.05
 
 
+def test_reenergize_replaces_only_the_energy_once_the_run_repeats_the_label(tmp_path,
+                                                                          monkeypatch):
+    """``make_metal reenergize``: one SCF run per frame gives the free energy a direct
+    free-energy label gives; forces and dipole are kept; the run's extrapolated enthalpy
+    repeats the old label; a set the run does not repeat is refused, naming frame and key."""
+    from fieldforce.data.frame import Frame
+    from fieldforce.data.io import read_frames, write_frames
+    from fieldforce.datasets import make_metal as mm
+    from fieldforce.reference.labelling import label_frames
+
+    cheap = {"xc": "LDA", "mode": "fd", "h": 0.25, "kpts": (4, 4), "min_vacuum": 3.9,
+             "field_tol": 0.5}
+    monkeypatch.setattr(mm, "SETTINGS", cheap)
+    field = np.array([0.0, 0.0, 0.2])
+    old, new = tmp_path / "old.xyz", tmp_path / "new.xyz"
+    label_frames([Frame(_al100(), {"efield": field})], old, mm._backend(energy="extrapolated"),
+                 ["energy", "forces", "dipole"], progress=False)
+    assert mm.main(["reenergize", str(old), str(new)]) == 0
+    (before,), (after,) = read_frames(old), read_frames(new)
+    free = mm._backend()  # the dataset's settings label the free energy
+    direct = free.label(_al100(), field, ["energy"])
+    assert float(after.labels["energy"]) == pytest.approx(float(direct["energy"]), abs=1e-6)
+    # Mermin's F = E - TS lies below the extrapolation E - TS/2
+    assert float(after.labels["energy"]) < float(before.labels["energy"])
+    assert after.atoms.info["energy_extrapolated"] == float(before.labels["energy"])
+    assert after.atoms.info["label_fingerprint"] == free.settings_fingerprint()
+    for key in ("forces", "dipole", "efield"):
+        np.testing.assert_array_equal(after.labels[key], before.labels[key])
+    before.labels["dipole"] = before.labels["dipole"] + 0.01
+    write_frames([before], old)
+    with pytest.raises(SystemExit, match=r"frame 0: the new run does not repeat the old "
+                                         r"label's dipole"):
+        mm.main(["reenergize", str(old), str(tmp_path / "refused.xyz")])
+    assert not (tmp_path / "refused.xyz").exists()
+    with pytest.raises(SystemExit, match=r"new.xyz, frame 0: key 'label_fingerprint'"):
+        mm.main(["reenergize", str(new), str(tmp_path / "twice.xyz")])  # free already
+
+
 def test_slab_checks_are_one_clear_error(al_backend):
     from ase.constraints import FixAtoms
 

@@ -34,6 +34,14 @@ relaxed, this is what the experimental check of Delta mu and Delta alpha needs (
 found as unlabelled path frames (image 0 and the saddle image, zero target field unless
 ``--fields``) for ``label F.xyz OUT --kpts KX KY`` and ``benchmarks/w_adatom_dft.py``.
 
+``reenergize LABELLED OUT [--workers N] [--max-hours H]`` relabels the energies of a set
+labelled with GPAW's zero-smearing extrapolation with the free energy (the default since
+2026-12-05): one SCF run per frame at the applied strength it was labelled at (a third of a
+full label), resumable like ``label``. Forces, dipoles and polarizabilities do not depend on
+which energy is reported, so they are kept, once the run has shown that it repeats the old
+one: the same field felt and dipole, and its extrapolated enthalpy equal to the old label
+(:data:`REPEAT_TOL`); a frame that does not repeat is an error naming it.
+
 ``hops --out examples/metal`` writes the end states of each hop on a 3x3 surface cell
 (``cu100_hop_initial.xyz``, ...), the starting points of ``fieldforce analyze barrier``.
 """
@@ -64,12 +72,11 @@ from fieldforce.reference.labelling import add_label_command, run_label_command
 #: field_tol: the labels hold the field each slab felt, so a miss only shifts where the
 #: fields are sampled; 0.15 V/Å spends a correction (one more SCF run, ~1/3 of a frame) on
 #: the W adatom slabs (0.2 V/Å from the adatom's dipole) but not on Cu (<= 0.11 V/Å).
-#: energy "extrapolated": what the shipped frames hold (GPAW's zero-smearing estimate, not
-#: the free energy the forces and dU/dF = -mu differentiate; a relabel with "free", the
-#: three SCF runs of every frame again, is for a machine with cores to spare)
+#: energy: the backend's default, the free energy the forces and dU/dF = -mu
+#: differentiate. The set was labelled with GPAW's zero-smearing extrapolation until
+#: 2026-12-05 and its energies relabelled with `reenergize` (one SCF run per frame).
 SETTINGS = {"xc": "PBE", "mode": "lcao", "basis": "dzp", "h": 0.2, "kpts": (4, 4),
-            "smearing": 0.1, "field_step": 0.05, "min_vacuum": 5.0, "field_tol": 0.15,
-            "energy": "extrapolated"}
+            "smearing": 0.1, "field_step": 0.05, "min_vacuum": 5.0, "field_tol": 0.15}
 PROPERTIES = ("energy", "forces", "dipole", "polarizability")
 #: target fields along the normal at the path points (V/Å), in labelling order
 PATH_FIELDS = (0.0, 0.5, -0.5, 1.0, -1.0)
@@ -80,6 +87,10 @@ CLEAN_COUNTS = {"Cu(100)": 4, "Cu(111)": 4, "W(110)": 2}
 THICK = (("Cu(100)", 5, (0.0, 0.5, -0.5)), ("Cu(100)", 7, (0.0, 0.5)),
          ("Cu(111)", 5, (0.0, 0.5)))
 SEED = 20261203
+#: how closely a `reenergize` run must repeat the label it updates: field felt (V/Å),
+#: dipole (e·Å), extrapolated enthalpy (eV); SCF convergence (1e-6 eV and electrons per
+#: valence electron, ~150 of them) sets the scale
+REPEAT_TOL = {"efield": 1e-4, "dipole": 1e-3, "energy": 2e-3}
 SYSTEMS = ("Cu(100)", "Cu(111)", "W(110)")
 #: images of the hop path `relax` starts from: the minimum is image 0, the saddle the middle
 RELAX_IMAGES = 7
@@ -145,10 +156,12 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
     return {"frames": len(frames), "counts": counts}
 
 
-def _backend(kpts: tuple[int, int] | None = None):
+def _backend(kpts: tuple[int, int] | None = None, **settings):
+    """The GPAW backend at the dataset's settings (``settings`` override some)."""
     from fieldforce.reference.backend import get_backend
 
-    return get_backend("gpaw", **{**SETTINGS, "kpts": tuple(kpts or SETTINGS["kpts"])})
+    return get_backend("gpaw", **{**SETTINGS, "kpts": tuple(kpts or SETTINGS["kpts"]),
+                                  **settings})
 
 
 def _kpts_for(size: tuple[int, int]) -> tuple[int, int]:
@@ -187,6 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unconverged", action="store_true",
                    help="take the last step of relaxations that have not converged yet")
     p.add_argument("--out", type=Path, required=True, help="the unlabelled extxyz")
+    p = sub.add_parser("reenergize", help="relabel the energies with the free energy: one "
+                       "SCF run per frame, the other labels kept (resumable)")
+    p.add_argument("labelled", type=Path, help="a set labelled with energy: extrapolated")
+    p.add_argument("out", type=Path, help="the set with free energies (parts beside it)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--max-hours", type=float, default=None,
+                   help="stop starting new frames after this many hours (rerun to continue)")
+    p.add_argument("--kpts", type=int, nargs=2, default=None, metavar=("KX", "KY"),
+                   help="k-points of the set (default: the dataset's)")
     p = sub.add_parser("hops", help="write the hops' end states (3x3 cells) for NEB")
     p.add_argument("--out", type=Path, default=Path("examples/metal"))
     p = sub.add_parser("finish", help="write metal_meta.json next to the labelled file")
@@ -218,7 +240,71 @@ def main(argv: list[str] | None = None) -> int:
         return _relaxed(args)
     if args.step == "label":
         return run_label_command(args, _backend(args.kpts), PROPERTIES)
+    if args.step == "reenergize":
+        return _reenergize(args)
     return _finish(args)
+
+
+def _reenergize(args) -> int:
+    """Free energies for a set labelled with the extrapolated ones (see the module doc)."""
+    from fieldforce.data.atomic import refuse_overwriting
+    from fieldforce.data.io import read_frames, write_frames
+    from fieldforce.reference.labelling import label_frames
+
+    old_backend = _backend(args.kpts, energy="extrapolated")
+    old = read_frames(args.labelled)
+    for i, f in enumerate(old):
+        if f.atoms.info.get("label_fingerprint") != old_backend.settings_fingerprint():
+            raise SystemExit(f"reenergize: {args.labelled}, frame {i}: key "
+                             "'label_fingerprint' is not that of the dataset's settings with "
+                             "energy: extrapolated (a set labelled otherwise)")
+    refuse_overwriting({"output": args.out}, {"labelled set": args.labelled})
+    backend = _backend(args.kpts, energy="free")
+    todo = []
+    for f in old:  # the structure at the field it was asked at, as `label` saw it
+        atoms = f.atoms.copy()
+        atoms.info = {k: v for k, v in atoms.info.items() if not k.startswith("label_")}
+        todo.append(Frame(atoms, {"efield": np.asarray(f.atoms.info["label_field"], float)},
+                          f.source, f.index))
+    energies = args.out.with_name(args.out.name + ".energies.xyz")
+    seconds = None if args.max_hours is None else 3600 * args.max_hours
+    report = label_frames(todo, energies, backend, ("energy", "dipole"),
+                          workers=args.workers, max_seconds=seconds)
+    print(report)
+    if report.stopped_early:
+        return 3
+    if report.failed:
+        return 1
+    new = read_frames(energies)
+    merged, misses = [], []
+    for i, (before, after) in enumerate(zip(old, new, strict=True)):
+        repeated = float(after.atoms.info["energy_extrapolated"])
+        miss = {"efield": np.abs(after.efield - before.efield).max(),
+                "dipole": np.abs(after.labels["dipole"] - before.labels["dipole"]).max(),
+                "energy": abs(repeated - float(before.labels["energy"]))}
+        bad = [k for k, v in miss.items() if v > REPEAT_TOL[k]]
+        if bad:
+            raise SystemExit(
+                f"reenergize: {args.labelled}, frame {i}: the new run does not repeat the "
+                f"old label's {', '.join(bad)} (off by "
+                + ", ".join(f"{miss[k]:.2e}" for k in bad) + f"; tolerance {REPEAT_TOL}); "
+                "labelled at other settings?")
+        misses.append(miss)
+        frame = before.copy()
+        frame.labels["energy"] = np.asarray(after.labels["energy"], float)
+        frame.atoms.info["energy_extrapolated"] = float(before.labels["energy"])
+        # forces, dipole and polarizability are what `label` with energy: free gives
+        frame.atoms.info["label_fingerprint"] = backend.settings_fingerprint()
+        merged.append(frame)
+    write_frames(merged, args.out)
+    energies.unlink()  # kept until here: a failed check reruns nothing
+    worst = {k: float(max(m[k] for m in misses)) for k in REPEAT_TOL}
+    shift = np.array([float(f.labels["energy"]) - float(f.atoms.info["energy_extrapolated"])
+                      for f in merged])
+    print(f"wrote {args.out}: {len(merged)} frames with free energies; the runs repeat the "
+          f"old labels to {worst}; free - extrapolated {shift.min():.4f} to "
+          f"{shift.max():.4f} eV per frame")
+    return 0
 
 
 def _relax(args) -> int:
@@ -350,6 +436,13 @@ def _finish(args) -> int:
             "w_relaxed_labelled.xyz --kpts 4 4",
             "python -m fieldforce.datasets.make_metal label w_relaxed_fields.xyz "
             "w_relaxed_fields_labelled.xyz --kpts 4 4"]
+    relabelled = sum("energy_extrapolated" in f.atoms.info for f in frames)
+    if relabelled:
+        # the energies of frames labelled before the free energy was the default
+        meta["energies_reenergized"] = relabelled
+        meta["commands"].insert(2, "python -m fieldforce.datasets.make_metal reenergize "
+                                "metal_extrapolated.xyz.gz metal.xyz.gz --workers 2  # the "
+                                "frames labelled with energy: extrapolated before 2026-12-05")
     if args.planned is not None:
         meta["planned_frames"] = len(read_frames(args.planned))
     out = args.labelled.parent / "metal_meta.json"

@@ -33,7 +33,9 @@ Checks on every slab frame (a frame that fails is reported and left out):
   bottom ones along the normal.
 
 Each labelled slab frame records ``field_applied`` (S, V/Å), ``field_corrections`` (SCF
-runs spent aiming S), ``gauss_ratio`` and ``net_force`` (eV/Å) in its info.
+runs spent aiming S), ``gauss_ratio`` and the enthalpy with the
+other flavour of the energy (``energy_extrapolated`` beside a free-energy label, eV: how
+``make_metal reenergize`` shows a relabel repeats the old calculation) in its info.
 Molecules (no periodicity) take a field in any direction; their polarizability comes
 from central differences along x, y and z.
 
@@ -297,7 +299,9 @@ class GPAWBackend(Backend):
                "dipole": float(center.dipole @ normal) * normal}
         if center.forces is not None:
             out["forces"] = center.forces
-        info = {"field_applied": applied, "field_corrections": corrections}
+        other = "extrapolated" if self.config.energy == "free" else "free"
+        info = {"field_applied": applied, "field_corrections": corrections,
+                f"energy_{other}": slab.enthalpy(center, center.other_energy)}
         if "polarizability" in props:
             step = self.config.field_step / slab.enhancement
             plus, minus = (self._run(atoms, (applied + sign * step) * normal, forces=False,
@@ -363,11 +367,14 @@ class GPAWBackend(Backend):
         work.set_constraint()
         work.calc = self.calculator(atoms, strength)
         with threadpool_limits(limits=s.threads):
-            energy = float(work.get_potential_energy(
-                force_consistent=s.energy == "free"))
+            free = s.energy == "free"
+            energy = float(work.get_potential_energy(force_consistent=free))
+            # the other flavour costs nothing after the SCF
+            other = float(work.get_potential_energy(force_consistent=not free))
             run = FieldRun(applied=np.asarray(strength, float), energy=energy,
-                       forces=work.get_forces() if forces else None,
-                       dipole=np.asarray(work.calc.get_dipole_moment(), dtype=float))
+                           forces=work.get_forces() if forces else None,
+                           dipole=np.asarray(work.calc.get_dipole_moment(), dtype=float),
+                           other_energy=other)
             if midplane is not None:
                 # all-electron density on the coarse grid, electrons / Å³
                 density = work.calc.get_all_electron_density(gridrefinement=1)

@@ -50,13 +50,16 @@ IMAGE_PLANE_OFFSET = 1.0
 class FieldRun:
     """One SCF run at the applied field ``applied`` [3] (V/Å): energy (eV), forces [N, 3]
     (eV/Å), dipole [3] (e·Å) and, for slabs asked for it, the electrons above the
-    midplane."""
+    midplane. ``other_energy`` (eV): the code's other flavour of the same run's energy
+    where it has one (GPAW: the zero-smearing extrapolation beside the free energy), so a
+    relabel can show that it repeats an earlier label's calculation."""
 
     applied: np.ndarray
     energy: float
     forces: np.ndarray | None
     dipole: np.ndarray
     electrons_above: float | None = None
+    other_energy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,12 @@ class SlabCapacitor:
         return float((run.applied + run.dipole / (self.capacitance * self.length))
                      @ self.normal)
 
-    def enthalpy(self, run: FieldRun) -> float:
-        """U = E_box - mu² / (2 eps0 A L), eV: the energy whose dU/dF is -mu."""
+    def enthalpy(self, run: FieldRun, energy: float | None = None) -> float:
+        """U = E_box - mu² / (2 eps0 A L), eV: the energy whose dU/dF is -mu (E_box: the
+        run's energy, or ``energy`` for another flavour of it)."""
         mu = float(run.dipole @ self.normal)
-        return run.energy - mu**2 / (2 * self.capacitance * self.length)
+        box = run.energy if energy is None else energy
+        return box - mu**2 / (2 * self.capacitance * self.length)
 
     def gauss_ratio(self, plus: FieldRun, minus: FieldRun) -> float:
         """The charge induced above the midplane between two runs over eps0 A dF (1 for a
