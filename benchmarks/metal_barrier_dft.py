@@ -156,6 +156,8 @@ def main() -> None:
                         choices=make_metal.SYSTEMS)
     parser.add_argument("--fields", type=float, nargs="+", default=[-0.5, 0.0, 0.5])
     parser.add_argument("--images", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="DFT single points run at once (one core each)")
     parser.add_argument("--max-hours", type=float, default=None,
                         help="stop starting new DFT points after this long (rerun to go on)")
     args = parser.parse_args()
@@ -178,7 +180,7 @@ def main() -> None:
         if args.max_hours is not None:
             left = max(0.0, 3600 * args.max_hours - (time.perf_counter() - start))
         report = label_frames(unlabelled, labelled, make_metal._backend(), PROPERTIES,
-                              max_seconds=left)
+                              max_seconds=left, workers=args.workers)
         frames = read_frames(labelled) if labelled.exists() and not report.stopped_early \
             else []
         rows = compare(model, frames, args.fields)

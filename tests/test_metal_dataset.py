@@ -51,10 +51,11 @@ def test_energy_dipole_and_polarizability_are_one_enthalpy(frames):
     |mu2|) |F2 - F1|, not of their sum: between a negative field and zero the dipole
     changes sign and the sum nearly cancels, whereas the raw box energy read against the
     felt field misses by the field enhancement (~70 %). The fraction: 1 % for free
-    energies; 2.5 % for GPAW's zero-smearing extrapolation, which the shipped set holds
-    (its level of theory says which) and which is not the variational energy: it misses
-    by the field dependence of the smearing term, 1.1 meV on Cu(100) (0.3 meV for the
-    free energy) and up to 1.9 % on the W(110) adatom (benchmarks/metal_energy_flavour.py)."""
+    energies, which the shipped set holds since 2026-12-05 (its largest is 0.24 %); 2.5 %
+    for GPAW's zero-smearing extrapolation (a level of theory that says so), which is not
+    the variational energy: it misses by the field dependence of the smearing term, 1.1
+    meV on Cu(100) (0.3 meV for the free energy) and up to 1.9 % on the W(110) adatom
+    (benchmarks/metal_energy_flavour.py)."""
     flavour = metal_metadata()["level_of_theory"].get("energy", "extrapolated")
     tolerance = 0.01 if flavour == "free" else 0.025
     by_geometry = {}
