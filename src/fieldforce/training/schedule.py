@@ -31,7 +31,7 @@ def patience(training: dict) -> float:
     none under the cosine schedule, :data:`PLATEAU_PATIENCE` under plateau)."""
     if training.get("patience") is not None:
         return training["patience"]
-    return math.inf if training.get("schedule", "plateau") == "cosine" else PLATEAU_PATIENCE
+    return math.inf if per_step(training) else PLATEAU_PATIENCE
 
 
 def optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float):
@@ -52,16 +52,17 @@ def optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float)
                               {"params": free, "weight_decay": 0.0}], lr=learning_rate)
 
 
-def scheduler(optimizer: torch.optim.Optimizer, training: dict, steps: int):
-    """The learning-rate schedule of ``training``: ``cosine`` decays to
+def scheduler(adam: torch.optim.Optimizer, training: dict, steps: int):
+    """The learning-rate schedule of ``training`` for the optimizer ``adam`` (Adam or
+    AdamW, :func:`optimizer`): ``cosine`` decays to
     ``min_learning_rate`` over the run's ``steps`` optimizer steps (stepped per step: the
     schedule is defined in steps, not in epochs); ``plateau`` halves the rate after
     ``lr_patience`` epochs without a better validation loss (stepped per epoch)."""
     if per_step(training):
         return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, steps), eta_min=training["min_learning_rate"])
+            adam, T_max=max(1, steps), eta_min=training["min_learning_rate"])
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=0.5, patience=training["lr_patience"],
+        adam, factor=0.5, patience=training["lr_patience"],
         min_lr=training["min_learning_rate"])
 
 
