@@ -40,7 +40,8 @@ labelled with GPAW's zero-smearing extrapolation with the free energy (the defau
 full label), resumable like ``label``. Forces, dipoles and polarizabilities do not depend on
 which energy is reported, so they are kept, once the run has shown that it repeats the old
 one: the same field felt and dipole, and its extrapolated enthalpy equal to the old label
-(:data:`REPEAT_TOL`); a frame that does not repeat is an error naming it.
+(:mod:`fieldforce.reference.reenergize`); a frame that does not repeat is an error naming
+it.
 
 ``hops --out examples/metal`` writes the end states of each hop on a 3x3 surface cell
 (``cu100_hop_initial.xyz``, ...), the starting points of ``fieldforce analyze barrier``.
@@ -87,10 +88,6 @@ CLEAN_COUNTS = {"Cu(100)": 4, "Cu(111)": 4, "W(110)": 2}
 THICK = (("Cu(100)", 5, (0.0, 0.5, -0.5)), ("Cu(100)", 7, (0.0, 0.5)),
          ("Cu(111)", 5, (0.0, 0.5)))
 SEED = 20261203
-#: how closely a `reenergize` run must repeat the label it updates: field felt (V/Å),
-#: dipole (e·Å), extrapolated enthalpy (eV); SCF convergence (1e-6 eV and electrons per
-#: valence electron, ~150 of them) sets the scale
-REPEAT_TOL = {"efield": 1e-4, "dipole": 1e-3, "energy": 2e-3}
 SYSTEMS = ("Cu(100)", "Cu(111)", "W(110)")
 #: images of the hop path `relax` starts from: the minimum is image 0, the saddle the middle
 RELAX_IMAGES = 7
@@ -247,64 +244,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _reenergize(args) -> int:
     """Free energies for a set labelled with the extrapolated ones (see the module doc)."""
-    from fieldforce.data.atomic import refuse_overwriting
-    from fieldforce.data.io import read_frames, write_frames
-    from fieldforce.reference.labelling import label_frames
+    from fieldforce.errors import BackendError
+    from fieldforce.reference.reenergize import reenergize
 
-    old_backend = _backend(args.kpts, energy="extrapolated")
-    old = read_frames(args.labelled)
-    for i, f in enumerate(old):
-        if f.atoms.info.get("label_fingerprint") != old_backend.settings_fingerprint():
-            raise SystemExit(f"reenergize: {args.labelled}, frame {i}: key "
-                             "'label_fingerprint' is not that of the dataset's settings with "
-                             "energy: extrapolated (a set labelled otherwise)")
-    refuse_overwriting({"output": args.out}, {"labelled set": args.labelled})
-    backend = _backend(args.kpts, energy="free")
-    todo = []
-    for f in old:  # the structure at the field it was asked at, as `label` saw it
-        atoms = f.atoms.copy()
-        atoms.info = {k: v for k, v in atoms.info.items() if not k.startswith("label_")}
-        todo.append(Frame(atoms, {"efield": np.asarray(f.atoms.info["label_field"], float)},
-                          f.source, f.index))
-    energies = args.out.with_name(args.out.name + ".energies.xyz")
     seconds = None if args.max_hours is None else 3600 * args.max_hours
-    report = label_frames(todo, energies, backend, ("energy", "dipole"),
-                          workers=args.workers, max_seconds=seconds)
+    try:
+        report, summary = reenergize(args.labelled, args.out,
+                                     _backend(args.kpts, energy="extrapolated"),
+                                     _backend(args.kpts, energy="free"),
+                                     workers=args.workers, max_seconds=seconds)
+    except BackendError as exc:
+        raise SystemExit(f"reenergize: {exc}") from None
     print(report)
-    if report.stopped_early:
-        return 3
-    if report.failed:
-        return 1
-    new = read_frames(energies)
-    merged, misses = [], []
-    for i, (before, after) in enumerate(zip(old, new, strict=True)):
-        repeated = float(after.atoms.info["energy_extrapolated"])
-        miss = {"efield": np.abs(after.efield - before.efield).max(),
-                "dipole": np.abs(after.labels["dipole"] - before.labels["dipole"]).max(),
-                "energy": abs(repeated - float(before.labels["energy"]))}
-        bad = [k for k, v in miss.items() if v > REPEAT_TOL[k]]
-        if bad:
-            raise SystemExit(
-                f"reenergize: {args.labelled}, frame {i}: the new run does not repeat the "
-                f"old label's {', '.join(bad)} (off by "
-                + ", ".join(f"{miss[k]:.2e}" for k in bad) + f"; tolerance {REPEAT_TOL}); "
-                "labelled at other settings?")
-        misses.append(miss)
-        frame = before.copy()
-        frame.labels["energy"] = np.asarray(after.labels["energy"], float)
-        frame.atoms.info["energy_extrapolated"] = float(before.labels["energy"])
-        # forces, dipole and polarizability are what `label` with energy: free gives
-        frame.atoms.info["label_fingerprint"] = backend.settings_fingerprint()
-        merged.append(frame)
-    write_frames(merged, args.out)
-    energies.unlink()  # kept until here: a failed check reruns nothing
-    worst = {k: float(max(m[k] for m in misses)) for k in REPEAT_TOL}
-    shift = np.array([float(f.labels["energy"]) - float(f.atoms.info["energy_extrapolated"])
-                      for f in merged])
-    print(f"wrote {args.out}: {len(merged)} frames with free energies; the runs repeat the "
-          f"old labels to {worst}; free - extrapolated {shift.min():.4f} to "
-          f"{shift.max():.4f} eV per frame")
-    return 0
+    if summary:
+        print(summary)
+    return 3 if report.stopped_early else 1 if report.failed else 0
 
 
 def _relax(args) -> int:
