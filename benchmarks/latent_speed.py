@@ -7,7 +7,7 @@ Systems: periodic water boxes of 64 and 512 molecules (192 and 1536 atoms) at
 1 g/cm³ (:func:`response_speed.water_box`: shipped monomers on a cubic grid,
 random orientations). Models: untrained, default architecture (timing does not
 depend on the weights), ``family: latent`` and the same with ``long_range: false``.
-Steps timed (best of ``--repeat`` after one warm-up):
+Steps timed (best of ``--repeat`` after one warm-up, the four model steps interleaved):
 
 * energy + forces at zero field;
 * energy + forces in a uniform field of 0.1 V/Å: for the latent model in a periodic
@@ -37,14 +37,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up (TorchScript of the torch-pme calculator, caches)
-    times = []
+def best_times(fns, repeat: int) -> list[float]:
+    """Best of ``repeat`` wall times of each function, the functions taken in turn within
+    each repetition (interleaved), so that load from other jobs that comes and goes falls
+    on all of them alike and their ratios stay meaningful on a shared machine."""
+    for fn in fns:
+        fn()  # warm-up (TorchScript of the torch-pme calculator, caches)
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for fn, t in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [min(t) for t in times]
 
 
 def coulomb_choice(model, batch) -> dict:
@@ -92,12 +97,11 @@ def main() -> None:
     for n_mol in args.molecules:
         batch = batch_from_atoms(water_box(n_mol))
         n = batch.positions.shape[0]
-        t_short = best_time(lambda b=batch: evaluate(short, b)["forces"], args.repeat)
-        t_latent = best_time(lambda b=batch: evaluate(latent, b)["forces"], args.repeat)
-        t_field = best_time(lambda b=batch: evaluate(latent, b, field=field)["forces"],
-                            args.repeat)
-        t_born = best_time(lambda b=batch: evaluate(latent, b, born_charges=True)["forces"],
-                           args.repeat)
+        t_short, t_latent, t_field, t_born = best_times(
+            [lambda b=batch: evaluate(short, b)["forces"],
+             lambda b=batch: evaluate(latent, b)["forces"],
+             lambda b=batch: evaluate(latent, b, field=field)["forces"],
+             lambda b=batch: evaluate(latent, b, born_charges=True)["forces"]], args.repeat)
         choice = coulomb_choice(latent, batch)
         charges = 0.1 * torch.randn(n, dtype=torch.float64)
         charges -= charges.mean()
@@ -110,7 +114,7 @@ def main() -> None:
                                     accuracy=latent.config["accuracy"], widths=w)
             torch.autograd.grad(0.5 * (q * phi).sum(), pos)
 
-        t_coulomb = best_time(coulomb, args.repeat)
+        (t_coulomb,) = best_times([coulomb], args.repeat)
         row = {"molecules": n_mol, "atoms": n, "cell_A": float(batch.cell[0, 0, 0]),
                "short_range_s": t_short, "latent_s": t_latent, "latent_field_s": t_field,
                "latent_born_charges_s": t_born, "coulomb_s": t_coulomb,

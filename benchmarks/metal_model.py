@@ -29,7 +29,7 @@ from fieldforce.datasets import load_metal
 from fieldforce.models import load_model
 from fieldforce.simulation.calculator import FieldForceCalculator
 from fieldforce.training import evaluate_frames, load_config
-from fieldforce.training.sources import split_data
+from fieldforce.training.sources import select_frames, split_data
 
 RESULTS = Path(__file__).parent / "results"
 #: S. C. Wang and T. T. Tsong, Phys. Rev. B 26, 6470 (1982): W adatom on W(110), from the
@@ -57,12 +57,16 @@ def path_comparison(model, frames) -> dict:
     """Per system and requested field: DFT and model barriers at fixed geometry, and at
     zero requested field the dipole and polarizability differences."""
     out: dict = {}
-    systems = sorted({f.atoms.info["system"] for f in frames})
-    for system in systems:
+    # a path is the images of one system at one requested field; the DFT-relaxed states
+    # (W(110): minimum and saddle, info 'relaxed') are a path of their own
+    def path_of(f) -> str:
+        return f.atoms.info["system"] + (" relaxed" if f.atoms.info.get("relaxed") else "")
+
+    for system in sorted({path_of(f) for f in frames}):
         rows = {}
         for target in sorted({f.atoms.info["target_field"] for f in frames
-                              if f.atoms.info["system"] == system}):
-            images = sorted((f for f in frames if f.atoms.info["system"] == system
+                              if path_of(f) == system}):
+            images = sorted((f for f in frames if path_of(f) == system
                              and f.atoms.info["target_field"] == target),
                             key=lambda f: f.atoms.info["image"])
             if len(images) < 2 or images[0].atoms.info["image"] != 0:
@@ -189,6 +193,8 @@ def main() -> None:
     _, _, test = split_data(config)
     table, _ = evaluate_frames(model, test)
     everything = load_metal() if args.data is None else read_frames(args.data)
+    # the systems the model was trained on (the config's data.select)
+    everything = select_frames(everything, config["data"].get("select"), "metal frames")
     frames = [f for f in everything if f.atoms.info["config_type"] == "adatom_path"]
     paths = path_comparison(model, frames)
     adatom = next(f for f in frames if f.atoms.info["system"] == "Cu(100)")

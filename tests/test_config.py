@@ -131,3 +131,36 @@ def test_one_set_of_descriptor_defaults():
         model = build_model({"family": family, "species": [1, 8]})
         assert model.config["descriptor"] == defaults
         assert model.backbone.features.settings.cutoff == defaults["cutoff"]
+
+
+def test_data_select_keeps_the_frames_it_names_and_refuses_what_none_has():
+    """``data.select`` filters by info values before the split; a misspelt key or value is
+    one error naming what the frames have, not a silently smaller training set."""
+    from fieldforce.datasets import load_metal
+    from fieldforce.training import load_config
+    from fieldforce.training.sources import select_frames, split_data
+
+    def config(select):
+        return load_config({"data": {"train": "fieldforce:metal", "select": select,
+                                     "test_fraction": 0.2},
+                            "model": {"family": "response"}, "output": "run"})
+
+    every = load_metal()
+    train, valid, test = split_data(config({"system": "Cu(100)"}))
+    assert len(train) + len(valid) + len(test) == len(load_metal("Cu(100)"))
+    assert all(f.atoms.info["system"] == "Cu(100)" for f in train + valid + test)
+    both = split_data(config({"system": ["Cu(100)", "Cu(111)"],
+                              "config_type": "adatom_path"}))
+    kept = [f for part in both for f in part]
+    assert len(kept) == sum(f.atoms.info["system"] in ("Cu(100)", "Cu(111)")
+                            and f.atoms.info["config_type"] == "adatom_path" for f in every)
+    # numbers match numeric info entries (the thick slabs' layer count)
+    thick = select_frames(every, {"layers": 7}, "fieldforce:metal")
+    assert len(thick) == 2 and all(int(f.atoms.info["layers"]) == 7 for f in thick)
+    with pytest.raises(ConfigError, match=r"select.*'sytem'.*info keys: .*system"):
+        split_data(config({"sytem": "Cu(100)"}))
+    with pytest.raises(ConfigError, match=r"select.system: no frame has system = 'Cu\(110\)'; "
+                                          r"present: Cu\(100\), Cu\(111\)"):
+        split_data(config({"system": "Cu(110)"}))
+    with pytest.raises(ConfigError, match="data.select"):
+        config({"system": {"nested": 1}})

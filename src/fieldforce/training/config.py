@@ -6,6 +6,7 @@
       train: train_spec.yaml     # a data spec, a canonical extxyz, or "fieldforce:water"
       valid_fraction: 0.1        # or  valid: other_spec.yaml
       test_fraction: 0.0         # held out, scored at the end (optional)
+      select: {system: Cu(100)}  # only frames with these info values (optional)
     model:
       family: response           # any registered family; its keys: fieldforce config model
     training:
@@ -44,6 +45,16 @@ from fieldforce.data.labels import LOSS_TERMS
 SHIPPED_PREFIX = "fieldforce:"
 
 
+def _selection(select: dict) -> bool:
+    """``data.select``: info keys mapped to a string or number, or a non-empty list of them."""
+    def scalar(v: Any) -> bool:
+        return isinstance(v, (str, int, float)) and not isinstance(v, bool)
+
+    return all(isinstance(key, str) and (scalar(value) or (
+        isinstance(value, list) and value and all(scalar(v) for v in value)))
+        for key, value in select.items())
+
+
 @dataclass(kw_only=True)
 class DataSettings(Section):
     """The ``data:`` section: where the training, validation and test frames come from."""
@@ -57,6 +68,10 @@ class DataSettings(Section):
                                           exclusive_maximum=1)
     test_fraction: float = option(0.0, "fraction held out as a test set, scored at the end",
                                   minimum=0, exclusive_maximum=1)
+    select: dict[str, Any] | None = option(
+        None, "keep only the frames whose info entries take these values, before any "
+        "split (e.g. {system: [Cu(100), Cu(111)]}); null: every frame",
+        expected="a mapping of info key -> value or list of values", check=_selection)
 
     def check(self) -> None:
         if self.valid_fraction is None:

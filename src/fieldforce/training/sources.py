@@ -20,19 +20,48 @@ def load_frames(source: str) -> list[Frame]:
     return read_frames(source)
 
 
+def select_frames(frames: list[Frame], select: dict | None, source: str) -> list[Frame]:
+    """The frames of ``source`` whose info entries take the values ``select`` gives
+    (``data.select``: key -> value or list of values; None keeps every frame). A key no
+    frame has, or a value no frame takes, is one error naming what the frames do have:
+    a misspelt selection would otherwise train on fewer frames without a word."""
+    if not select:
+        return frames
+
+    def info_value(frame: Frame, key: str):
+        v = frame.atoms.info.get(key)
+        v = v.item() if getattr(v, "size", 0) == 1 else v  # numpy scalars from extxyz
+        return v if isinstance(v, (str, int, float)) else None  # arrays never match
+
+    for key, wanted in select.items():
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        present = {info_value(f, key) for f in frames} - {None}
+        if not present:
+            keys = sorted({k for f in frames for k in f.atoms.info})
+            raise ConfigError(f"{source}: data.select names info key {key!r}, which no frame "
+                              f"has; the frames' info keys: {', '.join(keys)}")
+        for w in wanted:
+            if w not in present:
+                raise ConfigError(f"{source}: data.select.{key}: no frame has {key} = "
+                                  f"{w!r}; present: "
+                                  f"{', '.join(sorted(map(str, present)))}")
+        frames = [f for f in frames if info_value(f, key) in wanted]
+    return frames
+
+
 def split_data(config: dict) -> tuple[list[Frame], list[Frame], list[Frame]]:
     """(train, valid, test) frames of a checked config (``load_config``): the test split is
     drawn with seed + 1, then the validation split with the seed."""
     from fieldforce.data.splits import random_split
 
     data, seed = config["data"], config["training"]["seed"]
-    frames = load_frames(data["train"])
+    frames = select_frames(load_frames(data["train"]), data.get("select"), data["train"])
     test = []
     if data["test_fraction"] > 0:
         frames, test = random_split(frames, [1 - data["test_fraction"], data["test_fraction"]],
                                     seed=seed + 1)
     if "valid" in data:
-        valid = load_frames(data["valid"])
+        valid = select_frames(load_frames(data["valid"]), data.get("select"), data["valid"])
     else:
         frames, valid = random_split(frames, [1 - data["valid_fraction"],
                                               data["valid_fraction"]], seed=seed)
@@ -46,4 +75,4 @@ def split_data(config: dict) -> tuple[list[Frame], list[Frame], list[Frame]]:
     return frames, valid, test
 
 
-__all__ = ["load_frames", "split_data"]
+__all__ = ["load_frames", "select_frames", "split_data"]
