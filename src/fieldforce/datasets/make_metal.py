@@ -390,6 +390,15 @@ def _finish(args) -> int:
             "w_relaxed_labelled.xyz --kpts 4 4",
             "python -m fieldforce.datasets.make_metal label w_relaxed_fields.xyz "
             "w_relaxed_fields_labelled.xyz --kpts 4 4"]
+        if any(f.atoms.info.get("relaxed") and "energy_extrapolated" in f.atoms.info
+               for f in frames):  # labelled before the free energy was the default
+            after = next(i for i, c in enumerate(meta["commands"])
+                         if "w_relaxed_fields_labelled.xyz --kpts" in c) + 1
+            meta["commands"][after:after] = [
+                "cat w_relaxed_labelled.xyz w_relaxed_fields_labelled.xyz > "
+                "w_relaxed_all_labelled.xyz",
+                "python -m fieldforce.datasets.make_metal reenergize "
+                "w_relaxed_all_labelled.xyz w_relaxed_free.xyz"]
     relabelled = sum("energy_extrapolated" in f.atoms.info for f in frames)
     if relabelled:
         # the energies of frames labelled before the free energy was the default
