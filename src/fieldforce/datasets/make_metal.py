@@ -377,7 +377,7 @@ def _finish(args) -> int:
     if any(f.atoms.info.get("relaxed") for f in frames):
         # the relaxed adatom states (W(110)): relaxed at zero field, then labelled at
         # the target fields (what benchmarks/runs/w_relax holds)
-        meta["commands"][2:2] = [
+        relaxed = [
             "python -m fieldforce.datasets.make_metal relax 'W(110)' minimum --size 2 2 "
             "--out minimum",
             "python -m fieldforce.datasets.make_metal relax 'W(110)' saddle --size 2 2 "
@@ -392,13 +392,11 @@ def _finish(args) -> int:
             "w_relaxed_fields_labelled.xyz --kpts 4 4"]
         if any(f.atoms.info.get("relaxed") and "energy_extrapolated" in f.atoms.info
                for f in frames):  # labelled before the free energy was the default
-            after = next(i for i, c in enumerate(meta["commands"])
-                         if "w_relaxed_fields_labelled.xyz --kpts" in c) + 1
-            meta["commands"][after:after] = [
-                "cat w_relaxed_labelled.xyz w_relaxed_fields_labelled.xyz > "
-                "w_relaxed_all_labelled.xyz",
-                "python -m fieldforce.datasets.make_metal reenergize "
-                "w_relaxed_all_labelled.xyz w_relaxed_free.xyz"]
+            relaxed += ["cat w_relaxed_labelled.xyz w_relaxed_fields_labelled.xyz > "
+                        "w_relaxed_all_labelled.xyz",
+                        "python -m fieldforce.datasets.make_metal reenergize "
+                        "w_relaxed_all_labelled.xyz w_relaxed_free.xyz"]
+        meta["commands"][2:2] = relaxed
     relabelled = sum("energy_extrapolated" in f.atoms.info for f in frames)
     if relabelled:
         # the energies of frames labelled before the free energy was the default
