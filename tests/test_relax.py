@@ -147,3 +147,22 @@ def test_the_relaxed_geometry_is_refused_before_convergence_unless_asked_for(tmp
     assert {f.atoms.info["config_type"] for f in frames} == {"adatom_path"}
     assert np.allclose(frames[1].efield, [0.0, 0.0, 0.5])
     assert np.allclose(frames[0].atoms.positions, atoms.positions, atol=1e-6)
+    # --thermal: Einstein-model displacements around the relaxed state instead, at random
+    # fields; the fixed layer stays put, and nothing is tagged as the relaxed state itself
+    hot = tmp_path / "thermal.xyz"
+    assert make_metal.main(["relaxed", "Cu(100)", "--saddle", str(tmp_path / "saddle"),
+                            "--thermal", "3", "--out", str(hot)]) == 0
+    thermal = read_frames(hot)
+    assert [f.atoms.info["temperature"] for f in thermal] == [300.0, 600.0, 900.0]
+    assert {f.atoms.info["config_type"] for f in thermal} == {"adatom_thermal"}
+    assert not any("relaxed" in f.atoms.info for f in thermal)
+    fixed = np.isin(np.arange(len(atoms)), atoms.constraints[0].index)
+    for f in thermal:
+        step = np.linalg.norm(f.atoms.positions - atoms.positions, axis=1)
+        assert np.all(step[fixed] < 1e-9) and np.all(step[~fixed] > 1e-4)
+        assert -1.0 <= f.atoms.info["target_field"] <= 1.0
+        assert np.allclose(f.efield, [0.0, 0.0, f.atoms.info["target_field"]])
+    again = tmp_path / "again.xyz"
+    make_metal.main(["relaxed", "Cu(100)", "--saddle", str(tmp_path / "saddle"),
+                     "--thermal", "3", "--out", str(again)])
+    assert np.array_equal(read_frames(again)[2].atoms.positions, thermal[2].atoms.positions)

@@ -33,6 +33,9 @@ relaxed, this is what the experimental check of Delta mu and Delta alpha needs (
 ``relaxed W(110) --minimum DIR --saddle DIR --out F.xyz`` writes what the relaxations
 found as unlabelled path frames (image 0 and the saddle image, zero target field unless
 ``--fields``) for ``label F.xyz OUT --kpts KX KY`` and ``benchmarks/w_adatom_dft.py``.
+With ``--thermal N`` it writes instead N thermal displacements of each state at random
+fields (adatom_thermal frames around the DFT geometries, not the unrelaxed path): the
+energy landscape near the states a W model's barrier runs between.
 
 ``reenergize LABELLED OUT [--workers N] [--max-hours H]`` relabels the energies of a set
 labelled with GPAW's zero-smearing extrapolation with the free energy (the default since
@@ -196,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="target fields, V/Å (default 0: what w_adatom_dft.py reads)")
     p.add_argument("--unconverged", action="store_true",
                    help="take the last step of relaxations that have not converged yet")
+    p.add_argument("--thermal", type=int, default=0, metavar="N",
+                   help="instead of the states at --fields: N Einstein-model thermal "
+                        "displacements of each state (300/600/900 K in turn), each at a "
+                        "random field in -1..1 V/Å, tagged adatom_thermal")
+    p.add_argument("--seed", type=int, default=SEED, help="of the thermal displacements")
     p.add_argument("--out", type=Path, required=True, help="the unlabelled extxyz")
     p = sub.add_parser("reenergize", help="relabel the energies with the free energy: one "
                        "SCF run per frame, the other labels kept (resumable)")
@@ -295,7 +303,10 @@ def _relaxed(args) -> int:
               if folder is not None]
     if not states:
         raise SystemExit("relaxed: give --minimum and/or --saddle (relaxation folders)")
-    frames, sizes = [], set()
+    if args.thermal < 0:
+        raise SystemExit(f"relaxed: --thermal must be >= 0 (got {args.thermal})")
+    rng = np.random.default_rng(args.seed)
+    per_state, sizes = [], set()
     for folder, image in states:
         try:
             atoms, result = relaxed_geometry(folder, unconverged=args.unconverged)
@@ -305,18 +316,42 @@ def _relaxed(args) -> int:
         sizes.add(size)
         print(f"{folder}: {result.stopped_by}, {result.steps} steps, E {result.energy:.4f} "
               f"eV, max force {result.max_force:.3f} eV/Å, {size[0]}x{size[1]} cell")
-        for field in args.fields:
-            tagged = atoms.copy()
-            tagged.info = {"system": args.system, "config_type": "adatom_path",
-                           "image": image, "target_field": float(field), "relaxed": True,
-                           "relax_max_force": round(result.max_force, 4)}
-            frames.append(Frame(tagged, {"efield": np.array([0.0, 0.0, float(field)])}))
+        per_state.append(_relaxed_thermal(atoms, args, image, rng) if args.thermal else
+                         [_tagged(atoms, {"system": args.system,
+                                          "config_type": "adatom_path", "image": image,
+                                          "target_field": float(field), "relaxed": True,
+                                          "relax_max_force": round(result.max_force, 4)})
+                          for field in args.fields])
+    # the states' frames in turn, so that a partly labelled file has some of each
+    frames = [f for group in zip(*per_state, strict=True) for f in group]
     write_frames(frames, args.out)
     kpts = {_kpts_for(s) for s in sizes}
     print(f"wrote {len(frames)} frames to {args.out}; label them with `label {args.out} "
           f"OUT` and --kpts {' '.join(map(str, next(iter(kpts))))}"
           + ("" if len(kpts) == 1 else " (the cells differ: label them separately)"))
     return 0
+
+
+def _tagged(atoms: Atoms, info: dict) -> Frame:
+    """An unlabelled frame of ``atoms`` at the field ``info['target_field']`` along z."""
+    atoms = atoms.copy()
+    atoms.info = info
+    return Frame(atoms, {"efield": np.array([0.0, 0.0, info["target_field"]])})
+
+
+def _relaxed_thermal(atoms: Atoms, args, image: int, rng: np.random.Generator) -> list[Frame]:
+    """``args.thermal`` thermal displacements of a relaxed state, like `sample`'s
+    adatom_thermal frames but around the DFT geometry (not the unrelaxed path): what a
+    model's energy needs near the minimum and saddle it finds barriers between. Not
+    tagged ``relaxed``, so no barrier comparison takes them for the states themselves."""
+    frames = []
+    for k in range(args.thermal):
+        temperature = THERMAL_TEMPERATURES[k % len(THERMAL_TEMPERATURES)]
+        frames.append(_tagged(thermal(atoms, temperature, rng),
+                              {"system": args.system, "config_type": "adatom_thermal",
+                               "image": image, "target_field": float(rng.uniform(-1, 1)),
+                               "temperature": temperature, "around_relaxed": True}))
+    return frames
 
 
 def _key(frame: Frame) -> tuple:
