@@ -11,7 +11,8 @@ the test frames and times one energy + forces evaluation of 192-atom periodic wa
 MACE's ASE calculator, all in the peer's interpreter. Results go to
 ``benchmarks/results/peer_mace.json`` (one entry per size). ``--dataset`` and
 ``--train-size`` select the same published set and training subset as
-``backbone_variants.py`` (results in ``peer_mace_<dataset>.json``, entries ``size@nN``; the
+``backbone_variants.py`` (results in ``peer_mace_<dataset>.json``, entries ``size@nN``,
+``@sS`` for a training seed other than 0; the
 step cost is timed for water models only).
 """
 
@@ -92,13 +93,17 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=None,
                         help="first N frames of the training part (a learning curve)")
     parser.add_argument("--r-max", type=float, default=4.0, help="MACE cutoff, Å")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="MACE's training seed (initialisation, batch order); the "
+                             "split stays backbone_variants' seed 0")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "peer_mace")
     parser.add_argument("--out", type=Path, default=None,
                         help="default: benchmarks/results/peer_mace[_DATASET].json")
     args = parser.parse_args()
     suffix = "" if args.dataset == "water" else f"_{args.dataset}"
     args.out = args.out or ROOT / "benchmarks" / "results" / f"peer_mace{suffix}.json"
-    key = args.size + (f"@n{args.train_size}" if args.train_size else "")
+    key = (args.size + (f"@n{args.train_size}" if args.train_size else "")
+           + (f"@s{args.seed}" if args.seed else ""))
     work = args.work / f"{args.dataset}_{key}"
     work.mkdir(parents=True, exist_ok=True)
     paths = write_split(work, args.dataset, args.data_dir, args.train_size)
@@ -110,7 +115,7 @@ def main() -> None:
                "--model=MACE", f"--hidden_irreps={size['hidden_irreps']}",
                f"--num_interactions={size['num_interactions']}", f"--max_L={size['max_L']}",
                f"--r_max={args.r_max}", "--batch_size=5", f"--max_num_epochs={args.epochs}",
-               "--device=cpu", "--default_dtype=float64", "--seed=0",
+               "--device=cpu", "--default_dtype=float64", f"--seed={args.seed}",
                "--forces_weight=100", "--energy_weight=1", "--restart_latest"]
     start = time.perf_counter()
     subprocess.run(command, cwd=work, env=env, check=True)
@@ -122,7 +127,7 @@ def main() -> None:
                                check=True, capture_output=True, text=True)
     row = {**json.loads(evaluated.stdout.strip().splitlines()[-1]), "size": size,
            "epochs": args.epochs, "train_seconds": seconds, "threads": args.threads,
-           "r_max": args.r_max, "dataset": args.dataset,
+           "r_max": args.r_max, "dataset": args.dataset, "seed": args.seed,
            "n_train": sum(1 for line in paths["train"].read_text().splitlines()
                           if "Properties=" in line)}
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
