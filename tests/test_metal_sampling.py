@@ -77,12 +77,14 @@ def test_finish_ships_extra_labelled_frames_once_and_counts_them(tmp_path):
     from fieldforce.data.frame import Frame
     from fieldforce.data.io import read_frames, write_frames
 
-    def labelled(system: str, shift: float, relaxed: bool = False) -> Frame:
+    def labelled(system: str, shift: float, relaxed: bool = False,
+                 thermal: bool = False) -> Frame:
         atoms = mm.hop_path(system, images=3, size=(2, 2))[0]
         atoms.positions[-1, 2] += shift
-        atoms.info = {"system": system, "config_type": "adatom_path", "image": 0,
-                      "target_field": 0.0, "gauss_ratio": 1.0,
-                      **({"relaxed": True} if relaxed else {})}
+        atoms.info = {"system": system, "image": 0, "target_field": 0.0, "gauss_ratio": 1.0,
+                      "config_type": "adatom_thermal" if thermal else "adatom_path",
+                      **({"relaxed": True} if relaxed else {}),
+                      **({"around_relaxed": True} if thermal else {})}
         return Frame(atoms, {"energy": -1.0 - shift, "forces": np.zeros((len(atoms), 3)),
                              "efield": np.zeros(3)})
 
@@ -97,4 +99,13 @@ def test_finish_ships_extra_labelled_frames_once_and_counts_them(tmp_path):
     meta = json.loads((tmp_path / "metal_meta.json").read_text())
     assert meta["counts"] == {"Cu(100) adatom_path": 1, "W(110) adatom_path": 2}
     assert any("relax 'W(110)' saddle" in c for c in meta["commands"])
+    assert not any("--thermal" in c for c in meta["commands"])
     assert meta["commands"][-1].endswith("--extra w.xyz")
+    # thermal displacements of the relaxed states: counted, and their commands named
+    write_frames([labelled("W(110)", 0.2, thermal=True)], tmp_path / "hot.xyz")
+    assert mm.main(["finish", str(tmp_path / "metal.xyz"), "--extra", str(tmp_path / "w.xyz"),
+                    str(tmp_path / "hot.xyz")]) == 0
+    meta = json.loads((tmp_path / "metal_meta.json").read_text())
+    assert meta["counts"]["W(110) adatom_thermal"] == 1 and meta["frames"] == 4
+    assert any("--thermal 4 --out w_relaxed_thermal.xyz" in c for c in meta["commands"])
+    assert meta["commands"][-1].endswith("--extra w.xyz hot.xyz")

@@ -431,6 +431,13 @@ def _finish(args) -> int:
                         "w_relaxed_all_labelled.xyz",
                         "python -m fieldforce.datasets.make_metal reenergize "
                         "w_relaxed_all_labelled.xyz w_relaxed_free.xyz"]
+        if any(f.atoms.info.get("around_relaxed") for f in frames):
+            # thermal displacements of those states (`relaxed --thermal`)
+            relaxed += ["python -m fieldforce.datasets.make_metal relaxed 'W(110)' "
+                        "--minimum minimum --saddle saddle --thermal 4 "
+                        "--out w_relaxed_thermal.xyz",
+                        "python -m fieldforce.datasets.make_metal label "
+                        "w_relaxed_thermal.xyz w_relaxed_thermal_labelled.xyz --kpts 4 4"]
         meta["commands"][2:2] = relaxed
     relabelled = sum("energy_extrapolated" in f.atoms.info for f in frames)
     if relabelled:
