@@ -388,6 +388,13 @@ def _finish(args) -> int:
             frames += added
             write_frames(frames, args.labelled)
         print(f"added {len(added)} frame(s) of {', '.join(map(str, args.extra))}")
+    out = args.labelled.parent / "metal_meta.json"
+    # How many shipped energies were relabelled from GPAW's zero-smearing extrapolation to
+    # the free energy (the default since 2026-12-05) is history, carried over: a frame's
+    # info cannot tell, since every label since records the other flavour beside its own
+    # (energy_extrapolated), and a set regenerated today is labelled free from the start.
+    relabelled = (json.loads(out.read_text()).get("energies_reenergized", 0)
+                  if out.exists() else 0)
     counts: dict[str, int] = {}
     for f in frames:
         key = f"{f.atoms.info.get('system')} {f.atoms.info.get('config_type')}"
@@ -425,8 +432,7 @@ def _finish(args) -> int:
             "w_relaxed_labelled.xyz --kpts 4 4",
             "python -m fieldforce.datasets.make_metal label w_relaxed_fields.xyz "
             "w_relaxed_fields_labelled.xyz --kpts 4 4"]
-        if any(f.atoms.info.get("relaxed") and "energy_extrapolated" in f.atoms.info
-               for f in frames):  # labelled before the free energy was the default
+        if relabelled:  # labelled before the free energy was the default
             relaxed += ["cat w_relaxed_labelled.xyz w_relaxed_fields_labelled.xyz > "
                         "w_relaxed_all_labelled.xyz",
                         "python -m fieldforce.datasets.make_metal reenergize "
@@ -439,16 +445,13 @@ def _finish(args) -> int:
                         "python -m fieldforce.datasets.make_metal label "
                         "w_relaxed_thermal.xyz w_relaxed_thermal_labelled.xyz --kpts 4 4"]
         meta["commands"][2:2] = relaxed
-    relabelled = sum("energy_extrapolated" in f.atoms.info for f in frames)
     if relabelled:
-        # the energies of frames labelled before the free energy was the default
         meta["energies_reenergized"] = relabelled
         meta["commands"].insert(2, "python -m fieldforce.datasets.make_metal reenergize "
                                 "metal_extrapolated.xyz.gz metal.xyz.gz --workers 2  # the "
                                 "frames labelled with energy: extrapolated before 2026-12-05")
     if args.planned is not None:
         meta["planned_frames"] = len(read_frames(args.planned))
-    out = args.labelled.parent / "metal_meta.json"
     out.write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
