@@ -96,19 +96,20 @@ SYSTEMS = ("Cu(100)", "Cu(111)", "W(110)")
 RELAX_IMAGES = 7
 
 
+def _frame(atoms: Atoms, system: str, kind: str, field: float, **tags) -> Frame:
+    """An unlabelled frame of ``atoms`` tagged with its system, config_type and target
+    field, at that field (V/Å) along the surface normal z."""
+    atoms = atoms.copy()
+    atoms.info.update(system=system, config_type=kind, target_field=float(field), **tags)
+    return Frame(atoms, {"efield": field * np.array([0.0, 0.0, 1.0])})
+
+
 def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
     """Every geometry of the dataset in labelling order; writes an unlabelled extxyz."""
     from fieldforce.data.io import write_frames
 
     rng = np.random.default_rng(seed)
-    normal = np.array([0.0, 0.0, 1.0])
     paths = {s: hop_path(s) for s in systems}
-
-    def frame(atoms: Atoms, system: str, kind: str, field: float, **tags) -> Frame:
-        atoms = atoms.copy()
-        atoms.info.update(system=system, config_type=kind, target_field=float(field), **tags)
-        return Frame(atoms, {"efield": field * normal})
-
     # the hop's distinct images (a symmetric hop's second half mirrors its first)
     path_groups = []
     for fields in (PATH_FIELDS[:3], PATH_FIELDS[3:]):
@@ -117,12 +118,12 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
             path = paths[system]
             keep = range(len(path)) if system == "Cu(111)" else range(len(path) // 2 + 1)
             for field in fields:
-                group += [frame(path[i], system, "adatom_path", field, image=i) for i in keep]
+                group += [_frame(path[i], system, "adatom_path", field, image=i) for i in keep]
         path_groups.append(group)
     # thicker clean slabs: how the dipole and polarizability grow with thickness (the
     # screening charges' separation) fixes what interior atoms carry
-    thick = [frame(clean_slab(system, layers=layers), system, "clean_thick", field,
-                   layers=layers)
+    thick = [_frame(clean_slab(system, layers=layers), system, "clean_thick", field,
+                    layers=layers)
              for system, layers, fields_thick in THICK if system in systems
              for field in fields_thick]
     group = []
@@ -131,12 +132,12 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
         for k in range(THERMAL_COUNTS[system]):
             temperature = THERMAL_TEMPERATURES[k % len(THERMAL_TEMPERATURES)]
             i = int(rng.integers(len(path)))
-            group.append(frame(thermal(path[i], temperature, rng), system, "adatom_thermal",
-                               rng.uniform(-1, 1), image=i, temperature=temperature))
+            group.append(_frame(thermal(path[i], temperature, rng), system, "adatom_thermal",
+                                rng.uniform(-1, 1), image=i, temperature=temperature))
         for k in range(CLEAN_COUNTS[system]):
             temperature = THERMAL_TEMPERATURES[k % len(THERMAL_TEMPERATURES)]
-            group.append(frame(thermal(clean_slab(system), temperature, rng), system,
-                               "clean_thermal", rng.uniform(-1, 1), temperature=temperature))
+            group.append(_frame(thermal(clean_slab(system), temperature, rng), system,
+                                "clean_thermal", rng.uniform(-1, 1), temperature=temperature))
     thermal_group = [group[i] for i in rng.permutation(len(group))]
     # Thermal frames come right after the paths at 0 and +-0.5 V/Å: a model trained on
     # path images alone has no repulsion to stop a relaxation or an MD run from
@@ -316,11 +317,10 @@ def _relaxed(args) -> int:
         sizes.add(size)
         print(f"{folder}: {result.stopped_by}, {result.steps} steps, E {result.energy:.4f} "
               f"eV, max force {result.max_force:.3f} eV/Å, {size[0]}x{size[1]} cell")
+        atoms.info = {}
         per_state.append(_relaxed_thermal(atoms, args, image, rng) if args.thermal else
-                         [_tagged(atoms, {"system": args.system,
-                                          "config_type": "adatom_path", "image": image,
-                                          "target_field": float(field), "relaxed": True,
-                                          "relax_max_force": round(result.max_force, 4)})
+                         [_frame(atoms, args.system, "adatom_path", field, image=image,
+                                 relaxed=True, relax_max_force=round(result.max_force, 4))
                           for field in args.fields])
     # the states' frames in turn, so that a partly labelled file has some of each
     frames = [f for group in zip(*per_state, strict=True) for f in group]
@@ -332,13 +332,6 @@ def _relaxed(args) -> int:
     return 0
 
 
-def _tagged(atoms: Atoms, info: dict) -> Frame:
-    """An unlabelled frame of ``atoms`` at the field ``info['target_field']`` along z."""
-    atoms = atoms.copy()
-    atoms.info = info
-    return Frame(atoms, {"efield": np.array([0.0, 0.0, info["target_field"]])})
-
-
 def _relaxed_thermal(atoms: Atoms, args, image: int, rng: np.random.Generator) -> list[Frame]:
     """``args.thermal`` thermal displacements of a relaxed state, like `sample`'s
     adatom_thermal frames but around the DFT geometry (not the unrelaxed path): what a
@@ -347,10 +340,9 @@ def _relaxed_thermal(atoms: Atoms, args, image: int, rng: np.random.Generator) -
     frames = []
     for k in range(args.thermal):
         temperature = THERMAL_TEMPERATURES[k % len(THERMAL_TEMPERATURES)]
-        frames.append(_tagged(thermal(atoms, temperature, rng),
-                              {"system": args.system, "config_type": "adatom_thermal",
-                               "image": image, "target_field": float(rng.uniform(-1, 1)),
-                               "temperature": temperature, "around_relaxed": True}))
+        frames.append(_frame(thermal(atoms, temperature, rng), args.system, "adatom_thermal",
+                             rng.uniform(-1, 1), image=image, temperature=temperature,
+                             around_relaxed=True))
     return frames
 
 
