@@ -13,6 +13,7 @@ sees a half-written file. ``.gz`` names are compressed.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def _read_with_spec(spec: DataSpec, index) -> list[Frame]:
 
     # ASE stops quietly at a frame cut short (a truncated file reads as fewer frames):
     # the layout is checked first, so that no frame is lost without a word
-    problem = scan(read_text(path), line_end_required=True, check_values=False).problem
+    text = read_text(path)
+    problem = scan(text, line_end_required=True, check_values=False).problem
     if problem is not None and problem.no_line_end:
         import warnings
 
@@ -95,7 +97,9 @@ def _read_with_spec(spec: DataSpec, index) -> list[Frame]:
     elif problem is not None:
         raise problem.error(path)
     try:
-        images = ase.io.read(path, index=index, format="extxyz")
+        # from the text already in memory: ASE seeks back once per frame, and a seek in
+        # a gzip stream decompresses from the start (quadratic in the file's length)
+        images = ase.io.read(io.StringIO(text), index=index, format="extxyz")
     except FieldforceError:
         raise
     except Exception as exc:  # noqa: BLE001 - ASE raises many types on bad text

@@ -92,10 +92,12 @@ def check_geometry(frame: Frame, *, min_distance: float = MIN_DISTANCE) -> None:
                             path=path, frame=index, key="Lattice")
     if len(atoms) < 2:
         return
-    from ase.neighborlist import neighbor_list
+    from fieldforce.neighbors import neighbor_pairs
 
-    i, j, d = neighbor_list("ijd", atoms, min_distance)
-    if len(d):
+    i, j, shifts = neighbor_pairs(atoms.positions, atoms.cell.array, atoms.pbc, min_distance)
+    if len(i):
+        d = np.linalg.norm(atoms.positions[j] - atoms.positions[i]
+                           + shifts @ atoms.cell.array, axis=1)
         k = int(np.argmin(d))
         raise DataError(
             f"atoms {i[k]} and {j[k]} are {d[k]:.3f} Å apart (less than {min_distance} Å)",
