@@ -20,7 +20,8 @@ the model's relaxed initial state and saddle at every field. Compared, per field
 
 The single points are labelled into ``benchmarks/runs/metal_barrier_dft/`` (resumable
 like any labelling job: a rerun reuses every finished point, found by its structure).
-Writes ``benchmarks/results/metal_barrier_dft.json`` and ``metal_barrier_dft.png``.
+Writes ``benchmarks/results/metal_barrier_dft.json`` and ``metal_barrier_dft.png``; a run
+of some systems keeps the other systems' entries (each names its model and command).
 """
 
 from __future__ import annotations
@@ -143,6 +144,18 @@ def plot(path: Path, systems: dict) -> None:
     plt.close(fig)
 
 
+def previous_results(path: Path) -> dict:
+    """The results file so far: a run of some systems keeps the others' entries (each
+    entry names the model and command that made it)."""
+    if not path.exists():
+        return {"systems": {}}
+    old = json.loads(path.read_text())
+    for entry in old["systems"].values():  # files from before entries named their run
+        entry.setdefault("model", old.get("model"))
+        entry.setdefault("command", old.get("command"))
+    return {"systems": old["systems"]}
+
+
 def main() -> None:
     from fieldforce.analysis.barriers import fit_barriers
     from fieldforce.data.io import read_frames, write_frames
@@ -164,10 +177,10 @@ def main() -> None:
     model = load_model(args.model)
     RUNS.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
-    out = {"model": str(args.model), "fields": args.fields, "systems": {},
-           "command": "python benchmarks/metal_barrier_dft.py --systems "
-                      + " ".join(f'"{s}"' for s in args.systems)
-                      + " --fields " + " ".join(f"{f:g}" for f in args.fields)}
+    command = ("python benchmarks/metal_barrier_dft.py --model " + str(args.model)
+               + " --systems " + " ".join(f'"{s}"' for s in args.systems)
+               + " --fields " + " ".join(f"{f:g}" for f in args.fields))
+    out = previous_results(RESULTS / "metal_barrier_dft.json")
     start = time.perf_counter()
     for system in args.systems:
         paths = model_paths(model, system, args.fields, args.images)
@@ -184,7 +197,8 @@ def main() -> None:
         frames = read_frames(labelled) if labelled.exists() and not report.stopped_early \
             else []
         rows = compare(model, frames, args.fields)
-        data = {"fields": [float(f) for f in result.fields],
+        data = {"model": str(args.model), "command": command,
+                "fields": [float(f) for f in result.fields],
                 "model_neb_barriers": result.barriers.tolist(),
                 "model_dmu": result.dmu, "model_dalpha": result.dalpha,
                 "dft": rows, "dft_seconds_per_point": report.seconds_per_frame,
