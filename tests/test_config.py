@@ -164,3 +164,30 @@ def test_data_select_keeps_the_frames_it_names_and_refuses_what_none_has():
         split_data(config({"system": "Cu(110)"}))
     with pytest.raises(ConfigError, match="data.select"):
         config({"system": {"nested": 1}})
+
+
+def test_data_test_select_holds_out_the_frames_it_names():
+    """``data.test_select`` puts the frames it names in the test set (never trained on),
+    and ``test_fraction`` then draws more from the rest; booleans select boolean tags."""
+    from fieldforce.datasets import load_metal
+    from fieldforce.training import load_config
+    from fieldforce.training.sources import split_data
+
+    def config(test_select, fraction):
+        return load_config({"data": {"train": "fieldforce:metal", "test_select": test_select,
+                                     "test_fraction": fraction},
+                            "model": {"family": "response"}, "output": "run"})
+
+    every = load_metal()
+    relaxed = [f for f in every if f.atoms.info.get("relaxed") is True]
+    assert relaxed  # the shipped set has DFT-relaxed W states
+    train, valid, test = split_data(config({"relaxed": True}, 0.0))
+    assert len(test) == len(relaxed) and all(f.atoms.info["relaxed"] is True for f in test)
+    assert not any(f.atoms.info.get("relaxed") for f in train + valid)
+    assert len(train) + len(valid) + len(test) == len(every)
+    train, valid, more = split_data(config({"relaxed": True}, 0.2))
+    assert len(more) > len(test) and all(f.atoms.info.get("relaxed") for f in more[:len(test)])
+    assert not any(f.atoms.info.get("relaxed") for f in train + valid)
+    with pytest.raises(ConfigError, match=r"data.test_select.system: no frame has system = "
+                                          r"'W\(100\)'"):
+        split_data(config({"system": "W(100)"}, 0.0))

@@ -7,6 +7,7 @@
       valid_fraction: 0.1        # or  valid: other_spec.yaml
       test_fraction: 0.0         # held out, scored at the end (optional)
       select: {system: Cu(100)}  # only frames with these info values (optional)
+      test_select: {relaxed: true}  # these frames are test frames (optional)
     model:
       family: response           # any registered family; its keys: fieldforce config model
     training:
@@ -46,9 +47,10 @@ SHIPPED_PREFIX = "fieldforce:"
 
 
 def _selection(select: dict) -> bool:
-    """``data.select``: info keys mapped to a string or number, or a non-empty list of them."""
+    """``data.select``: info keys mapped to a string, number or boolean, or a non-empty list
+    of them."""
     def scalar(v: Any) -> bool:
-        return isinstance(v, (str, int, float)) and not isinstance(v, bool)
+        return isinstance(v, (str, int, float))
 
     return all(isinstance(key, str) and (scalar(value) or (
         isinstance(value, list) and value and all(scalar(v) for v in value)))
@@ -71,6 +73,11 @@ class DataSettings(Section):
     select: dict[str, Any] | None = option(
         None, "keep only the frames whose info entries take these values, before any "
         "split (e.g. {system: [Cu(100), Cu(111)]}); null: every frame",
+        expected="a mapping of info key -> value or list of values", check=_selection)
+    test_select: dict[str, Any] | None = option(
+        None, "frames (after select) whose info entries take these values are test frames, "
+        "never trained on, before test_fraction draws more (e.g. {relaxed: true}: the "
+        "states a barrier runs between); null: none",
         expected="a mapping of info key -> value or list of values", check=_selection)
 
     def check(self) -> None:

@@ -20,11 +20,13 @@ def load_frames(source: str) -> list[Frame]:
     return read_frames(source)
 
 
-def select_frames(frames: list[Frame], select: dict | None, source: str) -> list[Frame]:
+def select_frames(frames: list[Frame], select: dict | None, source: str,
+                  option: str = "data.select") -> list[Frame]:
     """The frames of ``source`` whose info entries take the values ``select`` gives
-    (``data.select``: key -> value or list of values; None keeps every frame). A key no
-    frame has, or a value no frame takes, is one error naming what the frames do have:
-    a misspelt selection would otherwise train on fewer frames without a word."""
+    (``data.select``, or the config key ``option``: key -> value or list of values; None
+    keeps every frame). A key no frame has, or a value no frame takes, is one error naming
+    what the frames do have: a misspelt selection would otherwise train on fewer frames
+    without a word."""
     if not select:
         return frames
 
@@ -38,11 +40,11 @@ def select_frames(frames: list[Frame], select: dict | None, source: str) -> list
         present = {info_value(f, key) for f in frames} - {None}
         if not present:
             keys = sorted({k for f in frames for k in f.atoms.info})
-            raise ConfigError(f"{source}: data.select names info key {key!r}, which no frame "
+            raise ConfigError(f"{source}: {option} names info key {key!r}, which no frame "
                               f"has; the frames' info keys: {', '.join(keys)}")
         for w in wanted:
             if w not in present:
-                raise ConfigError(f"{source}: data.select.{key}: no frame has {key} = "
+                raise ConfigError(f"{source}: {option}.{key}: no frame has {key} = "
                                   f"{w!r}; present: "
                                   f"{', '.join(sorted(map(str, present)))}")
         frames = [f for f in frames if info_value(f, key) in wanted]
@@ -50,16 +52,23 @@ def select_frames(frames: list[Frame], select: dict | None, source: str) -> list
 
 
 def split_data(config: dict) -> tuple[list[Frame], list[Frame], list[Frame]]:
-    """(train, valid, test) frames of a checked config (``load_config``): the test split is
-    drawn with seed + 1, then the validation split with the seed."""
+    """(train, valid, test) frames of a checked config (``load_config``): the frames
+    ``data.test_select`` picks are test frames, then ``test_fraction`` of the rest is drawn
+    into the test set with seed + 1, then the validation split with the seed."""
     from fieldforce.data.splits import random_split
 
     data, seed = config["data"], config["training"]["seed"]
     frames = select_frames(load_frames(data["train"]), data.get("select"), data["train"])
     test = []
-    if data["test_fraction"] > 0:
-        frames, test = random_split(frames, [1 - data["test_fraction"], data["test_fraction"]],
-                                    seed=seed + 1)
+    if data.get("test_select"):
+        # chosen frames first (e.g. the states a barrier runs between), then random ones
+        test = select_frames(frames, data["test_select"], data["train"], "data.test_select")
+        chosen = {id(f) for f in test}
+        frames = [f for f in frames if id(f) not in chosen]
+    if data["test_fraction"] > 0 and frames:
+        frames, drawn = random_split(frames, [1 - data["test_fraction"],
+                                              data["test_fraction"]], seed=seed + 1)
+        test = test + drawn
     if "valid" in data:
         valid = select_frames(load_frames(data["valid"]), data.get("select"), data["valid"])
     else:
