@@ -54,9 +54,17 @@ def model_results(model, frame, field: float | None = None) -> dict:
             "atomic_polarizabilities": calc.results.get("atomic_polarizabilities")}
 
 
-def path_comparison(model, frames) -> dict:
+def frame_key(frame) -> tuple:
+    """A frame's identity across separate reads of the data: geometry and requested field."""
+    return (frame.atoms.numbers.tobytes(), np.round(frame.atoms.positions, 6).tobytes(),
+            round(float(frame.atoms.info.get("target_field", 0.0)), 9))
+
+
+def path_comparison(model, frames, held_out: set | None = None) -> dict:
     """Per system and requested field: DFT and model barriers at fixed geometry, and at
-    zero requested field the dipole and polarizability differences."""
+    zero requested field the dipole and polarizability differences. ``held_out``: keys
+    (:func:`frame_key`) of the test frames; each row says which of its images are (a
+    barrier between held-out frames is a prediction, between training frames a fit)."""
     out: dict = {}
     # a path is the images of one system at one requested field; the DFT-relaxed states
     # (W(110): minimum and saddle, info 'relaxed') are a path of their own
@@ -86,7 +94,8 @@ def path_comparison(model, frames) -> dict:
             row = {"field_felt": [float(f.efield[2]) for f in images],
                    "images": [int(f.atoms.info["image"]) for f in images],
                    "barrier_dft": float(dft[top] - dft[0]),
-                   "barrier_model": float(mod[top] - mod[0]), "saddle_image": top}
+                   "barrier_model": float(mod[top] - mod[0]), "saddle_image": top,
+                   "held_out": [frame_key(f) in (held_out or set()) for f in images]}
             # the DFT dipoles moved to the same field to first order, mu_i + alpha_i dF
             # (their felt fields differ by up to ~0.03 V/Å, x alpha ~1.5 = 0.04 e·Å)
             moved = {"dipole": [float(f.labels["dipole"][2])
@@ -204,7 +213,7 @@ def main() -> None:
     # the systems the model was trained on (the config's data.select)
     everything = select_frames(everything, config["data"].get("select"), "metal frames")
     frames = [f for f in everything if f.atoms.info["config_type"] == "adatom_path"]
-    paths = path_comparison(model, frames)
+    paths = path_comparison(model, frames, {frame_key(f) for f in test})
     adatom = next(f for f in frames if f.atoms.info["system"] == "Cu(100)")
     thick = sorted((f for f in everything if f.atoms.info["config_type"] == "clean_thick"),
                    key=lambda f: len(f.atoms))
@@ -220,12 +229,14 @@ def main() -> None:
         if "rmse" in m:
             print(f"  {name:15s} RMSE {m['rmse']:.4g} {m['unit']}")
     print(f"{'system':8s} {'F':>5s} {'Em DFT':>8s} {'Em model':>9s} {'dmu DFT':>8s} "
-          f"{'dmu mod':>8s} {'dalpha DFT':>10s} {'dalpha mod':>10s}")
+          f"{'dmu mod':>8s} {'dalpha DFT':>10s} {'dalpha mod':>10s}  images")
     for system, rows in paths.items():
         for target, r in rows.items():
+            held = ("held out" if all(r["held_out"]) else "trained" if not any(r["held_out"])
+                    else f"{sum(r['held_out'])} of {len(r['held_out'])} held out")
             print(f"{system:8s} {float(target):5.2f} {r['barrier_dft']:8.4f} "
                   f"{r['barrier_model']:9.4f} {r['ddipole_dft']:8.4f} {r['ddipole_model']:8.4f} "
-                  f"{r['dpolarizability_dft']:10.4f} {r['dpolarizability_model']:10.4f}")
+                  f"{r['dpolarizability_dft']:10.4f} {r['dpolarizability_model']:10.4f}  {held}")
     print(f"W(110) experiment: dmu {EXPERIMENT_W110['dmu_eA']:.3f} e·Å, dalpha "
           f"{EXPERIMENT_W110['dalpha_eA2_per_V']:.3f} e·Å²/V ({EXPERIMENT_W110['source']})")
     for name, c in cost.items():
