@@ -191,3 +191,20 @@ def test_data_test_select_holds_out_the_frames_it_names():
     with pytest.raises(ConfigError, match=r"data.test_select.system: no frame has system = "
                                           r"'W\(100\)'"):
         split_data(config({"system": "W(100)"}, 0.0))
+
+
+@pytest.mark.parametrize("path", sorted(
+    (Path(__file__).parent.parent / "examples").glob("train_*.yaml")), ids=lambda p: p.name)
+def test_every_example_training_config_is_valid_and_splits_its_shipped_data(path):
+    """The example configs README and BENCHMARKS name pass the config checks, and those on
+    shipped data split it into non-empty training and validation sets (a renamed key or
+    a selection no frame matches would otherwise surface only when a user runs them)."""
+    from fieldforce.training import load_config
+    from fieldforce.training.sources import split_data
+
+    config = load_config(path)
+    if config["data"]["train"].startswith("fieldforce:"):
+        train, valid, test = split_data(config)
+        assert train and valid
+        assert bool(test) == (config["data"]["test_fraction"] > 0
+                              or bool(config["data"].get("test_select")))
