@@ -191,6 +191,10 @@ def test_data_test_select_holds_out_the_frames_it_names():
     with pytest.raises(ConfigError, match=r"data.test_select.system: no frame has system = "
                                           r"'W\(100\)'"):
         split_data(config({"system": "W(100)"}, 0.0))
+    every_system = {"system": ["Cu(100)", "Cu(111)", "W(110)"]}
+    with pytest.raises(ConfigError, match=rf"{len(every)} frames leave the validation set "
+                                          rf"empty .*test_select taking {len(every)}"):
+        split_data(config(every_system, 0.0))
 
 
 @pytest.mark.parametrize("path", sorted(

@@ -79,8 +79,11 @@ def split_data(config: dict) -> tuple[list[Frame], list[Frame], list[Frame]]:
         part = "validation" if not valid else "training"
         raise ConfigError(f"{data['train']}: {n} frame{'s' if n != 1 else ''} leave the "
                           f"{part} set empty (valid_fraction {data['valid_fraction']:g}, "
-                          f"test_fraction {data['test_fraction']:g}); give more frames, "
-                          "raise data.valid_fraction or give data.valid")
+                          f"test_fraction {data['test_fraction']:g}"
+                          + (f", test_select taking {len(test)}" if data.get("test_select")
+                             else "")
+                          + "); give more frames, raise data.valid_fraction or give "
+                          "data.valid")
     return frames, valid, test
 
 
