@@ -27,6 +27,7 @@ import numpy as np
 
 from fieldforce.data.io import read_frames
 from fieldforce.datasets import load_metal
+from fieldforce.datasets.make_metal import _key as frame_key
 from fieldforce.models import load_model
 from fieldforce.simulation.calculator import FieldForceCalculator
 from fieldforce.training import evaluate_frames, load_config
@@ -54,17 +55,12 @@ def model_results(model, frame, field: float | None = None) -> dict:
             "atomic_polarizabilities": calc.results.get("atomic_polarizabilities")}
 
 
-def frame_key(frame) -> tuple:
-    """A frame's identity across separate reads of the data: geometry and requested field."""
-    return (frame.atoms.numbers.tobytes(), np.round(frame.atoms.positions, 6).tobytes(),
-            round(float(frame.atoms.info.get("target_field", 0.0)), 9))
-
-
 def path_comparison(model, frames, held_out: set | None = None) -> dict:
     """Per system and requested field: DFT and model barriers at fixed geometry, and at
     zero requested field the dipole and polarizability differences. ``held_out``: keys
-    (:func:`frame_key`) of the test frames; each row says which of its images are (a
-    barrier between held-out frames is a prediction, between training frames a fit)."""
+    (``make_metal._key``: geometry and requested field) of the test frames; each row
+    says which of its images are (a barrier between held-out frames is a prediction,
+    between training frames a fit)."""
     out: dict = {}
     # a path is the images of one system at one requested field; the DFT-relaxed states
     # (W(110): minimum and saddle, info 'relaxed') are a path of their own
