@@ -90,6 +90,25 @@ def test_slab_labels_obey_the_electric_enthalpy(al_response):
         assert np.abs(result["forces"].sum(axis=0)).max() < 0.02
 
 
+def test_a_frames_later_scf_runs_restart_from_the_previous_field(al_response):
+    """The polarizability's ± runs (and any field correction) restart from the previous
+    run's converged density instead of atomic guesses: the labels are those of runs from
+    scratch within the SCF tolerance, in fewer iterations."""
+    props = ["energy", "forces", "dipole", "polarizability"]
+    scratch = get_backend("gpaw", **AL, reuse_scf=False).label(
+        _al100(), np.array([0, 0, 0.15]), props)
+    warm = al_response[0]
+    assert warm["info"]["field_applied"] == scratch["info"]["field_applied"]
+    assert float(warm["energy"]) == pytest.approx(float(scratch["energy"]), abs=1e-5)
+    assert warm["dipole"][2] == pytest.approx(scratch["dipole"][2], abs=1e-4)
+    assert warm["polarizability"][2, 2] == pytest.approx(scratch["polarizability"][2, 2],
+                                                         rel=2e-3)
+    np.testing.assert_allclose(warm["forces"], scratch["forces"], atol=1e-4)
+    first, *later = warm["info"]["scf_iterations"]
+    assert first == scratch["info"]["scf_iterations"][0]  # the same first run
+    assert sum(later) < 0.9 * sum(scratch["info"]["scf_iterations"][1:])
+
+
 def test_slab_energy_is_the_free_energy_the_forces_differentiate():
     """A metal's smeared occupations: the labelled energy is Mermin's free energy E - TS,
     whose position derivative is the force GPAW reports (central differences of the top
