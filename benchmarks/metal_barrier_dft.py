@@ -19,7 +19,9 @@ the model's relaxed initial state and saddle at every field. Compared, per field
   the model's geometries are for DFT).
 
 The single points are labelled into ``benchmarks/runs/metal_barrier_dft/`` (resumable
-like any labelling job: a rerun reuses every finished point, found by its structure).
+like any labelling job: a rerun reuses every finished point, found by its structure);
+a run stopped by ``--max-hours`` reports the fields whose two points are finished and
+marks the entry ``"complete": false``.
 Writes ``benchmarks/results/metal_barrier_dft.json`` and ``metal_barrier_dft.png``; a run
 of some systems keeps the other systems' entries (each names its model and command).
 """
@@ -158,10 +160,11 @@ def previous_results(path: Path) -> dict:
 
 def main() -> None:
     from fieldforce.analysis.barriers import fit_barriers
+    from fieldforce.data.atomic import write_json
     from fieldforce.data.io import read_frames, write_frames
     from fieldforce.datasets import make_metal, metal_slabs
     from fieldforce.models import load_model
-    from fieldforce.reference.labelling import label_frames
+    from fieldforce.reference.labelling import finished_parts, label_frames
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "runs" / "metal" / "model.pt")
@@ -194,8 +197,12 @@ def main() -> None:
             left = max(0.0, 3600 * args.max_hours - (time.perf_counter() - start))
         report = label_frames(unlabelled, labelled, make_metal._backend(), PROPERTIES,
                               max_seconds=left, workers=args.workers)
-        frames = read_frames(labelled) if labelled.exists() and not report.stopped_early \
-            else []
+        if report.stopped_early:  # compare the pairs finished so far
+            parts = labelled.with_name(labelled.name + ".parts")
+            frames = [f for part in finished_parts(parts) for f in read_frames(part)] \
+                if parts.is_dir() else []
+        else:
+            frames = read_frames(labelled) if labelled.exists() else []
         rows = compare(model, frames, args.fields)
         data = {"model": str(args.model), "command": command,
                 "fields": [float(f) for f in result.fields],
@@ -210,7 +217,7 @@ def main() -> None:
                 fit = fit_barriers([r["field"] for r in rows], [r["barrier_dft"] for r in rows])
                 data["dft_fit"] = {"e0": fit.e0, "dmu": fit.dmu, "dalpha": fit.dalpha}
         out["systems"][system] = data
-        (RESULTS / "metal_barrier_dft.json").write_text(json.dumps(out, indent=1) + "\n")
+        write_json(out, RESULTS / "metal_barrier_dft.json")
         print(f"\n{system}: {'F':>5s} {'NEB model':>10s} {'DFT':>8s} | at the felt fields: "
               f"{'DFT':>8s} {'model':>8s} {'dmu DFT':>8s} {'dmu model':>9s} "
               f"{'max |f| DFT (min, saddle)':>26s}")
@@ -222,7 +229,8 @@ def main() -> None:
                   f"{r['dmu_dft']:8.4f} {r['dmu_model_felt']:9.4f} "
                   f"{force['initial']:12.3f} {force['saddle']:12.3f}")
         if report.stopped_early:
-            print(f"{system}: stopped after --max-hours; rerun to continue")
+            print(f"{system}: stopped after --max-hours with {len(rows)} of "
+                  f"{len(args.fields)} fields' pairs labelled; rerun to continue")
             break
     plot(RESULTS / "metal_barrier_dft.png", out["systems"])
     print(f"wrote {RESULTS / 'metal_barrier_dft.json'}")
