@@ -150,6 +150,61 @@ def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsy
     assert "--images must be at least 3" in capsys.readouterr().err
 
 
+def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path):
+    """Several models: each runs the NEB it would run alone (its entry in ``members`` is
+    the one-model output), and the reported barriers, dmu and dalpha are their mean with
+    the sample standard deviation beside them."""
+    import json
+
+    import ase.io
+    import torch
+
+    from fieldforce.cli.main import main as cli_main
+    from fieldforce.data.frame import Frame
+    from fieldforce.data.io import write_frames
+    from fieldforce.models import build_model, save_model
+
+    path = slabs.hop_path("Cu(100)")
+    frames = []
+    for image in path:
+        image = image.copy()
+        image.calc = EMT()
+        frames.append(Frame(image, {"energy": np.array(image.get_potential_energy()),
+                                    "forces": image.get_forces()}))
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = build_model({"species": [29]})
+        model.fit_statistics(frames)
+        models.append(tmp_path / f"model{seed}.pt")
+        save_model(model, models[-1])
+    write_frames([Frame(path[0])], tmp_path / "a.xyz")
+    write_frames([Frame(path[-1])], tmp_path / "b.xyz")
+    args = ["--initial", str(tmp_path / "a.xyz"), "--final", str(tmp_path / "b.xyz"),
+            "--images", "3", "--steps", "3", "--fields", "-0.5", "0", "0.5"]
+    assert cli_main(["analyze", "barrier", str(models[1]), *args,
+                     "--json", str(tmp_path / "one.json")]) == 0
+    assert cli_main(["analyze", "barrier", *map(str, models), *args, "--json",
+                     str(tmp_path / "two.json"), "--plot", str(tmp_path / "two.png"),
+                     "--paths", str(tmp_path / "bands.xyz")]) == 0
+    one = json.loads((tmp_path / "one.json").read_text())
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert two["models"] == [str(m) for m in models] and len(two["members"]) == 2
+    member = two["members"][1]
+    for key in ("barriers", "dmu", "dalpha", "energies", "saddle_index"):
+        np.testing.assert_allclose(member[key], one[key], rtol=1e-6, atol=1e-9)
+    table = np.array([m["barriers"] for m in two["members"]])
+    assert not np.allclose(table[0], table[1])  # two different models
+    np.testing.assert_allclose(two["barriers"], table.mean(axis=0))
+    np.testing.assert_allclose(two["barriers_std"], np.abs(table[0] - table[1]) / np.sqrt(2))
+    dmu = [m["dmu"] for m in two["members"]]
+    assert two["dmu"] == pytest.approx(np.mean(dmu))
+    assert two["dmu_std"] == pytest.approx(abs(dmu[0] - dmu[1]) / np.sqrt(2))
+    bands = ase.io.read(tmp_path / "bands.xyz", ":")
+    assert len(bands) == 2 * 3 * 3 and {a.info["member"] for a in bands} == {0, 1}
+    assert (tmp_path / "two.png").stat().st_size > 1000
+
+
 class SinkingAdatom(AdatomInField):
     """AdatomInField plus a spring pulling the adatom onto the surface atom below it with
     zero rest length: a model without repulsion, whose minimum is a collapsed structure."""

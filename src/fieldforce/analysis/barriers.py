@@ -57,11 +57,13 @@ def fit_barriers(fields, barriers) -> BarrierFit:
 def plot_barriers(path: str | Path, fields, barriers, fit: BarrierFit | None = None,
                   direct: tuple[float, float, float] | None = None,
                   reference: tuple[np.ndarray, np.ndarray] | None = None,
-                  title: str = "") -> Path:
+                  title: str = "", spread=None, members=None) -> Path:
     """E_m(F): the measured barriers, the fitted parabola and, with ``direct`` =
     (E_m0, dmu, dalpha), the second-order formula from the dipole and polarizability
     read at the zero-field states; ``reference`` = (fields, barriers) of another method
-    (DFT). Written atomically as PNG."""
+    (DFT). For a committee: ``barriers`` its mean, ``spread`` [n_fields] the standard
+    deviation (error bars), ``members`` each model's barriers (faint). Written
+    atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,7 +74,16 @@ def plot_barriers(path: str | Path, fields, barriers, fit: BarrierFit | None = N
     f = np.asarray(fields, dtype=float)
     grid = np.linspace(min(f.min(), 0.0) - 0.05, max(f.max(), 0.0) + 0.05, 200)
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.plot(f, barriers, "o", color="C0", label="NEB")
+    if members is not None:
+        for k, member in enumerate(members):
+            ax.plot(f, member, ".", color="C0", alpha=0.35,
+                    label="committee members" if k == 0 else None)
+    if spread is not None:
+        ax.errorbar(f, barriers, yerr=spread, fmt="o", color="C0", capsize=3,
+                    label=f"NEB, mean ± sd of {len(members or [])} models" if members
+                    else "NEB ± sd")
+    else:
+        ax.plot(f, barriers, "o", color="C0", label="NEB")
     if fit is not None:
         ax.plot(grid, fit(grid), "-", color="C0", alpha=0.6,
                 label=f"fit: {fit.e0:.3f} - {fit.dmu:.3f} F - ½ {fit.dalpha:.3f} F²")

@@ -65,8 +65,12 @@ def register(subparsers) -> None:
                     "uniform field F along the slab normal (+: out of the top surface into "
                     "the vacuum) for each field; the end states are relaxed at each field. "
                     "Fits E_m(F) = E_m0 - dmu F - 1/2 dalpha F^2 and reads dmu, dalpha "
-                    "from the model at the zero-field path's minimum and saddle.")
-    q.add_argument("model", type=Path, metavar="MODEL")
+                    "from the model at the zero-field path's minimum and saddle. Several "
+                    "models (a committee, e.g. one config trained with different seeds) "
+                    "each run their own NEB: the barriers, dmu and dalpha reported are "
+                    "their mean, with the standard deviation beside them.")
+    q.add_argument("model", type=Path, nargs="+", metavar="MODEL",
+                   help="trained model(s); several: a committee (mean and spread)")
     q.add_argument("--initial", type=Path, required=True, metavar="A.xyz",
                    help="relaxed initial state (extxyz; its last frame; fixed atoms kept)")
     q.add_argument("--final", type=Path, required=True, metavar="B.xyz",
@@ -206,38 +210,96 @@ def _structure(path: Path, what: str):
 def barrier(args) -> int:
     from fieldforce.analysis.barriers import fit_barriers, plot_barriers
     from fieldforce.data.atomic import refuse_overwriting, write_json
-    from fieldforce.models import load_model
-    from fieldforce.simulation.calculator import FieldForceCalculator
-    from fieldforce.simulation.neb import field_barriers
 
     refuse_overwriting({"--plot": args.plot, "--json": args.json, "--paths": args.paths},
-                       {"model": args.model, "--initial": args.initial,
-                        "--final": args.final})
+                       {**({"model": args.model[0]} if len(args.model) == 1 else
+                           {f"model {k + 1}": m for k, m in enumerate(args.model)}),
+                        "--initial": args.initial, "--final": args.final})
     if args.images < 3:
         raise ConfigError(f"--images must be at least 3, got {args.images}")
     initial = _structure(args.initial, "--initial")
     final = _structure(args.final, "--final")
-    model = load_model(args.model)
+    committee = len(args.model) > 1
+    members, results = [], []
+    for k, path in enumerate(args.model):
+        tag = f"model {k + 1} of {len(args.model)}: " if committee else ""
+        result, member = _barrier_of(path, initial, final, args, tag)
+        results.append(result)
+        members.append(member)
+    if not committee:
+        out, result = members[0], results[0]
+        fields, barriers, spread = result.fields, result.barriers, None
+        direct = (result.dmu, result.dalpha)
+    else:
+        fields = results[0].fields
+        table = np.array([r.barriers for r in results])  # [models, fields]
+        barriers, spread = table.mean(axis=0), table.std(axis=0, ddof=1)
+        dmu = np.array([r.dmu for r in results])
+        dalpha = np.array([r.dalpha for r in results])
+        direct = (float(dmu.mean()), float(dalpha.mean()))
+        fit = fit_barriers(fields, barriers) if len(set(args.fields)) >= 3 else None
+        out = {
+            "models": [str(m) for m in args.model], "initial": str(args.initial),
+            "final": str(args.final), "normal": results[0].normal.tolist(),
+            "fields": fields.tolist(), "barriers": barriers.tolist(),
+            "barriers_std": spread.tolist(),
+            "dmu": direct[0], "dmu_std": float(dmu.std(ddof=1)),
+            "dalpha": direct[1], "dalpha_std": float(dalpha.std(ddof=1)),
+            "reference_field": results[0].reference_field,
+            "converged": np.all([r.converged for r in results], axis=0).tolist(),
+            "fit": None if fit is None else {"e0": fit.e0, "dmu": fit.dmu,
+                                             "dalpha": fit.dalpha, "rms": fit.rms},
+            "units": members[0]["units"], "members": members,
+        }
+        for f, b, e in zip(fields, barriers, spread, strict=True):
+            print(f"analyze barrier: committee of {len(results)}: F = {f:+.3f} V/Å: barrier "
+                  f"{b:.4f} ± {e:.4f} eV")
+        print(f"analyze barrier: committee dmu = {direct[0]:.4f} ± {out['dmu_std']:.4f} e·Å, "
+              f"dalpha = {direct[1]:.4f} ± {out['dalpha_std']:.4f} e·Å²/V")
+    if args.plot:
+        fit = fit_barriers(fields, barriers) if len(set(args.fields)) >= 3 else None
+        e0 = fit.e0 if fit is not None else float(barriers[np.argmin(np.abs(fields))])
+        plot_barriers(args.plot, fields, barriers, fit, direct=(e0, *direct), spread=spread,
+                      members=[r.barriers for r in results] if committee else None,
+                      title=f"{args.initial.stem} -> {args.final.stem}")
+        print(f"analyze barrier: wrote {args.plot}")
+    if args.paths:
+        _write_paths(args.paths, results, args.model if committee else None)
+        print(f"analyze barrier: wrote {args.paths}")
+    write_json(out, args.json)
+    print(f"analyze barrier: wrote {args.json}")
+    return 0
+
+
+def _barrier_of(path: Path, initial, final, args, tag: str = "") -> tuple:
+    """One model's NEB at every field: the :class:`FieldBarriers` result and its JSON
+    entry (the whole output of a one-model run)."""
+    from fieldforce.analysis.barriers import fit_barriers
+    from fieldforce.models import load_model
+    from fieldforce.simulation.calculator import FieldForceCalculator
+    from fieldforce.simulation.neb import field_barriers
+
+    model = load_model(path)
 
     def make_calculator(vector):
         return FieldForceCalculator(model, efield=vector)
 
     result = field_barriers(make_calculator, initial, final, args.fields, images=args.images,
                             fmax=args.fmax, steps=args.steps,
-                            progress=lambda line: print(f"analyze barrier: {line}",
+                            progress=lambda line: print(f"analyze barrier: {tag}{line}",
                                                         flush=True))
     fit = fit_barriers(result.fields, result.barriers) if len(set(args.fields)) >= 3 else None
-    print(f"analyze barrier: dmu = {result.dmu:.4f} e·Å, dalpha = {result.dalpha:.4f} e·Å²/V "
-          f"(saddle - initial, read at F = {result.reference_field:g} V/Å)")
+    print(f"analyze barrier: {tag}dmu = {result.dmu:.4f} e·Å, dalpha = {result.dalpha:.4f} "
+          f"e·Å²/V (saddle - initial, read at F = {result.reference_field:g} V/Å)")
     if fit is not None:
-        print(f"analyze barrier: fit E_m0 = {fit.e0:.4f} eV, dmu = {fit.dmu:.4f} e·Å, "
+        print(f"analyze barrier: {tag}fit E_m0 = {fit.e0:.4f} eV, dmu = {fit.dmu:.4f} e·Å, "
               f"dalpha = {fit.dalpha:.4f} e·Å²/V, rms {fit.rms * 1000:.2f} meV")
     if not all(result.converged):
         bad = [float(f) for f, ok in zip(result.fields, result.converged, strict=True) if not ok]
-        print(f"analyze barrier: warning: not converged within {args.steps} steps at "
+        print(f"analyze barrier: {tag}warning: not converged within {args.steps} steps at "
               f"F = {bad} V/Å")
-    out = {
-        "model": str(args.model), "initial": str(args.initial), "final": str(args.final),
+    entry = {
+        "model": str(path), "initial": str(args.initial), "final": str(args.final),
         "normal": result.normal.tolist(),
         "fields": result.fields.tolist(), "barriers": result.barriers.tolist(),
         "dmu": result.dmu, "dalpha": result.dalpha,
@@ -249,35 +311,27 @@ def barrier(args) -> int:
                                          "rms": fit.rms},
         "units": {"fields": "V/Å", "barriers": "eV", "dmu": "e·Å", "dalpha": "e·Å²/V"},
     }
-    if args.plot:
-        e0 = fit.e0 if fit is not None else float(result.barriers[np.argmin(
-            np.abs(result.fields))])
-        plot_barriers(args.plot, result.fields, result.barriers, fit,
-                      direct=(e0, result.dmu, result.dalpha),
-                      title=f"{args.initial.stem} -> {args.final.stem}")
-        print(f"analyze barrier: wrote {args.plot}")
-    if args.paths:
-        _write_paths(args.paths, result)
-        print(f"analyze barrier: wrote {args.paths}")
-    write_json(out, args.json)
-    print(f"analyze barrier: wrote {args.json}")
-    return 0
+    return result, entry
 
 
-def _write_paths(path: Path, result) -> None:
-    """Every field's relaxed band as one extxyz, written atomically."""
+def _write_paths(path: Path, results, models=None) -> None:
+    """Every field's relaxed band (of every committee member, tagged ``member`` and
+    ``model``) as one extxyz, written atomically."""
     import ase.io
 
     from fieldforce.data.atomic import atomic_path
 
     frames = []
-    for field, band, energies, saddle in zip(result.fields, result.paths, result.energies,
-                                             result.saddle_index, strict=True):
-        for k, image in enumerate(band):
-            atoms = image.copy()
-            atoms.info = {"field_V_per_A": float(field), "image": k,
-                          "energy_eV": float(energies[k]), "saddle": bool(k == saddle)}
-            frames.append(atoms)
+    for m, result in enumerate(results):
+        for field, band, energies, saddle in zip(result.fields, result.paths, result.energies,
+                                                 result.saddle_index, strict=True):
+            for k, image in enumerate(band):
+                atoms = image.copy()
+                atoms.info = {"field_V_per_A": float(field), "image": k,
+                              "energy_eV": float(energies[k]), "saddle": bool(k == saddle)}
+                if models is not None:
+                    atoms.info.update(member=m, model=str(models[m]))
+                frames.append(atoms)
     with atomic_path(path) as temporary:
         ase.io.write(temporary, frames, format="extxyz")
 
