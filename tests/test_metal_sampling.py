@@ -8,6 +8,7 @@ from ase.units import _amu, _hbar, _k
 
 from fieldforce.datasets import make_metal as mm
 from fieldforce.datasets import metal_slabs as slabs
+from fieldforce.errors import DataError
 
 
 def test_cu100_hop_crosses_the_bridge_symmetrically():
@@ -109,3 +110,22 @@ def test_finish_ships_extra_labelled_frames_once_and_counts_them(tmp_path):
     assert meta["counts"]["W(110) adatom_thermal"] == 1 and meta["frames"] == 4
     assert any("--thermal 4 --out w_relaxed_thermal.xyz" in c for c in meta["commands"])
     assert meta["commands"][-1].endswith("--extra w.xyz hot.xyz")
+    # a labelling job stopped early (or still running): its finished parts ship too, in
+    # the order of its input, once
+    parts = tmp_path / "hot2.xyz.parts"
+    parts.mkdir()
+    later, earlier = labelled("W(110)", 0.3, thermal=True), labelled("W(110)", 0.4, thermal=True)
+    later.atoms.info["label_position"], earlier.atoms.info["label_position"] = 5, 2
+    write_frames([later], parts / "b.xyz")
+    write_frames([earlier], parts / "a2.xyz")
+    write_frames([earlier], parts / ".a2.xyz.half.xyz")  # a killed writer's temporary
+    for _ in range(2):
+        assert mm.main(["finish", str(tmp_path / "metal.xyz"), "--extra",
+                        str(tmp_path / "hot2.xyz")]) == 0
+    frames = read_frames(tmp_path / "metal.xyz")
+    assert len(frames) == 6
+    assert [round(f.atoms.positions[-1, 2] - frames[1].atoms.positions[-1, 2], 6)
+            for f in frames[4:]] == [0.4, 0.3]
+    with pytest.raises(DataError, match="nothing.xyz: no such labelled file"):
+        mm.main(["finish", str(tmp_path / "metal.xyz"), "--extra",
+                 str(tmp_path / "nothing.xyz")])
