@@ -150,7 +150,8 @@ def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsy
     assert "--images must be at least 3" in capsys.readouterr().err
 
 
-def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path):
+def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, monkeypatch,
+                                                                     capsys):
     """Several models: each runs the NEB it would run alone (its entry in ``members`` is
     the one-model output), and the reported barriers, dmu and dalpha are their mean with
     the sample standard deviation beside them."""
@@ -203,6 +204,28 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path):
     bands = ase.io.read(tmp_path / "bands.xyz", ":")
     assert len(bands) == 2 * 3 * 3 and {a.info["member"] for a in bands} == {0, 1}
     assert (tmp_path / "two.png").stat().st_size > 1000
+    # a member whose NEB fails (its path leaves its data) is named and left out of the mean
+    import fieldforce.cli.analyze as analyze
+    from fieldforce.errors import DataError
+
+    real = analyze._barrier_of
+
+    def collapsing(path, *rest, **kw):
+        if path.name == "model2.pt":
+            raise DataError("NEB image 1 at F = -0.5 V/Å: atoms 0 and 12 came to 1.1 Å")
+        return real(path, *rest, **kw)
+
+    monkeypatch.setattr(analyze, "_barrier_of", collapsing)
+    save_model(model, tmp_path / "model2.pt")
+    assert cli_main(["analyze", "barrier", *map(str, models), str(tmp_path / "model2.pt"),
+                     *args, "--json", str(tmp_path / "three.json")]) == 0
+    three = json.loads((tmp_path / "three.json").read_text())
+    assert three["barriers"] == two["barriers"] and three["models"] == two["models"]
+    assert three["failed"][0]["model"].endswith("model2.pt")
+    assert "came to 1.1 Å" in three["failed"][0]["error"]
+    assert cli_main(["analyze", "barrier", str(models[0]), str(tmp_path / "model2.pt"),
+                     *args, "--json", str(tmp_path / "four.json")]) != 0
+    assert "fewer than two are left" in capsys.readouterr().err
 
 
 class SinkingAdatom(AdatomInField):

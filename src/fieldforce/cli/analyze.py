@@ -220,12 +220,23 @@ def barrier(args) -> int:
     initial = _structure(args.initial, "--initial")
     final = _structure(args.final, "--final")
     committee = len(args.model) > 1
-    members, results = [], []
+    members, results, failed = [], [], []
     for k, path in enumerate(args.model):
         tag = f"model {k + 1} of {len(args.model)}: " if committee else ""
-        result, member = _barrier_of(path, initial, final, args, tag)
+        try:
+            result, member = _barrier_of(path, initial, final, args, tag)
+        except DataError as exc:  # a member whose path leaves its data (e.g. collapses)
+            if not committee:
+                raise
+            print(f"analyze barrier: {tag}failed, left out of the mean: {exc}", flush=True)
+            failed.append({"model": str(path), "error": str(exc)})
+            continue
         results.append(result)
         members.append(member)
+    if committee and len(results) < 2:
+        raise DataError(f"analyze barrier: {len(failed)} of the {len(args.model)} models "
+                        f"failed, fewer than two are left for a committee; the first: "
+                        f"{failed[0]['error']}")
     if not committee:
         out, result = members[0], results[0]
         fields, barriers, spread = result.fields, result.barriers, None
@@ -239,7 +250,7 @@ def barrier(args) -> int:
         direct = (float(dmu.mean()), float(dalpha.mean()))
         fit = fit_barriers(fields, barriers) if len(set(args.fields)) >= 3 else None
         out = {
-            "models": [str(m) for m in args.model], "initial": str(args.initial),
+            "models": [m["model"] for m in members], "initial": str(args.initial),
             "final": str(args.final), "normal": results[0].normal.tolist(),
             "fields": fields.tolist(), "barriers": barriers.tolist(),
             "barriers_std": spread.tolist(),
@@ -249,7 +260,7 @@ def barrier(args) -> int:
             "converged": np.all([r.converged for r in results], axis=0).tolist(),
             "fit": None if fit is None else {"e0": fit.e0, "dmu": fit.dmu,
                                              "dalpha": fit.dalpha, "rms": fit.rms},
-            "units": members[0]["units"], "members": members,
+            "units": members[0]["units"], "members": members, "failed": failed,
         }
         for f, b, e in zip(fields, barriers, spread, strict=True):
             print(f"analyze barrier: committee of {len(results)}: F = {f:+.3f} V/Å: barrier "
