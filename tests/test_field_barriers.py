@@ -183,6 +183,19 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
     write_frames([Frame(path[-1])], tmp_path / "b.xyz")
     args = ["--initial", str(tmp_path / "a.xyz"), "--final", str(tmp_path / "b.xyz"),
             "--images", "3", "--steps", "3", "--fields", "-0.5", "0", "0.5"]
+    # three optimizer steps converge nothing: the bands are declared converged, except the
+    # second model's at +0.5 V/Å, which the committee must then leave out of that mean
+    import fieldforce.cli.analyze as analyze
+
+    real = analyze._barrier_of
+
+    def declared(path, *rest, **kw):
+        result, entry = real(path, *rest, **kw)
+        result.converged = [True, True, path.name != "model1.pt"]
+        entry["converged"] = result.converged
+        return result, entry
+
+    monkeypatch.setattr(analyze, "_barrier_of", declared)
     assert cli_main(["analyze", "barrier", str(models[1]), *args,
                      "--json", str(tmp_path / "one.json")]) == 0
     assert cli_main(["analyze", "barrier", *map(str, models), *args, "--json",
@@ -196,8 +209,12 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
         np.testing.assert_allclose(member[key], one[key], rtol=1e-6, atol=1e-9)
     table = np.array([m["barriers"] for m in two["members"]])
     assert not np.allclose(table[0], table[1])  # two different models
-    np.testing.assert_allclose(two["barriers"], table.mean(axis=0))
-    np.testing.assert_allclose(two["barriers_std"], np.abs(table[0] - table[1]) / np.sqrt(2))
+    np.testing.assert_allclose(two["barriers"][:2], table[:, :2].mean(axis=0))
+    np.testing.assert_allclose(two["barriers_std"][:2],
+                               np.abs(table[0, :2] - table[1, :2]) / np.sqrt(2))
+    # the unconverged band is left out: the first model alone, no spread
+    assert two["barriers"][2] == pytest.approx(table[0, 2]) and two["barriers_std"][2] is None
+    assert two["members_converged"] == [2, 2, 1] and two["converged"] == [True, True, False]
     dmu = [m["dmu"] for m in two["members"]]
     assert two["dmu"] == pytest.approx(np.mean(dmu))
     assert two["dmu_std"] == pytest.approx(abs(dmu[0] - dmu[1]) / np.sqrt(2))
@@ -205,15 +222,12 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
     assert len(bands) == 2 * 3 * 3 and {a.info["member"] for a in bands} == {0, 1}
     assert (tmp_path / "two.png").stat().st_size > 1000
     # a member whose NEB fails (its path leaves its data) is named and left out of the mean
-    import fieldforce.cli.analyze as analyze
     from fieldforce.errors import DataError
-
-    real = analyze._barrier_of
 
     def collapsing(path, *rest, **kw):
         if path.name == "model2.pt":
             raise DataError("NEB image 1 at F = -0.5 V/Å: atoms 0 and 12 came to 1.1 Å")
-        return real(path, *rest, **kw)
+        return declared(path, *rest, **kw)
 
     monkeypatch.setattr(analyze, "_barrier_of", collapsing)
     save_model(model, tmp_path / "model2.pt")

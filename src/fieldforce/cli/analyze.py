@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -244,31 +245,42 @@ def barrier(args) -> int:
     else:
         fields = results[0].fields
         table = np.array([r.barriers for r in results])  # [models, fields]
-        barriers, spread = table.mean(axis=0), table.std(axis=0, ddof=1)
+        # a band that did not converge has no barrier: left out of that field's mean
+        table[~np.array([r.converged for r in results])] = np.nan
+        counts = np.isfinite(table).sum(axis=0)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # fields with < 2 members
+            barriers = np.nanmean(table, axis=0)
+            spread = np.nanstd(table, axis=0, ddof=1)
         dmu = np.array([r.dmu for r in results])
         dalpha = np.array([r.dalpha for r in results])
         direct = (float(dmu.mean()), float(dalpha.mean()))
-        fit = fit_barriers(fields, barriers) if len(set(args.fields)) >= 3 else None
+        good = np.isfinite(barriers)
+        fit = fit_barriers(fields[good], barriers[good]) if len(set(fields[good])) >= 3 \
+            else None
         out = {
             "models": [m["model"] for m in members], "initial": str(args.initial),
             "final": str(args.final), "normal": results[0].normal.tolist(),
-            "fields": fields.tolist(), "barriers": barriers.tolist(),
-            "barriers_std": spread.tolist(),
+            "fields": fields.tolist(), "barriers": _finite(barriers),
+            "barriers_std": _finite(spread),
             "dmu": direct[0], "dmu_std": float(dmu.std(ddof=1)),
             "dalpha": direct[1], "dalpha_std": float(dalpha.std(ddof=1)),
             "reference_field": results[0].reference_field,
             "converged": np.all([r.converged for r in results], axis=0).tolist(),
+            "members_converged": counts.tolist(),
             "fit": None if fit is None else {"e0": fit.e0, "dmu": fit.dmu,
                                              "dalpha": fit.dalpha, "rms": fit.rms},
             "units": members[0]["units"], "members": members, "failed": failed,
         }
-        for f, b, e in zip(fields, barriers, spread, strict=True):
-            print(f"analyze barrier: committee of {len(results)}: F = {f:+.3f} V/Å: barrier "
-                  f"{b:.4f} ± {e:.4f} eV")
+        for f, b, e, n in zip(fields, barriers, spread, counts, strict=True):
+            print(f"analyze barrier: committee: F = {f:+.3f} V/Å: barrier {b:.4f} ± {e:.4f} eV "
+                  f"({n} of {len(results)} bands converged)")
         print(f"analyze barrier: committee dmu = {direct[0]:.4f} ± {out['dmu_std']:.4f} e·Å, "
               f"dalpha = {direct[1]:.4f} ± {out['dalpha_std']:.4f} e·Å²/V")
     if args.plot:
-        fit = fit_barriers(fields, barriers) if len(set(args.fields)) >= 3 else None
+        good = np.isfinite(barriers)
+        fit = fit_barriers(fields[good], barriers[good]) if len(set(fields[good])) >= 3 \
+            else None
         e0 = fit.e0 if fit is not None else float(barriers[np.argmin(np.abs(fields))])
         plot_barriers(args.plot, fields, barriers, fit, direct=(e0, *direct), spread=spread,
                       members=[r.barriers for r in results] if committee else None,
@@ -280,6 +292,11 @@ def barrier(args) -> int:
     write_json(out, args.json)
     print(f"analyze barrier: wrote {args.json}")
     return 0
+
+
+def _finite(values) -> list:
+    """JSON has no NaN: a field without a (converged) value is null."""
+    return [float(v) if np.isfinite(v) else None for v in values]
 
 
 def _barrier_of(path: Path, initial, final, args, tag: str = "") -> tuple:
