@@ -99,12 +99,11 @@ def test_fit_recovers_an_exact_parabola_and_refuses_two_fields():
         fit_barriers([0, 0.5, 0.5], [1, 2, 3])
 
 
-def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsys):
-    import json
-
+def _cli_inputs(tmp_path, seeds=(0,)) -> list:
+    """Untrained Cu models (statistics fitted on the EMT hop path; ``model{seed}.pt`` per
+    seed, different weights) and the hop's end states as a.xyz and b.xyz."""
     import torch
 
-    from fieldforce.cli.main import main as cli_main
     from fieldforce.data.frame import Frame
     from fieldforce.data.io import write_frames
     from fieldforce.models import build_model, save_model
@@ -116,13 +115,26 @@ def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsy
         image.calc = EMT()
         frames.append(Frame(image, {"energy": np.array(image.get_potential_energy()),
                                     "forces": image.get_forces()}))
-    torch.manual_seed(0)
-    model = build_model({"species": [29]})
-    model.fit_statistics(frames)
-    save_model(model, tmp_path / "model.pt")
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = build_model({"species": [29]})
+        model.fit_statistics(frames)
+        models.append(tmp_path / f"model{seed}.pt")
+        save_model(model, models[-1])
     write_frames([Frame(path[0])], tmp_path / "a.xyz")
     write_frames([Frame(path[-1])], tmp_path / "b.xyz")
-    args = ["analyze", "barrier", str(tmp_path / "model.pt"), "--initial",
+    return models
+
+
+def test_cli_barrier_writes_the_named_keys_and_refuses_bad_input(tmp_path, capsys):
+    import json
+
+    from fieldforce.cli.main import main as cli_main
+
+    path = slabs.hop_path("Cu(100)")
+    (model,) = _cli_inputs(tmp_path)
+    args = ["analyze", "barrier", str(model), "--initial",
             str(tmp_path / "a.xyz"), "--final", str(tmp_path / "b.xyz"), "--images", "3",
             "--steps", "3"]
     assert cli_main(args + ["--fields", "-0.5", "0", "0.5", "--json", str(tmp_path / "o.json"),
@@ -158,29 +170,11 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
     import json
 
     import ase.io
-    import torch
 
     from fieldforce.cli.main import main as cli_main
-    from fieldforce.data.frame import Frame
-    from fieldforce.data.io import write_frames
-    from fieldforce.models import build_model, save_model
+    from fieldforce.models import load_model, save_model
 
-    path = slabs.hop_path("Cu(100)")
-    frames = []
-    for image in path:
-        image = image.copy()
-        image.calc = EMT()
-        frames.append(Frame(image, {"energy": np.array(image.get_potential_energy()),
-                                    "forces": image.get_forces()}))
-    models = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        model = build_model({"species": [29]})
-        model.fit_statistics(frames)
-        models.append(tmp_path / f"model{seed}.pt")
-        save_model(model, models[-1])
-    write_frames([Frame(path[0])], tmp_path / "a.xyz")
-    write_frames([Frame(path[-1])], tmp_path / "b.xyz")
+    models = _cli_inputs(tmp_path, seeds=(0, 1))
     args = ["--initial", str(tmp_path / "a.xyz"), "--final", str(tmp_path / "b.xyz"),
             "--images", "3", "--steps", "3", "--fields", "-0.5", "0", "0.5"]
     # three optimizer steps converge nothing: the bands are declared converged, except the
@@ -230,7 +224,7 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
         return declared(path, *rest, **kw)
 
     monkeypatch.setattr(analyze, "_barrier_of", collapsing)
-    save_model(model, tmp_path / "model2.pt")
+    save_model(load_model(models[0]), tmp_path / "model2.pt")
     assert cli_main(["analyze", "barrier", *map(str, models), str(tmp_path / "model2.pt"),
                      *args, "--json", str(tmp_path / "three.json")]) == 0
     three = json.loads((tmp_path / "three.json").read_text())
