@@ -54,6 +54,11 @@ def fit_barriers(fields, barriers) -> BarrierFit:
                       rms=rms, n=len(f))
 
 
+def _signed(value: float) -> str:
+    """``+ 0.123`` or ``- 0.123``: a term of a printed formula."""
+    return f"{'-' if value < 0 else '+'} {abs(value):.3f}"
+
+
 def plot_barriers(path: str | Path, fields, barriers, fit: BarrierFit | None = None,
                   direct: tuple[float, float, float] | None = None,
                   reference: tuple[np.ndarray, np.ndarray] | None = None,
@@ -86,7 +91,7 @@ def plot_barriers(path: str | Path, fields, barriers, fit: BarrierFit | None = N
         ax.plot(f, barriers, "o", color="C0", label="NEB")
     if fit is not None:
         ax.plot(grid, fit(grid), "-", color="C0", alpha=0.6,
-                label=f"fit: {fit.e0:.3f} - {fit.dmu:.3f} F - ½ {fit.dalpha:.3f} F²")
+                label=f"fit: {fit.e0:.3f} {_signed(-fit.dmu)} F {_signed(-fit.dalpha / 2)} F²")
     if direct is not None:
         e0, dmu, dalpha = direct
         ax.plot(grid, e0 - dmu * grid - 0.5 * dalpha * grid**2, "--", color="C1",

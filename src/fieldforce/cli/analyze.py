@@ -283,7 +283,7 @@ def barrier(args) -> int:
             else None
         e0 = fit.e0 if fit is not None else float(barriers[np.argmin(np.abs(fields))])
         plot_barriers(args.plot, fields, barriers, fit, direct=(e0, *direct), spread=spread,
-                      members=[r.barriers for r in results] if committee else None,
+                      members=list(table) if committee else None,  # converged bands
                       title=f"{args.initial.stem} -> {args.final.stem}")
         print(f"analyze barrier: wrote {args.plot}")
     if args.paths:
