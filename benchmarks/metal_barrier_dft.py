@@ -208,7 +208,8 @@ def main() -> None:
                 "fields": [float(f) for f in result.fields],
                 "model_neb_barriers": result.barriers.tolist(),
                 "model_dmu": result.dmu, "model_dalpha": result.dalpha,
-                "dft": rows, "dft_seconds_per_point": report.seconds_per_frame,
+                "dft": rows,
+                "dft_seconds_per_point": report.seconds_per_frame if report.labelled else None,
                 "complete": not report.stopped_early}
         if len(args.fields) >= 3:
             fit = fit_barriers(result.fields, result.barriers)
