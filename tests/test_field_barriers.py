@@ -225,9 +225,15 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
 
     monkeypatch.setattr(analyze, "_barrier_of", collapsing)
     save_model(load_model(models[0]), tmp_path / "model2.pt")
-    assert cli_main(["analyze", "barrier", *map(str, models), str(tmp_path / "model2.pt"),
-                     *args, "--json", str(tmp_path / "three.json")]) == 0
+    assert cli_main(["analyze", "barrier", str(models[0]), str(tmp_path / "model2.pt"),
+                     str(models[1]),
+                     *args, "--json", str(tmp_path / "three.json"),
+                     "--paths", str(tmp_path / "bands3.xyz")]) == 0
     three = json.loads((tmp_path / "three.json").read_text())
+    # the bands name the members that ran, not the position in the command line
+    assert {(a.info["member"], a.info["model"]) for a in
+            ase.io.read(tmp_path / "bands3.xyz", ":")} == {(0, str(models[0])),
+                                                          (1, str(models[1]))}
     assert three["barriers"] == two["barriers"] and three["models"] == two["models"]
     assert three["failed"][0]["model"].endswith("model2.pt")
     assert "came to 1.1 Å" in three["failed"][0]["error"]

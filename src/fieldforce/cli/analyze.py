@@ -238,12 +238,11 @@ def barrier(args) -> int:
         raise DataError(f"analyze barrier: {len(failed)} of the {len(args.model)} models "
                         f"failed, fewer than two are left for a committee; the first: "
                         f"{failed[0]['error']}")
+    fields = results[0].fields
     if not committee:
-        out, result = members[0], results[0]
-        fields, barriers, spread = result.fields, result.barriers, None
-        direct = (result.dmu, result.dalpha)
+        barriers, spread = results[0].barriers, None
+        direct = (results[0].dmu, results[0].dalpha)
     else:
-        fields = results[0].fields
         table = np.array([r.barriers for r in results])  # [models, fields]
         # a band that did not converge has no barrier: left out of that field's mean
         table[~np.array([r.converged for r in results])] = np.nan
@@ -255,9 +254,11 @@ def barrier(args) -> int:
         dmu = np.array([r.dmu for r in results])
         dalpha = np.array([r.dalpha for r in results])
         direct = (float(dmu.mean()), float(dalpha.mean()))
-        good = np.isfinite(barriers)
-        fit = fit_barriers(fields[good], barriers[good]) if len(set(fields[good])) >= 3 \
-            else None
+    good = np.isfinite(barriers)  # a committee's field where no band converged: none
+    fit = fit_barriers(fields[good], barriers[good]) if len(set(fields[good])) >= 3 else None
+    if not committee:
+        out = members[0]
+    else:
         out = {
             "models": [m["model"] for m in members], "initial": str(args.initial),
             "final": str(args.final), "normal": results[0].normal.tolist(),
@@ -278,16 +279,14 @@ def barrier(args) -> int:
         print(f"analyze barrier: committee dmu = {direct[0]:.4f} ± {out['dmu_std']:.4f} e·Å, "
               f"dalpha = {direct[1]:.4f} ± {out['dalpha_std']:.4f} e·Å²/V")
     if args.plot:
-        good = np.isfinite(barriers)
-        fit = fit_barriers(fields[good], barriers[good]) if len(set(fields[good])) >= 3 \
-            else None
         e0 = fit.e0 if fit is not None else float(barriers[np.argmin(np.abs(fields))])
         plot_barriers(args.plot, fields, barriers, fit, direct=(e0, *direct), spread=spread,
                       members=list(table) if committee else None,  # converged bands
                       title=f"{args.initial.stem} -> {args.final.stem}")
         print(f"analyze barrier: wrote {args.plot}")
     if args.paths:
-        _write_paths(args.paths, results, args.model if committee else None)
+        _write_paths(args.paths, results,
+                     [m["model"] for m in members] if committee else None)
         print(f"analyze barrier: wrote {args.paths}")
     write_json(out, args.json)
     print(f"analyze barrier: wrote {args.json}")
