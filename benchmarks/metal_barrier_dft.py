@@ -161,10 +161,10 @@ def previous_results(path: Path) -> dict:
 def main() -> None:
     from fieldforce.analysis.barriers import fit_barriers
     from fieldforce.data.atomic import write_json
-    from fieldforce.data.io import read_frames, write_frames
+    from fieldforce.data.io import write_frames
     from fieldforce.datasets import make_metal, metal_slabs
     from fieldforce.models import load_model
-    from fieldforce.reference.labelling import finished_parts, label_frames
+    from fieldforce.reference.labelling import label_frames, labelled_so_far
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "runs" / "metal" / "model.pt")
@@ -197,12 +197,7 @@ def main() -> None:
             left = max(0.0, 3600 * args.max_hours - (time.perf_counter() - start))
         report = label_frames(unlabelled, labelled, make_metal._backend(), PROPERTIES,
                               max_seconds=left, workers=args.workers)
-        if report.stopped_early:  # compare the pairs finished so far
-            parts = labelled.with_name(labelled.name + ".parts")
-            frames = [f for part in finished_parts(parts) for f in read_frames(part)] \
-                if parts.is_dir() else []
-        else:
-            frames = read_frames(labelled) if labelled.exists() else []
+        frames = labelled_so_far(labelled)  # stopped early: the pairs finished so far
         rows = compare(model, frames, args.fields)
         data = {"model": str(args.model), "command": command,
                 "fields": [float(f) for f in result.fields],

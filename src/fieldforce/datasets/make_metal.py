@@ -353,30 +353,9 @@ def _key(frame: Frame) -> tuple:
             round(float(frame.atoms.info.get("target_field", 0.0)), 9))
 
 
-def _labelled_so_far(path: Path) -> list[Frame]:
-    """A labelling job's output ``path`` (if it finished) with the frames it has finished
-    in ``path.parts`` (if it stopped early or still runs), once each, in the order of its
-    input (the ``label_position`` the job records)."""
-    from fieldforce.data.io import read_frames
-    from fieldforce.errors import DataError
-    from fieldforce.reference.labelling import finished_parts
-
-    parts = path.with_name(path.name + ".parts")
-    if not path.exists() and not parts.is_dir():
-        raise DataError(f"{path}: no such labelled file, and no {parts.name} folder of a "
-                        "labelling job beside it")
-    frames = read_frames(path) if path.exists() else []
-    if parts.is_dir():
-        frames += [f for p in finished_parts(parts) for f in read_frames(p)]
-    unique = {}
-    for f in frames:
-        unique.setdefault(_key(f), f)
-    return sorted(unique.values(), key=lambda f: f.atoms.info.get("label_position", -1))
-
-
 def _finish(args) -> int:
     from fieldforce.data.io import read_frames, write_frames
-    from fieldforce.reference.labelling import finished_parts
+    from fieldforce.reference.labelling import finished_parts, labelled_so_far
 
     parts = args.parts or args.labelled.with_name(args.labelled.name + ".parts")
     if args.partial:
@@ -399,7 +378,7 @@ def _finish(args) -> int:
         present = {_key(f) for f in frames}
         added = []
         for path in args.extra:
-            for f in _labelled_so_far(path):
+            for f in labelled_so_far(path):
                 if _key(f) not in present:
                     present.add(_key(f))
                     added.append(f)

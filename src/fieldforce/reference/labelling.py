@@ -97,6 +97,29 @@ def finished_parts(parts: Path) -> list[Path]:
     return sorted(p for p in Path(parts).glob("*.xyz") if not p.name.startswith("."))
 
 
+def labelled_so_far(output: str | Path) -> list[Frame]:
+    """What a labelling job into ``output`` has produced: the file, if the job finished,
+    and the frames finished in its parts folder ``output.parts`` (a job stopped by its
+    time limit, or still running), once each (by structure and requested field), in the
+    order of the job's input (the ``label_position`` every labelled frame records)."""
+    from fieldforce.data.io import read_frames
+    from fieldforce.errors import DataError
+
+    output = Path(output)
+    parts = output.with_name(output.name + ".parts")
+    if not output.exists() and not parts.is_dir():
+        raise DataError(f"{output}: no such labelled file, and no {parts.name} folder of a "
+                        "labelling job beside it")
+    frames = read_frames(output) if output.exists() else []
+    if parts.is_dir():
+        frames += [f for p in finished_parts(parts) for f in read_frames(p)]
+    unique: dict[bytes, Frame] = {}
+    for f in frames:
+        requested = np.asarray(f.atoms.info.get(_FIELD_KEY, f.efield), float)
+        unique.setdefault(_structure_key(f) + np.round(requested, 9).tobytes(), f)
+    return sorted(unique.values(), key=lambda f: f.atoms.info.get("label_position", -1))
+
+
 def _part_name(frame: Frame, props: set[str]) -> str:
     import hashlib
 
