@@ -92,8 +92,9 @@ def check_geometry(frame: Frame, *, min_distance: float = MIN_DISTANCE) -> None:
                             path=path, frame=index, key="Lattice")
     if len(atoms) < 2:
         return
-    # ASE's neighbour list, not vesin (fieldforce.neighbors): this check sees damaged
-    # input, and vesin dies of SIGFPE on a flat structure with an atom 1e5 Å away
+    # ASE's neighbour list, not fieldforce.neighbors (vesin): this check sees damaged
+    # input, and vesin hangs on very thin skewed periodic cells (its far-atom crash is
+    # guarded in fieldforce.neighbors, this one is not)
     from ase.neighborlist import neighbor_list
 
     i, j, d = neighbor_list("ijd", atoms, min_distance)
