@@ -13,7 +13,7 @@ from fieldforce.descriptors import (  # noqa: E402
     SOAPFeatures,
     spherical_to_cartesian_l2,
 )
-from fieldforce.errors import ConfigError  # noqa: E402
+from fieldforce.errors import ConfigError, DataError  # noqa: E402
 
 WATER = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
 SMALL = {"cutoff": 4.0, "max_radial": 3, "max_angular": 3}
@@ -245,6 +245,26 @@ def test_slab_with_mixed_pbc_matches_large_vacuum(soap, water_box):
     assert (features["invariant"] - vacuum["invariant"]).abs().max() > 1e-2
     (gradient,) = torch.autograd.grad(features["vector"].sum(), positions_slab)
     assert torch.isfinite(gradient).all() and gradient.abs().max() > 1e-3
+
+
+def test_slab_with_an_atom_far_in_the_vacuum_is_a_clear_error(soap, water_box):
+    """featomic divides by zero on ~10^5-cutoff vacuum spans: a DataError names the atom."""
+    positions, numbers, _ = water_box
+    layer = positions[positions[:, 2] < 3.5].copy()
+    layer_numbers = [n for n, z in zip(numbers, positions[:, 2], strict=True) if z < 3.5]
+    cell = np.diag([6.0, 6.0, 30.0])
+    for height, fails in ((2e4, False), (1e6, True)):
+        moved = layer.copy()
+        moved[2, 2] += height
+        slab = batch([(moved, layer_numbers, cell)])
+        slab[3][0, 2] = False
+        if fails:
+            with pytest.raises(DataError, match="atom 2 lies 1e[+]06 Å from the others"):
+                soap(*slab)
+        else:
+            features = soap(*slab)["invariant"]
+            alone = soap(*batch([(moved[2:3], layer_numbers[2:3], None)]))["invariant"]
+            torch.testing.assert_close(features[2], alone[0], rtol=0, atol=1e-12)
 
 
 def test_layout_does_not_depend_on_batch_species(two_structures):

@@ -45,7 +45,8 @@ import torch
 from fieldforce.descriptors.fixed_density import FixedDensity
 from fieldforce.descriptors.settings import DescriptorSettings
 from fieldforce.descriptors.spherical import L1_TO_XYZ
-from fieldforce.errors import ConfigError
+from fieldforce.errors import ConfigError, DataError
+from fieldforce.neighbors import MAX_SPAN
 
 
 def _initial_mixing(n_species: int, n_channels: int) -> torch.Tensor:
@@ -336,6 +337,11 @@ class SOAPFeatures(torch.nn.Module):
         the cutoff, so no periodic image enters any neighbourhood. The features do not
         depend on that vector, so it is a constant for autograd (no gradient flows
         through the non-periodic directions, as it should).
+
+        featomic's cell list divides by zero once that vector is ~10^5 cutoffs long (a
+        slab with an atom evaporated 6·10^5 Å into the vacuum); beyond
+        :data:`~fieldforce.neighbors.MAX_SPAN` cutoffs this raises a :class:`DataError`
+        naming the atom instead.
         """
         if not bool(periodic.any()):
             return torch.zeros_like(cell), periodic
@@ -346,6 +352,14 @@ class SOAPFeatures(torch.nn.Module):
         normals = vh[int(periodic.sum()) :]
         extent = positions.detach() @ normals.T
         lengths = extent.max(0).values - extent.min(0).values + self.settings.cutoff + 1.0
+        if float(lengths.max()) > MAX_SPAN * self.settings.cutoff:
+            along = extent[:, int(lengths.argmax())]
+            far = int((along - along.median()).abs().argmax())
+            raise DataError(
+                f"atom {far} lies {float((along[far] - along.median()).abs()):.3g} Å from "
+                f"the others along the non-periodic direction, beyond the "
+                f"{MAX_SPAN * self.settings.cutoff:.3g} Å the descriptor can bin; remove "
+                "atoms that have left the structure (e.g. evaporated ones)", key="pos")
         padding = torch.zeros_like(cell)
         padding[~periodic] = normals * lengths[:, None]
         mask = periodic.to(cell.dtype)[:, None]
