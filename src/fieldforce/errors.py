@@ -2,11 +2,17 @@
 
 Everything the user can get wrong (a file, a frame, a key, a unit, a config
 value) raises a :class:`FieldforceError` subclass whose message names where the
-problem is and what was expected. The CLI prints that message and exits
-non-zero; a Python traceback is shown only with ``--debug``.
+problem is and what was expected. :func:`report_errors` is the one boundary that
+turns them into a line on stderr and a non-zero exit, for the ``fieldforce`` command
+and the ``python -m fieldforce.datasets.make_*`` scripts alike; a Python traceback is
+shown only with ``--debug`` (or ``FIELDFORCE_DEBUG=1``).
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
 
 
 class FieldforceError(Exception):
@@ -54,3 +60,32 @@ class BackendError(FieldforceError, RuntimeError):
 class DomainWarning(UserWarning):
     """A model is used outside what its training data covered (a stronger field, an
     environment unlike any it was trained on). Issued once per calculator and kind."""
+
+
+def report_errors(prog: str, run: Callable[[], int | None], debug: bool | None = None,
+                  interrupted: str = "") -> int:
+    """Run a command's body and return its exit code, user errors as one line.
+
+    A :class:`FieldforceError` or an ``OSError`` (a path that cannot be read or written)
+    is printed as ``"{prog}: error: ..."`` on stderr and gives exit code 2; Ctrl-C gives
+    ``"{prog}: interrupted{interrupted}"`` (say how to continue) and 130. ``debug``
+    (default: the ``FIELDFORCE_DEBUG`` environment variable) re-raises instead.
+    """
+    if debug is None:
+        debug = os.environ.get("FIELDFORCE_DEBUG", "") not in ("", "0")
+    try:
+        return int(run() or 0)
+    except FieldforceError as exc:
+        if debug:
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prog}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted{interrupted}", file=sys.stderr)
+        return 130

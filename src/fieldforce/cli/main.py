@@ -4,9 +4,9 @@ Each subcommand lives in its own module of this package and provides
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
 ``func(args) -> int`` (the exit code). User errors are
 :class:`fieldforce.errors.FieldforceError`; they, and file-system errors (``OSError``:
-a path that cannot be written), are printed as one sentence on stderr with exit code 2;
-warnings as one line each; an interruption names how to continue. ``--debug`` shows the
-traceback instead.
+a path that cannot be written), are printed as one sentence on stderr with exit code 2
+(:func:`fieldforce.errors.report_errors`); warnings as one line each; an interruption
+names how to continue. ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import importlib
 import sys
 import warnings
 
-from fieldforce.errors import FieldforceError
+from fieldforce.errors import report_errors
 from fieldforce.version import __version__
 
 #: what to say when a long job is interrupted (its outputs so far are kept)
@@ -58,23 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = lambda message, category, *rest, **kw: (
             f"fieldforce {args.command}: warning: {message}\n")
     try:
-        return int(args.func(args) or 0)
-    except FieldforceError as exc:
-        if args.debug:
-            raise
-        print(f"fieldforce {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a path that cannot be written or read: one sentence too
-        if args.debug:
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"fieldforce {args.command}: error: {where}{exc.strerror or exc}",
-              file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        hint = RESUME_HINTS.get(args.command, "")
-        print(f"fieldforce {args.command}: interrupted{hint}", file=sys.stderr)
-        return 130
+        return report_errors(f"fieldforce {args.command}", lambda: args.func(args),
+                             debug=args.debug,
+                             interrupted=RESUME_HINTS.get(args.command, ""))
     finally:
         warnings.formatwarning = formatter
 

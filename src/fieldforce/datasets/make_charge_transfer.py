@@ -203,4 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from fieldforce.errors import report_errors
+
+    sys.exit(report_errors("python -m fieldforce.datasets.make_charge_transfer", main,
+                           interrupted="; rerun the same command to continue"))

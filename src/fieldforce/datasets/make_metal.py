@@ -456,4 +456,7 @@ def _finish(args) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from fieldforce.errors import report_errors
+
+    sys.exit(report_errors("python -m fieldforce.datasets.make_metal", main,
+                           interrupted="; rerun the same command to continue"))
