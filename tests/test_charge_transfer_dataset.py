@@ -25,7 +25,7 @@ def test_counts_kinds_and_charge_states(frames):
         subset = load_charge_transfer(kind)
         assert len(subset) == count
         assert all(float(f.labels["total_charge"]) == CHARGE[kind] for f in subset)
-    with pytest.raises(ConfigError, match="available"):
+    with pytest.raises(ConfigError, match="config_type = 'graphene'; present: chain, "):
         load_charge_transfer("graphene")
     strengths = [np.linalg.norm(f.efield) for f in frames]
     in_field = [s for s in strengths if s > 0]

@@ -30,8 +30,14 @@ def test_counts_labels_and_filters(frames):
     for system in {f.atoms.info["system"] for f in frames}:
         subset = load_metal(system)
         assert subset and all(f.atoms.info["system"] == system for f in subset)
-    with pytest.raises(ConfigError, match="no shipped metal frames of 'Cu\\(110\\)'"):
+    with pytest.raises(ConfigError, match="no frame has system = 'Cu\\(110\\)'; present: "
+                       "Cu\\(100\\), Cu\\(111\\), W\\(110\\)"):
         load_metal("Cu(110)")
+    paths = load_metal("W(110)", "adatom_path")
+    assert paths and all(f.atoms.info["config_type"] == "adatom_path" for f in paths)
+    assert len(paths) < len(load_metal("W(110)"))
+    with pytest.raises(ConfigError, match="config_type = 'adatom_paths'"):  # no silent []
+        load_metal(config_type="adatom_paths")
 
 
 def test_checks_every_frame_passed(frames):

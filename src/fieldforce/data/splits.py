@@ -1,4 +1,4 @@
-"""Reproducible train/validation/test splits."""
+"""Reproducible train/validation/test splits, and frames chosen by their info tags."""
 
 from __future__ import annotations
 
@@ -55,3 +55,34 @@ def split_by_tag(
     chosen = [f for f in frames if str(f.atoms.info[key]) in wanted]
     rest = [f for f in frames if str(f.atoms.info[key]) not in wanted]
     return chosen, rest
+
+
+def select_frames(frames: list[Frame], select: dict | None, source: str,
+                  option: str = "data.select") -> list[Frame]:
+    """The frames of ``source`` whose info entries take the values ``select`` gives
+    (key -> value or list of values; None keeps every frame). ``option`` names where the
+    selection came from in errors (a config key such as ``data.select``, or a function).
+    A key no frame has, or a value no frame takes, is one error naming what the frames do
+    have: a misspelt selection would otherwise give fewer frames without a word."""
+    if not select:
+        return frames
+
+    def info_value(frame: Frame, key: str):
+        v = frame.atoms.info.get(key)
+        v = v.item() if getattr(v, "size", 0) == 1 else v  # numpy scalars from extxyz
+        return v if isinstance(v, (str, int, float)) else None  # arrays never match
+
+    for key, wanted in select.items():
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        present = {info_value(f, key) for f in frames} - {None}
+        if not present:
+            keys = sorted({k for f in frames for k in f.atoms.info})
+            raise ConfigError(f"{source}: {option} names info key {key!r}, which no frame "
+                              f"has; the frames' info keys: {', '.join(keys)}")
+        for w in wanted:
+            if w not in present:
+                raise ConfigError(f"{source}: {option}.{key}: no frame has {key} = "
+                                  f"{w!r}; present: "
+                                  f"{', '.join(sorted(map(str, present)))}")
+        frames = [f for f in frames if info_value(f, key) in wanted]
+    return frames

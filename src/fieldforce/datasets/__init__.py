@@ -92,11 +92,10 @@ def load_metal(system: str | None = None, config_type: str | None = None) -> lis
     not labels) and info ``system``, ``config_type``, ``target_field`` (V/Å).
     """
     from fieldforce.data.io import read_frames
+    from fieldforce.data.splits import select_frames
 
-    frames = _having(read_frames(metal_path()), "system", system, "metal")
-    if config_type is not None:
-        frames = [f for f in frames if f.atoms.info.get("config_type") == config_type]
-    return frames
+    wanted = {k: v for k, v in (("system", system), ("config_type", config_type)) if v}
+    return select_frames(read_frames(metal_path()), wanted, "fieldforce:metal", "load_metal")
 
 
 def charge_transfer_path() -> Path:
@@ -124,23 +123,11 @@ def load_charge_transfer(config_type: str | None = None) -> list[Frame]:
     0.01-0.05 V/Å).
     """
     from fieldforce.data.io import read_frames
+    from fieldforce.data.splits import select_frames
 
-    return _having(read_frames(charge_transfer_path()), "config_type", config_type,
-                   "charge-transfer")
-
-
-def _having(frames: list[Frame], key: str, value: str | None, dataset: str) -> list[Frame]:
-    """The frames whose info ``key`` is ``value`` (all for None); a value no frame has is
-    one error naming those there are."""
-    if value is None:
-        return frames
-    present = sorted({str(f.atoms.info.get(key)) for f in frames})
-    if value not in present:
-        from fieldforce.errors import ConfigError
-
-        raise ConfigError(f"no shipped {dataset} frames of {value!r} ({key}); available: "
-                          f"{', '.join(present)}")
-    return [f for f in frames if f.atoms.info.get(key) == value]
+    return select_frames(read_frames(charge_transfer_path()),
+                         {"config_type": config_type} if config_type else None,
+                         "fieldforce:charge_transfer", "load_charge_transfer")
 
 
 #: the shipped datasets by name (``fieldforce:NAME`` in training configs)

@@ -4,6 +4,7 @@ and the seeded train / validation / test split."""
 from __future__ import annotations
 
 from fieldforce.data.frame import Frame
+from fieldforce.data.splits import select_frames
 from fieldforce.errors import ConfigError
 from fieldforce.training.config import SHIPPED_PREFIX
 
@@ -18,37 +19,6 @@ def load_frames(source: str) -> list[Frame]:
 
         return load_shipped(source.split(":", 1)[1])
     return read_frames(source)
-
-
-def select_frames(frames: list[Frame], select: dict | None, source: str,
-                  option: str = "data.select") -> list[Frame]:
-    """The frames of ``source`` whose info entries take the values ``select`` gives
-    (``data.select``, or the config key ``option``: key -> value or list of values; None
-    keeps every frame). A key no frame has, or a value no frame takes, is one error naming
-    what the frames do have: a misspelt selection would otherwise train on fewer frames
-    without a word."""
-    if not select:
-        return frames
-
-    def info_value(frame: Frame, key: str):
-        v = frame.atoms.info.get(key)
-        v = v.item() if getattr(v, "size", 0) == 1 else v  # numpy scalars from extxyz
-        return v if isinstance(v, (str, int, float)) else None  # arrays never match
-
-    for key, wanted in select.items():
-        wanted = wanted if isinstance(wanted, list) else [wanted]
-        present = {info_value(f, key) for f in frames} - {None}
-        if not present:
-            keys = sorted({k for f in frames for k in f.atoms.info})
-            raise ConfigError(f"{source}: {option} names info key {key!r}, which no frame "
-                              f"has; the frames' info keys: {', '.join(keys)}")
-        for w in wanted:
-            if w not in present:
-                raise ConfigError(f"{source}: {option}.{key}: no frame has {key} = "
-                                  f"{w!r}; present: "
-                                  f"{', '.join(sorted(map(str, present)))}")
-        frames = [f for f in frames if info_value(f, key) in wanted]
-    return frames
 
 
 def split_data(config: dict) -> tuple[list[Frame], list[Frame], list[Frame]]:
