@@ -14,6 +14,7 @@ from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
 from fieldforce.datasets.relax import hold_lateral, relax
+from fieldforce.errors import DataError
 
 
 def adatom(site: str) -> Atoms:
@@ -106,7 +107,7 @@ def test_the_relaxed_geometry_is_refused_before_convergence_unless_asked_for(tmp
     saddle = adatom("bridge")
     hold_lateral(saddle, len(saddle) - 1)
     early = relax(saddle, EMT(), tmp_path / "saddle", fmax=0.01, max_steps=2)
-    with pytest.raises(ValueError, match="has not converged"):
+    with pytest.raises(DataError, match="has not converged"):
         relaxed_geometry(tmp_path / "saddle")
     atoms, result = relaxed_geometry(tmp_path / "saddle", unconverged=True)
     assert result.steps == 2 and not result.converged and result.stopped_by == "unconverged"

@@ -255,17 +255,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _reenergize(args) -> int:
     """Free energies for a set labelled with the extrapolated ones (see the module doc)."""
-    from fieldforce.errors import BackendError
     from fieldforce.reference.reenergize import reenergize
 
     seconds = None if args.max_hours is None else 3600 * args.max_hours
-    try:
-        report, summary = reenergize(args.labelled, args.out,
-                                     _backend(args.kpts, energy="extrapolated"),
-                                     _backend(args.kpts, energy="free"),
-                                     workers=args.workers, max_seconds=seconds)
-    except BackendError as exc:
-        raise SystemExit(f"reenergize: {exc}") from None
+    report, summary = reenergize(args.labelled, args.out,
+                                 _backend(args.kpts, energy="extrapolated"),
+                                 _backend(args.kpts, energy="free"),
+                                 workers=args.workers, max_seconds=seconds)
     print(report)
     if summary:
         print(summary)
@@ -300,21 +296,19 @@ def _relaxed(args) -> int:
     images `relax` started from (image 0: the minimum; the middle one: the saddle)."""
     from fieldforce.data.io import write_frames
     from fieldforce.datasets.relax import relaxed_geometry
+    from fieldforce.errors import ConfigError
 
     states = [(folder, image) for folder, image in ((args.minimum, 0),
                                                     (args.saddle, RELAX_IMAGES // 2))
               if folder is not None]
     if not states:
-        raise SystemExit("relaxed: give --minimum and/or --saddle (relaxation folders)")
+        raise ConfigError("relaxed: give --minimum and/or --saddle (relaxation folders)")
     if args.thermal < 0:
-        raise SystemExit(f"relaxed: --thermal must be >= 0 (got {args.thermal})")
+        raise ConfigError(f"relaxed: --thermal must be >= 0 (got {args.thermal})")
     rng = np.random.default_rng(args.seed)
     per_state, sizes = [], set()
     for folder, image in states:
-        try:
-            atoms, result = relaxed_geometry(folder, unconverged=args.unconverged)
-        except (OSError, ValueError) as error:
-            raise SystemExit(f"relaxed: {error}") from None
+        atoms, result = relaxed_geometry(folder, unconverged=args.unconverged)
         size = surface_size(atoms.cell.array, args.system)
         sizes.add(size)
         print(f"{folder}: {result.stopped_by}, {result.steps} steps, E {result.energy:.4f} "

@@ -26,6 +26,7 @@ import numpy as np
 from ase import Atoms
 
 from fieldforce.data.atomic import atomic_path, write_json
+from fieldforce.errors import DataError
 
 
 @dataclass
@@ -183,8 +184,8 @@ def relaxed_geometry(folder: Path, unconverged: bool = False) -> tuple[Atoms, Re
     if result is not None and result.converged:
         atoms = ase.io.read(folder / "relaxed.xyz")
     elif not (folder / "relax.traj").exists():
-        raise FileNotFoundError(f"{folder}: no relax.traj (not a relaxation folder, or its "
-                                "first step has not finished)")
+        raise DataError("no relax.traj (not a relaxation folder, or its first step has not "
+                        "finished)", path=str(folder))
     else:
         history = ase.io.read(folder / "relax.traj", ":")
         # the last step whose energy and forces were computed: the frame's own results,
@@ -203,9 +204,9 @@ def relaxed_geometry(folder: Path, unconverged: bool = False) -> tuple[Atoms, Re
                 held = None
                 break
         if not unconverged:
-            raise ValueError(f"{folder}: the relaxation has not converged (max force "
-                             f"{force:.3f} eV/Å at step {steps}); rerun it, or ask for the "
-                             "unconverged geometry explicitly")
+            raise DataError(f"the relaxation has not converged (max force {force:.3f} eV/Å "
+                            f"at step {steps}); rerun it, or ask for the unconverged "
+                            "geometry explicitly", path=str(folder))
         result = RelaxResult(False, steps, energy, force, "unconverged", held)
     atoms.calc = None
     # atoms fixed in all three directions stay fixed (FixAtoms, or extxyz's per-atom
