@@ -10,6 +10,7 @@ from fieldforce.analysis.diffusion import (
     KB_EV,
     arrhenius,
     diffusion_run,
+    field_shifts,
     surface_lattice,
 )
 from fieldforce.datasets import metal_slabs as slabs
@@ -73,6 +74,27 @@ def test_arrhenius_recovers_the_activation_energy():
         assert fit.e_a == pytest.approx(expected, abs=max(3 * fit.e_a_error, 0.02))
 
 
+def test_field_shift_at_one_temperature_recovers_the_barrier_change():
+    rng = np.random.default_rng(5)
+    t, shift, rate0 = 600.0, 0.05, 3.0  # K, eV, hops/ps at the reference field
+    kt = KB_EV * t
+    runs = [diffusion_run(*_walk("Cu(100)", rate0, 6000, 5.0, rng, 0.0)[:2], temperature=t)
+            for _ in range(2)]  # two replicas at the reference: pooled
+    runs.append(diffusion_run(*_walk("Cu(100)", rate0 * np.exp(-shift / kt), 6000, 5.0, rng,
+                                     0.5)[:2], temperature=t))
+    runs.append(diffusion_run(*_walk("Cu(100)", 0.0, 100, 5.0, rng, -0.5)[:2],
+                              temperature=t))  # no hop at -0.5: only a bound, left out
+    (got,) = field_shifts(runs)
+    assert (got.temperature, got.field, got.reference_field) == (t, 0.5, 0.0)
+    assert got.reference_hops == runs[0].hops + runs[1].hops and got.hops == runs[2].hops
+    assert got.shift_error == pytest.approx(kt * np.sqrt(1 / got.hops + 1 / got.reference_hops))
+    assert got.shift == pytest.approx(shift, abs=3 * got.shift_error)
+    assert got.shift_error < 0.015  # the test can tell 0.05 eV from nothing
+    # the same runs from the other side: the shift changes sign
+    (back,) = field_shifts(runs, reference_field=0.5)
+    assert back.field == 0.0 and back.shift == pytest.approx(-got.shift)
+
+
 def test_cli_diffusion_reads_runs_and_writes_the_fit(tmp_path, capsys):
     import ase.io
 
@@ -98,8 +120,44 @@ def test_cli_diffusion_reads_runs_and_writes_the_fit(tmp_path, capsys):
     assert [r["temperature"] for r in data["runs"]] == [700.0, 900.0]
     assert len(data["arrhenius"]) == 1 and data["arrhenius"][0]["e_a"] > 0
     assert (tmp_path / "d.png").stat().st_size > 1000
+    assert data["field_shifts"] == []  # one field: nothing to shift
     capsys.readouterr()
     single = tmp_path / "t700" / "trajectory.xyz"
     (tmp_path / "t700" / "summary.json").unlink()
     assert cli_main(["analyze", "diffusion", str(single), "--json", str(out)]) != 0
     assert "--temperature" in capsys.readouterr().err
+
+
+def test_cli_diffusion_field_shifts_next_to_the_neb(tmp_path, capsys):
+    import ase.io
+
+    from fieldforce.cli.main import main as cli_main
+
+    rng = np.random.default_rng(7)
+    t = 500.0
+    paths = []
+    for field, rate in ((0.0, 4.0), (1.0, 1.0)):
+        frames, times, _, _ = _walk("Cu(100)", rate, 3000, 5.0, rng, field)
+        for f, time in zip(frames, times, strict=True):
+            f.info["time_fs"] = time
+        path = tmp_path / f"F{field:g}.xyz"
+        ase.io.write(path, frames, format="extxyz")
+        paths.append(str(path))
+    barrier = tmp_path / "barrier.json"
+    barrier.write_text(json.dumps({"fields": [0.0, 1.0, -1.0], "barriers": [0.5, 0.56, None]}))
+    out, plot = tmp_path / "d.json", tmp_path / "d.png"
+    assert cli_main(["analyze", "diffusion", *paths, "--temperature", "500", "--barrier",
+                     str(barrier), "--json", str(out), "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    assert "no Arrhenius fit" in printed and "NEB     60.0" in printed
+    data = json.loads(out.read_text())
+    (shift,) = data["field_shifts"]
+    expected = -KB_EV * t * np.log(data["runs"][1]["d_hops"] / data["runs"][0]["d_hops"])
+    assert shift["field"] == 1.0 and shift["shift"] == pytest.approx(expected)
+    assert data["neb"]["fields"] == [0.0, 1.0]  # the unconverged -1 left out
+    assert not plot.exists() and (tmp_path / "d_shifts.png").stat().st_size > 1000
+    barrier.write_text(json.dumps({"fields": [0.0]}))
+    assert cli_main(["analyze", "diffusion", *paths, "--temperature", "500", "--barrier",
+                     str(barrier)]) == 2
+    assert f"{barrier}: expected the JSON of `fieldforce analyze barrier`" in \
+        capsys.readouterr().err

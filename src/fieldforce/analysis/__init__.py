@@ -11,7 +11,9 @@ Modules:
 - :mod:`fieldforce.analysis.barriers` — field-dependent migration barriers: the fit of
   E_m(F) = E_m0 - dmu F - 1/2 dalpha F² (:func:`fit_barriers`) and its plot.
 - :mod:`fieldforce.analysis.diffusion` — adatom hops, tracer diffusion coefficient
-  (hops and MSD) and Arrhenius fits per field (:func:`diffusion_run`, :func:`arrhenius`).
+  (hops and MSD), Arrhenius fits per field and the field's shift of the activation
+  energy at one temperature (:func:`diffusion_run`, :func:`arrhenius`,
+  :func:`field_shifts`).
 - :mod:`fieldforce.analysis.trajectory` — time series (times, field, dipole,
   polarization, velocities, Born charges) from ``fieldforce md`` trajectories, with
   errors naming the file, frame and key.
@@ -20,7 +22,14 @@ Modules:
 from __future__ import annotations
 
 from fieldforce.analysis.barriers import BarrierFit, fit_barriers, plot_barriers
-from fieldforce.analysis.diffusion import ArrheniusFit, DiffusionRun, arrhenius, diffusion_run
+from fieldforce.analysis.diffusion import (
+    ArrheniusFit,
+    DiffusionRun,
+    FieldShift,
+    arrhenius,
+    diffusion_run,
+    field_shifts,
+)
 from fieldforce.analysis.hysteresis import HysteresisLoop, hysteresis_loop
 from fieldforce.analysis.spectra import (
     IRSpectrum,
@@ -31,7 +40,8 @@ from fieldforce.analysis.spectra import (
     polarization_current_spectrum,
 )
 
-__all__ = ["ArrheniusFit", "BarrierFit", "DiffusionRun", "HysteresisLoop", "IRSpectrum", "Peak",
-           "arrhenius", "diffusion_run", "dipole_autocorrelation", "fit_barriers",
+__all__ = ["ArrheniusFit", "BarrierFit", "DiffusionRun", "FieldShift", "HysteresisLoop",
+           "IRSpectrum", "Peak", "arrhenius", "diffusion_run", "dipole_autocorrelation",
+           "field_shifts", "fit_barriers",
            "hysteresis_loop", "ir_spectrum", "plot_barriers", "polarization_current",
            "polarization_current_spectrum"]

@@ -16,6 +16,13 @@ across the periodic cell):
 An Arrhenius fit ln D = ln D0 - E_a / (k_B T) over temperatures, per field, gives the
 prefactor and the activation energy that the NEB barrier at that field predicts
 (:mod:`fieldforce.analysis.barriers`).
+
+At one temperature, the field's shift of the activation energy is
+dE_a(F) = -k_B T ln(D(F) / D(F_ref)) (the prefactor taken as field-independent), with the
+counting error k_B T sqrt(1/n_F + 1/n_ref): the quantity to hold against the NEB's
+E_m(F) - E_m(F_ref), and far cheaper to measure than an Arrhenius fit, since a low barrier
+shifted by a field needs many hops at one temperature rather than few at several
+(:func:`field_shifts`; runs at the same temperature and field are pooled).
 """
 
 from __future__ import annotations
@@ -61,6 +68,20 @@ class ArrheniusFit:
     e_a: float
     e_a_error: float
     n: int
+
+
+@dataclass(frozen=True)
+class FieldShift:
+    """dE_a = -k_B T ln(D(F) / D(F_ref)) at one temperature (K): eV, with its counting
+    error, from the pooled hops at F and at the reference field (V/Å)."""
+
+    temperature: float
+    field: float
+    reference_field: float
+    shift: float
+    shift_error: float
+    hops: int
+    reference_hops: int
 
 
 def surface_lattice(atoms, adatom: int, layer_tol: float = 0.5) -> tuple[np.ndarray,
@@ -210,6 +231,86 @@ def arrhenius(runs: list[DiffusionRun], field_tol: float = 1e-3, use: str = "hop
     return fits
 
 
+def _pooled(runs: list[DiffusionRun]) -> tuple[int, float]:
+    """Hops and D from hops (Å²/ps) of runs at the same temperature and field taken as
+    one: D = sum n l² / (4 sum t)."""
+    hops = sum(r.hops for r in runs)
+    moved = sum(r.hops * r.hop_length2 for r in runs)
+    return hops, moved / (4.0 * sum(r.duration_fs for r in runs) / 1000.0)
+
+
+def field_shifts(runs: list[DiffusionRun], reference_field: float = 0.0,
+                 field_tol: float = 1e-3) -> list[FieldShift]:
+    """The field's shift of the activation energy at each temperature that has a run at
+    ``reference_field`` (V/Å), for every other field run there (see the module doc).
+    Fields whose pooled runs, or whose reference, have no hop are left out: the shift is
+    then only a bound."""
+    temperatures = sorted({r.temperature for r in runs})
+    shifts = []
+    for t in temperatures:
+        here = [r for r in runs if abs(r.temperature - t) < 1e-6]
+        fields: list[float] = []
+        for r in here:
+            if not any(abs(f - r.field) <= field_tol for f in fields):
+                fields.append(r.field)
+        ref = [r for r in here if abs(r.field - reference_field) <= field_tol]
+        n_ref, d_ref = _pooled(ref) if ref else (0, 0.0)
+        if not n_ref:
+            continue
+        for field in sorted(fields):
+            if abs(field - reference_field) <= field_tol:
+                continue
+            n, d = _pooled([r for r in here if abs(r.field - field) <= field_tol])
+            if not n:
+                continue
+            kt = KB_EV * t
+            shifts.append(FieldShift(
+                temperature=t, field=field, reference_field=reference_field,
+                shift=float(-kt * np.log(d / d_ref)),
+                shift_error=float(kt * np.sqrt(1.0 / n + 1.0 / n_ref)), hops=n,
+                reference_hops=n_ref))
+    return shifts
+
+
+def plot_field_shifts(path: str | Path, shifts: list[FieldShift],
+                      neb: tuple[list[float], list[float]] | None = None,
+                      title: str = "") -> Path:
+    """dE_a(F) with error bars, one colour per temperature, and (``neb``: fields V/Å,
+    barriers eV) the NEB's E_m(F) - E_m(F_ref) as a line. Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fieldforce.data.atomic import save_figure
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for k, t in enumerate(sorted({s.temperature for s in shifts})):
+        group = [s for s in shifts if s.temperature == t]
+        ref = group[0].reference_field
+        ax.errorbar([ref] + [s.field for s in group], [0.0] + [1000 * s.shift for s in group],
+                    yerr=[0.0] + [1000 * s.shift_error for s in group], fmt="o", capsize=3,
+                    color=f"C{k}", label=f"MD, {t:g} K (hops)")
+    if neb is not None and shifts:
+        fields, barriers = np.asarray(neb[0], float), np.asarray(neb[1], float)
+        ref = shifts[0].reference_field
+        at_ref = np.flatnonzero(np.abs(fields - ref) <= 1e-3)
+        if len(at_ref):
+            order = np.argsort(fields)
+            ax.plot(fields[order], 1000 * (barriers[order] - barriers[at_ref[0]]), "k--",
+                    label="NEB E$_m$(F) − E$_m$(ref)")
+    ax.axhline(0.0, color="0.8", lw=0.8)
+    ax.set_xlabel("field along the normal F (V/Å)")
+    ax.set_ylabel("ΔE$_a$ = −k$_B$T ln(D(F)/D(ref)) (meV)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=150)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[ArrheniusFit],
                    title: str = "") -> Path:
     """ln D vs 1000/T, one colour per field, with the fitted lines. Written atomically."""
@@ -241,13 +342,15 @@ def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[Arrhen
     return Path(path)
 
 
-def to_dict(runs: list[DiffusionRun], fits: list[ArrheniusFit]) -> dict:
-    """JSON-ready runs and fits, with units."""
+def to_dict(runs: list[DiffusionRun], fits: list[ArrheniusFit],
+            shifts: list[FieldShift] = ()) -> dict:
+    """JSON-ready runs, fits and field shifts, with units."""
     return {"runs": [asdict(r) | {"d_hops_error": r.d_hops_error} for r in runs],
             "arrhenius": [asdict(f) for f in fits],
+            "field_shifts": [asdict(s) for s in shifts],
             "units": {"temperature": "K", "field": "V/Å", "duration_fs": "fs",
                       "hop_length2": "Å²", "d_hops": "Å²/ps", "d_msd": "Å²/ps",
-                      "d0": "Å²/ps", "e_a": "eV"}}
+                      "d0": "Å²/ps", "e_a": "eV", "shift": "eV"}}
 
 
 def check_capture(capture: float) -> None:
@@ -256,6 +359,6 @@ def check_capture(capture: float) -> None:
                           f"(below half a hop); got {capture}")
 
 
-__all__ = ["ArrheniusFit", "DiffusionRun", "KB_EV", "arrhenius", "count_hops",
-           "diffusion_run", "msd_diffusion", "plot_arrhenius", "surface_lattice", "to_dict",
-           "unwrap_lateral"]
+__all__ = ["ArrheniusFit", "DiffusionRun", "FieldShift", "KB_EV", "arrhenius", "count_hops",
+           "diffusion_run", "field_shifts", "msd_diffusion", "plot_arrhenius",
+           "plot_field_shifts", "surface_lattice", "to_dict", "unwrap_lateral"]

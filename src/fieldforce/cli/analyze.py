@@ -96,9 +96,12 @@ def register(subparsers) -> None:
                     "trajectories of a slab (Langevin at several temperatures and fields): "
                     "hops between sites of the top layer's lattice, D = n l^2 / (4 t) and D "
                     "from the mean squared displacement, and per field an Arrhenius fit "
-                    "D = D0 exp(-E_a / k_B T). Each run's temperature is read from the "
-                    "summary.json beside its trajectory (or --temperature), its field from "
-                    "the frames' efield along the surface normal.")
+                    "D = D0 exp(-E_a / k_B T); per temperature, the field's shift of the "
+                    "activation energy -k_B T ln(D(F) / D(F_ref)) (runs at the same "
+                    "temperature and field pooled), next to the NEB's E_m(F) - E_m(F_ref) "
+                    "with --barrier. Each run's temperature is read from the summary.json "
+                    "beside its trajectory (or --temperature), its field from the frames' "
+                    "efield along the surface normal.")
     q.add_argument("trajectories", type=Path, nargs="+", metavar="TRAJ.xyz")
     q.add_argument("--temperature", type=float, nargs="+", default=None, metavar="K",
                    help="temperature of each trajectory (one value: all), K")
@@ -107,8 +110,16 @@ def register(subparsers) -> None:
                    help="capture radius of a site, in lattice spacings (< 0.5)")
     q.add_argument("--skip-fs", type=float, default=0.0,
                    help="drop the frames before this time (equilibration), fs")
-    q.add_argument("--plot", type=Path, default=None, help="write the Arrhenius plot as PNG")
-    q.add_argument("--json", type=Path, default=None, help="write runs and fits as JSON")
+    q.add_argument("--reference-field", type=float, default=0.0, metavar="V/Å",
+                   help="the field the activation-energy shifts are taken from (default 0)")
+    q.add_argument("--barrier", type=Path, default=None, metavar="BARRIER.json",
+                   help="the JSON of `fieldforce analyze barrier` for the same hop: its "
+                        "E_m(F) shifts are printed and plotted next to the MD's")
+    q.add_argument("--plot", type=Path, default=None,
+                   help="write the Arrhenius plot as PNG (the field shifts beside it as "
+                        "PLOT_shifts.png)")
+    q.add_argument("--json", type=Path, default=None,
+                   help="write runs, fits and field shifts as JSON")
     q.set_defaults(func=diffusion)
 
 
@@ -382,15 +393,21 @@ def diffusion(args) -> int:
         arrhenius,
         check_capture,
         diffusion_run,
+        field_shifts,
         plot_arrhenius,
+        plot_field_shifts,
         to_dict,
     )
     from fieldforce.analysis.trajectory import first_frame_at, frame_times, read_trajectory
     from fieldforce.data.atomic import refuse_overwriting, write_json
 
-    refuse_overwriting({"--plot": args.plot, "--json": args.json},
+    shift_plot = (None if args.plot is None
+                  else args.plot.with_name(args.plot.stem + "_shifts" + args.plot.suffix))
+    refuse_overwriting({"--plot": args.plot, "--plot (shifts)": shift_plot,
+                        "--json": args.json},
                        {f"trajectory {i}": p for i, p in enumerate(args.trajectories)})
     check_capture(args.capture)
+    neb = None if args.barrier is None else _neb_barriers(args.barrier)
     temps = args.temperature
     if temps is not None and len(temps) not in (1, len(args.trajectories)):
         raise ConfigError(f"--temperature takes one value or one per trajectory "
@@ -420,7 +437,55 @@ def diffusion(args) -> int:
     if args.plot and fits:
         plot_arrhenius(args.plot, runs, fits, title="adatom diffusion")
         print(f"analyze diffusion: wrote {args.plot}")
+    shifts = field_shifts(runs, args.reference_field)
+    if shifts:
+        ref = args.reference_field
+        print(f"\nshift of the activation energy from F = {ref:+g} V/Å, "
+              "-k_B T ln(D(F)/D(ref)), meV" + (", and the NEB's E_m(F) - E_m(ref)"
+                                               if neb else ""))
+        for sh in shifts:
+            line = (f"{sh.temperature:7.1f} K {sh.field:+8.3f} V/Å {1000 * sh.shift:8.1f} ± "
+                    f"{1000 * sh.shift_error:5.1f} ({sh.hops} / {sh.reference_hops} hops)")
+            e_m = _neb_shift(neb, sh.field, ref)
+            print(line + ("" if e_m is None else f"   NEB {1000 * e_m:8.1f}"))
+        if shift_plot:
+            plot_field_shifts(shift_plot, shifts, neb, title="adatom diffusion: field shift")
+            print(f"analyze diffusion: wrote {shift_plot}")
+    else:
+        print(f"analyze diffusion: no temperature has hops at F = {args.reference_field:+g} "
+              "V/Å and another field: no field shifts")
     if args.json:
-        write_json(to_dict(runs, fits), args.json)
+        result = to_dict(runs, fits, shifts)
+        if neb is not None:
+            result["neb"] = {"fields": neb[0], "barriers": neb[1], "source": str(args.barrier)}
+        write_json(result, args.json)
         print(f"analyze diffusion: wrote {args.json}")
     return 0
+
+
+def _neb_barriers(path: Path) -> tuple[list[float], list[float]]:
+    """(fields V/Å, barriers eV) of an `analyze barrier` JSON; unconverged fields (null)
+    are left out."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+        pairs = [(float(f), float(b)) for f, b in zip(data["fields"], data["barriers"],
+                                                       strict=True) if b is not None]
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not JSON ({exc.msg}, line {exc.lineno})", path=str(path)) from None
+    except (KeyError, TypeError, ValueError):
+        raise DataError("expected the JSON of `fieldforce analyze barrier` (keys 'fields' "
+                        "and 'barriers', lists of equal length)", path=str(path)) from None
+    return [f for f, _ in pairs], [b for _, b in pairs]
+
+
+def _neb_shift(neb, field: float, reference: float) -> float | None:
+    """E_m(field) - E_m(reference) from ``_neb_barriers``' lists, None where either is not
+    there."""
+    if neb is None:
+        return None
+    at = {round(f, 6): b for f, b in zip(*neb, strict=True)}
+    if round(field, 6) not in at or round(reference, 6) not in at:
+        return None
+    return at[round(field, 6)] - at[round(reference, 6)]
