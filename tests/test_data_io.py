@@ -136,6 +136,24 @@ def test_periodic_minimum_image_distance(tmp_path):
         read_frames(tmp_path / "p.xyz")
 
 
+def test_a_sliver_of_a_cell_is_refused_without_a_search():
+    # 20 atoms in a 1 Å³ skewed cell must overlap (sphere packing); ASE's search over its
+    # images took minutes, the bound takes none
+    import time
+
+    from fieldforce.data.validation import check_geometry
+
+    cell = np.array([[10.0, 0, 0], [9.99, 0.01, 0], [0, 0, 10.0]])
+    positions = np.random.default_rng(0).uniform(0, 1, (20, 3)) @ cell
+    frame = Frame(Atoms("H20", positions=positions, cell=cell, pbc=True), {}, source="s.xyz",
+                  index=0)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"s.xyz, frame 0, key 'Lattice': the cell's volume, "
+                                        r"1 Å³, cannot hold 20 atoms 0.5 Å apart"):
+        check_geometry(frame)
+    assert time.perf_counter() - start < 1.0
+
+
 def _frames(n):
     out = []
     for i in range(n):

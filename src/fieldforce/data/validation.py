@@ -87,14 +87,23 @@ def check_geometry(frame: Frame, *, min_distance: float = MIN_DISTANCE) -> None:
         raise DataError("non-finite atomic position", path=path, frame=index, key="pos")
     if atoms.pbc.any():
         cell = atoms.cell.array
-        if abs(np.linalg.det(cell)) < 1e-6:
+        volume = abs(np.linalg.det(cell))
+        if volume < 1e-6:
             raise DataError("periodic structure with a zero-volume cell",
+                            path=path, frame=index, key="Lattice")
+        # spheres of diameter min_distance cannot fill more than 74 % of space (Kepler):
+        # a smaller cell must hold an overlap, and the search below would crawl through
+        # the thousands of images a sliver of a cell has within the cutoff
+        needed = len(atoms) * np.pi * min_distance**3 / (6 * 0.7405) if atoms.pbc.all() \
+            else 0.0
+        if volume < needed:
+            raise DataError(f"the cell's volume, {volume:.3g} Å³, cannot hold {len(atoms)} "
+                            f"atoms {min_distance} Å apart (at least {needed:.3g} Å³)",
                             path=path, frame=index, key="Lattice")
     if len(atoms) < 2:
         return
-    # ASE's neighbour list, not fieldforce.neighbors (vesin): this check sees damaged
-    # input, and vesin hangs on very thin skewed periodic cells (its far-atom crash is
-    # guarded in fieldforce.neighbors, this one is not)
+    # ASE's neighbour list, not fieldforce.neighbors (vesin), which would bring torch into
+    # reading a file (start-up time, issue 11)
     from ase.neighborlist import neighbor_list
 
     i, j, d = neighbor_list("ijd", atoms, min_distance)
