@@ -9,30 +9,46 @@ import pytest
 from fieldforce.analysis.diffusion import (
     KB_EV,
     arrhenius,
+    count_hops,
     diffusion_run,
     field_shifts,
+    hollow_sites,
+    mean_structure,
     surface_lattice,
+    unwrap_lateral,
 )
 from fieldforce.datasets import metal_slabs as slabs
+from fieldforce.errors import ConfigError
 
 
 def _walk(system, rate_per_ps, n_frames, dt_fs, rng, field=0.0):
-    """Frames of an adatom hopping between equivalent sites at ``rate_per_ps`` (each of
-    the lattice's nearest-neighbour directions equally likely; a hop takes four frames),
-    with 0.08 Å jitter, its positions wrapped into the cell like an MD trajectory's; and
-    the true hop count."""
-    path = slabs.hop_path(system) if system != "W(110)" else None
+    """Frames of an adatom hopping between the hollows at ``rate_per_ps`` (each
+    direction out of a site equally likely: +-a1, +-a2 on (100); on (111) from an fcc
+    hollow to one of its three hcp neighbours and back, the path from fcc to hcp rotated
+    by 0 and +-120 degrees; a hop takes four frames), with 0.08 Å jitter, its positions
+    wrapped into the cell like an MD trajectory's; the true hop count and hop length²."""
+    path = slabs.hop_path(system)
     base = path[0]
     normal, lattice = surface_lattice(base, -1)
-    directions = np.array([lattice[0], -lattice[0], lattice[1], -lattice[1]])
+    if system == "Cu(111)":
+        first = path[-1].positions[-1] - base.positions[-1]
+        first -= (first @ normal) * normal
+        turn = [np.cos(2 * np.pi / 3), np.sin(2 * np.pi / 3)]
+        e2 = np.cross(normal, first)
+        out = [first, turn[0] * first + turn[1] * e2, turn[0] * first - turn[1] * e2]
+        directions = [np.array(out), -np.array(out)]  # from fcc, from hcp
+    else:
+        four = np.array([lattice[0], -lattice[0], lattice[1], -lattice[1]])
+        directions = [four, four]
     position = base.positions[-1].copy()
-    frames, hops, transit = [], 0, []
+    frames, hops, transit, kind = [], 0, [], 0
     p = rate_per_ps * dt_fs / 1000
     for k in range(n_frames):
         if not transit and k and rng.random() < p:
-            step = directions[rng.integers(4)]
+            step = directions[kind][rng.integers(len(directions[kind]))]
             transit = [position + step * s for s in (0.25, 0.5, 0.75, 1.0)]
             hops += 1
+            kind = 1 - kind if system == "Cu(111)" else 0
         if transit:
             position = transit.pop(0)
         atoms = base.copy()
@@ -40,7 +56,8 @@ def _walk(system, rate_per_ps, n_frames, dt_fs, rng, field=0.0):
         atoms.wrap()
         atoms.info["efield"] = np.array([0, 0, field])
         frames.append(atoms)
-    return frames, np.arange(n_frames) * dt_fs, hops, float(lattice[0] @ lattice[0])
+    step2 = float(directions[0][0] @ directions[0][0])
+    return frames, np.arange(n_frames) * dt_fs, hops, step2
 
 
 @pytest.mark.parametrize("system", ["Cu(100)", "Cu(111)"])
@@ -50,12 +67,91 @@ def test_hops_and_diffusion_of_a_known_random_walk(system):
     frames, times, hops, a2 = _walk(system, rate, 12000, 5.0, rng)
     run = diffusion_run(frames, times, temperature=600)
     assert run.hops == hops and hops > 80
-    assert run.hop_length2 == pytest.approx(a2, rel=1e-6)
+    # (111): the sites are the ideal layer's hollows, the walk's hcp the relaxed one's
+    assert run.hop_length2 == pytest.approx(a2, rel=1e-6 if system == "Cu(100)" else 0.02)
     expected = rate * a2 / 4  # Å²/ps
-    assert run.d_hops == pytest.approx(hops * a2 / 4 / (times[-1] / 1000), rel=1e-9)
+    assert run.d_hops == pytest.approx(hops * run.hop_length2 / 4 / (times[-1] / 1000),
+                                       rel=1e-9)
     assert run.d_hops == pytest.approx(expected, rel=3 / np.sqrt(hops))
     # one walk of ~120 hops: the MSD slope scatters by ~20 % (12 walks measured)
     assert run.d_msd == pytest.approx(expected, rel=0.6)
+
+
+@pytest.mark.parametrize("system, n_sites, to_bridge",
+                         [("Cu(100)", 1, 0.5), ("Cu(111)", 2, 0.5 / np.sqrt(3))])
+def test_hollow_sites_and_their_bridges(system, n_sites, to_bridge):
+    path = slabs.hop_path(system)
+    start = path[0]
+    normal, lattice = surface_lattice(start, -1)
+    spacing = np.linalg.norm(lattice[0])
+    sites, distance = hollow_sites(start, -1, normal, lattice)
+    assert len(sites) == n_sites
+    assert distance / spacing == pytest.approx(to_bridge, abs=0.01)
+    shifts = np.array([[i, j] for i in range(-3, 4) for j in range(-3, 4)]) @ lattice
+
+    def nearest_site(position):
+        lateral = position - (position @ normal) * normal
+        return min(np.linalg.norm(q + shifts - lateral, axis=1).min() for q in sites)
+
+    # the relaxed ends of the hop (fcc, then hcp on (111)) sit on sites (the final one of
+    # the start's layer: its own relaxation moved the layer around it by a few 0.01 Å)
+    assert nearest_site(start.positions[-1]) < 0.03
+    assert nearest_site(path[-1].positions[-1]) < 0.06
+    # thermal frames of the layer average to the same sites and lattice
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(100):
+        atoms = start.copy()
+        atoms.positions[:-1] += rng.normal(0, 0.1, (len(atoms) - 1, 3))
+        atoms.wrap()
+        frames.append(atoms)
+    ideal = mean_structure(frames)
+    averaged = surface_lattice(ideal, -1)[1]  # the same lattice (maybe another basis)
+    assert np.linalg.norm(averaged, axis=1) == pytest.approx(spacing, abs=0.02)
+    assert np.linalg.norm(np.cross(*averaged)) == pytest.approx(
+        np.linalg.norm(np.cross(*lattice)), rel=0.01)
+    jittered, _ = hollow_sites(ideal, -1, normal, lattice)
+    assert len(jittered) == n_sites
+    assert max(nearest_site(q) for q in jittered) < 0.06
+
+
+def test_hcp_excursions_to_the_bridge_are_not_hops_on_111():
+    """fcc A -> hcp H, then vibrations from H towards the bridges to A and to B, then on
+    to B: two hops of a / sqrt(3). The old counting (fcc sites only, a radius of 0.35
+    spacings, which reaches the bridges 0.29 spacings from a site) counted every
+    excursion."""
+    path = slabs.hop_path("Cu(111)")
+    base, hcp = path[0], path[-1].positions[-1]
+    normal, lattice = surface_lattice(base, -1)
+    fcc_a = base.positions[-1]
+    sites = [fcc_a + i * lattice[0] + j * lattice[1] for i in (-1, 0, 1) for j in (-1, 0, 1)]
+    fcc_b = next(p for p in sites if np.linalg.norm(p - fcc_a) > 1
+                 and abs(np.linalg.norm(p - hcp) - np.linalg.norm(fcc_a - hcp)) < 0.05)
+    rng = np.random.default_rng(0)
+    stops = [fcc_a, hcp]
+    for _ in range(5):
+        stops += [0.5 * (hcp + fcc_b), hcp, 0.5 * (hcp + fcc_a), hcp]
+    stops += [fcc_b]
+    positions = []
+    for p, q in zip(stops[:-1], stops[1:], strict=True):
+        positions += [p + (q - p) * t for t in np.linspace(0, 1, 6)[:-1]] + [q] * 4
+    frames = []
+    for p in positions:
+        atoms = base.copy()
+        atoms.positions[-1] = p + rng.normal(0, 0.03, 3)
+        atoms.wrap()
+        frames.append(atoms)
+    times = np.arange(len(frames)) * 50.0
+    run = diffusion_run(frames, times, temperature=150)
+    spacing = np.linalg.norm(lattice[0])
+    assert run.hops == 2 and run.hop_length2 == pytest.approx(spacing**2 / 3, rel=0.02)
+    with pytest.raises(ConfigError, match=r"reaches the bridge 0.7\d Å from the site"):
+        diffusion_run(frames, times, temperature=150, capture=0.35)
+    assert diffusion_run(frames, times, temperature=150, capture=0.25).hops == 2
+    # what the old counting gave: each excursion from hcp to a bridge a hop
+    walk = unwrap_lateral(np.array([f.positions[-1] for f in frames]), base.cell.array,
+                          base.pbc)
+    assert count_hops(walk, lattice, 0.35 * spacing, fcc_a[None])[0] >= 10
 
 
 def test_arrhenius_recovers_the_activation_energy():

@@ -3,10 +3,18 @@
 From the adatom's lateral path (its position projected on the surface plane, unwrapped
 across the periodic cell):
 
-* **hops**: the adsorption sites form the Bravais lattice of the top layer through the
-  adatom's starting site; a hop is counted when the adatom comes within
-  ``capture`` x (the shortest lattice vector) of a site other than its last one
-  (a capture radius below half a hop makes a recrossing of the saddle count once);
+* **hops**: the adsorption sites are the hollows of the top layer (the points farthest
+  from its atoms: one per cell on a square (100) layer, the fcc and the hcp hollow on a
+  hexagonal (111) one) and their lattice translations; a hop is counted when the adatom
+  comes within the capture radius of a site other than its last one. The radius must
+  stay short of the bridge between two top-layer atoms, where the hop's saddle is: 0.7 of
+  the site-to-bridge distance by default, which is 0.35 lattice spacings on (100) but
+  0.20 on (111), where the bridge lies 0.29 spacings from a hollow (until 2026-12-06 the
+  sites were the fcc hollows alone and the radius 0.35 spacings, which on (111) counted
+  excursions from an hcp hollow towards a bridge as hops). Recrossings of a saddle count
+  once. Each hop's mean displacement is zero given the site it leaves (the three
+  directions out of a (111) hollow sum to zero), so successive hops are uncorrelated
+  and the relation below holds on the two-site (111) lattice too;
 * **D from hops**: D = n l² / (4 t) for n hops of mean squared length l² in time t
   (uncorrelated hops in two dimensions), relative uncertainty 1/sqrt(n);
 * **D from the mean squared displacement**: the slope of MSD(tau) / 4 (with an intercept
@@ -37,6 +45,8 @@ from fieldforce.errors import ConfigError, DataError
 
 #: Boltzmann constant, eV/K
 KB_EV = 8.617333262e-5
+#: default capture radius, as a fraction of the distance from a site to the nearest bridge
+CAPTURE_OF_BRIDGE = 0.7
 
 
 @dataclass(frozen=True)
@@ -130,31 +140,106 @@ def unwrap_lateral(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> 
     return np.concatenate([positions[:1], positions[:1] + np.cumsum(steps, axis=0)])
 
 
-def count_hops(path: np.ndarray, lattice: np.ndarray, capture: float = 0.35
-               ) -> tuple[int, float]:
-    """(hops, mean squared hop length Å²) of a continuous lateral path [T, 3] on the site
-    lattice through ``path[0]`` spanned by ``lattice`` [2, 3]."""
-    origin = path[0]
+def mean_structure(frames, n_frames: int = 400):
+    """The first frame with each atom at its mean position over the first ``n_frames``
+    frames, taken along its continuous path (no jumps across the cell): the slab's ideal
+    layers, which one thermal frame is not (its shortest interatomic vectors are a few %
+    short of the lattice's)."""
+    first = frames[0]
+    mean = first.copy()
+    mean.positions = np.array([
+        unwrap_lateral(np.array([f.positions[i] for f in frames[:n_frames]]),
+                       first.cell.array, first.pbc).mean(axis=0) for i in range(len(first))])
+    return mean
+
+
+def hollow_sites(atoms, adatom: int, normal: np.ndarray, lattice: np.ndarray,
+                 layer_tol: float = 0.5) -> tuple[np.ndarray, float]:
+    """(the hollow sites of one cell of the top layer [S, 3] Å, the distance from a site to
+    the nearest bridge Å).
+
+    ``atoms``: the slab, ideally a :func:`mean_structure` of the trajectory. Hollows
+    are the points of the
+    surface plane farthest from the top-layer atoms: the maxima, within 7 % of the largest,
+    of the distance to the nearest atom on a 0.03 Å grid over one cell (refined to
+    0.003 Å), one per cluster
+    (one per cell on a square (100) layer; the fcc and the hcp hollow on a hexagonal
+    (111) one). A bridge is the midpoint of two neighbouring top-layer atoms (closer than
+    1.2 nearest-neighbour distances), where a hop's saddle lies. Sites carry height 0
+    along ``normal``; only their lateral positions matter."""
+    a, b = atoms.cell.array[atoms.pbc]
+    others = np.delete(np.arange(len(atoms)), adatom % len(atoms))
+    heights = atoms.positions[others] @ normal
+    layer = atoms.positions[others[heights > heights.max() - layer_tol]]
+    layer = layer - np.outer(layer @ normal, normal)
+    images = np.array([[i, j] for i in (-2, -1, 0, 1, 2) for j in (-2, -1, 0, 1, 2)])
+    plane = (layer[None] + (images @ np.array([a, b]))[:, None]).reshape(-1, 3)
+    plane = plane - np.outer(plane @ normal, normal)
+    origin = layer[0]
+    plane = plane[np.linalg.norm(plane - origin, axis=1) < 3 * np.linalg.norm(lattice).max()
+                  + 6.0]
+    # a grid over one cell of the top layer's lattice, from one of its atoms
+    steps = [max(2, int(np.ceil(np.linalg.norm(v) / 0.03))) for v in lattice]
+    u, v = np.meshgrid(np.arange(steps[0]) / steps[0], np.arange(steps[1]) / steps[1],
+                       indexing="ij")
+    points = origin + u.reshape(-1, 1) * lattice[0] + v.reshape(-1, 1) * lattice[1]
+    clearance = np.linalg.norm(points[:, None] - plane[None], axis=2).min(axis=1)
+    spacing = float(np.linalg.norm(lattice, axis=1).min())
+    shifts = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)]) @ lattice
+    sites: list[np.ndarray] = []
+    for k in np.argsort(-clearance):
+        if clearance[k] < 0.93 * clearance.max():
+            break
+        if all(np.linalg.norm(points[k] + shifts - q, axis=1).min() > 0.3 * spacing
+               for q in sites):
+            # refine on a 0.003 Å grid around the coarse maximum
+            fine = np.arange(-0.03, 0.0301, 0.003)
+            local = (points[k] + fine[:, None, None] * lattice[0] / np.linalg.norm(lattice[0])
+                     + fine[None, :, None] * np.cross(normal, lattice[0])
+                     / np.linalg.norm(lattice[0])).reshape(-1, 3)
+            reach = np.linalg.norm(local[:, None] - plane[None], axis=2).min(axis=1)
+            sites.append(local[int(np.argmax(reach))])
+    gaps = np.linalg.norm(plane[:, None] - plane[None], axis=2)
+    nearest = float(gaps[gaps > 0.5].min())
+    i, j = np.nonzero((gaps > 0.5) & (gaps < 1.2 * nearest))
+    bridges = 0.5 * (plane[i] + plane[j])
+    to_bridge = min(float(np.linalg.norm(bridges - q, axis=1).min()) for q in sites)
+    return np.array(sites), to_bridge
+
+
+def count_hops(path: np.ndarray, lattice: np.ndarray, radius: float,
+               sites: np.ndarray | None = None) -> tuple[int, float]:
+    """(hops, mean squared hop length Å²) of a continuous lateral path [T, 3] between the
+    sites ``sites`` [S, 3] (one cell's; default the lattice through ``path[0]``) and
+    their translations by ``lattice`` [2, 3], a site capturing the adatom within
+    ``radius`` Å."""
+    sites = path[:1] if sites is None else np.asarray(sites, float)
+    normal = _unit_normal(lattice)
     inverse = np.linalg.pinv(lattice.T)
-    frac = (path - origin) @ inverse.T  # [T, 2]
-    # the nearest site: rounding in an oblique basis can miss it, so check the neighbours
     moves = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)])
-    candidates = np.round(frac)[:, None, :] + moves[None]  # [T, 9, 2]
-    lateral = (path - origin) - np.outer((path - origin) @ _unit_normal(lattice),
-                                         _unit_normal(lattice))
-    distance = np.linalg.norm(lateral[:, None, :] - candidates @ lattice, axis=2)
-    pick = np.argmin(distance, axis=1)
-    nearest = candidates[np.arange(len(path)), pick]
-    offset_norm = distance[np.arange(len(path)), pick]
-    radius = capture * np.linalg.norm(lattice, axis=1).min()
-    site = nearest[0]
+    best_distance = np.full(len(path), np.inf)
+    best_site = np.zeros((len(path), 3))
+    for q in sites:
+        offset = path - q
+        offset = offset - np.outer(offset @ normal, normal)
+        frac = offset @ inverse.T  # [T, 2]
+        # the nearest translation: rounding in an oblique basis can miss it
+        candidates = np.round(frac)[:, None, :] + moves[None]  # [T, 9, 2]
+        distance = np.linalg.norm(offset[:, None, :] - candidates @ lattice, axis=2)
+        pick = np.argmin(distance, axis=1)
+        d = distance[np.arange(len(path)), pick]
+        better = d < best_distance
+        best_distance[better] = d[better]
+        best_site[better] = q + candidates[np.arange(len(path)), pick][better] @ lattice
+    best_site = best_site - np.outer(best_site @ normal, normal)
+    site = best_site[0]
     hops, length2 = 0, 0.0
     for t in range(1, len(path)):
-        if offset_norm[t] < radius and not np.array_equal(nearest[t], site):
-            jump = (nearest[t] - site) @ lattice
+        if best_distance[t] < radius and np.linalg.norm(best_site[t] - site) > 1e-6:
+            jump = best_site[t] - site
             hops += 1
             length2 += float(jump @ jump)
-            site = nearest[t]
+            site = best_site[t]
     return hops, (length2 / hops if hops else 0.0)
 
 
@@ -177,16 +262,27 @@ def msd_diffusion(path: np.ndarray, times_fs: np.ndarray, normal: np.ndarray) ->
 
 
 def diffusion_run(frames, times_fs: np.ndarray, temperature: float, adatom: int = -1,
-                  capture: float = 0.35, source: str = "trajectory") -> DiffusionRun:
+                  capture: float | None = None, source: str = "trajectory") -> DiffusionRun:
     """Hops and D of the adatom in one trajectory (frames: ASE Atoms with the same atoms,
-    times in fs)."""
+    times in fs). ``capture``: the capture radius in lattice spacings; None for 0.7 of
+    the site-to-bridge distance (a radius reaching the bridge is an error)."""
     if len(frames) < 8:
         raise DataError(f"{source}: {len(frames)} frames; diffusion needs at least 8")
     first = frames[0]
-    normal, lattice = surface_lattice(first, adatom)
+    ideal = mean_structure(frames)
+    normal, lattice = surface_lattice(ideal, adatom)
     raw = np.array([f.positions[adatom] for f in frames])
     path = unwrap_lateral(raw, first.cell.array, first.pbc)
-    hops, length2 = count_hops(path, lattice, capture)
+    sites, to_bridge = hollow_sites(ideal, adatom, normal, lattice)
+    spacing = float(np.linalg.norm(lattice, axis=1).min())
+    radius = CAPTURE_OF_BRIDGE * to_bridge if capture is None else capture * spacing
+    if radius >= to_bridge:
+        raise ConfigError(
+            f"{source}: a capture radius of {capture} lattice spacings ({radius:.2f} Å) "
+            f"reaches the bridge {to_bridge:.2f} Å from the site, where the hop's saddle is: "
+            f"vibrations towards it would count as hops; use less than "
+            f"{to_bridge / spacing:.2f} (or the default, {CAPTURE_OF_BRIDGE} of the way)")
+    hops, length2 = count_hops(path, lattice, radius, sites)
     duration = float(times_fs[-1] - times_fs[0])
     if duration <= 0:
         raise DataError(f"{source}: the frames span no time (time_fs {times_fs[0]} to "
@@ -353,12 +449,13 @@ def to_dict(runs: list[DiffusionRun], fits: list[ArrheniusFit],
                       "d0": "Å²/ps", "e_a": "eV", "shift": "eV"}}
 
 
-def check_capture(capture: float) -> None:
-    if not 0 < capture < 0.5:
+def check_capture(capture: float | None) -> None:
+    if capture is not None and not 0 < capture < 0.5:
         raise ConfigError(f"the capture radius must be between 0 and 0.5 lattice spacings "
                           f"(below half a hop); got {capture}")
 
 
 __all__ = ["ArrheniusFit", "DiffusionRun", "FieldShift", "KB_EV", "arrhenius", "count_hops",
-           "diffusion_run", "field_shifts", "msd_diffusion", "plot_arrhenius",
-           "plot_field_shifts", "surface_lattice", "to_dict", "unwrap_lateral"]
+           "diffusion_run", "field_shifts", "hollow_sites", "mean_structure",
+           "msd_diffusion", "plot_arrhenius", "plot_field_shifts", "surface_lattice",
+           "to_dict", "unwrap_lateral"]

@@ -106,8 +106,10 @@ def register(subparsers) -> None:
     q.add_argument("--temperature", type=float, nargs="+", default=None, metavar="K",
                    help="temperature of each trajectory (one value: all), K")
     q.add_argument("--atom", type=int, default=-1, help="index of the adatom (default: last)")
-    q.add_argument("--capture", type=float, default=0.35,
-                   help="capture radius of a site, in lattice spacings (< 0.5)")
+    q.add_argument("--capture", type=float, default=None,
+                   help="capture radius of a site, in lattice spacings, short of the bridge "
+                        "between sites (default: 0.7 of the site-to-bridge distance, 0.35 "
+                        "spacings on (100), 0.20 on (111))")
     q.add_argument("--skip-fs", type=float, default=0.0,
                    help="drop the frames before this time (equilibration), fs")
     q.add_argument("--reference-field", type=float, default=0.0, metavar="V/Å",
