@@ -2,6 +2,7 @@
 D = Gamma a²/4 (hops and MSD), unwrapping across the cell, Arrhenius fits."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -21,12 +22,13 @@ from fieldforce.datasets import metal_slabs as slabs
 from fieldforce.errors import ConfigError
 
 
-def _walk(system, rate_per_ps, n_frames, dt_fs, rng, field=0.0):
+def _walk(system, rate_per_ps, n_frames, dt_fs, rng, field=0.0, rate_from_hcp=None):
     """Frames of an adatom hopping between the hollows at ``rate_per_ps`` (each
     direction out of a site equally likely: +-a1, +-a2 on (100); on (111) from an fcc
     hollow to one of its three hcp neighbours and back, the path from fcc to hcp rotated
     by 0 and +-120 degrees; a hop takes four frames), with 0.08 Å jitter, its positions
-    wrapped into the cell like an MD trajectory's; the true hop count and hop length²."""
+    wrapped into the cell like an MD trajectory's; the true hop count and hop length².
+    ``rate_from_hcp``: another rate out of the (111) hcp hollows."""
     path = slabs.hop_path(system)
     base = path[0]
     normal, lattice = surface_lattice(base, -1)
@@ -42,9 +44,9 @@ def _walk(system, rate_per_ps, n_frames, dt_fs, rng, field=0.0):
         directions = [four, four]
     position = base.positions[-1].copy()
     frames, hops, transit, kind = [], 0, [], 0
-    p = rate_per_ps * dt_fs / 1000
+    rates = [rate_per_ps, rate_per_ps if rate_from_hcp is None else rate_from_hcp]
     for k in range(n_frames):
-        if not transit and k and rng.random() < p:
+        if not transit and k and rng.random() < rates[kind] * dt_fs / 1000:
             step = directions[kind][rng.integers(len(directions[kind]))]
             transit = [position + step * s for s in (0.25, 0.5, 0.75, 1.0)]
             hops += 1
@@ -145,6 +147,9 @@ def test_hcp_excursions_to_the_bridge_are_not_hops_on_111():
     run = diffusion_run(frames, times, temperature=150)
     spacing = np.linalg.norm(lattice[0])
     assert run.hops == 2 and run.hop_length2 == pytest.approx(spacing**2 / 3, rel=0.02)
+    # one hop out of an fcc hollow (kind 0: no second-layer atom below), one out of hcp
+    assert run.escapes == (1, 1)
+    assert sum(run.residence_fs) == pytest.approx(run.duration_fs)
     with pytest.raises(ConfigError, match=r"reaches the bridge 0.7\d Å from the site"):
         diffusion_run(frames, times, temperature=150, capture=0.35)
     assert diffusion_run(frames, times, temperature=150, capture=0.25).hops == 2
@@ -152,6 +157,22 @@ def test_hcp_excursions_to_the_bridge_are_not_hops_on_111():
     walk = unwrap_lateral(np.array([f.positions[-1] for f in frames]), base.cell.array,
                           base.pbc)
     assert count_hops(walk, lattice, 0.35 * spacing, fcc_a[None])[0] >= 10
+
+
+def test_escape_rates_out_of_fcc_and_hcp_hollows():
+    rng = np.random.default_rng(4)
+    rates, dt = (1.0, 4.0), 5.0  # hops/ps out of fcc (kind 0) and hcp, fs per frame
+    frames, times, hops, _ = _walk("Cu(111)", rates[0], 16000, dt, rng, rate_from_hcp=rates[1])
+    run = diffusion_run(frames, times, temperature=300)
+    assert run.hops == hops and sum(run.escapes) == hops
+    for kind, rate in enumerate(rates):
+        p = rate * dt / 1000
+        # a stay also holds the hop's four transit frames: 1/k = dt (1/p + 4)
+        expected = p / (1 + 4 * p) / dt * 1000
+        measured = run.escapes[kind] / (run.residence_fs[kind] / 1000)
+        assert measured == pytest.approx(expected, rel=3 / np.sqrt(run.escapes[kind]))
+    # the stays at the fast (hcp) sites are the short ones
+    assert run.residence_fs[1] < 0.4 * run.residence_fs[0]
 
 
 def test_arrhenius_recovers_the_activation_energy():
@@ -186,6 +207,9 @@ def test_field_shift_at_one_temperature_recovers_the_barrier_change():
     assert got.shift_error == pytest.approx(kt * np.sqrt(1 / got.hops + 1 / got.reference_hops))
     assert got.shift == pytest.approx(shift, abs=3 * got.shift_error)
     assert got.shift_error < 0.015  # the test can tell 0.05 eV from nothing
+    # one kind of site on (100): the escape rate is the hop rate, its shift the same
+    assert got.escapes == got.hops and got.reference_escapes == got.reference_hops
+    assert got.escape_shift == pytest.approx(shift, abs=3 * got.escape_shift_error)
     # the same runs from the other side: the shift changes sign
     (back,) = field_shifts(runs, reference_field=0.5)
     assert back.field == 0.0 and back.shift == pytest.approx(-got.shift)
@@ -245,7 +269,7 @@ def test_cli_diffusion_field_shifts_next_to_the_neb(tmp_path, capsys):
     assert cli_main(["analyze", "diffusion", *paths, "--temperature", "500", "--barrier",
                      str(barrier), "--json", str(out), "--plot", str(plot)]) == 0
     printed = capsys.readouterr().out
-    assert "no Arrhenius fit" in printed and "NEB     60.0" in printed
+    assert "no Arrhenius fit" in printed and re.search(r"NEB +60\.0", printed)
     data = json.loads(out.read_text())
     (shift,) = data["field_shifts"]
     expected = -KB_EV * t * np.log(data["runs"][1]["d_hops"] / data["runs"][0]["d_hops"])

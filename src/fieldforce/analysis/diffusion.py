@@ -52,7 +52,10 @@ CAPTURE_OF_BRIDGE = 0.7
 @dataclass(frozen=True)
 class DiffusionRun:
     """One trajectory's diffusion: temperature K, field V/Å (along the normal), duration
-    fs, hops and their mean squared length Å², D from hops and from the MSD (Å²/ps)."""
+    fs, hops and their mean squared length Å², D from hops and from the MSD (Å²/ps); and
+    per kind of site (:func:`hollow_sites`' order: kind 0 has no second-layer atom
+    below it, the fcc hollow on (111)) the hops out of it and the time spent there (fs):
+    their ratio is the escape rate whose barrier the NEB from that site computes."""
 
     temperature: float
     field: float
@@ -61,6 +64,8 @@ class DiffusionRun:
     hop_length2: float
     d_hops: float
     d_msd: float
+    escapes: tuple[int, ...] = ()
+    residence_fs: tuple[float, ...] = ()
 
     @property
     def d_hops_error(self) -> float:
@@ -83,7 +88,10 @@ class ArrheniusFit:
 @dataclass(frozen=True)
 class FieldShift:
     """dE_a = -k_B T ln(D(F) / D(F_ref)) at one temperature (K): eV, with its counting
-    error, from the pooled hops at F and at the reference field (V/Å)."""
+    error, from the pooled hops at F and at the reference field (V/Å); and the same from
+    the escape rate out of kind-0 sites (``escape_shift``; None without escapes), the
+    NEB's E_m(F) - E_m(F_ref) for a hop from that site under transition-state theory,
+    which correlated recrossings that inflate D from hops do not bias."""
 
     temperature: float
     field: float
@@ -92,6 +100,10 @@ class FieldShift:
     shift_error: float
     hops: int
     reference_hops: int
+    escape_shift: float | None = None
+    escape_shift_error: float | None = None
+    escapes: int = 0
+    reference_escapes: int = 0
 
 
 def surface_lattice(atoms, adatom: int, layer_tol: float = 0.5) -> tuple[np.ndarray,
@@ -204,22 +216,33 @@ def hollow_sites(atoms, adatom: int, normal: np.ndarray, lattice: np.ndarray,
     i, j = np.nonzero((gaps > 0.5) & (gaps < 1.2 * nearest))
     bridges = 0.5 * (plane[i] + plane[j])
     to_bridge = min(float(np.linalg.norm(bridges - q, axis=1).min()) for q in sites)
+    # kinds in a fixed order: the site farthest (laterally) from a second-layer atom first
+    below = others[heights <= heights.max() - layer_tol]
+    if len(below):
+        under = atoms.positions[below]
+        under = under[under @ normal > (under @ normal).max() - layer_tol]
+        under = (under[None] + (images @ np.array([a, b]))[:, None]).reshape(-1, 3)
+        under = under - np.outer(under @ normal, normal)
+        depth = [-float(np.linalg.norm(under - q, axis=1).min()) for q in sites]
+        sites = [sites[k] for k in np.argsort(depth, kind="stable")]
     return np.array(sites), to_bridge
 
 
-def count_hops(path: np.ndarray, lattice: np.ndarray, radius: float,
-               sites: np.ndarray | None = None) -> tuple[int, float]:
-    """(hops, mean squared hop length Å²) of a continuous lateral path [T, 3] between the
-    sites ``sites`` [S, 3] (one cell's; default the lattice through ``path[0]``) and
-    their translations by ``lattice`` [2, 3], a site capturing the adatom within
-    ``radius`` Å."""
+def hop_events(path: np.ndarray, lattice: np.ndarray, radius: float,
+               sites: np.ndarray | None = None
+               ) -> tuple[int, list[tuple[int, int, int, np.ndarray]]]:
+    """The hops of a continuous lateral path [T, 3] between the sites ``sites`` [S, 3]
+    (one cell's; default the lattice through ``path[0]``) and their translations by
+    ``lattice`` [2, 3], a site capturing the adatom within ``radius`` Å: (the kind of
+    the first site, [(frame of the capture, kind left, kind reached, jump [3] Å), ...])."""
     sites = path[:1] if sites is None else np.asarray(sites, float)
     normal = _unit_normal(lattice)
     inverse = np.linalg.pinv(lattice.T)
     moves = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)])
     best_distance = np.full(len(path), np.inf)
     best_site = np.zeros((len(path), 3))
-    for q in sites:
+    best_kind = np.zeros(len(path), dtype=int)
+    for kind, q in enumerate(sites):
         offset = path - q
         offset = offset - np.outer(offset @ normal, normal)
         frac = offset @ inverse.T  # [T, 2]
@@ -231,16 +254,38 @@ def count_hops(path: np.ndarray, lattice: np.ndarray, radius: float,
         better = d < best_distance
         best_distance[better] = d[better]
         best_site[better] = q + candidates[np.arange(len(path)), pick][better] @ lattice
+        best_kind[better] = kind
     best_site = best_site - np.outer(best_site @ normal, normal)
-    site = best_site[0]
-    hops, length2 = 0, 0.0
+    site, kind = best_site[0], int(best_kind[0])
+    first, events = kind, []
     for t in range(1, len(path)):
         if best_distance[t] < radius and np.linalg.norm(best_site[t] - site) > 1e-6:
-            jump = best_site[t] - site
-            hops += 1
-            length2 += float(jump @ jump)
-            site = best_site[t]
-    return hops, (length2 / hops if hops else 0.0)
+            events.append((t, kind, int(best_kind[t]), best_site[t] - site))
+            site, kind = best_site[t], int(best_kind[t])
+    return first, events
+
+
+def count_hops(path: np.ndarray, lattice: np.ndarray, radius: float,
+               sites: np.ndarray | None = None) -> tuple[int, float]:
+    """(hops, mean squared hop length Å²) of :func:`hop_events`."""
+    _, events = hop_events(path, lattice, radius, sites)
+    length2 = sum(float(jump @ jump) for *_, jump in events)
+    return len(events), (length2 / len(events) if events else 0.0)
+
+
+def escapes_by_kind(first: int, events, times_fs: np.ndarray, n_kinds: int
+                    ) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """(hops out of each kind of site, time spent in each kind fs) of
+    :func:`hop_events`: a stay runs from the capture at a site to the capture at the
+    next (the last stay is cut by the end of the run)."""
+    escapes, residence = [0] * n_kinds, [0.0] * n_kinds
+    kind, since = first, float(times_fs[0])
+    for t, left, reached, _ in events:
+        escapes[left] += 1
+        residence[left] += float(times_fs[t]) - since
+        kind, since = reached, float(times_fs[t])
+    residence[kind] += float(times_fs[-1]) - since
+    return tuple(escapes), tuple(residence)
 
 
 def _unit_normal(lattice: np.ndarray) -> np.ndarray:
@@ -282,7 +327,10 @@ def diffusion_run(frames, times_fs: np.ndarray, temperature: float, adatom: int 
             f"reaches the bridge {to_bridge:.2f} Å from the site, where the hop's saddle is: "
             f"vibrations towards it would count as hops; use less than "
             f"{to_bridge / spacing:.2f} (or the default, {CAPTURE_OF_BRIDGE} of the way)")
-    hops, length2 = count_hops(path, lattice, radius, sites)
+    first_kind, events = hop_events(path, lattice, radius, sites)
+    hops = len(events)
+    length2 = sum(float(jump @ jump) for *_, jump in events) / hops if hops else 0.0
+    escapes, residence = escapes_by_kind(first_kind, events, times_fs, len(sites))
     duration = float(times_fs[-1] - times_fs[0])
     if duration <= 0:
         raise DataError(f"{source}: the frames span no time (time_fs {times_fs[0]} to "
@@ -292,7 +340,8 @@ def diffusion_run(frames, times_fs: np.ndarray, temperature: float, adatom: int 
     d_hops = hops * length2 / (4.0 * duration / 1000.0) if hops else 0.0
     return DiffusionRun(temperature=float(temperature), field=float(np.mean(fields)),
                         duration_fs=duration, hops=hops, hop_length2=length2,
-                        d_hops=d_hops, d_msd=msd_diffusion(path, times_fs, normal))
+                        d_hops=d_hops, d_msd=msd_diffusion(path, times_fs, normal),
+                        escapes=escapes, residence_fs=residence)
 
 
 def arrhenius(runs: list[DiffusionRun], field_tol: float = 1e-3, use: str = "hops"
@@ -335,6 +384,13 @@ def _pooled(runs: list[DiffusionRun]) -> tuple[int, float]:
     return hops, moved / (4.0 * sum(r.duration_fs for r in runs) / 1000.0)
 
 
+def _escape_rate(runs: list[DiffusionRun]) -> tuple[int, float]:
+    """Hops out of kind-0 sites and their rate (1/ps) of runs taken as one."""
+    escapes = sum(r.escapes[0] for r in runs if r.escapes)
+    time = sum(r.residence_fs[0] for r in runs if r.residence_fs)
+    return escapes, (escapes / (time / 1000.0) if time > 0 else 0.0)
+
+
 def field_shifts(runs: list[DiffusionRun], reference_field: float = 0.0,
                  field_tol: float = 1e-3) -> list[FieldShift]:
     """The field's shift of the activation energy at each temperature that has a run at
@@ -356,23 +412,32 @@ def field_shifts(runs: list[DiffusionRun], reference_field: float = 0.0,
         for field in sorted(fields):
             if abs(field - reference_field) <= field_tol:
                 continue
-            n, d = _pooled([r for r in here if abs(r.field - field) <= field_tol])
+            group = [r for r in here if abs(r.field - field) <= field_tol]
+            n, d = _pooled(group)
             if not n:
                 continue
             kt = KB_EV * t
+            m, k = _escape_rate(group)
+            m_ref, k_ref = _escape_rate(ref)
+            has_escapes = bool(m and m_ref)
             shifts.append(FieldShift(
                 temperature=t, field=field, reference_field=reference_field,
                 shift=float(-kt * np.log(d / d_ref)),
                 shift_error=float(kt * np.sqrt(1.0 / n + 1.0 / n_ref)), hops=n,
-                reference_hops=n_ref))
+                reference_hops=n_ref,
+                escape_shift=float(-kt * np.log(k / k_ref)) if has_escapes else None,
+                escape_shift_error=(float(kt * np.sqrt(1.0 / m + 1.0 / m_ref))
+                                    if has_escapes else None),
+                escapes=m, reference_escapes=m_ref))
     return shifts
 
 
 def plot_field_shifts(path: str | Path, shifts: list[FieldShift],
                       neb: tuple[list[float], list[float]] | None = None,
                       title: str = "") -> Path:
-    """dE_a(F) with error bars, one colour per temperature, and (``neb``: fields V/Å,
-    barriers eV) the NEB's E_m(F) - E_m(F_ref) as a line. Written atomically."""
+    """dE_a(F) with error bars, from D (dots) and from the escape rate (squares), one
+    colour per temperature, and (``neb``: fields V/Å, barriers eV) the NEB's
+    E_m(F) - E_m(F_ref) as a line. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -386,7 +451,14 @@ def plot_field_shifts(path: str | Path, shifts: list[FieldShift],
         ref = group[0].reference_field
         ax.errorbar([ref] + [s.field for s in group], [0.0] + [1000 * s.shift for s in group],
                     yerr=[0.0] + [1000 * s.shift_error for s in group], fmt="o", capsize=3,
-                    color=f"C{k}", label=f"MD, {t:g} K (hops)")
+                    color=f"C{k}", label=f"MD, {t:g} K: D from hops")
+        escaped = [s for s in group if s.escape_shift is not None]
+        if escaped:  # beside the D points (x nudged), open squares
+            ax.errorbar([s.field + 0.03 for s in escaped],
+                        [1000 * s.escape_shift for s in escaped],
+                        yerr=[1000 * s.escape_shift_error for s in escaped], fmt="s",
+                        mfc="none", capsize=3, color=f"C{k}",
+                        label=f"MD, {t:g} K: escape rate from the first site kind")
     if neb is not None and shifts:
         fields, barriers = np.asarray(neb[0], float), np.asarray(neb[1], float)
         ref = shifts[0].reference_field
@@ -456,6 +528,6 @@ def check_capture(capture: float | None) -> None:
 
 
 __all__ = ["ArrheniusFit", "DiffusionRun", "FieldShift", "KB_EV", "arrhenius", "count_hops",
-           "diffusion_run", "field_shifts", "hollow_sites", "mean_structure",
-           "msd_diffusion", "plot_arrhenius", "plot_field_shifts", "surface_lattice",
-           "to_dict", "unwrap_lateral"]
+           "diffusion_run", "escapes_by_kind", "field_shifts", "hollow_sites", "hop_events",
+           "mean_structure", "msd_diffusion", "plot_arrhenius", "plot_field_shifts",
+           "surface_lattice", "to_dict", "unwrap_lateral"]

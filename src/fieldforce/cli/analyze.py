@@ -442,14 +442,19 @@ def diffusion(args) -> int:
     shifts = field_shifts(runs, args.reference_field)
     if shifts:
         ref = args.reference_field
-        print(f"\nshift of the activation energy from F = {ref:+g} V/Å, "
-              "-k_B T ln(D(F)/D(ref)), meV" + (", and the NEB's E_m(F) - E_m(ref)"
-                                               if neb else ""))
+        print(f"\nshift of the activation energy from F = {ref:+g} V/Å, meV: from D, "
+              "-k_B T ln(D(F)/D(ref)); from the escape rate k out of the first kind of "
+              "site, -k_B T ln(k(F)/k(ref))" + ("; the NEB's E_m(F) - E_m(ref)" if neb
+                                                 else ""))
         for sh in shifts:
-            line = (f"{sh.temperature:7.1f} K {sh.field:+8.3f} V/Å {1000 * sh.shift:8.1f} ± "
+            line = (f"{sh.temperature:7.1f} K {sh.field:+8.3f} V/Å   D {1000 * sh.shift:7.1f} ± "
                     f"{1000 * sh.shift_error:5.1f} ({sh.hops} / {sh.reference_hops} hops)")
+            if sh.escape_shift is not None:
+                line += (f"   k {1000 * sh.escape_shift:7.1f} ± "
+                         f"{1000 * sh.escape_shift_error:5.1f} ({sh.escapes} / "
+                         f"{sh.reference_escapes} escapes)")
             e_m = _neb_shift(neb, sh.field, ref)
-            print(line + ("" if e_m is None else f"   NEB {1000 * e_m:8.1f}"))
+            print(line + ("" if e_m is None else f"   NEB {1000 * e_m:7.1f}"))
         if shift_plot:
             plot_field_shifts(shift_plot, shifts, neb, title="adatom diffusion: field shift")
             print(f"analyze diffusion: wrote {shift_plot}")
