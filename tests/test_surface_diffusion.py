@@ -189,6 +189,13 @@ def test_arrhenius_recovers_the_activation_energy():
     for fit, expected in zip(fits, (e_a, e_a - 0.05), strict=True):
         assert fit.n == 3
         assert fit.e_a == pytest.approx(expected, abs=max(3 * fit.e_a_error, 0.02))
+    # the escape rate out of the (one kind of) site: the same barrier, d0 an attempt rate
+    escapes = arrhenius(runs, use="escapes")
+    for fit, expected in zip(escapes, (e_a, e_a - 0.05), strict=True):
+        assert fit.n == 3
+        assert fit.e_a == pytest.approx(expected, abs=max(3 * fit.e_a_error, 0.02))
+    with pytest.raises(ConfigError, match="use is 'hops', 'msd' or 'escapes'"):
+        arrhenius(runs, use="rates")
 
 
 def test_field_shift_at_one_temperature_recovers_the_barrier_change():
@@ -239,6 +246,7 @@ def test_cli_diffusion_reads_runs_and_writes_the_fit(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert [r["temperature"] for r in data["runs"]] == [700.0, 900.0]
     assert len(data["arrhenius"]) == 1 and data["arrhenius"][0]["e_a"] > 0
+    assert len(data["arrhenius_escapes"]) == 1 and data["arrhenius_escapes"][0]["e_a"] > 0
     assert (tmp_path / "d.png").stat().st_size > 1000
     assert data["field_shifts"] == []  # one field: nothing to shift
     capsys.readouterr()

@@ -347,22 +347,29 @@ def diffusion_run(frames, times_fs: np.ndarray, temperature: float, adatom: int 
 def arrhenius(runs: list[DiffusionRun], field_tol: float = 1e-3, use: str = "hops"
               ) -> list[ArrheniusFit]:
     """Arrhenius fits per field (runs whose fields agree within ``field_tol`` V/Å), over
-    the runs with at least one hop, weighted by the counting statistics (``use="hops"``)
-    or unweighted on the MSD coefficients (``use="msd"``); fields with fewer than two
-    such temperatures are left out."""
+    the runs with at least one hop, weighted by the counting statistics (``use="hops"``),
+    unweighted on the MSD coefficients (``use="msd"``), or of the escape rate out of
+    kind-0 sites weighted by its counts (``use="escapes"``: ``d0`` is then the attempt
+    frequency, 1/ps, and ``e_a`` the barrier a NEB from that site computes); fields with
+    fewer than two such temperatures are left out."""
+    if use not in ("hops", "msd", "escapes"):
+        raise ConfigError(f"arrhenius: use is 'hops', 'msd' or 'escapes', not {use!r}")
     groups: dict[float, list[DiffusionRun]] = {}
     for run in runs:
         key = next((k for k in groups if abs(k - run.field) <= field_tol), run.field)
         groups.setdefault(key, []).append(run)
     fits = []
     for field, group in sorted(groups.items()):
-        d = np.array([r.d_hops if use == "hops" else r.d_msd for r in group])
+        d = np.array([r.d_hops if use == "hops" else r.d_msd if use == "msd"
+                      else _escape_rate([r])[1] for r in group])
         keep = d > 0
         if len({r.temperature for r, k in zip(group, keep, strict=True) if k}) < 2:
             continue
         t = np.array([r.temperature for r in group])[keep]
-        w = (np.sqrt([r.hops for r in group])[keep] if use == "hops"
-             else np.ones(int(keep.sum())))
+        counts = {"hops": [r.hops for r in group],
+                  "escapes": [r.escapes[0] if r.escapes else 0 for r in group],
+                  "msd": [1] * len(group)}[use]
+        w = np.sqrt(counts)[keep]
         x = -1.0 / (KB_EV * t)
         design = np.stack([np.ones_like(x), x], axis=1) * w[:, None]
         coef, *_ = np.linalg.lstsq(design, np.log(d[keep]) * w, rcond=None)
@@ -511,14 +518,17 @@ def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[Arrhen
 
 
 def to_dict(runs: list[DiffusionRun], fits: list[ArrheniusFit],
-            shifts: list[FieldShift] = ()) -> dict:
-    """JSON-ready runs, fits and field shifts, with units."""
+            shifts: list[FieldShift] = (), escape_fits: list[ArrheniusFit] = ()) -> dict:
+    """JSON-ready runs, fits (of D; of the kind-0 escape rate, whose d0 is in 1/ps) and
+    field shifts, with units."""
     return {"runs": [asdict(r) | {"d_hops_error": r.d_hops_error} for r in runs],
             "arrhenius": [asdict(f) for f in fits],
+            "arrhenius_escapes": [asdict(f) for f in escape_fits],
             "field_shifts": [asdict(s) for s in shifts],
             "units": {"temperature": "K", "field": "V/Å", "duration_fs": "fs",
                       "hop_length2": "Å²", "d_hops": "Å²/ps", "d_msd": "Å²/ps",
-                      "d0": "Å²/ps", "e_a": "eV", "shift": "eV"}}
+                      "d0": "Å²/ps (arrhenius_escapes: 1/ps)", "e_a": "eV",
+                      "shift": "eV", "residence_fs": "fs"}}
 
 
 def check_capture(capture: float | None) -> None:

@@ -426,6 +426,7 @@ def diffusion(args) -> int:
                                       adatom=args.atom, capture=args.capture,
                                       source=str(path)))
     fits = arrhenius(runs)
+    escape_fits = arrhenius(runs, use="escapes")
     print(f"{'T (K)':>7s} {'F (V/Å)':>8s} {'t (ps)':>8s} {'hops':>5s} {'D_hops (Å²/ps)':>16s} "
           f"{'D_msd (Å²/ps)':>14s}")
     for r in runs:
@@ -434,6 +435,10 @@ def diffusion(args) -> int:
     for f in fits:
         print(f"analyze diffusion: F = {f.field:+.3f} V/Å: D0 = {f.d0:.4g} Å²/ps, E_a = "
               f"{f.e_a:.4f} ± {f.e_a_error:.4f} eV ({f.n} temperatures)")
+    for f in escape_fits:
+        print(f"analyze diffusion: F = {f.field:+.3f} V/Å: escapes from the first site kind: "
+              f"nu0 = {f.d0:.4g} /ps, E_a = {f.e_a:.4f} ± {f.e_a_error:.4f} eV "
+              f"({f.n} temperatures)")
     if not fits:
         print("analyze diffusion: no field has hops at two temperatures: no Arrhenius fit")
     if args.plot and fits:
@@ -462,7 +467,7 @@ def diffusion(args) -> int:
         print(f"analyze diffusion: no temperature has hops at F = {args.reference_field:+g} "
               "V/Å and another field: no field shifts")
     if args.json:
-        result = to_dict(runs, fits, shifts)
+        result = to_dict(runs, fits, shifts, escape_fits)
         if neb is not None:
             result["neb"] = {"fields": neb[0], "barriers": neb[1], "source": str(args.barrier)}
         write_json(result, args.json)
