@@ -74,7 +74,7 @@ def plot_barriers(path: str | Path, fields, barriers, fit: BarrierFit | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fieldforce.data.atomic import save_figure
+    from fieldforce.data.atomic import finish_figure
 
     f = np.asarray(fields, dtype=float)
     grid = np.linspace(min(f.min(), 0.0) - 0.05, max(f.max(), 0.0) + 0.05, 200)
@@ -100,13 +100,7 @@ def plot_barriers(path: str | Path, fields, barriers, fit: BarrierFit | None = N
         ax.plot(reference[0], reference[1], "s", color="C3", label="DFT")
     ax.set_xlabel("field along the surface normal F (V/Å)")
     ax.set_ylabel("migration barrier E$_m$ (eV)")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=150)
-    plt.close(fig)
-    return Path(path)
+    return finish_figure(fig, path, ax, title)
 
 
 __all__ = ["BarrierFit", "fit_barriers", "plot_barriers"]

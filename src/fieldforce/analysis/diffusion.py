@@ -450,7 +450,7 @@ def plot_field_shifts(path: str | Path, shifts: list[FieldShift],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fieldforce.data.atomic import save_figure
+    from fieldforce.data.atomic import finish_figure
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for k, t in enumerate(sorted({s.temperature for s in shifts})):
@@ -476,14 +476,8 @@ def plot_field_shifts(path: str | Path, shifts: list[FieldShift],
                     label="NEB E$_m$(F) − E$_m$(ref)")
     ax.axhline(0.0, color="0.8", lw=0.8)
     ax.set_xlabel("field along the normal F (V/Å)")
-    ax.set_ylabel("ΔE$_a$ = −k$_B$T ln(D(F)/D(ref)) (meV)")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=150)
-    plt.close(fig)
-    return Path(path)
+    ax.set_ylabel("ΔE$_a$(F) = −k$_B$T ln(rate(F)/rate(ref)) (meV)")
+    return finish_figure(fig, path, ax, title)
 
 
 def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[ArrheniusFit],
@@ -494,7 +488,7 @@ def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[Arrhen
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fieldforce.data.atomic import save_figure
+    from fieldforce.data.atomic import finish_figure
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for k, fit in enumerate(fits):
@@ -508,13 +502,7 @@ def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[Arrhen
                 label=f"F = {fit.field:+.2f} V/Å: E$_a$ = {fit.e_a:.3f} ± {fit.e_a_error:.3f} eV")
     ax.set_xlabel("1000 / T (1/K)")
     ax.set_ylabel("ln D (D in Å²/ps)")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=150)
-    plt.close(fig)
-    return Path(path)
+    return finish_figure(fig, path, ax, title)
 
 
 def to_dict(runs: list[DiffusionRun], fits: list[ArrheniusFit],

@@ -63,6 +63,21 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     return Path(path)
 
 
+def finish_figure(fig, path: str | Path, ax=None, title: str = "", dpi: int = 150) -> Path:
+    """The last steps of an analysis plot: ``title`` and a small legend on ``ax`` (when
+    given), a tight layout, the PNG written atomically, the figure closed."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        if title:
+            ax.set_title(title)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
 def same_path(a: str | Path, b: str | Path) -> bool:
     """Whether ``a`` and ``b`` name the same file (links and relative paths resolved)."""
     a, b = Path(a), Path(b)
