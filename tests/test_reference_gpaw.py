@@ -143,6 +143,7 @@ def test_reenergize_replaces_only_the_energy_once_the_run_repeats_the_label(tmp_
     from fieldforce.data.frame import Frame
     from fieldforce.data.io import read_frames, write_frames
     from fieldforce.datasets import make_metal as mm
+    from fieldforce.errors import BackendError
     from fieldforce.reference.labelling import label_frames
 
     cheap = {**AL, "field_tol": 0.5}
@@ -164,11 +165,11 @@ def test_reenergize_replaces_only_the_energy_once_the_run_repeats_the_label(tmp_
         np.testing.assert_array_equal(after.labels[key], before.labels[key])
     before.labels["dipole"] = before.labels["dipole"] + 0.01
     write_frames([before], old)
-    with pytest.raises(SystemExit, match=r"frame 0: the new run does not repeat the old "
-                                         r"label's dipole"):
+    with pytest.raises(BackendError, match=r"frame 0: the new run does not repeat the old "
+                                           r"label's dipole"):
         mm.main(["reenergize", str(old), str(tmp_path / "refused.xyz")])
     assert not (tmp_path / "refused.xyz").exists()
-    with pytest.raises(SystemExit, match=r"new.xyz, frame 0: key 'label_fingerprint'"):
+    with pytest.raises(BackendError, match=r"new.xyz, frame 0: key 'label_fingerprint'"):
         mm.main(["reenergize", str(new), str(tmp_path / "twice.xyz")])  # free already
 
 
