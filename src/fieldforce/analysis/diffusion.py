@@ -184,12 +184,10 @@ def hollow_sites(atoms, adatom: int, normal: np.ndarray, lattice: np.ndarray,
     heights = atoms.positions[others] @ normal
     layer = atoms.positions[others[heights > heights.max() - layer_tol]]
     layer = layer - np.outer(layer @ normal, normal)
-    images = np.array([[i, j] for i in (-2, -1, 0, 1, 2) for j in (-2, -1, 0, 1, 2)])
-    plane = (layer[None] + (images @ np.array([a, b]))[:, None]).reshape(-1, 3)
-    plane = plane - np.outer(plane @ normal, normal)
+    plane = _in_plane_images(layer, a, b, normal)
     origin = layer[0]
-    plane = plane[np.linalg.norm(plane - origin, axis=1) < 3 * np.linalg.norm(lattice).max()
-                  + 6.0]
+    plane = plane[np.linalg.norm(plane - origin, axis=1)
+                  < 3 * np.linalg.norm(lattice, axis=1).max() + 6.0]
     # a grid over one cell of the top layer's lattice, from one of its atoms
     steps = [max(2, int(np.ceil(np.linalg.norm(v) / 0.03))) for v in lattice]
     u, v = np.meshgrid(np.arange(steps[0]) / steps[0], np.arange(steps[1]) / steps[1],
@@ -220,12 +218,20 @@ def hollow_sites(atoms, adatom: int, normal: np.ndarray, lattice: np.ndarray,
     below = others[heights <= heights.max() - layer_tol]
     if len(below):
         under = atoms.positions[below]
-        under = under[under @ normal > (under @ normal).max() - layer_tol]
-        under = (under[None] + (images @ np.array([a, b]))[:, None]).reshape(-1, 3)
-        under = under - np.outer(under @ normal, normal)
+        under = _in_plane_images(under[under @ normal > (under @ normal).max() - layer_tol],
+                                 a, b, normal)
         depth = [-float(np.linalg.norm(under - q, axis=1).min()) for q in sites]
         sites = [sites[k] for k in np.argsort(depth, kind="stable")]
     return np.array(sites), to_bridge
+
+
+def _in_plane_images(points: np.ndarray, a: np.ndarray, b: np.ndarray,
+                     normal: np.ndarray) -> np.ndarray:
+    """[25 P, 3] the points and their periodic images two cells out along the lattice
+    vectors ``a``, ``b``, projected onto the plane normal to ``normal``."""
+    images = np.array([[i, j] for i in range(-2, 3) for j in range(-2, 3)]) @ np.array([a, b])
+    out = (points[None] + images[:, None]).reshape(-1, 3)
+    return out - np.outer(out @ normal, normal)
 
 
 def hop_events(path: np.ndarray, lattice: np.ndarray, radius: float,
@@ -269,8 +275,12 @@ def count_hops(path: np.ndarray, lattice: np.ndarray, radius: float,
                sites: np.ndarray | None = None) -> tuple[int, float]:
     """(hops, mean squared hop length Å²) of :func:`hop_events`."""
     _, events = hop_events(path, lattice, radius, sites)
-    length2 = sum(float(jump @ jump) for *_, jump in events)
-    return len(events), (length2 / len(events) if events else 0.0)
+    return len(events), _mean_square_jump(events)
+
+
+def _mean_square_jump(events) -> float:
+    """Mean squared length (Å²) of :func:`hop_events`' jumps; 0 without any."""
+    return sum(float(jump @ jump) for *_, jump in events) / len(events) if events else 0.0
 
 
 def escapes_by_kind(first: int, events, times_fs: np.ndarray, n_kinds: int
@@ -328,8 +338,7 @@ def diffusion_run(frames, times_fs: np.ndarray, temperature: float, adatom: int 
             f"vibrations towards it would count as hops; use less than "
             f"{to_bridge / spacing:.2f} (or the default, {CAPTURE_OF_BRIDGE} of the way)")
     first_kind, events = hop_events(path, lattice, radius, sites)
-    hops = len(events)
-    length2 = sum(float(jump @ jump) for *_, jump in events) / hops if hops else 0.0
+    hops, length2 = len(events), _mean_square_jump(events)
     escapes, residence = escapes_by_kind(first_kind, events, times_fs, len(sites))
     duration = float(times_fs[-1] - times_fs[0])
     if duration <= 0:
@@ -354,12 +363,8 @@ def arrhenius(runs: list[DiffusionRun], field_tol: float = 1e-3, use: str = "hop
     fewer than two such temperatures are left out."""
     if use not in ("hops", "msd", "escapes"):
         raise ConfigError(f"arrhenius: use is 'hops', 'msd' or 'escapes', not {use!r}")
-    groups: dict[float, list[DiffusionRun]] = {}
-    for run in runs:
-        key = next((k for k in groups if abs(k - run.field) <= field_tol), run.field)
-        groups.setdefault(key, []).append(run)
     fits = []
-    for field, group in sorted(groups.items()):
+    for field, group in sorted(_by_field(runs, field_tol).items()):
         d = np.array([r.d_hops if use == "hops" else r.d_msd if use == "msd"
                       else _escape_rate([r])[1] for r in group])
         keep = d > 0
@@ -381,6 +386,15 @@ def arrhenius(runs: list[DiffusionRun], field_tol: float = 1e-3, use: str = "hop
                                  e_a=float(coef[1]), e_a_error=float(np.sqrt(cov[1, 1])),
                                  n=len(t)))
     return fits
+
+
+def _by_field(runs: list[DiffusionRun], field_tol: float) -> dict[float, list[DiffusionRun]]:
+    """Runs grouped by field: each joins the first field seen within ``field_tol`` V/Å."""
+    groups: dict[float, list[DiffusionRun]] = {}
+    for run in runs:
+        key = next((k for k in groups if abs(k - run.field) <= field_tol), run.field)
+        groups.setdefault(key, []).append(run)
+    return groups
 
 
 def _pooled(runs: list[DiffusionRun]) -> tuple[int, float]:
@@ -408,24 +422,19 @@ def field_shifts(runs: list[DiffusionRun], reference_field: float = 0.0,
     shifts = []
     for t in temperatures:
         here = [r for r in runs if abs(r.temperature - t) < 1e-6]
-        fields: list[float] = []
-        for r in here:
-            if not any(abs(f - r.field) <= field_tol for f in fields):
-                fields.append(r.field)
         ref = [r for r in here if abs(r.field - reference_field) <= field_tol]
         n_ref, d_ref = _pooled(ref) if ref else (0, 0.0)
         if not n_ref:
             continue
-        for field in sorted(fields):
+        m_ref, k_ref = _escape_rate(ref)
+        kt = KB_EV * t
+        for field, group in sorted(_by_field(here, field_tol).items()):
             if abs(field - reference_field) <= field_tol:
                 continue
-            group = [r for r in here if abs(r.field - field) <= field_tol]
             n, d = _pooled(group)
             if not n:
                 continue
-            kt = KB_EV * t
             m, k = _escape_rate(group)
-            m_ref, k_ref = _escape_rate(ref)
             has_escapes = bool(m and m_ref)
             shifts.append(FieldShift(
                 temperature=t, field=field, reference_field=reference_field,
