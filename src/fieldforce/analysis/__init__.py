@@ -14,6 +14,8 @@ Modules:
   (hops and MSD), Arrhenius fits per field and the field's shift of the activation
   energy at one temperature (:func:`diffusion_run`, :func:`arrhenius`,
   :func:`field_shifts`).
+- :mod:`fieldforce.analysis.surface_sites` — an adatom's adsorption sites (the top
+  layer's hollows), its hops between them and the escape rates out of each kind of site.
 - :mod:`fieldforce.analysis.trajectory` — time series (times, field, dipole,
   polarization, velocities, Born charges) from ``fieldforce md`` trajectories, with
   errors naming the file, frame and key.
