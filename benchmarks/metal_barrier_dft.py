@@ -55,8 +55,10 @@ def model_paths(model, system: str, fields, images: int) -> dict:
                        zip(result.paths, result.saddle_index, strict=True)]}
 
 
-def single_points(system: str, fields, points) -> list:
-    """The unlabelled DFT frames: initial state and saddle at each field."""
+def single_points(system: str, fields, points, model_path: str) -> list:
+    """The unlabelled DFT frames: initial state and saddle at each field, tagged
+    ``config_type: model_neb`` (with the model's path) so that, once labelled, they can
+    join the metal dataset as the states a model got wrong."""
     from fieldforce.data import Frame
 
     frames = []
@@ -64,7 +66,8 @@ def single_points(system: str, fields, points) -> list:
         for name, atoms in zip(("initial", "saddle"), pair, strict=True):
             atoms = atoms.copy()
             atoms.calc = None
-            atoms.info = {"system": system, "state": name, "target_field": float(field)}
+            atoms.info = {"system": system, "config_type": "model_neb", "state": name,
+                          "target_field": float(field), "neb_model": model_path}
             frames.append(Frame(atoms, {"efield": np.array([0.0, 0.0, float(field)])}))
     return frames
 
@@ -176,21 +179,27 @@ def main() -> None:
                         help="DFT single points run at once (one core each)")
     parser.add_argument("--max-hours", type=float, default=None,
                         help="stop starting new DFT points after this long (rerun to go on)")
+    parser.add_argument("--tag", default="",
+                        help="check another model of a system already checked: its points "
+                             "go to STEM_TAG_points*.xyz and its results entry is "
+                             "'SYSTEM TAG' (the untagged entry stays)")
     args = parser.parse_args()
     model = load_model(args.model)
     RUNS.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
     command = ("python benchmarks/metal_barrier_dft.py --model " + str(args.model)
                + " --systems " + " ".join(f'"{s}"' for s in args.systems)
-               + " --fields " + " ".join(f"{f:g}" for f in args.fields))
+               + " --fields " + " ".join(f"{f:g}" for f in args.fields)
+               + (f" --tag {args.tag}" if args.tag else ""))
     out = previous_results(RESULTS / "metal_barrier_dft.json")
     start = time.perf_counter()
     for system in args.systems:
         paths = model_paths(model, system, args.fields, args.images)
         result = paths["result"]
-        stem = metal_slabs.HOP_FILES[system]
+        stem = metal_slabs.HOP_FILES[system] + (f"_{args.tag}" if args.tag else "")
         unlabelled = RUNS / f"{stem}_points.xyz"
-        write_frames(single_points(system, args.fields, paths["points"]), unlabelled)
+        write_frames(single_points(system, args.fields, paths["points"], str(args.model)),
+                     unlabelled)
         labelled = RUNS / f"{stem}_points_dft.xyz.gz"
         left = None
         if args.max_hours is not None:
@@ -212,7 +221,8 @@ def main() -> None:
             if len(rows) >= 3:
                 fit = fit_barriers([r["field"] for r in rows], [r["barrier_dft"] for r in rows])
                 data["dft_fit"] = {"e0": fit.e0, "dmu": fit.dmu, "dalpha": fit.dalpha}
-        out["systems"][system] = data
+        entry = f"{system} {args.tag}" if args.tag else system
+        out["systems"][entry] = data
         write_json(out, RESULTS / "metal_barrier_dft.json")
         print(f"\n{system}: {'F':>5s} {'NEB model':>10s} {'DFT':>8s} | at the felt fields: "
               f"{'DFT':>8s} {'model':>8s} {'dmu DFT':>8s} {'dmu model':>9s} "

@@ -18,12 +18,15 @@ def test_counts_labels_and_filters(frames):
     assert len(frames) == meta["frames"] == sum(meta["counts"].values())
     assert meta["frames"] <= meta["planned_frames"]
     for f in frames:
-        assert all(f.has(p) for p in ("energy", "forces", "dipole", "polarizability")), f.where()
+        assert all(f.has(p) for p in ("energy", "forces", "dipole")), f.where()
+        # only a model's NEB states, labelled to check that model, lack the polarizability
+        assert f.has("polarizability") != (f.atoms.info["config_type"] == "model_neb")
         assert f.atoms.pbc.tolist() == [True, True, False]
         # along the normal only: a periodic density has no in-plane dipole
         assert np.abs(f.efield[:2]).max() == 0 and np.abs(f.labels["dipole"][:2]).max() == 0
-        alpha = f.labels["polarizability"]
-        assert alpha[2, 2] > 0 and np.abs(alpha).sum() == pytest.approx(alpha[2, 2])
+        if f.has("polarizability"):
+            alpha = f.labels["polarizability"]
+            assert alpha[2, 2] > 0 and np.abs(alpha).sum() == pytest.approx(alpha[2, 2])
         fixed = f.atoms.constraints[0].index  # the bottom layer is held
         z = f.atoms.positions[:, 2]
         assert z[fixed].max() < np.delete(z, fixed).min()
@@ -42,7 +45,10 @@ def test_counts_labels_and_filters(frames):
 
 def test_checks_every_frame_passed(frames):
     for f in frames:
-        assert abs(f.atoms.info["gauss_ratio"] - 1) < 0.05, f.where()
+        # Gauss's law is checked from the polarizability's two field runs
+        assert f.has("polarizability") == ("gauss_ratio" in f.atoms.info), f.where()
+        if "gauss_ratio" in f.atoms.info:
+            assert abs(f.atoms.info["gauss_ratio"] - 1) < 0.05, f.where()
         assert np.linalg.norm(f.labels["forces"].sum(axis=0)) < 0.2, f.where()
         # the field felt is near the one asked for
         assert abs(f.efield[2] - f.atoms.info["target_field"]) < 0.15, f.where()
@@ -65,7 +71,7 @@ def test_energy_dipole_and_polarizability_are_one_enthalpy(frames):
     flavour = metal_metadata()["level_of_theory"].get("energy", "extrapolated")
     tolerance = 0.01 if flavour == "free" else 0.025
     by_geometry = {}
-    for f in frames:
+    for f in filter(lambda f: f.has("polarizability"), frames):
         key = np.round(f.atoms.positions, 6).tobytes()
         by_geometry.setdefault(key, []).append(f)
     pairs = [g for g in by_geometry.values() if len(g) >= 2]

@@ -85,11 +85,15 @@ def load_metal(system: str | None = None, config_type: str | None = None) -> lis
         ``"Cu(100)"``, ``"Cu(111)"`` or ``"W(110)"``; ``None`` for all.
     config_type
         ``"adatom_path"`` (adatom at sites and along its hop, frame info ``image``),
-        ``"adatom_thermal"`` or ``"clean_thermal"``; ``None`` for all.
+        ``"adatom_thermal"``, ``"clean_thermal"``, ``"clean_thick"`` or ``"model_neb"``
+        (a model's own NEB minimum and saddle, labelled to check it; info ``state``,
+        ``neb_model``); ``None`` for all.
 
     Every frame has energy, forces, efield (along the normal: the field the surface
     felt), dipole and polarizability (normal components; in-plane ones are zero and
-    not labels) and info ``system``, ``config_type``, ``target_field`` (V/Å).
+    not labels) and info ``system``, ``config_type``, ``target_field`` (V/Å); the
+    ``model_neb`` frames have no polarizability (and so no Gauss check): the training
+    losses skip a label a frame lacks.
     """
     from fieldforce.data.io import read_frames
     from fieldforce.data.splits import select_frames

@@ -387,6 +387,8 @@ def _finish(args) -> int:
     # (energy_extrapolated), and a set regenerated today is labelled free from the start.
     relabelled = (json.loads(out.read_text()).get("energies_reenergized", 0)
                   if out.exists() else 0)
+    ratios = [float(f.atoms.info["gauss_ratio"]) for f in frames
+              if "gauss_ratio" in f.atoms.info]
     counts: dict[str, int] = {}
     for f in frames:
         key = f"{f.atoms.info.get('system')} {f.atoms.info.get('config_type')}"
@@ -396,9 +398,9 @@ def _finish(args) -> int:
         "properties": list(PROPERTIES),
         "frames": len(frames),
         "counts": counts,
-        "gauss_ratio_range": [float(min(f.atoms.info["gauss_ratio"] for f in frames)),
-                              float(max(f.atoms.info["gauss_ratio"] for f in frames))]
-        if frames else None,
+        # the Gauss check needs the two field runs of the polarizability; frames labelled
+        # without it (model_neb: energy, forces, dipole) have none
+        "gauss_ratio_range": [min(ratios), max(ratios)] if ratios else None,
         "commands": [
             "python -m fieldforce.datasets.make_metal sample --out metal_unlabelled.xyz",
             "python -m fieldforce.datasets.make_metal label metal_unlabelled.xyz metal.xyz.gz "
@@ -437,6 +439,13 @@ def _finish(args) -> int:
                         "python -m fieldforce.datasets.make_metal label "
                         "w_relaxed_thermal.xyz w_relaxed_thermal_labelled.xyz --kpts 4 4"]
         meta["commands"][2:2] = relaxed
+    if any(f.atoms.info.get("config_type") == "model_neb" for f in frames):
+        # a model's own NEB minimum and saddle, labelled by DFT to check it (energy,
+        # forces, dipole); the model that made them is in each frame's neb_model
+        meta["commands"].insert(-1, "python benchmarks/metal_barrier_dft.py --model "
+                                "MODEL --systems 'W(110)' --fields 0 0.5  # model_neb "
+                                "frames: the geometries as shipped, labelled without "
+                                "polarizability")
     if relabelled:
         meta["energies_reenergized"] = relabelled
         meta["commands"].insert(2, "python -m fieldforce.datasets.make_metal reenergize "
