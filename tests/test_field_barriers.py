@@ -179,9 +179,9 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
             "--images", "3", "--steps", "3", "--fields", "-0.5", "0", "0.5"]
     # three optimizer steps converge nothing: the bands are declared converged, except the
     # second model's at +0.5 V/Å, which the committee must then leave out of that mean
-    import fieldforce.cli.analyze as analyze
+    import fieldforce.cli.surface as surface
 
-    real = analyze._barrier_of
+    real = surface._barrier_of
 
     def declared(path, *rest, **kw):
         result, entry = real(path, *rest, **kw)
@@ -189,7 +189,7 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
         entry["converged"] = result.converged
         return result, entry
 
-    monkeypatch.setattr(analyze, "_barrier_of", declared)
+    monkeypatch.setattr(surface, "_barrier_of", declared)
     assert cli_main(["analyze", "barrier", str(models[1]), *args,
                      "--json", str(tmp_path / "one.json")]) == 0
     assert cli_main(["analyze", "barrier", *map(str, models), *args, "--json",
@@ -223,7 +223,7 @@ def test_cli_barrier_committee_is_the_mean_and_spread_of_its_members(tmp_path, m
             raise DataError("NEB image 1 at F = -0.5 V/Å: atoms 0 and 12 came to 1.1 Å")
         return declared(path, *rest, **kw)
 
-    monkeypatch.setattr(analyze, "_barrier_of", collapsing)
+    monkeypatch.setattr(surface, "_barrier_of", collapsing)
     save_model(load_model(models[0]), tmp_path / "model2.pt")
     assert cli_main(["analyze", "barrier", str(models[0]), str(tmp_path / "model2.pt"),
                      str(models[1]),

@@ -10,9 +10,10 @@ shown only with ``--debug`` (or ``FIELDFORCE_DEBUG=1``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 class FieldforceError(Exception):
@@ -55,6 +56,18 @@ class ConfigError(FieldforceError, ValueError):
 
 class BackendError(FieldforceError, RuntimeError):
     """A reference (DFT) backend is missing or failed to produce a result."""
+
+
+@contextlib.contextmanager
+def in_file(path) -> Iterator[None]:
+    """A :class:`DataError` raised inside that names no file gets ``path`` (e.g. an
+    analysis of arrays read from a trajectory: the arrays do not know their file)."""
+    try:
+        yield
+    except DataError as exc:
+        if exc.path is not None:
+            raise
+        raise DataError(exc.reason, path=str(path)) from None
 
 
 class DomainWarning(UserWarning):
