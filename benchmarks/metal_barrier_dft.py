@@ -211,6 +211,8 @@ def main() -> None:
         data = {"model": str(args.model), "command": command,
                 "fields": [float(f) for f in result.fields],
                 "model_neb_barriers": result.barriers.tolist(),
+                # an unconverged band's "saddle" is its highest image, not a saddle
+                "model_neb_converged": [bool(c) for c in result.converged],
                 "model_dmu": result.dmu, "model_dalpha": result.dalpha,
                 "dft": rows,
                 "dft_seconds_per_point": report.seconds_per_frame if report.labelled else None,
