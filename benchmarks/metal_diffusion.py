@@ -9,7 +9,8 @@ Each (T, F) run is ``fieldforce md`` of the hop's initial state (``examples/meta
 cell, bottom layer fixed) in a static field F along the normal: Langevin at T (friction
 0.01/fs), 2 fs, frames every 50 fs, in ``benchmarks/runs/metal_diffusion/<system>_T<T>_F<F>/``
 (kept between sessions; an unfinished run is resumed, a finished one reused). Then
-``fieldforce analyze diffusion`` over all of them (the first ``--skip-ps`` dropped) and
+``fieldforce analyze diffusion`` over all of them, and over every earlier run of the same
+system and model in that folder (the first ``--skip-ps`` dropped), and
 ``fieldforce analyze barrier`` of the same hop at the same fields (cached, redone when
 the model file is newer), a table of E_a(F) from the Arrhenius fits against the NEB
 barrier E_m(F), and per temperature the field's shift of the activation energy,
@@ -100,7 +101,11 @@ def main() -> None:
                         str(structure.with_name(f"{stem}_hop_final.xyz")), "--fields",
                         *map(str, args.fields), "--json", str(barrier)], check=True)
     out = RESULTS / f"metal_diffusion_{stem}.json"
-    trajectories = [str(run_dir(stem, t, f) / "md" / "trajectory.xyz") for t, f in grid]
+    # every run of this system with this model, not only this call's grid: a call that
+    # extends one temperature must not shrink the analysis to that temperature
+    trajectories = [str(folder / "md" / "trajectory.xyz") for folder in sorted(
+        RUNS.glob(f"{stem}_T*_F*")) if (folder / "md" / "summary.json").exists()
+        and f"model: {model}\n" in (folder / "md.yaml").read_text()]
     plot = out.with_suffix(".png")
     for path in (out, plot, plot.with_name(plot.stem + "_shifts.png")):
         path.unlink(missing_ok=True)  # analyze refuses to overwrite
@@ -115,6 +120,7 @@ def main() -> None:
                                   *map(lambda t: f"{t:g}", args.temperatures), "--fields",
                                   *map(lambda f: f"{f:g}", args.fields), "--ps",
                                   f"{args.ps:g}"])
+    result["trajectories"] = [str(Path(t).relative_to(ROOT)) for t in trajectories]
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"\n{'F (V/Å)':>8s} {'E_a Arrhenius (eV)':>20s} {'E_m NEB (eV)':>13s}")
     for fit in result.get("arrhenius", []):
