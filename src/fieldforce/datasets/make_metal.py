@@ -439,13 +439,18 @@ def _finish(args) -> int:
                         "python -m fieldforce.datasets.make_metal label "
                         "w_relaxed_thermal.xyz w_relaxed_thermal_labelled.xyz --kpts 4 4"]
         meta["commands"][2:2] = relaxed
-    if any(f.atoms.info.get("config_type") == "model_neb" for f in frames):
-        # a model's own NEB minimum and saddle, labelled by DFT to check it (energy,
-        # forces, dipole); the model that made them is in each frame's neb_model
-        meta["commands"].insert(-1, "python benchmarks/metal_barrier_dft.py --model "
-                                "MODEL --systems 'W(110)' --fields 0 0.5  # model_neb "
-                                "frames: the geometries as shipped, labelled without "
-                                "polarizability")
+    # a model's own NEB minima and saddles, labelled by DFT to check it (energy, forces,
+    # dipole): one command per model (each frame's neb_model) and system, at its fields
+    checked: dict[tuple[str, str], set[float]] = {}
+    for f in frames:
+        if f.atoms.info.get("config_type") == "model_neb":
+            key = (str(f.atoms.info.get("neb_model")), str(f.atoms.info["system"]))
+            checked.setdefault(key, set()).add(float(f.atoms.info["target_field"]))
+    for (model, system), fields in checked.items():
+        meta["commands"].insert(-1, f"python benchmarks/metal_barrier_dft.py --model {model} "
+                                f"--systems '{system}' --fields "
+                                + " ".join(f"{x:g}" for x in sorted(fields))
+                                + "  # model_neb frames, no polarizability")
     if relabelled:
         meta["energies_reenergized"] = relabelled
         meta["commands"].insert(2, "python -m fieldforce.datasets.make_metal reenergize "
