@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from fieldforce.data.atomic import write_json
 from fieldforce.data.frame import Frame
 from fieldforce.reference.labelling import add_label_command, run_label_command
 
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 "python -m fieldforce.datasets.make_charge_transfer finish "
                 "charge_transfer.xyz.gz"]}
     out = args.labelled.parent / "charge_transfer_meta.json"
-    out.write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(meta, out)
     print(f"wrote {out}")
     return 0
 

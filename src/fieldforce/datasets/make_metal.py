@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from fieldforce.data.atomic import write_json
 from fieldforce.data.frame import Frame
 from fieldforce.datasets.metal_slabs import (
     clean_slab,
@@ -458,7 +459,7 @@ def _finish(args) -> int:
                                 "frames labelled with energy: extrapolated before 2026-12-05")
     if args.planned is not None:
         meta["planned_frames"] = len(read_frames(args.planned))
-    out.write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(meta, out)
     print(f"wrote {out}")
     return 0
 

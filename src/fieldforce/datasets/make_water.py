@@ -26,6 +26,7 @@ import numpy as np
 from ase import Atoms
 from ase.optimize import BFGS
 
+from fieldforce.data.atomic import write_json
 from fieldforce.data.frame import Frame
 from fieldforce.datasets import water_sampling as ws
 from fieldforce.reference.labelling import add_label_command, run_label_command
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed, temperatures_K=list(TEMPERATURES), field_range_V_per_A=FIELD_RANGE
         )
         sampling = args.out.parent / "water_sampling.json"
-        sampling.write_text(json.dumps(info, indent=1) + "\n")
+        write_json(info, sampling)
         print(f"wrote {args.out} and {sampling}")
         return 0
     if args.step == "label":
@@ -169,7 +170,7 @@ def _finish(args) -> int:
     if args.cost is not None and args.cost.exists():
         meta["labelling_cost"] = json.loads(args.cost.read_text())
     out = args.labelled.parent / "water_meta.json"
-    out.write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(meta, out)
     print(f"wrote {out}")
     return 0
 
