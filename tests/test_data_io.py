@@ -179,6 +179,15 @@ def test_random_split_reproducible_and_disjoint():
 def test_split_by_tag():
     held, kept = split_by_tag(_frames(9), "config_type", ["b"])
     assert [f.index for f in held] == [0, 3, 6] and len(kept) == 6
+    # values from a command line are text; they match integer tags by their text
+    frames = _frames(9)
+    for f in frames:
+        f.atoms.info["layers"] = 3 + f.index % 2
+    held, kept = split_by_tag(frames, "layers", ["4"])
+    assert [f.index for f in held] == [1, 3, 5, 7] and len(kept) == 5
+    # a value no frame has holds out nothing: an error naming what is there
+    with pytest.raises(ConfigError, match=r"config_type = 'B'; present: a, b"):
+        split_by_tag(_frames(9), "config_type", ["B"])
 
 
 def test_cli_info_convert_split(tmp_path, capsys):

@@ -44,17 +44,36 @@ def random_split(
 
 
 def split_by_tag(
-    frames: Sequence[Frame], key: str, values: Iterable[str]
+    frames: Sequence[Frame], key: str, values: Iterable[str], option: str = "--test-values"
 ) -> tuple[list[Frame], list[Frame]]:
-    """Frames whose ``atoms.info[key]`` is in ``values``, and the rest."""
-    wanted = {str(v) for v in values}
+    """Frames whose ``atoms.info[key]`` is one of ``values``, and the rest.
+
+    Every frame must carry the tag, and every value must occur (:func:`select_frames`'s
+    errors, ``option`` naming where the values came from): a misspelt value would
+    otherwise hold out nothing. Values given as text (a command line) match tags of any
+    type by their text."""
+    frames = list(frames)
     missing = [f.index for f in frames if key not in f.atoms.info]
     if missing:
         where = frames[0].source if frames else ""
         raise ConfigError(f"{where}: frame {missing[0]} has no tag {key!r} to split by")
-    chosen = [f for f in frames if str(f.atoms.info[key]) in wanted]
-    rest = [f for f in frames if str(f.atoms.info[key]) not in wanted]
-    return chosen, rest
+    source = frames[0].source if frames else "frames"
+    chosen = select_frames(frames, {key: list(values)}, source, option)
+    taken = {id(f) for f in chosen}
+    return chosen, [f for f in frames if id(f) not in taken]
+
+
+def _info_value(frame: Frame, key: str):
+    """``frame.atoms.info[key]`` as a plain scalar, or None for an array or no entry."""
+    v = frame.atoms.info.get(key)
+    v = v.item() if getattr(v, "size", 0) == 1 else v  # numpy scalars from extxyz
+    return v if isinstance(v, (str, int, float)) else None  # arrays never match
+
+
+def _matches(value, wanted) -> bool:
+    """A tag value against a wanted one: equal, or equal as text (``"7"`` from a command
+    line against an integer tag 7)."""
+    return value is not None and (value == wanted or str(value) == str(wanted))
 
 
 def select_frames(frames: list[Frame], select: dict | None, source: str,
@@ -66,23 +85,18 @@ def select_frames(frames: list[Frame], select: dict | None, source: str,
     have: a misspelt selection would otherwise give fewer frames without a word."""
     if not select:
         return frames
-
-    def info_value(frame: Frame, key: str):
-        v = frame.atoms.info.get(key)
-        v = v.item() if getattr(v, "size", 0) == 1 else v  # numpy scalars from extxyz
-        return v if isinstance(v, (str, int, float)) else None  # arrays never match
-
     for key, wanted in select.items():
         wanted = wanted if isinstance(wanted, list) else [wanted]
-        present = {info_value(f, key) for f in frames} - {None}
+        present = {_info_value(f, key) for f in frames} - {None}
         if not present:
             keys = sorted({k for f in frames for k in f.atoms.info})
             raise ConfigError(f"{source}: {option} names info key {key!r}, which no frame "
                               f"has; the frames' info keys: {', '.join(keys)}")
         for w in wanted:
-            if w not in present:
+            if not any(_matches(v, w) for v in present):
                 raise ConfigError(f"{source}: {option}.{key}: no frame has {key} = "
                                   f"{w!r}; present: "
                                   f"{', '.join(sorted(map(str, present)))}")
-        frames = [f for f in frames if info_value(f, key) in wanted]
+        frames = [f for f in frames
+                  if any(_matches(_info_value(f, key), w) for w in wanted)]
     return frames
