@@ -13,7 +13,9 @@ MACE's ASE calculator, all in the peer's interpreter. Results go to
 ``--train-size`` select the same published set and training subset as
 ``backbone_variants.py`` (results in ``peer_mace_<dataset>.json``, entries ``size@nN``,
 ``@sS`` for a training seed other than 0; the
-step cost is timed for water models only).
+step cost is timed for water models only). Stopped, it resumes from MACE's last
+checkpoint when rerun with the same arguments (``train_seconds`` is then the rerun's,
+for the epochs after ``resumed_from_epoch``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import json
 import subprocess
 import time
 from pathlib import Path
+
+from fieldforce.data.atomic import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {  # hidden irreps and interaction layers, as in the issue's "small MACE"
@@ -117,6 +121,10 @@ def main() -> None:
                f"--r_max={args.r_max}", "--batch_size=5", f"--max_num_epochs={args.epochs}",
                "--device=cpu", "--default_dtype=float64", f"--seed={args.seed}",
                "--forces_weight=100", "--energy_weight=1", "--restart_latest"]
+    # a run stopped (a session's end) resumes from MACE's last checkpoint: this call's
+    # training time then covers only the epochs after it, which the entry says
+    done = [int(c.stem.rsplit("epoch-", 1)[1]) for c in work.glob("checkpoints/*_epoch-*.pt")]
+    resumed = max(done, default=None)
     start = time.perf_counter()
     subprocess.run(command, cwd=work, env=env, check=True)
     seconds = time.perf_counter() - start
@@ -127,12 +135,14 @@ def main() -> None:
                                check=True, capture_output=True, text=True)
     row = {**json.loads(evaluated.stdout.strip().splitlines()[-1]), "size": size,
            "epochs": args.epochs, "train_seconds": seconds, "threads": args.threads,
+           "resumed_from_epoch": resumed,
+           "seconds_per_epoch": seconds / max(1, args.epochs - (resumed or 0)),
            "r_max": args.r_max, "dataset": args.dataset, "seed": args.seed,
            "n_train": sum(1 for line in paths["train"].read_text().splitlines()
                           if "Properties=" in line)}
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results[key] = row
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    write_json(results, args.out)
     print(f"MACE {args.size}: E {row['energy_meV_per_atom']:.3f} meV/atom, F "
           f"{row['forces_eV_per_A']:.4f} eV/Å, {seconds:.0f} s training, 192-atom step "
           f"{1000 * (row['step_cost_192_s'] or float('nan')):.0f} ms")
