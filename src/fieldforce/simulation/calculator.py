@@ -237,6 +237,12 @@ class FieldForceCalculator(Calculator):
         return self.get_property("born_charges", atoms)
 
 
+def _when(time_fs: float) -> str:
+    """`` at t = 12 fs`` in an MD run; nothing for a static evaluation (a relaxation, a
+    NEB), whose clock stays at zero."""
+    return f" at t = {time_fs:g} fs" if time_fs else ""
+
+
 class DomainMonitor:
     """Watches every evaluation for a field or a structure beyond the model's training
     domain (:meth:`fieldforce.models.FieldModel.domain`) and warns once per kind.
@@ -275,7 +281,7 @@ class DomainMonitor:
                        "it was trained at zero field only (its field response is inferred, "
                        "not fitted)")
             ratio = f" ({field / limit:.1f}x)" if limit > 0 else ""
-            self._warn("field", f"the field reaches {field:.3g} V/Å at t = {time_fs:g} fs, "
+            self._warn("field", f"the field reaches {field:.3g} V/Å{_when(time_fs)}, "
                                 f"beyond the {self.family!r} model's training domain: "
                                 f"{trained}{ratio}")
         if extrapolation is None or self.threshold is None or not len(extrapolation):
@@ -287,8 +293,8 @@ class DomainMonitor:
             self.worst = {"time_fs": float(time_fs), "atom": atom,
                           "element": atoms.get_chemical_symbols()[atom]}
         if worst > self.threshold:
-            self._warn("structure", f"at t = {time_fs:g} fs atom {atom} "
-                       f"({atoms.get_chemical_symbols()[atom]}) lies {worst:.3g} training "
+            self._warn("structure", f"atom {atom} ({atoms.get_chemical_symbols()[atom]})"
+                       f"{_when(time_fs)} lies {worst:.3g} training "
                        f"standard deviations outside the range of its environments in the "
                        f"training data (warning above {self.threshold:g}): the "
                        f"{self.family!r} model extrapolates")
