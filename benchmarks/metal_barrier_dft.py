@@ -191,7 +191,6 @@ def main() -> None:
                + " --systems " + " ".join(f'"{s}"' for s in args.systems)
                + " --fields " + " ".join(f"{f:g}" for f in args.fields)
                + (f" --tag {args.tag}" if args.tag else ""))
-    out = previous_results(RESULTS / "metal_barrier_dft.json")
     start = time.perf_counter()
     for system in args.systems:
         paths = model_paths(model, system, args.fields, args.images)
@@ -224,6 +223,9 @@ def main() -> None:
                 fit = fit_barriers([r["field"] for r in rows], [r["barrier_dft"] for r in rows])
                 data["dft_fit"] = {"e0": fit.e0, "dmu": fit.dmu, "dalpha": fit.dalpha}
         entry = f"{system} {args.tag}" if args.tag else system
+        # read just before writing: a run beside this one (another tag) may have added
+        # its entry while this one labelled for an hour
+        out = previous_results(RESULTS / "metal_barrier_dft.json")
         out["systems"][entry] = data
         write_json(out, RESULTS / "metal_barrier_dft.json")
         print(f"\n{system}: {'F':>5s} {'NEB model':>10s} {'DFT':>8s} | at the felt fields: "
