@@ -19,7 +19,8 @@ the model's relaxed initial state and saddle at every field. Compared, per field
   the model's geometries are for DFT).
 
 The single points are labelled into ``benchmarks/runs/metal_barrier_dft/`` (resumable
-like any labelling job: a rerun reuses every finished point, found by its structure);
+like any labelling job: a rerun with the same model, fields and images reuses the NEB,
+``STEM_neb.json`` beside the points, and every finished point, found by its structure);
 a run stopped by ``--max-hours`` reports the fields whose two points are finished and
 marks the entry ``"complete": false``.
 Writes ``benchmarks/results/metal_barrier_dft.json`` and ``metal_barrier_dft.png``; a run
@@ -161,13 +162,35 @@ def previous_results(path: Path) -> dict:
     return {"systems": old["systems"]}
 
 
+def cached_neb(path: Path, unlabelled: Path, args):
+    """The NEB of an earlier run of the same model, fields and images (its barriers from
+    ``path``, its points from ``unlabelled``), or (None, None). A rerun must label the
+    states it labelled before: the NEB is not reproducible to the 1e-6 Å by which the
+    labelling job finds finished points (threads change the rounding, and a band that has
+    not converged ends elsewhere)."""
+    from types import SimpleNamespace
+
+    from fieldforce.data.io import read_frames
+
+    if not (path.exists() and unlabelled.exists()):
+        return None, None
+    neb = json.loads(path.read_text())
+    if (neb["model"], neb["fields"], neb["images"]) != (
+            str(args.model), [float(f) for f in args.fields], args.images):
+        return None, None
+    print(f"the NEB of {path.name} (same model, fields and images): reusing its states")
+    result = SimpleNamespace(fields=np.array(neb["fields"]), barriers=np.array(neb["barriers"]),
+                             converged=neb["converged"], dmu=neb["dmu"], dalpha=neb["dalpha"])
+    return result, read_frames(unlabelled)
+
+
 def main() -> None:
     from fieldforce.analysis.barriers import fit_barriers
     from fieldforce.data.atomic import write_json
     from fieldforce.data.io import write_frames
     from fieldforce.datasets import make_metal, metal_slabs
     from fieldforce.models import load_model
-    from fieldforce.reference.labelling import label_frames, labelled_so_far
+    from fieldforce.reference.labelling import label_frames, labelled_so_far, structure_key
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "runs" / "metal" / "model.pt")
@@ -193,19 +216,35 @@ def main() -> None:
                + (f" --tag {args.tag}" if args.tag else ""))
     start = time.perf_counter()
     for system in args.systems:
-        paths = model_paths(model, system, args.fields, args.images)
-        result = paths["result"]
         stem = metal_slabs.HOP_FILES[system] + (f"_{args.tag}" if args.tag else "")
         unlabelled = RUNS / f"{stem}_points.xyz"
-        write_frames(single_points(system, args.fields, paths["points"], str(args.model)),
-                     unlabelled)
+        result, points = cached_neb(RUNS / f"{stem}_neb.json", unlabelled, args)
+        if result is None:
+            paths = model_paths(model, system, args.fields, args.images)
+            result = paths["result"]
+            points = single_points(system, args.fields, paths["points"], str(args.model))
+            write_frames(points, unlabelled)
+            write_json({"model": str(args.model), "fields": [float(f) for f in args.fields],
+                        "images": args.images, "barriers": result.barriers.tolist(),
+                        "converged": [bool(c) for c in result.converged],
+                        "dmu": result.dmu, "dalpha": result.dalpha},
+                       RUNS / f"{stem}_neb.json")
         labelled = RUNS / f"{stem}_points_dft.xyz.gz"
         left = None
         if args.max_hours is not None:
             left = max(0.0, 3600 * args.max_hours - (time.perf_counter() - start))
         report = label_frames(unlabelled, labelled, make_metal._backend(), PROPERTIES,
                               max_seconds=left, workers=args.workers)
-        frames = labelled_so_far(labelled)  # stopped early: the pairs finished so far
+        # stopped early: the pairs finished so far. Only this NEB's points: a band that
+        # did not converge ends elsewhere when rerun (other threads, other rounding), and
+        # the file may hold the earlier run's points, which belong to that run's barrier
+        current = {structure_key(f) for f in points}
+        done = labelled_so_far(labelled)
+        frames = [f for f in done if structure_key(f) in current]
+        if len(frames) < len(done):
+            print(f"{system}: {len(done) - len(frames)} labelled "
+                  f"point(s) in {labelled.name} are not this NEB's states (an earlier run's); "
+                  "left out of the comparison")
         rows = compare(model, frames, args.fields)
         data = {"model": str(args.model), "command": command,
                 "fields": [float(f) for f in result.fields],
@@ -214,7 +253,11 @@ def main() -> None:
                 "model_neb_converged": [bool(c) for c in result.converged],
                 "model_dmu": result.dmu, "model_dalpha": result.dalpha,
                 "dft": rows,
-                "dft_seconds_per_point": report.seconds_per_frame if report.labelled else None,
+                # a rerun that labelled nothing keeps the cost its predecessor measured
+                "dft_seconds_per_point": report.seconds_per_frame if report.labelled else
+                previous_results(RESULTS / "metal_barrier_dft.json")["systems"].get(
+                    f"{system} {args.tag}" if args.tag else system, {}).get(
+                    "dft_seconds_per_point"),
                 "complete": not report.stopped_early}
         if len(args.fields) >= 3:
             fit = fit_barriers(result.fields, result.barriers)

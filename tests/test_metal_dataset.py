@@ -16,7 +16,11 @@ def frames():
 def test_counts_labels_and_filters(frames):
     meta = metal_metadata()
     assert len(frames) == meta["frames"] == sum(meta["counts"].values())
-    assert meta["frames"] <= meta["planned_frames"]
+    # the sampled plan, partly labelled, and the --extra frames beside it
+    assert meta["frames_of_the_plan"] <= meta["planned_frames"]
+    extra = [f for f in frames if f.atoms.info["config_type"] == "model_neb"
+             or f.atoms.info.get("relaxed") or f.atoms.info.get("around_relaxed")]
+    assert meta["frames_of_the_plan"] + len(extra) == meta["frames"]
     for f in frames:
         assert all(f.has(p) for p in ("energy", "forces", "dipole")), f.where()
         # only a model's NEB states, labelled to check that model, lack the polarizability

@@ -69,7 +69,11 @@ from fieldforce.datasets.metal_slabs import (
     thermal,
     write_hops,
 )
-from fieldforce.reference.labelling import add_label_command, run_label_command
+from fieldforce.reference.labelling import (
+    add_label_command,
+    run_label_command,
+    structure_key,
+)
 
 #: Level of theory. LCAO (dzp) costs ~6 min per frame with its polarizability on one
 #: core for the 13-atom Cu slabs, fd ~5x more; benchmarks/metal_convergence.py
@@ -344,8 +348,8 @@ def _relaxed_thermal(atoms: Atoms, args, image: int, rng: np.random.Generator) -
 
 
 def _key(frame: Frame) -> tuple:
-    return (frame.atoms.numbers.tobytes(), np.round(frame.atoms.positions, 6).tobytes(),
-            round(float(frame.atoms.info.get("target_field", 0.0)), 9))
+    """A frame's structure and target field: the same frame in two files."""
+    return structure_key(frame), round(float(frame.atoms.info.get("target_field", 0.0)), 9)
 
 
 def _finish(args) -> int:
@@ -451,14 +455,18 @@ def _finish(args) -> int:
         meta["commands"].insert(-1, f"python benchmarks/metal_barrier_dft.py --model {model} "
                                 f"--systems '{system}' --fields "
                                 + " ".join(f"{x:g}" for x in sorted(fields))
-                                + "  # model_neb frames, no polarizability")
+                                + " --tag TAG  # model_neb frames, no polarizability; "
+                                "writes STEM_TAG_points_dft.xyz.gz, an --extra of finish")
     if relabelled:
         meta["energies_reenergized"] = relabelled
         meta["commands"].insert(2, "python -m fieldforce.datasets.make_metal reenergize "
                                 "metal_extrapolated.xyz.gz metal.xyz.gz --workers 2  # the "
                                 "frames labelled with energy: extrapolated before 2026-12-05")
     if args.planned is not None:
-        meta["planned_frames"] = len(read_frames(args.planned))
+        planned = {_key(f) for f in read_frames(args.planned)}
+        meta["planned_frames"] = len(planned)
+        # the --extra frames (relaxed states, model NEB states) are not in the plan
+        meta["frames_of_the_plan"] = sum(_key(f) in planned for f in frames)
     write_json(meta, out)
     print(f"wrote {out}")
     return 0

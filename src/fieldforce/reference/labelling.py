@@ -81,7 +81,7 @@ def _matches(done: Frame, todo: Frame, backend: Backend, props: set[str], efield
     )
 
 
-def _structure_key(frame: Frame) -> bytes:
+def structure_key(frame: Frame) -> bytes:
     """Atomic numbers and positions rounded to 1e-6 Å: the lookup key of a labelled frame
     (:func:`_matches` then checks the tolerance, the field and the settings)."""
     atoms = frame.atoms
@@ -116,7 +116,7 @@ def labelled_so_far(output: str | Path) -> list[Frame]:
     unique: dict[bytes, Frame] = {}
     for f in frames:
         requested = np.asarray(f.atoms.info.get(_FIELD_KEY, f.efield), float)
-        unique.setdefault(_structure_key(f) + np.round(requested, 9).tobytes(), f)
+        unique.setdefault(structure_key(f) + np.round(requested, 9).tobytes(), f)
     return sorted(unique.values(), key=lambda f: f.atoms.info.get("label_position", -1))
 
 
@@ -124,7 +124,7 @@ def _part_name(frame: Frame, props: set[str]) -> str:
     import hashlib
 
     requested = np.asarray(frame.atoms.info.get(_FIELD_KEY, frame.efield), float)
-    blob = (_structure_key(frame) + np.round(requested, 9).tobytes()
+    blob = (structure_key(frame) + np.round(requested, 9).tobytes()
             + ",".join(sorted(props)).encode())
     return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -232,10 +232,10 @@ def label_frames(
             previous += read_frames(part)
     by_structure: dict[bytes, list[Frame]] = {}
     for cand in previous:
-        by_structure.setdefault(_structure_key(cand), []).append(cand)
+        by_structure.setdefault(structure_key(cand), []).append(cand)
     for position, frame in enumerate(frames):
         fe = _frame_field(frame, efield)
-        for cand in by_structure.get(_structure_key(frame), []):
+        for cand in by_structure.get(structure_key(frame), []):
             if _matches(cand, frame, backend, props, fe):
                 done[position] = cand
                 break
