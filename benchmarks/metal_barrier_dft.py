@@ -246,6 +246,10 @@ def main() -> None:
                   f"point(s) in {labelled.name} are not this NEB's states (an earlier run's); "
                   "left out of the comparison")
         rows = compare(model, frames, args.fields)
+        entry = f"{system} {args.tag}" if args.tag else system
+        # read just before writing: a run beside this one (another tag) may have added
+        # its entry while this one labelled for an hour
+        out = previous_results(RESULTS / "metal_barrier_dft.json")
         data = {"model": str(args.model), "command": command,
                 "fields": [float(f) for f in result.fields],
                 "model_neb_barriers": result.barriers.tolist(),
@@ -255,9 +259,7 @@ def main() -> None:
                 "dft": rows,
                 # a rerun that labelled nothing keeps the cost its predecessor measured
                 "dft_seconds_per_point": report.seconds_per_frame if report.labelled else
-                previous_results(RESULTS / "metal_barrier_dft.json")["systems"].get(
-                    f"{system} {args.tag}" if args.tag else system, {}).get(
-                    "dft_seconds_per_point"),
+                out["systems"].get(entry, {}).get("dft_seconds_per_point"),
                 "complete": not report.stopped_early}
         if len(args.fields) >= 3:
             fit = fit_barriers(result.fields, result.barriers)
@@ -265,10 +267,6 @@ def main() -> None:
             if len(rows) >= 3:
                 fit = fit_barriers([r["field"] for r in rows], [r["barrier_dft"] for r in rows])
                 data["dft_fit"] = {"e0": fit.e0, "dmu": fit.dmu, "dalpha": fit.dalpha}
-        entry = f"{system} {args.tag}" if args.tag else system
-        # read just before writing: a run beside this one (another tag) may have added
-        # its entry while this one labelled for an hour
-        out = previous_results(RESULTS / "metal_barrier_dft.json")
         out["systems"][entry] = data
         write_json(out, RESULTS / "metal_barrier_dft.json")
         print(f"\n{system}: {'F':>5s} {'NEB model':>10s} {'DFT':>8s} | at the felt fields: "

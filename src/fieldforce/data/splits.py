@@ -53,11 +53,10 @@ def split_by_tag(
     otherwise hold out nothing. Values given as text (a command line) match tags of any
     type by their text."""
     frames = list(frames)
+    source = frames[0].source if frames else "frames"
     missing = [f.index for f in frames if key not in f.atoms.info]
     if missing:
-        where = frames[0].source if frames else ""
-        raise ConfigError(f"{where}: frame {missing[0]} has no tag {key!r} to split by")
-    source = frames[0].source if frames else "frames"
+        raise ConfigError(f"{source}: frame {missing[0]} has no tag {key!r} to split by")
     chosen = select_frames(frames, {key: list(values)}, source, option)
     taken = {id(f) for f in chosen}
     return chosen, [f for f in frames if id(f) not in taken]

@@ -357,6 +357,8 @@ def _finish(args) -> int:
     from fieldforce.reference.labelling import finished_parts, labelled_so_far
 
     parts = args.parts or args.labelled.with_name(args.labelled.name + ".parts")
+    # the sampled plan: its order for the collected parts, its size for the metadata
+    planned = read_frames(args.planned) if args.planned is not None else None
     if args.partial:
         frames = [f for p in finished_parts(parts) for f in read_frames(p)]
         # parts labelled before the backend aimed at the target field are relabelled by
@@ -368,8 +370,8 @@ def _finish(args) -> int:
             print(f"left out {len(frames) - len(kept)} frame(s) whose field misses the "
                   f"target by more than field_tol (to be relabelled)")
         frames = kept
-        if args.planned is not None:  # in the planned order
-            rank = {_key(f): k for k, f in enumerate(read_frames(args.planned))}
+        if planned is not None:  # in the planned order
+            rank = {_key(f): k for k, f in enumerate(planned)}
             frames.sort(key=lambda f: rank.get(_key(f), len(rank)))
         write_frames(frames, args.labelled)
     frames = read_frames(args.labelled)
@@ -462,11 +464,11 @@ def _finish(args) -> int:
         meta["commands"].insert(2, "python -m fieldforce.datasets.make_metal reenergize "
                                 "metal_extrapolated.xyz.gz metal.xyz.gz --workers 2  # the "
                                 "frames labelled with energy: extrapolated before 2026-12-05")
-    if args.planned is not None:
-        planned = {_key(f) for f in read_frames(args.planned)}
+    if planned is not None:
         meta["planned_frames"] = len(planned)
         # the --extra frames (relaxed states, model NEB states) are not in the plan
-        meta["frames_of_the_plan"] = sum(_key(f) in planned for f in frames)
+        in_plan = {_key(f) for f in planned}
+        meta["frames_of_the_plan"] = sum(_key(f) in in_plan for f in frames)
     write_json(meta, out)
     print(f"wrote {out}")
     return 0
