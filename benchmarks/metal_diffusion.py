@@ -8,12 +8,14 @@ Arrhenius fits per field, and E_a(F) next to the model's NEB barriers.
 Each (T, F) run is ``fieldforce md`` of the hop's initial state (``examples/metal``, 3x3
 cell, bottom layer fixed) in a static field F along the normal: Langevin at T (friction
 0.01/fs), 2 fs, frames every 50 fs, in ``benchmarks/runs/metal_diffusion/<system>_T<T>_F<F>/``
-(kept between sessions; an unfinished run is resumed, a finished one reused). Then
-``fieldforce analyze diffusion`` over all of them, and over every earlier run of the same
-system and model in that folder (the first ``--skip-ps`` dropped), and
-``fieldforce analyze barrier`` of the same hop at the same fields (cached, redone when
-the model file is newer), a table of E_a(F) from the Arrhenius fits against the NEB
-barrier E_m(F), and per temperature the field's shift of the activation energy,
+(ignored by git, so a fresh checkout lacks them; an unfinished run is resumed, a finished
+one reused). Then ``fieldforce analyze diffusion`` over all of them, over every earlier run
+of the same system and model in that folder (the first ``--skip-ps`` dropped), and over
+the runs of the last results file whose trajectories are gone, as analysed then
+(``--runs``; only if that file's NEB barriers are this model's to 1e-6 eV, i.e. the same
+model), and ``fieldforce analyze barrier`` of the same hop at every field among them
+(cached, redone when the model file is newer), a table of E_a(F) from the Arrhenius fits
+against the NEB barrier E_m(F), and per temperature the field's shift of the activation energy,
 -k_B T ln(D(F)/D(0)), against the NEB's E_m(F) - E_m(0) (the cheaper comparison: one
 temperature with many hops; ``--temperatures 150`` alone is a valid grid).
 
@@ -28,6 +30,7 @@ import json
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +63,39 @@ def run_md(folder: Path, structure: Path, model: Path, temperature: float, field
         1, seconds_left)
 
 
+def carried_runs(results: Path, model: Path, trajectories: list[str]) -> dict:
+    """The runs of an earlier ``results`` file of the same model whose trajectories are
+    not in ``trajectories`` (deleted, or lost with a fresh checkout), in the form
+    ``analyze diffusion --runs`` reads; {} if there are none. Each keeps its ``source``
+    (the trajectory it was analysed from)."""
+    if not results.exists():
+        return {}
+    data = json.loads(results.read_text())
+    if data.get("model") != str(model):
+        return {}
+    names = data.get("trajectories", [])
+    present = {str(Path(t).resolve()) for t in trajectories}
+    runs = []
+    for i, run in enumerate(data.get("runs", [])):
+        source = run.get("source") or (names[i] if len(names) == len(data["runs"]) else "")
+        path = str((ROOT / source).resolve()) if source else ""
+        if path not in present:
+            runs.append({**run, "source": source or f"{results.name}, run {i}"})
+    return {"runs": runs} if runs else {}
+
+
+def same_barriers(results: Path, barrier: Path, tol: float = 1e-6) -> bool:
+    """Whether the NEB barriers recorded in ``results`` (eV, per field) are those in the
+    ``barrier`` JSON at every field the two share: the check that a retrained model file
+    is the model the earlier runs used (a model path alone does not say)."""
+    old, new = json.loads(results.read_text()).get("neb", {}), json.loads(barrier.read_text())
+    at = dict(zip(new["fields"], new["barriers"], strict=True))
+    shared = [(b, at[f]) for f, b in zip(old.get("fields", []), old.get("barriers", []),
+                                         strict=True) if f in at]
+    return bool(shared) and all(a is not None and b is not None and abs(a - b) <= tol
+                                for a, b in shared)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--system", default="Cu(111)",
@@ -89,32 +125,52 @@ def main() -> None:
                 return
         print(f"run {k + 1}/{len(grid)}: T = {temperature:g} K, F = {field:+g} V/Å",
               flush=True)
-        if not run_md(folder, structure, model, temperature, field, steps, k, left):
+        # the seed follows the run (system, T, F), not its place in this call's grid: two
+        # calls must not give runs at one temperature and two fields the same noise
+        seed = zlib.crc32(folder.name.encode()) % 2**31
+        if not run_md(folder, structure, model, temperature, field, steps, seed, left):
             print("stopped for --max-hours; rerun to continue")
             return
     RESULTS.mkdir(exist_ok=True)
-    barrier = RUNS / f"{stem}_barrier.json"
-    if not barrier.exists() or barrier.stat().st_mtime < model.stat().st_mtime or \
-            json.loads(barrier.read_text()).get("model") != str(model):
-        subprocess.run([*FIELDFORCE, "analyze", "barrier", str(model), "--initial",
-                        str(structure), "--final",
-                        str(structure.with_name(f"{stem}_hop_final.xyz")), "--fields",
-                        *map(str, args.fields), "--json", str(barrier)], check=True)
     out = RESULTS / f"metal_diffusion_{stem}.json"
     # every run of this system with this model, not only this call's grid: a call that
     # extends one temperature must not shrink the analysis to that temperature
     trajectories = [str(folder / "md" / "trajectory.xyz") for folder in sorted(
         RUNS.glob(f"{stem}_T*_F*")) if (folder / "md" / "summary.json").exists()
         and f"model: {model}\n" in (folder / "md.yaml").read_text()]
+    # and the runs of the last analysis whose trajectories are gone (they are not kept
+    # in git; a fresh checkout has the results file only), as analysed then
+    earlier = carried_runs(out, model, trajectories)
+    fields = sorted(set(args.fields) | {run["field"] for run in earlier.get("runs", [])})
+    barrier = RUNS / f"{stem}_barrier.json"
+    cached = json.loads(barrier.read_text()) if barrier.exists() else {}
+    if not cached or barrier.stat().st_mtime < model.stat().st_mtime or \
+            cached.get("model") != str(model) or not set(fields) <= set(cached["fields"]):
+        subprocess.run([*FIELDFORCE, "analyze", "barrier", str(model), "--initial",
+                        str(structure), "--final",
+                        str(structure.with_name(f"{stem}_hop_final.xyz")), "--fields",
+                        *map(str, fields), "--json", str(barrier)], check=True)
+    if earlier and not same_barriers(out, barrier):
+        print(f"the runs in {out} were made with another model at {model} (its NEB "
+              "barriers differ): they are left out", flush=True)
+        earlier = {}
     plot = out.with_suffix(".png")
-    for path in (out, plot, plot.with_name(plot.stem + "_shifts.png")):
+    kept = RUNS / f"{stem}_earlier_runs.json"
+    for path in (out, plot, plot.with_name(plot.stem + "_shifts.png"), kept):
         path.unlink(missing_ok=True)  # analyze refuses to overwrite
-    subprocess.run([*FIELDFORCE, "analyze", "diffusion", *trajectories, "--skip-fs",
+    if earlier:
+        kept.write_text(json.dumps(earlier, indent=1) + "\n")
+    subprocess.run([*FIELDFORCE, "analyze", "diffusion", *trajectories,
+                    *(["--runs", str(kept)] if earlier else []), "--skip-fs",
                     str(1000 * args.skip_ps), "--barrier", str(barrier), "--json", str(out),
                     "--plot", str(plot)], check=True)
+    kept.unlink(missing_ok=True)
     result = json.loads(out.read_text())
     neb = result["neb"]
     result["model"] = str(model)
+    for run in result["runs"]:  # sources relative to the repository, as the trajectories
+        if Path(run["source"]).is_absolute() and Path(run["source"]).is_relative_to(ROOT):
+            run["source"] = str(Path(run["source"]).relative_to(ROOT))
     result["command"] = " ".join(["python benchmarks/metal_diffusion.py", "--system",
                                   f'"{args.system}"', "--temperatures",
                                   *map(lambda t: f"{t:g}", args.temperatures), "--fields",

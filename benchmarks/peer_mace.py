@@ -100,7 +100,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="MACE's training seed (initialisation, batch order); the "
                              "split stays backbone_variants' seed 0")
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "peer_mace")
+    # under benchmarks/runs (not ignored by git), so a run stopped at a session's end
+    # survives into a fresh checkout with its checkpoints and resumes there
+    parser.add_argument("--work", type=Path,
+                        default=ROOT / "benchmarks" / "runs" / "peer_mace")
     parser.add_argument("--out", type=Path, default=None,
                         help="default: benchmarks/results/peer_mace[_DATASET].json")
     args = parser.parse_args()

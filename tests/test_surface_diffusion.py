@@ -289,3 +289,42 @@ def test_cli_diffusion_field_shifts_next_to_the_neb(tmp_path, capsys):
                      str(barrier)]) == 2
     assert f"{barrier}: expected the JSON of `fieldforce analyze barrier`" in \
         capsys.readouterr().err
+
+
+def test_cli_diffusion_pools_runs_analysed_earlier(tmp_path, capsys):
+    """A run analysed before (its trajectory since deleted) pooled through --runs gives
+    the same fits and shifts as analysing both trajectories at once; a run given twice,
+    or a file that is not such a JSON, is one clear error."""
+    import ase.io
+
+    from fieldforce.cli.main import main as cli_main
+
+    rng = np.random.default_rng(11)
+    paths = []
+    for field, rate in ((0.0, 4.0), (-1.0, 6.0)):
+        frames, times, _, _ = _walk("Cu(100)", rate, 2000, 5.0, rng, field)
+        for f, time in zip(frames, times, strict=True):
+            f.info["time_fs"] = time
+        path = tmp_path / f"F{field:g}.xyz"
+        ase.io.write(path, frames, format="extxyz")
+        paths.append(str(path))
+    both, first, pooled = tmp_path / "both.json", tmp_path / "first.json", tmp_path / "p.json"
+    common = ["--temperature", "500"]
+    assert cli_main(["analyze", "diffusion", *paths, *common, "--json", str(both)]) == 0
+    assert cli_main(["analyze", "diffusion", paths[0], *common, "--json", str(first)]) == 0
+    assert cli_main(["analyze", "diffusion", paths[1], *common, "--runs", str(first),
+                     "--json", str(pooled)]) == 0
+    together, apart = json.loads(both.read_text()), json.loads(pooled.read_text())
+    (shift,) = together["field_shifts"]
+    assert shift["field"] == -1.0 and shift["shift"] < 0  # the faster walk: a lower barrier
+    assert apart["field_shifts"] == together["field_shifts"]
+    assert sorted(apart["runs"], key=lambda r: r["field"]) == \
+        sorted(together["runs"], key=lambda r: r["field"])
+    assert cli_main(["analyze", "diffusion", *paths, *common, "--runs", str(first)]) == 2
+    assert "would be counted twice" in capsys.readouterr().err
+    first.write_text(json.dumps({"runs": [{"temperature": 500.0, "field": 0.0}]}))
+    assert cli_main(["analyze", "diffusion", paths[1], *common, "--runs", str(first)]) == 2
+    assert f"{first}, key 'duration_fs': run 0: expected a number, got None" in \
+        capsys.readouterr().err
+    assert cli_main(["analyze", "diffusion", *common]) == 2
+    assert "give trajectories" in capsys.readouterr().err

@@ -68,6 +68,7 @@ class DiffusionRun:
     d_msd: float
     escapes: tuple[int, ...] = ()
     residence_fs: tuple[float, ...] = ()
+    source: str = ""  # the trajectory it was analysed from
 
     @property
     def d_hops_error(self) -> float:
@@ -155,7 +156,7 @@ def diffusion_run(frames, times_fs: np.ndarray, temperature: float, adatom: int 
     return DiffusionRun(temperature=float(temperature), field=float(np.mean(fields)),
                         duration_fs=duration, hops=hops, hop_length2=length2,
                         d_hops=d_hops, d_msd=msd_diffusion(path, times_fs, normal),
-                        escapes=escapes, residence_fs=residence)
+                        escapes=escapes, residence_fs=residence, source=source)
 
 
 def arrhenius(runs: list[DiffusionRun], field_tol: float = 1e-3, use: str = "hops"
@@ -333,6 +334,47 @@ def to_dict(runs: list[DiffusionRun], fits: list[ArrheniusFit],
                       "shift": "eV", "residence_fs": "fs"}}
 
 
+#: what a run of :func:`to_dict` must hold to be pooled again, and its numbers' kind
+_RUN_KEYS = {"temperature": float, "field": float, "duration_fs": float, "hops": int,
+             "hop_length2": float, "d_hops": float, "d_msd": float}
+
+
+def runs_from_dict(data, source: str) -> list[DiffusionRun]:
+    """The runs of an earlier analysis (the JSON :func:`to_dict` wrote, read from
+    ``source``), as analysed then, to pool with new ones when their trajectories are no
+    longer kept. A run without its own ``source`` (files written before it was recorded)
+    takes the file's ``trajectories`` entry at its index where there is one."""
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, list):
+        raise DataError("expected the JSON of `fieldforce analyze diffusion` (a 'runs' list)",
+                        path=source)
+    names = data.get("trajectories")
+    names = names if isinstance(names, list) and len(names) == len(runs) else None
+    out = []
+    for i, run in enumerate(runs):
+        if not isinstance(run, dict):
+            raise DataError(f"run {i}: expected an object, got {type(run).__name__}",
+                            path=source)
+        values = {}
+        for key, kind in _RUN_KEYS.items():
+            value = run.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    kind is int and value != int(value)) or not np.isfinite(value):
+                raise DataError(f"run {i}: expected {'an integer' if kind is int else 'a number'}"
+                                f", got {value!r}", path=source, key=key)
+            values[key] = kind(value)
+        escapes, residence = run.get("escapes", []), run.get("residence_fs", [])
+        if not (isinstance(escapes, list) and isinstance(residence, list)
+                and len(escapes) == len(residence)):
+            raise DataError(f"run {i}: 'escapes' and 'residence_fs' must be lists of equal "
+                            "length (one entry per kind of site)", path=source)
+        origin = run.get("source") or (names[i] if names else f"{source}, run {i}")
+        out.append(DiffusionRun(**values, escapes=tuple(int(e) for e in escapes),
+                                residence_fs=tuple(float(t) for t in residence),
+                                source=str(origin)))
+    return out
+
+
 def check_capture(capture: float | None) -> None:
     if capture is not None and not 0 < capture < 0.5:
         raise ConfigError(f"the capture radius must be between 0 and 0.5 lattice spacings "
@@ -342,4 +384,4 @@ def check_capture(capture: float | None) -> None:
 __all__ = ["ArrheniusFit", "DiffusionRun", "FieldShift", "KB_EV", "arrhenius", "count_hops",
            "diffusion_run", "escapes_by_kind", "field_shifts", "hollow_sites", "hop_events",
            "mean_structure", "msd_diffusion", "plot_arrhenius", "plot_field_shifts",
-           "surface_lattice", "to_dict", "unwrap_lateral"]
+           "runs_from_dict", "surface_lattice", "to_dict", "unwrap_lateral"]

@@ -57,7 +57,12 @@ def register(sub) -> None:
                     "with --barrier. Each run's temperature is read from the summary.json "
                     "beside its trajectory (or --temperature), its field from the frames' "
                     "efield along the surface normal.")
-    q.add_argument("trajectories", type=Path, nargs="+", metavar="TRAJ.xyz")
+    q.add_argument("trajectories", type=Path, nargs="*", metavar="TRAJ.xyz")
+    q.add_argument("--runs", type=Path, nargs="+", default=[], metavar="EARLIER.json",
+                   help="runs analysed before (the --json of an earlier analyze diffusion), "
+                        "pooled with the trajectories as they were analysed then: for runs "
+                        "whose trajectories are no longer kept (a run also given as a "
+                        "trajectory is an error)")
     q.add_argument("--temperature", type=float, nargs="+", default=None, metavar="K",
                    help="temperature of each trajectory (one value: all), K")
     q.add_argument("--atom", type=int, default=-1, help="index of the adatom (default: last)")
@@ -274,13 +279,16 @@ def diffusion(args) -> int:
                   else args.plot.with_name(args.plot.stem + "_shifts" + args.plot.suffix))
     refuse_overwriting({"--plot": args.plot, "--plot (shifts)": shift_plot,
                         "--json": args.json},
-                       {f"trajectory {i}": p for i, p in enumerate(args.trajectories)})
+                       {f"trajectory {i}": p for i, p in enumerate(args.trajectories)}
+                       | {f"--runs {i}": p for i, p in enumerate(args.runs)})
     check_capture(args.capture)
     neb = None if args.barrier is None else _neb_barriers(args.barrier)
     temps = args.temperature
     if temps is not None and len(temps) not in (1, len(args.trajectories)):
         raise ConfigError(f"--temperature takes one value or one per trajectory "
                           f"({len(args.trajectories)}); got {len(temps)}")
+    if not args.trajectories and not args.runs:
+        raise ConfigError("give trajectories to analyse, or --runs of an earlier analysis")
     runs = []
     for i, path in enumerate(args.trajectories):
         temperature = _run_temperature(path, None if temps is None
@@ -292,6 +300,7 @@ def diffusion(args) -> int:
             runs.append(diffusion_run(frames[start:], times[start:], temperature,
                                       adatom=args.atom, capture=args.capture,
                                       source=str(path)))
+    runs += _earlier_runs(args.runs, args.trajectories)
     fits = arrhenius(runs)
     escape_fits = arrhenius(runs, use="escapes")
     print(f"{'T (K)':>7s} {'F (V/Å)':>8s} {'t (ps)':>8s} {'hops':>5s} {'D_hops (Å²/ps)':>16s} "
@@ -340,6 +349,31 @@ def diffusion(args) -> int:
         write_json(result, args.json)
         print(f"analyze diffusion: wrote {args.json}")
     return 0
+
+
+def _earlier_runs(files: list[Path], trajectories: list[Path]) -> list:
+    """The runs of earlier analyses' JSON files; one whose trajectory is also analysed now
+    (or that two files both hold) would be counted twice: an error naming both."""
+    import json
+
+    from fieldforce.analysis.diffusion import runs_from_dict
+    from fieldforce.data.atomic import same_path
+
+    runs, seen = [], [(str(t), "a trajectory given") for t in trajectories]
+    for path in files:
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not JSON ({exc.msg}, line {exc.lineno})",
+                            path=str(path)) from None
+        for run in runs_from_dict(data, str(path)):
+            twice = next((what for name, what in seen if same_path(name, run.source)), None)
+            if twice is not None:
+                raise ConfigError(f"{path}: its run of {run.source} is also {twice}: it "
+                                  "would be counted twice")
+            seen.append((run.source, f"a run in {path}"))
+            runs.append(run)
+    return runs
 
 
 def _neb_barriers(path: Path) -> tuple[list[float], list[float]]:
