@@ -154,18 +154,27 @@ def main() -> None:
         print(f"the runs in {out} were made with another model at {model} (its NEB "
               "barriers differ): they are left out", flush=True)
         earlier = {}
-    plot = out.with_suffix(".png")
+    # analysed into scratch names, moved into place only once it succeeded: the results
+    # file may hold the only record of runs whose trajectories are gone
+    scratch = RUNS / f"{stem}_analysis.json"
     kept = RUNS / f"{stem}_earlier_runs.json"
-    for path in (out, plot, plot.with_name(plot.stem + "_shifts.png"), kept):
+    plots = [(scratch.with_suffix(".png"), out.with_suffix(".png")),
+             (RUNS / f"{stem}_analysis_shifts.png", RESULTS / f"{out.stem}_shifts.png")]
+    for path in (scratch, kept, *(new for new, _ in plots)):
         path.unlink(missing_ok=True)  # analyze refuses to overwrite
     if earlier:
         kept.write_text(json.dumps(earlier, indent=1) + "\n")
     subprocess.run([*FIELDFORCE, "analyze", "diffusion", *trajectories,
                     *(["--runs", str(kept)] if earlier else []), "--skip-fs",
-                    str(1000 * args.skip_ps), "--barrier", str(barrier), "--json", str(out),
-                    "--plot", str(plot)], check=True)
+                    str(1000 * args.skip_ps), "--barrier", str(barrier), "--json",
+                    str(scratch), "--plot", str(plots[0][0])], check=True)
     kept.unlink(missing_ok=True)
-    result = json.loads(out.read_text())
+    for new, final in plots:
+        if new.exists():
+            new.replace(final)
+        else:
+            final.unlink(missing_ok=True)  # e.g. no Arrhenius fit any more
+    result = json.loads(scratch.read_text())
     neb = result["neb"]
     result["model"] = str(model)
     for run in result["runs"]:  # sources relative to the repository, as the trajectories
@@ -177,7 +186,8 @@ def main() -> None:
                                   *map(lambda f: f"{f:g}", args.fields), "--ps",
                                   f"{args.ps:g}"])
     result["trajectories"] = [str(Path(t).relative_to(ROOT)) for t in trajectories]
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    scratch.write_text(json.dumps(result, indent=1) + "\n")
+    scratch.replace(out)
     print(f"\n{'F (V/Å)':>8s} {'E_a Arrhenius (eV)':>20s} {'E_m NEB (eV)':>13s}")
     for fit in result.get("arrhenius", []):
         e_m = neb["barriers"][neb["fields"].index(fit["field"])] \
