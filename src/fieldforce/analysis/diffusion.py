@@ -267,20 +267,20 @@ def plot_field_shifts(path: str | Path, shifts: list[FieldShift],
 
     from fieldforce.data.atomic import finish_figure
 
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
     for k, t in enumerate(sorted({s.temperature for s in shifts})):
         group = [s for s in shifts if s.temperature == t]
         ref = group[0].reference_field
         ax.errorbar([ref] + [s.field for s in group], [0.0] + [1000 * s.shift for s in group],
                     yerr=[0.0] + [1000 * s.shift_error for s in group], fmt="o", capsize=3,
-                    color=f"C{k}", label=f"MD, {t:g} K: D from hops")
+                    color=f"C{k}", label=f"MD {t:g} K: D from hops")
         escaped = [s for s in group if s.escape_shift is not None]
         if escaped:  # beside the D points (x nudged), open squares
             ax.errorbar([s.field + 0.03 for s in escaped],
                         [1000 * s.escape_shift for s in escaped],
                         yerr=[1000 * s.escape_shift_error for s in escaped], fmt="s",
                         mfc="none", capsize=3, color=f"C{k}",
-                        label=f"MD, {t:g} K: escape rate from the first site kind")
+                        label=f"MD {t:g} K: escape rate, first site kind")
     if neb is not None and shifts:
         fields, barriers = np.asarray(neb[0], float), np.asarray(neb[1], float)
         ref = shifts[0].reference_field
@@ -292,7 +292,7 @@ def plot_field_shifts(path: str | Path, shifts: list[FieldShift],
     ax.axhline(0.0, color="0.8", lw=0.8)
     ax.set_xlabel("field along the normal F (V/Å)")
     ax.set_ylabel("ΔE$_a$(F) = −k$_B$T ln(rate(F)/rate(ref)) (meV)")
-    return finish_figure(fig, path, ax, title)
+    return finish_figure(fig, path, ax, title, legend_outside=True)
 
 
 def plot_arrhenius(path: str | Path, runs: list[DiffusionRun], fits: list[ArrheniusFit],

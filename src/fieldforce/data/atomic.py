@@ -63,15 +63,21 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     return Path(path)
 
 
-def finish_figure(fig, path: str | Path, ax=None, title: str = "", dpi: int = 150) -> Path:
+def finish_figure(fig, path: str | Path, ax=None, title: str = "", dpi: int = 150,
+                  legend_outside: bool = False) -> Path:
     """The last steps of an analysis plot: ``title`` and a small legend on ``ax`` (when
-    given), a tight layout, the PNG written atomically, the figure closed."""
+    given; ``legend_outside``: right of the axes, for legends that would hide data), a
+    tight layout, the PNG written atomically, the figure closed."""
     import matplotlib.pyplot as plt
 
     if ax is not None:
         if title:
             ax.set_title(title)
-        ax.legend(fontsize=7)
+        if legend_outside:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                      borderaxespad=0.0)
+        else:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=dpi)
     plt.close(fig)
