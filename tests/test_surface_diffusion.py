@@ -256,21 +256,28 @@ def test_cli_diffusion_reads_runs_and_writes_the_fit(tmp_path, capsys):
     assert "--temperature" in capsys.readouterr().err
 
 
-def test_cli_diffusion_field_shifts_next_to_the_neb(tmp_path, capsys):
+def _field_walks(folder, fields_and_rates, n_frames, seed) -> list[str]:
+    """Cu(100) walks at (field V/Å, hop rate 1/ps) pairs, 5 fs apart, written as
+    trajectories with their times (F<field>.xyz in ``folder``); their paths."""
     import ase.io
 
-    from fieldforce.cli.main import main as cli_main
-
-    rng = np.random.default_rng(7)
-    t = 500.0
+    rng = np.random.default_rng(seed)
     paths = []
-    for field, rate in ((0.0, 4.0), (1.0, 1.0)):
-        frames, times, _, _ = _walk("Cu(100)", rate, 3000, 5.0, rng, field)
+    for field, rate in fields_and_rates:
+        frames, times, _, _ = _walk("Cu(100)", rate, n_frames, 5.0, rng, field)
         for f, time in zip(frames, times, strict=True):
             f.info["time_fs"] = time
-        path = tmp_path / f"F{field:g}.xyz"
+        path = folder / f"F{field:g}.xyz"
         ase.io.write(path, frames, format="extxyz")
         paths.append(str(path))
+    return paths
+
+
+def test_cli_diffusion_field_shifts_next_to_the_neb(tmp_path, capsys):
+    from fieldforce.cli.main import main as cli_main
+
+    t = 500.0
+    paths = _field_walks(tmp_path, ((0.0, 4.0), (1.0, 1.0)), 3000, seed=7)
     barrier = tmp_path / "barrier.json"
     barrier.write_text(json.dumps({"fields": [0.0, 1.0, -1.0], "barriers": [0.5, 0.56, None]}))
     out, plot = tmp_path / "d.json", tmp_path / "d.png"
@@ -295,19 +302,9 @@ def test_cli_diffusion_pools_runs_analysed_earlier(tmp_path, capsys):
     """A run analysed before (its trajectory since deleted) pooled through --runs gives
     the same fits and shifts as analysing both trajectories at once; a run given twice,
     or a file that is not such a JSON, is one clear error."""
-    import ase.io
-
     from fieldforce.cli.main import main as cli_main
 
-    rng = np.random.default_rng(11)
-    paths = []
-    for field, rate in ((0.0, 4.0), (-1.0, 6.0)):
-        frames, times, _, _ = _walk("Cu(100)", rate, 2000, 5.0, rng, field)
-        for f, time in zip(frames, times, strict=True):
-            f.info["time_fs"] = time
-        path = tmp_path / f"F{field:g}.xyz"
-        ase.io.write(path, frames, format="extxyz")
-        paths.append(str(path))
+    paths = _field_walks(tmp_path, ((0.0, 4.0), (-1.0, 6.0)), 2000, seed=11)
     both, first, pooled = tmp_path / "both.json", tmp_path / "first.json", tmp_path / "p.json"
     common = ["--temperature", "500"]
     assert cli_main(["analyze", "diffusion", *paths, *common, "--json", str(both)]) == 0
