@@ -323,5 +323,9 @@ def test_cli_diffusion_pools_runs_analysed_earlier(tmp_path, capsys):
     assert cli_main(["analyze", "diffusion", paths[1], *common, "--runs", str(first)]) == 2
     assert f"{first}, key 'duration_fs': run 0: expected a number, got None" in \
         capsys.readouterr().err
+    run = json.loads(both.read_text())["runs"][0] | {"escapes": ["many", 3]}
+    first.write_text(json.dumps({"runs": [run]}))
+    assert cli_main(["analyze", "diffusion", paths[1], *common, "--runs", str(first)]) == 2
+    assert "lists of numbers" in capsys.readouterr().err
     assert cli_main(["analyze", "diffusion", *common]) == 2
     assert "give trajectories" in capsys.readouterr().err

@@ -365,9 +365,11 @@ def runs_from_dict(data, source: str) -> list[DiffusionRun]:
             values[key] = kind(value)
         escapes, residence = run.get("escapes", []), run.get("residence_fs", [])
         if not (isinstance(escapes, list) and isinstance(residence, list)
-                and len(escapes) == len(residence)):
-            raise DataError(f"run {i}: 'escapes' and 'residence_fs' must be lists of equal "
-                            "length (one entry per kind of site)", path=source)
+                and len(escapes) == len(residence)
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                        for x in escapes + residence)):
+            raise DataError(f"run {i}: 'escapes' and 'residence_fs' must be lists of numbers "
+                            "of equal length (one entry per kind of site)", path=source)
         origin = run.get("source") or (names[i] if names else f"{source}, run {i}")
         out.append(DiffusionRun(**values, escapes=tuple(int(e) for e in escapes),
                                 residence_fs=tuple(float(t) for t in residence),
