@@ -65,21 +65,20 @@ def run_md(folder: Path, structure: Path, model: Path, temperature: float, field
 
 def carried_runs(results: Path, model: Path, trajectories: list[str]) -> dict:
     """The runs of an earlier ``results`` file of the same model whose trajectories are
-    not in ``trajectories`` (deleted, or lost with a fresh checkout), in the form
-    ``analyze diffusion --runs`` reads; {} if there are none. Each keeps its ``source``
-    (the trajectory it was analysed from)."""
+    not in ``trajectories`` (paths relative to the repository, as the runs' sources;
+    deleted, or lost with a fresh checkout), in the form ``analyze diffusion --runs``
+    reads; {} if there are none. Each keeps its ``source`` (the trajectory it was
+    analysed from)."""
     if not results.exists():
         return {}
     data = json.loads(results.read_text())
     if data.get("model") != str(model):
         return {}
     names = data.get("trajectories", [])
-    present = {str(Path(t).resolve()) for t in trajectories}
     runs = []
     for i, run in enumerate(data.get("runs", [])):
         source = run.get("source") or (names[i] if len(names) == len(data["runs"]) else "")
-        path = str((ROOT / source).resolve()) if source else ""
-        if path not in present:
+        if source not in trajectories:
             runs.append({**run, "source": source or f"{results.name}, run {i}"})
     return {"runs": runs} if runs else {}
 
@@ -97,6 +96,8 @@ def same_barriers(results: Path, barrier: Path, tol: float = 1e-6) -> bool:
 
 
 def main() -> None:
+    from fieldforce.data.atomic import write_json
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--system", default="Cu(111)",
                         choices=["Cu(100)", "Cu(111)", "W(110)"])
@@ -134,10 +135,12 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"metal_diffusion_{stem}.json"
     # every run of this system with this model, not only this call's grid: a call that
-    # extends one temperature must not shrink the analysis to that temperature
-    trajectories = [str(folder / "md" / "trajectory.xyz") for folder in sorted(
-        RUNS.glob(f"{stem}_T*_F*")) if (folder / "md" / "summary.json").exists()
-        and f"model: {model}\n" in (folder / "md.yaml").read_text()]
+    # extends one temperature must not shrink the analysis to that temperature; relative
+    # to the repository (analyze runs there), so the runs' sources are too
+    trajectories = [str((folder / "md" / "trajectory.xyz").relative_to(ROOT))
+                    for folder in sorted(RUNS.glob(f"{stem}_T*_F*"))
+                    if (folder / "md" / "summary.json").exists()
+                    and f"model: {model}\n" in (folder / "md.yaml").read_text()]
     # and the runs of the last analysis whose trajectories are gone (they are not kept
     # in git; a fresh checkout has the results file only), as analysed then
     earlier = carried_runs(out, model, trajectories)
@@ -167,7 +170,7 @@ def main() -> None:
     subprocess.run([*FIELDFORCE, "analyze", "diffusion", *trajectories,
                     *(["--runs", str(kept)] if earlier else []), "--skip-fs",
                     str(1000 * args.skip_ps), "--barrier", str(barrier), "--json",
-                    str(scratch), "--plot", str(plots[0][0])], check=True)
+                    str(scratch), "--plot", str(plots[0][0])], check=True, cwd=ROOT)
     kept.unlink(missing_ok=True)
     for new, final in plots:
         if new.exists():
@@ -177,17 +180,14 @@ def main() -> None:
     result = json.loads(scratch.read_text())
     neb = result["neb"]
     result["model"] = str(model)
-    for run in result["runs"]:  # sources relative to the repository, as the trajectories
-        if Path(run["source"]).is_absolute() and Path(run["source"]).is_relative_to(ROOT):
-            run["source"] = str(Path(run["source"]).relative_to(ROOT))
     result["command"] = " ".join(["python benchmarks/metal_diffusion.py", "--system",
                                   f'"{args.system}"', "--temperatures",
                                   *map(lambda t: f"{t:g}", args.temperatures), "--fields",
                                   *map(lambda f: f"{f:g}", args.fields), "--ps",
                                   f"{args.ps:g}"])
-    result["trajectories"] = [str(Path(t).relative_to(ROOT)) for t in trajectories]
-    scratch.write_text(json.dumps(result, indent=1) + "\n")
-    scratch.replace(out)
+    result["trajectories"] = trajectories
+    write_json(result, out)
+    scratch.unlink()
     print(f"\n{'F (V/Å)':>8s} {'E_a Arrhenius (eV)':>20s} {'E_m NEB (eV)':>13s}")
     for fit in result.get("arrhenius", []):
         e_m = neb["barriers"][neb["fields"].index(fit["field"])] \

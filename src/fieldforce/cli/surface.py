@@ -354,19 +354,12 @@ def diffusion(args) -> int:
 def _earlier_runs(files: list[Path], trajectories: list[Path]) -> list:
     """The runs of earlier analyses' JSON files; one whose trajectory is also analysed now
     (or that two files both hold) would be counted twice: an error naming both."""
-    import json
-
     from fieldforce.analysis.diffusion import runs_from_dict
     from fieldforce.data.atomic import same_path
 
     runs, seen = [], [(str(t), "a trajectory given") for t in trajectories]
     for path in files:
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON ({exc.msg}, line {exc.lineno})",
-                            path=str(path)) from None
-        for run in runs_from_dict(data, str(path)):
+        for run in runs_from_dict(_read_json(path), str(path)):
             twice = next((what for name, what in seen if same_path(name, run.source)), None)
             if twice is not None:
                 raise ConfigError(f"{path}: its run of {run.source} is also {twice}: it "
@@ -379,18 +372,24 @@ def _earlier_runs(files: list[Path], trajectories: list[Path]) -> list:
 def _neb_barriers(path: Path) -> tuple[list[float], list[float]]:
     """(fields V/Å, barriers eV) of an `analyze barrier` JSON; unconverged fields (null)
     are left out."""
-    import json
-
+    data = _read_json(path)
     try:
-        data = json.loads(Path(path).read_text())
         pairs = [(float(f), float(b)) for f, b in zip(data["fields"], data["barriers"],
                                                        strict=True) if b is not None]
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not JSON ({exc.msg}, line {exc.lineno})", path=str(path)) from None
     except (KeyError, TypeError, ValueError):
         raise DataError("expected the JSON of `fieldforce analyze barrier` (keys 'fields' "
                         "and 'barriers', lists of equal length)", path=str(path)) from None
     return [f for f, _ in pairs], [b for _, b in pairs]
+
+
+def _read_json(path: Path):
+    """The content of a JSON file; a file that is not JSON is a DataError naming it."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not JSON ({exc.msg}, line {exc.lineno})", path=str(path)) from None
 
 
 def _neb_shift(neb, field: float, reference: float) -> float | None:
