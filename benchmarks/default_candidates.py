@@ -62,6 +62,17 @@ CANDIDATES = {
     "wd0.1_scaling3_6": ("as new_dipole100_wd0.1, with the descriptor's radial scaling "
                          "r0 3 Å, m 6", {"interactions": 1, "descriptor": SCALING},
                          WD_TRAINING),
+    # one global spread for the invariants instead of one per feature (issue 13)
+    "wd0.1_global": ("as new_dipole100_wd0.1, invariants scaled by one global spread",
+                     {"interactions": 1, "feature_scaling": "global"}, WD_TRAINING),
+    "wd0.1_global_mp2_vectors": ("as wd0.1_global, 2 interaction layers passing l = 1 "
+                                 "vectors",
+                                 {"interactions": 2, "interaction_vectors": True,
+                                  "feature_scaling": "global"}, WD_TRAINING),
+    # equivariant l = 1 features between two interaction layers (issue 13)
+    "wd0.1_mp2_vectors": ("as new_dipole100_wd0.1, 2 interaction layers passing l = 1 "
+                          "vectors", {"interactions": 2, "interaction_vectors": True},
+                          WD_TRAINING),
     # the scaling for the energy path only: the lambda-SOAP of the dipole and
     # polarizability heads from the unweighted density (cluster dipoles need the distant
     # neighbours the weighting suppresses)

@@ -32,6 +32,10 @@ CONFIGS = {
     # interaction layer)
     "scaling_cutoff5": {"interactions": 1,
                         "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+    # two layers passing l = 1 vectors, at 4 Å and with the 5 Å weighted descriptor
+    "vectors2": {"interactions": 2, "interaction_vectors": True},
+    "scaling_cutoff5_vectors2": {"interactions": 2, "interaction_vectors": True,
+                                 "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
 }
 SIZES = {"192": (2, 2, 2), "768": (4, 4, 2)}
 MACE_TIMING = """

@@ -44,14 +44,18 @@ def frames(water):
                                                         "species_channels": 1}},
                                         {"interaction_max_angular": 3,
                                          "interaction_radial": 8,
-                                         "interaction_channels": 5}],
-                ids=["norms", "products", "shared", "mixed", "l3_radial_net"])
+                                         "interaction_channels": 5},
+                                        {"interaction_vectors": True,
+                                         "interaction_products": True,
+                                         "feature_scaling": "global"}],
+                ids=["norms", "products", "shared", "mixed", "l3_radial_net", "vectors"])
 def model(frames, request):
     """Both kinds of invariants of the densities (squared norms; inner products and
     cubic contractions), one network shared by the species with a species embedding,
     the neighbour species mixed into one learned channel, and the MACE-like options (an
-    l = 3 density, a radial network, a set channel count): every physics check below
-    runs on each."""
+    l = 3 density, a radial network, a set channel count), and equivariant vectors passed
+    from the first layer to the second (with one global feature scale): every physics
+    check below runs on each."""
     return randomised({**SMALL, **request.param}, frames)
 
 
@@ -66,6 +70,67 @@ def test_shared_network_tells_the_species_apart(frames):
         model.backbone.embedding.weight.zero_()
     after = evaluate(model, batch, forces=False)["energy"].detach()
     assert (before - after).abs().max() > 1e-3
+
+
+def test_layer_vectors_rotate_with_the_structure(frames):
+    """The vectors a layer passes on are polar vectors: rotating (or reflecting) the
+    structure rotates them by the same matrix; and they change the next layer's energy
+    (zero the map that reads them and the energy moves)."""
+    model = randomised({**SMALL, "interaction_vectors": True}, frames)
+    backbone = model.backbone
+    first, second = backbone.interactions
+    assert first.vectors_out and not first.vectors_in
+    assert second.vectors_in and not second.vectors_out
+    atoms = frames[1].atoms.copy()
+    rotation = Rotation.from_euler("zyx", [1.1, 0.4, -0.7]).as_matrix() @ np.diag([1, -1, 1])
+
+    def vectors_of(a):
+        batch = batch_from_atoms(a)
+        h = backbone.latent(backbone.batch_features(batch, equivariant=False)["invariant"],
+                            batch.numbers)
+        return first(h, backbone.pairs(batch), backbone.neighbors_mean)[1].detach()
+
+    turned = atoms.copy()
+    turned.positions = atoms.positions @ rotation.T
+    v, v_turned = vectors_of(atoms), vectors_of(turned)
+    assert v.abs().max() > 1e-3
+    assert torch.allclose(v_turned, torch.einsum("ab,nbk->nak", torch.tensor(rotation), v),
+                          atol=1e-10)
+    batch = collate(frames[:1])
+    before = evaluate(model, batch, forces=False)["energy"].detach()
+    with torch.no_grad():
+        second.vector_mix.zero_()
+    after = evaluate(model, batch, forces=False)["energy"].detach()
+    assert (before - after).abs().max() > 1e-4
+
+
+def test_global_feature_scaling_keeps_the_descriptor_metric(frames, tmp_path):
+    """``feature_scaling: global`` removes each invariant's mean and divides all by one
+    spread: distances between environments keep the descriptor's proportions (per
+    feature they would all have unit spread). The choice is kept in the model file and
+    a file without it reads as per_feature."""
+    model = randomised({**SMALL, "feature_scaling": "global"}, frames)
+    backbone = model.backbone
+    x = backbone.batch_features(collate(frames), equivariant=False)["invariant"]
+    scaled = backbone.standardise(x)
+    raw_spread, spread = x.std(0), scaled.std(0)
+    big = raw_spread > 1e-3 * raw_spread.max()
+    ratio = spread[big] / raw_spread[big]
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-10)
+    assert float(spread.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-6)
+    per_feature = randomised(SMALL, frames).backbone.standardise(x).std(0)
+    assert torch.allclose(per_feature[big], torch.ones_like(per_feature[big]), rtol=1e-6)
+    again = load_model(save_model(model, tmp_path / "global.pt"))
+    assert again.backbone.feature_scaling == "global"
+    batch = collate(frames[:1])
+    assert torch.equal(evaluate(again, batch)["forces"], evaluate(model, batch)["forces"])
+
+
+def test_vectors_need_two_layers():
+    from fieldforce.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="interactions >= 2"):
+        build_model({**SMALL, "interactions": 1, "interaction_vectors": True})
 
 
 def test_traceless_matrix_inverts_the_l2_harmonics():
@@ -174,10 +239,15 @@ def test_slab_forces_match_finite_differences(model, frames):
         assert float(out["forces"][atom, axis]) == pytest.approx(-fd, rel=1e-6, abs=1e-8)
 
 
-def test_rotation_and_permutation_invariance(model, frames):
+@pytest.mark.parametrize("improper", [False, True], ids=["rotation", "rotoreflection"])
+def test_rotation_and_permutation_invariance(model, frames, improper):
+    """The energy is invariant under rotations and reflections (every invariant is a true
+    scalar: a pseudoscalar, e.g. from a cross product, would flip sign), forces rotate."""
     atoms = frames[2].atoms.copy()
     base = evaluate(model, batch_from_atoms(atoms))
     rotation = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    if improper:
+        rotation = rotation @ np.diag([1.0, 1.0, -1.0])
     turned = atoms.copy()
     turned.positions = atoms.positions @ rotation.T
     out = evaluate(model, batch_from_atoms(turned))
@@ -277,16 +347,19 @@ def test_isolated_atom_and_single_atom_structures(model):
 
 def test_model_files_from_before_the_layers_load_without_them(frames, tmp_path):
     """A file written before ``interactions`` existed holds a model without layers: it
-    must load as such although new models get one layer by default."""
+    must load as such although new models get one layer by default; and one written
+    before ``feature_scaling`` existed scaled its invariants per feature."""
     assert build_model({"family": "latent", "species": [1, 8]}).settings.interactions == 1
     old = randomised({**SMALL, "interactions": 0}, frames)
     path = save_model(old, tmp_path / "old.pt")
     payload = torch.load(path, weights_only=False)
-    for key in ("interactions", "interaction_cutoff"):
+    for key in ("interactions", "interaction_cutoff", "interaction_vectors",
+                "feature_scaling"):
         payload["config"].pop(key)
     torch.save(payload, path)
     again = load_model(path)
     assert len(again.backbone.interactions) == 0
+    assert again.backbone.feature_scaling == "per_feature"
     batch = collate(frames)
     assert torch.equal(evaluate(again, batch)["forces"], evaluate(old, batch)["forces"])
 

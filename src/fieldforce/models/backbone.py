@@ -65,6 +65,8 @@ class BackboneSettings(ModelSettings):
                                                 "interaction_channels": None,
                                                 "interaction_max_angular": 2,
                                                 "interaction_radial": 0,
+                                                "interaction_vectors": False,
+                                                "feature_scaling": "per_feature",
                                                 "species_embedding": 0,
                                                 "descriptor": DescriptorSettings.file_defaults}
 
@@ -92,6 +94,14 @@ class BackboneSettings(ModelSettings):
     interaction_radial: int = option(0, "0: radial functions of the interaction layers "
                                      "linear in their Bessel basis; W > 0: a two-layer "
                                      "network of width W", minimum=0)
+    interaction_vectors: bool = option(False, "carry K equivariant vectors (l = 1) per "
+                                       "atom from each interaction layer to the next, as "
+                                       "MACE's 64x1o features (needs interactions >= 2)")
+    feature_scaling: str = option("per_feature", "how the invariants are scaled for the "
+                                  "networks after their mean is removed: per_feature (each "
+                                  "by its own training spread) or global (all by one "
+                                  "spread, the RMS of theirs: keeps the descriptor's metric)",
+                                  choices=("per_feature", "global"))
     species_embedding: int = option(0, "0: one network per species; k > 0: one network "
                                     "shared by all species, fed a learned k-dimensional "
                                     "embedding of the species with the invariants",
@@ -172,6 +182,11 @@ class Backbone(nn.Module):
     interaction_channels, interaction_max_angular, interaction_radial
         the layers' l >= 1 channel count (None: H/4), highest l (2 or 3) and radial
         network width (0: linear in the Bessel basis).
+    interaction_vectors
+        equivariant l = 1 features passed from each layer to the next.
+    feature_scaling
+        ``per_feature``: each invariant divided by its training spread; ``global``: all by
+        one spread (:meth:`standardise`).
     species_embedding
         0: one network per species; k > 0: one shared network fed a learned k-vector
         per species with the invariants.
@@ -182,8 +197,13 @@ class Backbone(nn.Module):
                  interaction_cutoff: float | None = None,
                  interaction_products: bool = False, species_embedding: int = 0,
                  interaction_channels: int | None = None, interaction_max_angular: int = 2,
-                 interaction_radial: int = 0):
+                 interaction_radial: int = 0, interaction_vectors: bool = False,
+                 feature_scaling: str = "per_feature"):
         super().__init__()
+        if feature_scaling not in ("per_feature", "global"):
+            raise ConfigError("model.feature_scaling must be per_feature or global, not "
+                              f"{feature_scaling!r}")
+        self.feature_scaling = feature_scaling
         if not species:
             raise ConfigError("model.species is empty; give the atomic numbers to model")
         self.species = sorted(int(z) for z in species)
@@ -208,11 +228,17 @@ class Backbone(nn.Module):
                                           for _ in self.species)
         self.energy_head = nn.Linear(self.width, 1)
         self.interaction_cutoff = float(interaction_cutoff or settings.cutoff)
+        n_layers = int(interactions)
+        if interaction_vectors and n_layers < 2:
+            raise ConfigError("model.interaction_vectors passes vectors from one interaction "
+                              f"layer to the next: it needs interactions >= 2, not {n_layers}")
         self.interactions = nn.ModuleList(
             Interaction(self.width, self.interaction_cutoff, products=interaction_products,
                         channels=interaction_channels, max_angular=interaction_max_angular,
-                        radial=interaction_radial)
-            for _ in range(int(interactions)))
+                        radial=interaction_radial,
+                        vectors_in=bool(interaction_vectors) and k > 0,
+                        vectors_out=bool(interaction_vectors) and k < n_layers - 1)
+            for k in range(n_layers))
         # mean neighbour count within the interaction cutoff (normalises the messages)
         self.register_buffer("neighbors_mean", torch.ones(()))
         self.register_buffer("feature_mean", torch.zeros(f0))
@@ -231,7 +257,8 @@ class Backbone(nn.Module):
                    settings.interactions, settings.interaction_cutoff,
                    settings.interaction_products, settings.species_embedding,
                    settings.interaction_channels, settings.interaction_max_angular,
-                   settings.interaction_radial)
+                   settings.interaction_radial, settings.interaction_vectors,
+                   settings.feature_scaling)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # model files written before the training domain was recorded: leave it unknown
@@ -297,7 +324,15 @@ class Backbone(nn.Module):
         return torch.maximum(below, above).clamp_min(0).amax(-1)
 
     def standardise(self, invariant: torch.Tensor) -> torch.Tensor:
-        """Invariants [N, F0] in units of the training set's mean and spread."""
+        """Invariants [N, F0] less the training mean, in units of each one's training
+        spread (``per_feature``) or of one spread for all, the RMS of theirs (``global``).
+
+        Per feature, the power spectrum's many small, nearly constant components are
+        blown up to unit spread, as large as the few that carry the geometry: on the
+        water clusters the networks then fit their data 3x better than they generalise.
+        One global spread keeps the descriptor's own metric (issue 13, BENCHMARKS.md)."""
+        if self.feature_scaling == "global":
+            return (invariant - self.feature_mean) / self.feature_std.pow(2).mean().sqrt()
         return (invariant - self.feature_mean) / self.feature_std
 
     def latent(self, invariant: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
@@ -329,8 +364,9 @@ class Backbone(nn.Module):
                 pairs = BatchPairs.stacked(geometry.pairs, geometry.sizes, batch.positions)
             else:
                 pairs = self.pairs(batch)
+            vectors = None
             for layer in self.interactions:
-                h = layer(h, pairs, self.neighbors_mean)
+                h, vectors = layer(h, pairs, self.neighbors_mean, vectors)
         return h
 
     def atomic_energy(self, h: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,26 @@ order 3 in the densities as in MACE's symmetric contractions:
 A^{(1)}_c^T T_c A^{(1)}_c and tr(T_c^3), T_c the 3 x 3 traceless symmetric matrix whose
 components are A^{(2)}_c (the l = 2 harmonics are those of r̂ r̂^T - I/3).
 
+Equivariant features between layers (``model.interaction_vectors``, issue 13: what MACE's
+medium model, 64x0e + 64x1o, adds over its invariant small one). A layer built with
+``vectors_out`` also returns K polar vectors per atom,
+
+    v_i <- v_i + ((A^{(1)}_i W_a + (T(A^{(2)}_i) A^{(1)}_i) W_b) ⊙ g(h_i, invariants))_c
+
+(the l = 1 density and its product with the l = 2 one, l2 ⊗ l1 -> l1, channel-mixed by K x K
+matrices and gated by a linear map g of the layer's invariants), and a layer built with
+``vectors_in`` adds the neighbours' vectors ṽ_j = v_j W_v to its messages, through the
+three couplings of an l = 1 feature with the pair direction that keep parity:
+
+    s_i,c    = 1/n_avg sum_j R^{(s)}_c(r_ij) r̂_ij · ṽ_j,c                       (l1 ⊗ l1 -> l0)
+    A^{(1)}_i,c += 1/n_avg sum_j R^{(v)}_c(r_ij) ṽ_j,c + R^{(t)}_c(r_ij) r̂_ij (r̂_ij · ṽ_j,c)
+                                                               (l0 ⊗ l1, l2 ⊗ l1 -> l1)
+
+and two invariants per channel to the update: s_i and v_i · A^{(1)}_i (i's own direction
+against its neighbours'). So the second layer sees how j's environment is oriented
+relative to the bond i-j, which invariant latents alone cannot carry. The first layer of
+a stack only emits, the last only receives; one layer is unchanged by the option.
+
 U a two-layer network whose last layer starts at zero, so an untrained layer leaves the
 model as it was. Everything is a function of the pair vectors r_ij (vesin pairs,
 rebuilt in torch), so forces, stress and Born charges flow through by autograd.
@@ -118,11 +138,18 @@ class Interaction(nn.Module):
     products
         channel-mixing inner products and cubic invariants of the densities (module
         docstring) instead of their squared norms.
+    channels, max_angular, radial
+        K channels for l >= 1 (None: H/4, at least 4), the highest l (2 or 3), the width
+        of the radial networks (0: linear in the Bessel basis).
+    vectors_in, vectors_out
+        take the previous layer's K vectors per atom into the messages / return this
+        layer's (module docstring).
     """
 
     def __init__(self, width: int, cutoff: float, n_basis: int = 8,
                  products: bool = False, channels: int | None = None,
-                 max_angular: int = 2, radial: int = 0) -> None:
+                 max_angular: int = 2, radial: int = 0, vectors_in: bool = False,
+                 vectors_out: bool = False) -> None:
         super().__init__()
         if max_angular not in (2, 3):
             raise ValueError(f"interaction max_angular must be 2 or 3, not {max_angular}")
@@ -131,10 +158,12 @@ class Interaction(nn.Module):
         self.cutoff = float(cutoff)
         self.products = bool(products)
         self.max_angular = int(max_angular)
+        self.vectors_in, self.vectors_out = bool(vectors_in), bool(vectors_out)
         self.register_buffer("frequencies",
                              math.pi / self.cutoff * torch.arange(1, n_basis + 1,
                                                                   dtype=torch.float64))
-        sizes = width + self.max_angular * self.channels
+        # radial functions: H for l = 0, K per l >= 1, and K each for s, ṽ and r̂ (r̂ · ṽ)
+        sizes = width + (self.max_angular + 3 * self.vectors_in) * self.channels
         # no bias on the radial map's output: every radial function must vanish
         # (smoothly) at the cutoff, or the energy jumps when a neighbour crosses it; the
         # network's output is multiplied by the cutoff function for the same reason
@@ -144,9 +173,21 @@ class Interaction(nn.Module):
         else:
             self.radial = nn.Linear(n_basis, sizes, bias=False)
         self.radial_network = bool(radial)
-        self.mix = nn.Linear(width, sizes, bias=False)
+        self.mix = nn.Linear(width, width + self.max_angular * self.channels, bias=False)
         n_invariants = (2 * width + (4 if self.products else 2) * self.channels
-                        + (self.max_angular - 2) * self.channels)
+                        + (self.max_angular - 2) * self.channels
+                        + 2 * self.vectors_in * self.channels)
+        k = self.channels
+        if self.vectors_in:
+            self.vector_mix = nn.Parameter(torch.eye(k))
+        if self.vectors_out:
+            # scaled like a linear layer's weights: the vectors start as mixtures of the
+            # densities, gated at one half (the gate's map starts at zero)
+            self.vector_a = nn.Parameter(torch.eye(k) + torch.randn(k, k) / k)
+            self.vector_b = nn.Parameter(torch.randn(k, k) / k)
+            self.gate = nn.Linear(n_invariants, k)
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
         if self.products:
             self.pair1 = nn.Parameter(torch.eye(self.channels))
             self.pair2 = nn.Parameter(torch.eye(self.channels))
@@ -164,36 +205,62 @@ class Interaction(nn.Module):
         return 0.5 * (torch.cos(math.pi * r / self.cutoff) + 1.0) * (r < self.cutoff)
 
     def radial_functions(self, r: torch.Tensor) -> torch.Tensor:
-        """[P, H + max_angular K] R^{(l)}_c(r): zero from the cutoff on."""
+        """[P, H + (max_angular + 3 vectors_in) K] R_c(r): zero from the cutoff on."""
         if not self.radial_network:
             return self.radial(self.basis(r))
         # a network of the basis does not vanish at r_c by itself (SiLU(0) biases)
         return self.radial(self.basis(r)) * self.smooth(r)[:, None]
 
-    def forward(self, h: torch.Tensor, pairs: BatchPairs, n_avg: torch.Tensor
-                ) -> torch.Tensor:
-        """Refined latent [N, H] from ``h`` [N, H] and the pairs (within the cutoff)."""
+    def forward(self, h: torch.Tensor, pairs: BatchPairs, n_avg: torch.Tensor,
+                vectors: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Refined latent [N, H] from ``h`` [N, H] and the pairs (within the cutoff), and
+        with ``vectors_out`` this layer's vectors [N, 3, K] (else None); ``vectors``: the
+        previous layer's, read when ``vectors_in``."""
         n, width, k = h.shape[0], self.width, self.channels
         r = pairs.vectors.norm(dim=-1)
-        harmonics = real_harmonics(pairs.vectors / r[:, None], self.max_angular)
-        weights = (self.radial_functions(r) * self.mix(h)[pairs.j]) / n_avg
+        unit = pairs.vectors / r[:, None]
+        harmonics = real_harmonics(unit, self.max_angular)
+        radial = self.radial_functions(r) / n_avg
+        end = width + self.max_angular * k
+        weights = radial[:, :end] * self.mix(h)[pairs.j]
         w0 = weights[:, :width]
         a0 = h.new_zeros(n, width).index_add(0, pairs.i, w0)
-        densities = [h.new_zeros(n, 2 * l + 1, k).index_add(
-            0, pairs.i, y[:, :, None] * weights[:, None, width + (l - 1) * k:width + l * k])
-            for l, y in enumerate(harmonics[1:], start=1)]
+        messages = [y[:, :, None] * weights[:, None, width + (l - 1) * k:width + l * k]
+                    for l, y in enumerate(harmonics[1:], start=1)]
+        extra = []
+        if self.vectors_in:
+            if vectors is None:
+                raise ValueError("this interaction layer reads the previous layer's vectors")
+            neighbor = (vectors @ self.vector_mix)[pairs.j]  # [P, 3, K]
+            along = (unit[:, :, None] * neighbor).sum(1)  # r̂ · ṽ_j, [P, K]
+            r_s, r_v, r_t = radial[:, end:].split(k, dim=1)
+            messages[0] = messages[0] + r_v[:, None] * neighbor \
+                + unit[:, :, None] * (r_t * along)[:, None]
+            extra.append(h.new_zeros(n, k).index_add(0, pairs.i, r_s * along))
+        densities = [h.new_zeros(n, 2 * l + 1, k).index_add(0, pairs.i, m)
+                     for l, m in enumerate(messages, start=1)]
         a1, a2 = densities[0], densities[1]
+        if self.vectors_in:
+            extra.append((vectors * a1).sum(1))
         higher = [a.pow(2).sum(1) for a in densities[2:]]
         if not self.products:
-            invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1), *higher],
-                                   dim=-1)
+            invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1), *higher,
+                                    *extra], dim=-1)
         else:
             t = traceless_matrix(a2)  # [N, 3, 3, K]
             invariants = torch.cat([
                 h, a0, (a1 * (a1 @ self.pair1)).sum(1), (a2 * (a2 @ self.pair2)).sum(1),
                 torch.einsum("nak,nabk,nbk->nk", a1, t, a1),
-                torch.einsum("nabk,nbck,ncak->nk", t, t, t), *higher], dim=-1)
-        return h + self.update(invariants)
+                torch.einsum("nabk,nbck,ncak->nk", t, t, t), *higher, *extra], dim=-1)
+        out = None
+        if self.vectors_out:
+            coupled = torch.einsum("nabk,nbk->nak", traceless_matrix(a2), a1)
+            out = (a1 @ self.vector_a + coupled @ self.vector_b) \
+                * torch.sigmoid(self.gate(invariants))[:, None]
+            if vectors is not None and self.vectors_in:
+                out = out + vectors
+        return h + self.update(invariants), out
 
 
 def real_harmonics(unit: torch.Tensor, max_angular: int) -> list[torch.Tensor]:
