@@ -54,7 +54,7 @@ def model(frames, request):
     cubic contractions), one network shared by the species with a species embedding,
     the neighbour species mixed into one learned channel, and the MACE-like options (an
     l = 3 density, a radial network, a set channel count), and equivariant vectors passed
-    from the first layer to the second (with one global feature scale): every physics
+    from the first layer to the second (with one global feature spread): every physics
     check below runs on each."""
     return randomised({**SMALL, **request.param}, frames)
 
@@ -118,7 +118,8 @@ def test_global_feature_scaling_keeps_the_descriptor_metric(frames, tmp_path):
     ratio = spread[big] / raw_spread[big]
     assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-10)
     assert float(spread.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-6)
-    per_feature = randomised(SMALL, frames).backbone.standardise(x).std(0)
+    per_feature = randomised({**SMALL, "feature_scaling": "per_feature"},
+                             frames).backbone.standardise(x).std(0)
     assert torch.allclose(per_feature[big], torch.ones_like(per_feature[big]), rtol=1e-6)
     again = load_model(save_model(model, tmp_path / "global.pt"))
     assert again.backbone.feature_scaling == "global"
@@ -350,7 +351,7 @@ def test_model_files_from_before_the_layers_load_without_them(frames, tmp_path):
     must load as such although new models get one layer by default; and one written
     before ``feature_scaling`` existed scaled its invariants per feature."""
     assert build_model({"family": "latent", "species": [1, 8]}).settings.interactions == 1
-    old = randomised({**SMALL, "interactions": 0}, frames)
+    old = randomised({**SMALL, "interactions": 0, "feature_scaling": "per_feature"}, frames)
     path = save_model(old, tmp_path / "old.pt")
     payload = torch.load(path, weights_only=False)
     for key in ("interactions", "interaction_cutoff", "interaction_vectors",

@@ -3,14 +3,16 @@
 Per atom i:
 
 * x_i: the SOAP power spectrum (:class:`fieldforce.descriptors.SOAPFeatures`),
-  standardised with the mean and spread of the training data;
+  less the training data's mean, divided by each feature's training spread or, with
+  ``feature_scaling: global``, by one spread for all (:meth:`Backbone.standardise`);
 * h_i = MLP_{Z_i}(x_i): one network per species, all of the same width; or, with
   ``species_embedding`` k > 0, one network shared by every species,
   h_i = MLP([x_i, w_{Z_i}]) with a learned k-vector w per species (more data per
   weight when there are many species and few frames);
 * optionally ``interactions`` message-passing layers
   (:mod:`fieldforce.models.interaction`) refine h_i with the neighbours' latents,
-  extending the receptive field beyond the descriptor cutoff;
+  extending the receptive field beyond the descriptor cutoff; with
+  ``interaction_vectors`` each layer also passes equivariant l = 1 features to the next;
 * e_i = s_E e(h_i) + b(Z_i): a linear energy head scaled by the energy scale s_E
   (eV) plus the composition baseline b (eV per atom of each species, a
   least-squares fit of the training energies to the composition).
