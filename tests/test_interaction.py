@@ -127,6 +127,21 @@ def test_global_feature_scaling_keeps_the_descriptor_metric(frames, tmp_path):
     assert torch.equal(evaluate(again, batch)["forces"], evaluate(model, batch)["forces"])
 
 
+def test_pair_feature_scaling_keeps_each_blocks_metric(frames):
+    """``feature_scaling: pair``: within each species-pair block of the power spectrum the
+    spreads keep their proportions, and each block's RMS spread is one."""
+    backbone = randomised({**SMALL, "feature_scaling": "pair"}, frames).backbone
+    x = backbone.batch_features(collate(frames), equivariant=False)["invariant"]
+    size = backbone.features.block_size
+    assert x.shape[1] == 3 * size  # H-H, H-O, O-O
+    raw, spread = x.std(0).view(3, size), backbone.standardise(x).std(0).view(3, size)
+    for block in range(3):
+        big = raw[block] > 1e-3 * raw.max()
+        ratio = spread[block][big] / raw[block][big]
+        assert torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-10)
+        assert float(spread[block].pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-6)
+
+
 def test_vectors_need_two_layers():
     from fieldforce.errors import ConfigError
 

@@ -120,8 +120,9 @@ class SOAPFeatures(torch.nn.Module):
             self.species_mixing = None
         # channel pairs (i <= j) in the order of the invariant blocks (featomic's for species)
         self._pairs = [(i, j) for i in range(n_channels) for j in range(i, n_channels)]
-        self._block_size = (settings.max_angular + 1) * (settings.max_radial + 1) ** 2
-        self.n_invariant = len(self._pairs) * self._block_size
+        # invariants per channel pair: the power spectrum is n_pairs contiguous blocks
+        self.block_size = (settings.max_angular + 1) * (settings.max_radial + 1) ** 2
+        self.n_invariant = len(self._pairs) * self.block_size
         cg = calculate_cg_coefficients(2 * settings.max_angular, "python-dense", "torch",
                                        torch.float64, torch.device("cpu"))
         self._products = self._product_plan(cg)

@@ -101,9 +101,11 @@ class BackboneSettings(ModelSettings):
                                        "MACE's 64x1o features (needs interactions >= 2)")
     feature_scaling: str = option("per_feature", "how the invariants are scaled for the "
                                   "networks after their mean is removed: per_feature (each "
-                                  "by its own training spread) or global (all by one "
-                                  "spread, the RMS of theirs: keeps the descriptor's metric)",
-                                  choices=("per_feature", "global"))
+                                  "by its own training spread), global (all by one "
+                                  "spread, the RMS of theirs: keeps the descriptor's metric) "
+                                  "or pair (each species-pair block by the RMS spread of "
+                                  "its features)",
+                                  choices=("per_feature", "global", "pair"))
     species_embedding: int = option(0, "0: one network per species; k > 0: one network "
                                     "shared by all species, fed a learned k-dimensional "
                                     "embedding of the species with the invariants",
@@ -188,7 +190,7 @@ class Backbone(nn.Module):
         equivariant l = 1 features passed from each layer to the next.
     feature_scaling
         ``per_feature``: each invariant divided by its training spread; ``global``: all by
-        one spread (:meth:`standardise`).
+        one spread; ``pair``: each species-pair block by one (:meth:`standardise`).
     species_embedding
         0: one network per species; k > 0: one shared network fed a learned k-vector
         per species with the invariants.
@@ -202,9 +204,9 @@ class Backbone(nn.Module):
                  interaction_radial: int = 0, interaction_vectors: bool = False,
                  feature_scaling: str = "per_feature"):
         super().__init__()
-        if feature_scaling not in ("per_feature", "global"):
-            raise ConfigError("model.feature_scaling must be per_feature or global, not "
-                              f"{feature_scaling!r}")
+        if feature_scaling not in ("per_feature", "global", "pair"):
+            raise ConfigError("model.feature_scaling must be per_feature, global or pair, "
+                              f"not {feature_scaling!r}")
         self.feature_scaling = feature_scaling
         if not species:
             raise ConfigError("model.species is empty; give the atomic numbers to model")
@@ -327,15 +329,23 @@ class Backbone(nn.Module):
 
     def standardise(self, invariant: torch.Tensor) -> torch.Tensor:
         """Invariants [N, F0] less the training mean, in units of each one's training
-        spread (``per_feature``) or of one spread for all, the RMS of theirs (``global``).
+        spread (``per_feature``), of one spread for all, the RMS of theirs (``global``),
+        or of one per species-pair block of the power spectrum (``pair``).
 
         Per feature, the power spectrum's many small, nearly constant components are
         blown up to unit spread, as large as the few that carry the geometry: on the
         water clusters the networks then fit their data 3x better than they generalise.
-        One global spread keeps the descriptor's own metric (issue 13, BENCHMARKS.md)."""
+        One global spread keeps the descriptor's own metric, but shrinks the blocks of
+        rare species pairs against the common ones; per block keeps the metric within
+        each block and the blocks' balance (issue 13, BENCHMARKS.md)."""
+        centred = invariant - self.feature_mean
         if self.feature_scaling == "global":
-            return (invariant - self.feature_mean) / self.feature_std.pow(2).mean().sqrt()
-        return (invariant - self.feature_mean) / self.feature_std
+            return centred / self.feature_std.pow(2).mean().sqrt()
+        if self.feature_scaling == "pair":
+            size = self.features.block_size
+            spread = self.feature_std.view(-1, size).pow(2).mean(1).sqrt()
+            return centred / spread.repeat_interleave(size)
+        return centred / self.feature_std
 
     def latent(self, invariant: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
         """Per-species (or shared) networks: invariants [N, F0] -> latent h [N, H]
