@@ -316,7 +316,7 @@ def featomic_features(soap: SOAPFeatures, positions, numbers, cell, pbc, index):
     offsets = torch.zeros(len(systems) + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(torch.tensor([len(s) for s in systems]), 0)
     n = len(numbers)
-    invariant = torch.zeros(n, len(soap._pairs), soap._block_size, dtype=torch.float64)
+    invariant = torch.zeros(n, len(soap._pairs), soap.block_size, dtype=torch.float64)
     for key, block in soap._power_spectrum.compute(systems).items():
         pair = soap._pairs.index((soap._type_index[int(key["neighbor_1_type"])],
                                   soap._type_index[int(key["neighbor_2_type"])]))
