@@ -244,21 +244,22 @@ class Interaction(nn.Module):
         if self.vectors_in:
             extra.append((vectors * a1).sum(1))
         higher = [a.pow(2).sum(1) for a in densities[2:]]
+        # the l = 2 density as a matrix: for the cubic invariants and the l2 ⊗ l1 vectors
+        t = traceless_matrix(a2) if self.products or self.vectors_out else None  # [N,3,3,K]
         if not self.products:
             invariants = torch.cat([h, a0, a1.pow(2).sum(1), a2.pow(2).sum(1), *higher,
                                     *extra], dim=-1)
         else:
-            t = traceless_matrix(a2)  # [N, 3, 3, K]
             invariants = torch.cat([
                 h, a0, (a1 * (a1 @ self.pair1)).sum(1), (a2 * (a2 @ self.pair2)).sum(1),
                 torch.einsum("nak,nabk,nbk->nk", a1, t, a1),
                 torch.einsum("nabk,nbck,ncak->nk", t, t, t), *higher, *extra], dim=-1)
         out = None
         if self.vectors_out:
-            coupled = torch.einsum("nabk,nbk->nak", traceless_matrix(a2), a1)
+            coupled = torch.einsum("nabk,nbk->nak", t, a1)
             out = (a1 @ self.vector_a + coupled @ self.vector_b) \
                 * torch.sigmoid(self.gate(invariants))[:, None]
-            if vectors is not None and self.vectors_in:
+            if self.vectors_in:  # a middle layer of a stack: residual, as h
                 out = out + vectors
         return h + self.update(invariants), out
 
