@@ -199,7 +199,8 @@ def model_response(model, train_frames) -> dict:
     return out
 
 
-def run_variant(name: str, data, args, weights: dict, options: dict) -> dict:
+def run_variant(name: str, data, args, weights: dict, options: dict,
+                training: dict | None = None) -> dict:
     """Train variant ``name`` into ``args.work / name``; its cost."""
     from fieldforce.training import Trainer, load_config
 
@@ -211,7 +212,7 @@ def run_variant(name: str, data, args, weights: dict, options: dict) -> dict:
                      "loss_weights": weights, "max_minutes": args.max_minutes,
                      # a term the model does not predict (the short-range model's
                      # dipole) is left out with a warning
-                     "missing_labels": "warn"},
+                     "missing_labels": "warn", **(training or {})},
         "output": str(args.work / name)})
     t0 = time.perf_counter()
     trainer = Trainer(config, progress=False, data=(train, valid, []))
@@ -348,6 +349,8 @@ def main() -> None:
                         metavar="TERM=WEIGHT")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="model options for every variant (values parsed as YAML)")
+    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="training options for every variant, e.g. weight_decay=0.03")
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--rescore", action="store_true",
                         help="score the models already in --work (no training)")
@@ -382,7 +385,8 @@ def main() -> None:
             cost = {k: v for k, v in previous.get(name, {}).items()
                     if k in ("seconds", "epochs", "n_train", "n_valid", "n_test")}
         else:
-            cost = run_variant(name, data, args, weights, key_values(args.set))
+            cost = run_variant(name, data, args, weights, key_values(args.set),
+                               key_values(args.train_set))
         rows.append({"variant": name, **cost, **score(name, data, args.work)})
         r = rows[-1]
         print(f"{name}: {r.get('seconds', float('nan')):.0f} s, " + ", ".join(

@@ -3,8 +3,10 @@
 Per atom i:
 
 * x_i: the SOAP power spectrum (:class:`fieldforce.descriptors.SOAPFeatures`),
-  less the training data's mean, divided by each feature's training spread or, with
-  ``feature_scaling: global``, by one spread for all (:meth:`Backbone.standardise`);
+  less the training data's mean, divided by one spread for all (``feature_scaling:
+  global``, the default since 2026-12-06), by each feature's own training spread
+  (``per_feature``, the earlier default and that of older files) or by one per
+  species-pair block (``pair``) (:meth:`Backbone.standardise`);
 * h_i = MLP_{Z_i}(x_i): one network per species, all of the same width; or, with
   ``species_embedding`` k > 0, one network shared by every species,
   h_i = MLP([x_i, w_{Z_i}]) with a learned k-vector w per species (more data per
@@ -99,12 +101,12 @@ class BackboneSettings(ModelSettings):
     interaction_vectors: bool = option(False, "carry K equivariant vectors (l = 1) per "
                                        "atom from each interaction layer to the next, as "
                                        "MACE's 64x1o features (needs interactions >= 2)")
-    feature_scaling: str = option("per_feature", "how the invariants are scaled for the "
-                                  "networks after their mean is removed: per_feature (each "
-                                  "by its own training spread), global (all by one "
-                                  "spread, the RMS of theirs: keeps the descriptor's metric) "
-                                  "or pair (each species-pair block by the RMS spread of "
-                                  "its features)",
+    feature_scaling: str = option("global", "how the invariants are scaled for the "
+                                  "networks after their mean is removed: global (all by one "
+                                  "spread, the RMS of theirs: keeps the descriptor's "
+                                  "metric), per_feature (each by its own training spread: "
+                                  "the default before 2026-12-06) or pair (each "
+                                  "species-pair block by the RMS spread of its features)",
                                   choices=("per_feature", "global", "pair"))
     species_embedding: int = option(0, "0: one network per species; k > 0: one network "
                                     "shared by all species, fed a learned k-dimensional "
@@ -189,8 +191,9 @@ class Backbone(nn.Module):
     interaction_vectors
         equivariant l = 1 features passed from each layer to the next.
     feature_scaling
-        ``per_feature``: each invariant divided by its training spread; ``global``: all by
-        one spread; ``pair``: each species-pair block by one (:meth:`standardise`).
+        ``global`` (default): all invariants divided by one spread; ``per_feature``: each
+        by its own training spread; ``pair``: each species-pair block by one
+        (:meth:`standardise`).
     species_embedding
         0: one network per species; k > 0: one shared network fed a learned k-vector
         per species with the invariants.
@@ -202,7 +205,7 @@ class Backbone(nn.Module):
                  interaction_products: bool = False, species_embedding: int = 0,
                  interaction_channels: int | None = None, interaction_max_angular: int = 2,
                  interaction_radial: int = 0, interaction_vectors: bool = False,
-                 feature_scaling: str = "per_feature"):
+                 feature_scaling: str = "global"):
         super().__init__()
         if feature_scaling not in ("per_feature", "global", "pair"):
             raise ConfigError("model.feature_scaling must be per_feature, global or pair, "

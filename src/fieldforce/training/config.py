@@ -110,7 +110,7 @@ class TrainingSettings(Section):
                                    "schedule decays over the smaller of the two", minimum=1)
     batch_size: int = option(16, "structures per optimizer step", minimum=1)
     learning_rate: float = option(3e-3, "initial Adam learning rate", exclusive_minimum=0)
-    weight_decay: float = option(0.1, "decoupled weight decay of the backbone's weight "
+    weight_decay: float = option(0.03, "decoupled weight decay of the backbone's weight "
                                  "matrices (AdamW; per step each shrinks by learning_rate "
                                  "x this; heads and biases are not decayed)", minimum=0)
     ema_decay: float | None = option(None, "validate and keep an exponential moving average "
