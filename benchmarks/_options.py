@@ -43,6 +43,15 @@ def shared_frames(spec_name: str, data_dir: Path) -> list:
     return read_frames(load_spec(spec))
 
 
+def option_arguments(parser, model_help: str, training_help: str) -> None:
+    """``--set KEY=VALUE ...`` model options and ``--train-set KEY=VALUE ...`` training
+    options (values parsed as YAML by :func:`key_values`), with each script's help."""
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help=f"{model_help} (values parsed as YAML)")
+    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help=f"{training_help} (values parsed as YAML)")
+
+
 def common_arguments(parser, *, epochs: int, work: str, out: str, variants=None,
                      data_dir: bool = True) -> None:
     """The options every training benchmark has: data directory (unless ``data_dir`` is
@@ -55,14 +64,10 @@ def common_arguments(parser, *, epochs: int, work: str, out: str, variants=None,
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(variants), choices=list(variants))
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="model options for every variant, e.g. charge_unit=1.0 "
-                             "(values parsed as YAML)")
-    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="training options replacing the script's own, e.g. the "
-                             "package defaults: max_epochs=100000 patience=null "
-                             "\"loss_weights={energy: 1, forces: 100}\" (values parsed as "
-                             "YAML)")
+    option_arguments(parser, "model options for every variant, e.g. charge_unit=1.0",
+                     "training options replacing the script's own, e.g. the package "
+                     "defaults: max_epochs=100000 patience=null \"loss_weights={energy: "
+                     "1, forces: 100}\"")
     parser.add_argument("--work", type=Path, default=Path(work))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / out)
 

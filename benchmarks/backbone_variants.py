@@ -381,6 +381,8 @@ def step_cost(model, repeat: int = 5) -> float:
 
 
 def main() -> None:
+    from _options import key_values, option_arguments
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS))
@@ -391,11 +393,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--train-size", type=int, default=None,
                         help="first N frames of the training part (a learning curve)")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="model options over every variant's, e.g. feature_scaling=global "
-                             "(YAML values; the result key gets a +KEY=VALUE suffix)")
-    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="training options over every variant's, e.g. weight_decay=0.03")
+    option_arguments(parser, "model options over every variant's, e.g. "
+                     "feature_scaling=per_feature; the result key gets a +KEY=VALUE suffix",
+                     "training options over every variant's, e.g. weight_decay=0.03")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "backbone_variants")
     parser.add_argument("--out", type=Path, default=None,
                         help="default: benchmarks/results/backbone_variants[_DATASET].json")
@@ -408,7 +408,6 @@ def main() -> None:
         return
     import torch
 
-    from _options import key_values
     from fieldforce.training import Trainer, evaluate_frames, load_config
 
     model_set, training_set = key_values(args.set), key_values(args.train_set)

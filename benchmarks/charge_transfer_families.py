@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _options import key_values
+from _options import key_values, option_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -200,7 +200,7 @@ def model_response(model, train_frames) -> dict:
 
 
 def run_variant(name: str, data, args, weights: dict, options: dict,
-                training: dict | None = None) -> dict:
+                training: dict) -> dict:
     """Train variant ``name`` into ``args.work / name``; its cost."""
     from fieldforce.training import Trainer, load_config
 
@@ -212,7 +212,7 @@ def run_variant(name: str, data, args, weights: dict, options: dict,
                      "loss_weights": weights, "max_minutes": args.max_minutes,
                      # a term the model does not predict (the short-range model's
                      # dipole) is left out with a warning
-                     "missing_labels": "warn", **(training or {})},
+                     "missing_labels": "warn", **training},
         "output": str(args.work / name)})
     t0 = time.perf_counter()
     trainer = Trainer(config, progress=False, data=(train, valid, []))
@@ -347,10 +347,8 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+",
                         default=["energy=1", "forces=100", "dipole=10", "polarizability=1"],
                         metavar="TERM=WEIGHT")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="model options for every variant (values parsed as YAML)")
-    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="training options for every variant, e.g. weight_decay=0.03")
+    option_arguments(parser, "model options for every variant",
+                     "training options for every variant, e.g. weight_decay=0.03")
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--rescore", action="store_true",
                         help="score the models already in --work (no training)")

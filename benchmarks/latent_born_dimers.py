@@ -56,7 +56,7 @@ from ase.data import chemical_symbols
 from fieldforce.models.learned_charges import electronegativity_vote
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _options import key_values  # noqa: E402
+from _options import key_values, option_arguments  # noqa: E402
 from backbone_variants import splits  # noqa: E402
 from latent_water import charge_scores, frame_dipoles, predict, reference, rmse  # noqa: E402
 
@@ -219,10 +219,7 @@ def main() -> None:
                         help="training seed (the split is always seed 0's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="fieldforce model options (values parsed as YAML)")
-    parser.add_argument("--train-set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="fieldforce training options (values parsed as YAML)")
+    option_arguments(parser, "fieldforce model options", "fieldforce training options")
     parser.add_argument("--tag", default=None, help="name of the variant in the results")
     parser.add_argument("--python", help="the peer environment's python (--code les)")
     parser.add_argument("--classical-python", default=None,
