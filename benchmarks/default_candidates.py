@@ -70,6 +70,13 @@ CANDIDATES = {
     "wd0.03_global": ("as wd0.1_global, decoupled weight decay 0.03",
                       {"interactions": 1, "feature_scaling": "global"},
                       {**WD_TRAINING, "weight_decay": 0.03}),
+    # the radial scaling again, now on the package defaults of 2026-12-06 (it was kept an
+    # option because, with per-feature scaling, it made this task's energies worse)
+    "wd0.03_global_scaling3_6": ("as wd0.03_global (the defaults since 2026-12-06), with the "
+                                 "descriptor's radial scaling r0 3 Å, m 6",
+                                 {"interactions": 1, "feature_scaling": "global",
+                                  "descriptor": SCALING},
+                                 {**WD_TRAINING, "weight_decay": 0.03}),
     "wd0.1_global_mp2_vectors": ("as wd0.1_global, 2 interaction layers passing l = 1 "
                                  "vectors",
                                  {"interactions": 2, "interaction_vectors": True,
