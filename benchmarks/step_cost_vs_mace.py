@@ -1,17 +1,21 @@
-"""Step cost against a small MACE, in one run (issue 13, "keep the speed lead").
+"""Step cost against MACE, in one run (issue 13, "keep the speed lead").
 
     python -m venv /tmp/peers && /tmp/peers/bin/pip install torch==2.13.0 mace-torch
     python benchmarks/step_cost_vs_mace.py --python /tmp/peers/bin/python --threads 2
+    python benchmarks/step_cost_vs_mace.py --python /tmp/peers/bin/python --peers small medium
 
 Periodic water at 1 g/cm³ (``examples/water_box.xyz`` repeated: 192 and 768 atoms).
 fieldforce: one energy + forces + dipole evaluation of the response model in a uniform
 0.1 V/Å field (field terms on: lambda-SOAP features and their gradients), for each
 architecture in ``--configs`` (untrained weights of the default architecture: the cost
 does not depend on their values). MACE: one energy + forces evaluation through its ASE
-calculator (float64), the issue's "small MACE" (96x0e, two interactions, max_L 0) made
-with ``mace_run_train`` for one epoch on 20 frames, in its own environment. The two are
+calculator (float64) of each size in ``--peers``, the sizes of ``peer_mace.py`` (small:
+the issue's 96x0e, two interactions, max_L 0; medium: 64x0e + 64x1o, max_L 1), cutoff
+``--r-max`` (5 Å, MACE's default; the accuracy runs of ``peer_mace.py`` use 4 Å), each
+made with ``mace_run_train`` for one epoch on 20 frames, in its own environment. They are
 timed alternately, A B A B, ``--repeat`` evaluations each time after a warm-up; the
-medians are compared. Writes ``benchmarks/results/step_cost_vs_mace.json``.
+medians are compared (``<peer>_over_fieldforce``). Writes
+``benchmarks/results/step_cost_vs_mace.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+
+from peer_mace import SIZES as MACE_SIZES
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -59,9 +65,10 @@ print(json.dumps(out))
 """
 
 
-def small_mace(python: str, work: Path) -> Path:
-    """A small MACE (one epoch on 20 shipped frames), made once and reused."""
-    model = work / "small_mace.model"
+def peer_model(python: str, work: Path, size: str, r_max: float) -> Path:
+    """A MACE of ``size`` (one epoch on 20 shipped frames), made once and reused."""
+    name = f"{size}_mace" + ("" if r_max == 5.0 else f"_r{r_max:g}")
+    model = work / f"{name}.model"
     if model.exists():
         return model
     import ase.io
@@ -76,10 +83,13 @@ def small_mace(python: str, work: Path) -> Path:
         atoms.arrays["REF_forces"] = frame.labels["forces"]
         frames.append(atoms)
     ase.io.write(work / "train.xyz", frames)
-    command = [str(Path(python).parent / "mace_run_train"), "--name", "small_mace",
+    layers = MACE_SIZES[size]
+    command = [str(Path(python).parent / "mace_run_train"), "--name", name,
                "--train_file", str(work / "train.xyz"), "--valid_fraction", "0.2",
-               "--hidden_irreps", "96x0e", "--num_interactions", "2", "--max_L", "0",
-               "--r_max", "5.0", "--max_num_epochs", "1", "--batch_size", "5",
+               "--hidden_irreps", layers["hidden_irreps"],
+               "--num_interactions", str(layers["num_interactions"]),
+               "--max_L", str(layers["max_L"]),
+               "--r_max", str(r_max), "--max_num_epochs", "1", "--batch_size", "5",
                "--default_dtype", "float64", "--device", "cpu", "--energy_key", "REF_energy",
                "--forces_key", "REF_forces", "--E0s", "average", "--seed", "0"]
     subprocess.run(command, cwd=work, check=True, capture_output=True)
@@ -93,6 +103,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--peers", nargs="+", default=["small"], choices=list(MACE_SIZES),
+                        help="MACE sizes timed beside fieldforce (the first is the reference "
+                             "of the printed ratio)")
+    parser.add_argument("--r-max", type=float, default=5.0, help="the MACE models' cutoff, Å")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "step_cost_vs_mace")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "step_cost_vs_mace.json")
@@ -105,7 +119,7 @@ def main() -> None:
     from fieldforce.models import build_model, evaluate
 
     torch.set_num_threads(args.threads)
-    mace = small_mace(args.python, args.work)
+    peers = {size: peer_model(args.python, args.work, size, args.r_max) for size in args.peers}
     box = ROOT / "examples" / "water_box.xyz"
     field = torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
     models = {}
@@ -116,11 +130,12 @@ def main() -> None:
     atoms = {size: ase.io.read(box).repeat(rep) for size, rep in SIZES.items()}
     times: dict[str, dict[str, list[float]]] = {size: {} for size in SIZES}
     for _ in range(2):  # A B A B
-        result = subprocess.run([args.python, "-c", MACE_TIMING, str(mace), str(box),
-                                 str(args.threads), json.dumps(SIZES), str(args.repeat)],
-                                check=True, capture_output=True, text=True)
-        for size, values in json.loads(result.stdout.strip().splitlines()[-1]).items():
-            times[size].setdefault("mace_small", []).extend(values)
+        for peer, path in peers.items():
+            result = subprocess.run([args.python, "-c", MACE_TIMING, str(path), str(box),
+                                     str(args.threads), json.dumps(SIZES), str(args.repeat)],
+                                    check=True, capture_output=True, text=True)
+            for size, values in json.loads(result.stdout.strip().splitlines()[-1]).items():
+                times[size].setdefault(f"mace_{peer}", []).extend(values)
         for size, structure in atoms.items():
             for name, model in models.items():
                 evaluate(model, batch_from_atoms(structure), field=field)  # warm up
@@ -129,17 +144,26 @@ def main() -> None:
                     evaluate(model, batch_from_atoms(structure), field=field)
                     times[size].setdefault(name, []).append(time.perf_counter() - start)
     rows = {}
+    first = f"mace_{args.peers[0]}"
     for size, by_name in times.items():
-        mace_time = statistics.median(by_name["mace_small"])
-        rows[size] = {name: {"median_s": statistics.median(v),
-                             "mace_over_fieldforce": mace_time / statistics.median(v)}
-                      for name, v in by_name.items()}
+        peer_times = {peer: statistics.median(by_name[f"mace_{peer}"]) for peer in args.peers}
+        rows[size] = {}
+        for name, values in by_name.items():
+            median = statistics.median(values)
+            rows[size][name] = {"median_s": median}
+            for peer, peer_time in peer_times.items():
+                # "mace_over_fieldforce" (the small model) is the key of the earlier files
+                key = "mace_over_fieldforce" if peer == "small" else f"mace_{peer}_over_fieldforce"
+                rows[size][name][key] = peer_time / median
         for name, row in rows[size].items():
-            print(f"{size:>4s} atoms  {name:14s} {1000 * row['median_s']:8.1f} ms   MACE / "
-                  f"this {row['mace_over_fieldforce']:5.2f}", flush=True)
+            print(f"{size:>4s} atoms  {name:24s} {1000 * row['median_s']:8.1f} ms   {first} / "
+                  f"this {peer_times[args.peers[0]] / row['median_s']:5.2f}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"threads": args.threads, "repeat": args.repeat,
-                                    "field_V_per_A": 0.1, "rows": rows}, indent=1) + "\n")
+    temporary = args.out.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps({"threads": args.threads, "repeat": args.repeat,
+                                     "field_V_per_A": 0.1, "peers": args.peers,
+                                     "r_max": args.r_max, "rows": rows}, indent=1) + "\n")
+    temporary.replace(args.out)
 
 
 if __name__ == "__main__":
