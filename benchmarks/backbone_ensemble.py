@@ -37,6 +37,7 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     from backbone_variants import splits
+    from fieldforce.data.atomic import write_json
     from fieldforce.models import load_model
     from fieldforce.training.evaluation import predict
 
@@ -72,10 +73,7 @@ def main() -> None:
                                         f"{args.variant} --seeds "
                                         + " ".join(map(str, args.seeds)),
                              "n_test": len(test), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(results, indent=1) + "\n")
-    temporary.replace(args.out)
+    write_json(results, args.out)
 
 
 if __name__ == "__main__":

@@ -408,6 +408,7 @@ def main() -> None:
         return
     import torch
 
+    from fieldforce.data.atomic import write_json
     from fieldforce.training import Trainer, evaluate_frames, load_config
 
     model_set, training_set = key_values(args.set), key_values(args.train_set)
@@ -451,10 +452,7 @@ def main() -> None:
         key = name + tag + (f"@seed{args.seed}" if args.seed else "") + (
             f"@n{len(train)}" if args.train_size else "")
         results[key] = row
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.out.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(results, indent=1) + "\n")
-        temporary.replace(args.out)
+        write_json(results, args.out)
         print(f"{name:14s} E {row['energy_meV_per_atom']:7.3f} meV/atom  F "
               f"{row['forces_eV_per_A']:.4f} eV/Å  {row['epochs']:4d} epochs "
               f"({row['stopped_by']}), {steps} steps, {seconds:6.0f} s", flush=True)

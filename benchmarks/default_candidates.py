@@ -155,6 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from fieldforce.data.atomic import write_json
     from fieldforce.training import load_config, train
 
     torch.set_num_threads(args.threads)
@@ -180,10 +181,7 @@ def main() -> None:
                "step_cost_192_field_s": step_cost(model_file)}
         results = json.loads(args.out.read_text()) if args.out.exists() else {}
         results[key] = row
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.out.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(results, indent=1) + "\n")
-        temporary.replace(args.out)
+        write_json(results, args.out)
         t = row["test"]
         print(f"{name:16s} E {1000 * t.get('energy', float('nan')):.3f} meV/atom  F "
               f"{t.get('forces', float('nan')):.4f} eV/Å  mu {t.get('dipole', float('nan')):.5f}"

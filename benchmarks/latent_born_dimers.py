@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 from ase.data import chemical_symbols
 
+from fieldforce.data.atomic import write_json
 from fieldforce.models.learned_charges import electronegativity_vote
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -268,9 +269,7 @@ def main() -> None:
         # kept once computed
         if "gasteiger" in base or "gasteiger" not in results.get("baselines", {}):
             results["baselines"] = base
-        temporary = args.out.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(results, indent=1) + "\n")
-        temporary.replace(args.out)
+        write_json(results, args.out)
     if row is not None:
         print(f"{key}: E {row['energy_rmse_meV_per_atom']:.1f} meV/atom, F "
               f"{row['forces_rmse']:.3f} eV/Å; Z* RMSE {row['born_rmse']:.3f} e (sign "

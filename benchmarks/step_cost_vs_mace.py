@@ -114,6 +114,7 @@ def main() -> None:
     import ase.io
     import torch
 
+    from fieldforce.data.atomic import write_json
     from fieldforce.data.batch import batch_from_atoms
     from fieldforce.datasets import load_water
     from fieldforce.models import build_model, evaluate
@@ -158,12 +159,8 @@ def main() -> None:
         for name, row in rows[size].items():
             print(f"{size:>4s} atoms  {name:24s} {1000 * row['median_s']:8.1f} ms   {first} / "
                   f"this {peer_times[args.peers[0]] / row['median_s']:5.2f}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps({"threads": args.threads, "repeat": args.repeat,
-                                     "field_V_per_A": 0.1, "peers": args.peers,
-                                     "r_max": args.r_max, "rows": rows}, indent=1) + "\n")
-    temporary.replace(args.out)
+    write_json({"threads": args.threads, "repeat": args.repeat, "field_V_per_A": 0.1,
+                "peers": args.peers, "r_max": args.r_max, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":
