@@ -29,8 +29,10 @@ OLD_TRAINING = {"max_epochs": 200, "patience": 40, "schedule": "plateau", "weigh
 #: the cosine regime of issue 13 (10,000 steps, no early stop) and its loss weights
 COSINE = {"max_epochs": 100000, "max_steps": 10000, "patience": 100000, "schedule": "cosine"}
 WEIGHTS_100 = {"energy": 1.0, "forces": 100.0, "dipole": 100.0, "polarizability": 100.0}
-#: today's defaults (weight decay 0.1 since 2026-12-05)
+#: the defaults of 2026-12-05 (weight decay 0.1; per-feature scaling until 2026-12-06)
 WD_TRAINING = {**COSINE, "weight_decay": 0.1, "loss_weights": WEIGHTS_100}
+#: the package defaults since 2026-12-06 (with ``feature_scaling: global``): decay 0.03
+DEFAULT_TRAINING = {**WD_TRAINING, "weight_decay": 0.03}
 #: energies and forces only (dipole and polarizability weights 0)
 EF_WEIGHTS = {**WEIGHTS_100, "dipole": 0.0, "polarizability": 0.0}
 SCALING = {"radial_scaling": [3.0, 6]}
@@ -69,14 +71,14 @@ CANDIDATES = {
     # weight decay (0.03) than the per-feature scaling's 0.1
     "wd0.03_global": ("as wd0.1_global, decoupled weight decay 0.03",
                       {"interactions": 1, "feature_scaling": "global"},
-                      {**WD_TRAINING, "weight_decay": 0.03}),
+                      DEFAULT_TRAINING),
     # the radial scaling again, now on the package defaults of 2026-12-06 (it was kept an
     # option because, with per-feature scaling, it made this task's energies worse)
     "wd0.03_global_scaling3_6": ("as wd0.03_global (the defaults since 2026-12-06), with the "
                                  "descriptor's radial scaling r0 3 Å, m 6",
                                  {"interactions": 1, "feature_scaling": "global",
                                   "descriptor": SCALING},
-                                 {**WD_TRAINING, "weight_decay": 0.03}),
+                                 DEFAULT_TRAINING),
     "wd0.1_global_mp2_vectors": ("as wd0.1_global, 2 interaction layers passing l = 1 "
                                  "vectors",
                                  {"interactions": 2, "interaction_vectors": True,

@@ -14,7 +14,8 @@ the issue's 96x0e, two interactions, max_L 0; medium: 64x0e + 64x1o, max_L 1), c
 ``--r-max`` (5 Å, MACE's default; the accuracy runs of ``peer_mace.py`` use 4 Å), each
 made with ``mace_run_train`` for one epoch on 20 frames, in its own environment. They are
 timed alternately, A B A B, ``--repeat`` evaluations each time after a warm-up; the
-medians are compared (``<peer>_over_fieldforce``). Writes
+medians are compared (``mace_over_fieldforce`` for the small model, the key of the
+earlier files, ``mace_medium_over_fieldforce`` for the medium one). Writes
 ``benchmarks/results/step_cost_vs_mace.json``.
 """
 
