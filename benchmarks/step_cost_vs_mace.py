@@ -15,8 +15,11 @@ the issue's 96x0e, two interactions, max_L 0; medium: 64x0e + 64x1o, max_L 1), c
 made with ``mace_run_train`` for one epoch on 20 frames, in its own environment. They are
 timed alternately, A B A B, ``--repeat`` evaluations each time after a warm-up; the
 medians are compared (``mace_over_fieldforce`` for the small model, the key of the
-earlier files, ``mace_medium_over_fieldforce`` for the medium one). Writes
-``benchmarks/results/step_cost_vs_mace.json``.
+earlier files, ``mace_medium_over_fieldforce`` for the medium one). ``--committee K``
+adds, for each config, a committee of K such models (``<config>_committee<K>``, the
+members' mean: K evaluations) and the same with the members' force spread
+(``<config>_committee<K>_sigma``: K more backward passes, what an MD step that monitors
+the spread pays). Writes ``benchmarks/results/step_cost_vs_mace.json``.
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ def main() -> None:
                         help="MACE sizes timed beside fieldforce (the first is the reference "
                              "of the printed ratio)")
     parser.add_argument("--r-max", type=float, default=5.0, help="the MACE models' cutoff, Å")
+    parser.add_argument("--committee", type=int, default=0, metavar="K",
+                        help="also time each config as a committee of K models")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "step_cost_vs_mace")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "step_cost_vs_mace.json")
@@ -118,17 +123,25 @@ def main() -> None:
     from fieldforce.data.atomic import write_json
     from fieldforce.data.batch import batch_from_atoms
     from fieldforce.datasets import load_water
-    from fieldforce.models import build_model, evaluate
+    from fieldforce.models import CommitteeModel, build_model, evaluate
 
     torch.set_num_threads(args.threads)
     peers = {size: peer_model(args.python, args.work, size, args.r_max) for size in args.peers}
     box = ROOT / "examples" / "water_box.xyz"
     field = torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
-    models = {}
+    models, requests = {}, {}
     for name in args.configs:
-        model = build_model({"family": "response", "species": [1, 8], **CONFIGS[name]})
-        model.fit_statistics(load_water()[:50])
-        models[name] = model
+        built = []
+        for _ in range(max(1, args.committee)):
+            model = build_model({"family": "response", "species": [1, 8], **CONFIGS[name]})
+            model.fit_statistics(load_water()[:50])
+            built.append(model)
+        models[name] = built[0]
+        if args.committee >= 2:
+            committee = CommitteeModel.from_models(built)
+            models[f"{name}_committee{args.committee}"] = committee
+            models[f"{name}_committee{args.committee}_sigma"] = committee
+            requests[f"{name}_committee{args.committee}_sigma"] = {"forces_uncertainty"}
     atoms = {size: ase.io.read(box).repeat(rep) for size, rep in SIZES.items()}
     times: dict[str, dict[str, list[float]]] = {size: {} for size in SIZES}
     for _ in range(2):  # A B A B
@@ -140,10 +153,12 @@ def main() -> None:
                 times[size].setdefault(f"mace_{peer}", []).extend(values)
         for size, structure in atoms.items():
             for name, model in models.items():
-                evaluate(model, batch_from_atoms(structure), field=field)  # warm up
+                asked = requests.get(name)
+                evaluate(model, batch_from_atoms(structure), field=field,
+                         requests=asked)  # warm up
                 for _ in range(args.repeat):
                     start = time.perf_counter()
-                    evaluate(model, batch_from_atoms(structure), field=field)
+                    evaluate(model, batch_from_atoms(structure), field=field, requests=asked)
                     times[size].setdefault(name, []).append(time.perf_counter() - start)
     rows = {}
     first = f"mace_{args.peers[0]}"
@@ -161,7 +176,8 @@ def main() -> None:
             print(f"{size:>4s} atoms  {name:24s} {1000 * row['median_s']:8.1f} ms   {first} / "
                   f"this {peer_times[args.peers[0]] / row['median_s']:5.2f}", flush=True)
     write_json({"threads": args.threads, "repeat": args.repeat, "field_V_per_A": 0.1,
-                "peers": args.peers, "r_max": args.r_max, "rows": rows}, args.out)
+                "peers": args.peers, "r_max": args.r_max, "committee": args.committee,
+                "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ def test_the_model_file_and_train_carry_the_kernel_heads(teacher, frames, tmp_pa
     assert set(scales) == {"energy", "dipole", "polarizability", "forces"}
     model = load_model(tmp_path / "run" / "model.pt")
     for name in scales:
-        z = model._zscores(load_frames_of(config, tmp_path), [name])[name]
+        z = model.zscores(load_frames_of(config, tmp_path), [name])[name]
         assert float(z.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-6)
     for name in ("energy", "forces", "dipole", "polarizability"):
         entry = metrics["valid"][name]["calibration"]

@@ -18,7 +18,8 @@ Public API (everything else may change between versions):
   the model contract and its families: :class:`ResponseModel` (dipole +
   polarizability; :class:`KernelResponseModel` with sparse-GP heads) and
   :class:`LatentChargeModel` (latent Ewald summation) and :class:`QEqModel` (charge
-  equilibration; :func:`equilibrate` is its solver)
+  equilibration; :func:`equilibrate` is its solver); :class:`CommitteeModel`, the mean
+  and spread of several trained models of one family
 - :func:`run_md`, :class:`FieldForceCalculator` — MD in fields (ASE), in
   :mod:`fieldforce.simulation`
 - :func:`ir_spectrum`, :func:`polarization_current_spectrum`,
@@ -75,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     # models
     "FieldModel": "fieldforce.models",
     "build_model": "fieldforce.models",
+    "CommitteeModel": "fieldforce.models",
     "KernelResponseModel": "fieldforce.models",
     "LatentChargeModel": "fieldforce.models",
     "QEqModel": "fieldforce.models",

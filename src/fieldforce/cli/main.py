@@ -28,8 +28,8 @@ RESUME_HINTS = {
 }
 
 # Subcommand modules, in the order `fieldforce --help` lists them.
-SUBCOMMANDS = ("data", "label", "train", "eval", "md", "learn", "analyze", "field", "config",
-               "demo")
+SUBCOMMANDS = ("data", "label", "train", "committee", "eval", "md", "learn", "analyze", "field",
+               "config", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

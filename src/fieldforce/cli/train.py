@@ -16,6 +16,11 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="train a new model in place of one already in the output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="training.seed of the file replaced by N (the split, the initial "
+                        "weights, the batch order): the members of a committee")
+    p.add_argument("--output", type=Path, default=None, metavar="DIR",
+                   help="the file's output directory replaced by DIR")
     p.set_defaults(func=run)
 
 
@@ -23,6 +28,10 @@ def run(args) -> int:
     from fieldforce.training import load_config, train
 
     config = load_config(args.config)
+    if args.seed is not None:
+        config["training"]["seed"] = args.seed
+    if args.output is not None:
+        config["output"] = str(args.output.resolve())
     result = train(config, resume=args.resume, progress=not args.no_progress,
                    overwrite=args.overwrite)
     print(f"trained {result['epochs']} epochs ({result['stopped_by']}) in "

@@ -13,7 +13,9 @@ family declares). Built in, the neural heads on the shared
   summation: short-range energy + Coulomb energy of hidden charges;
 * ``qeq`` — :class:`~fieldforce.models.qeq.QEqModel`, charge equilibration:
   short-range energy + self-consistent charges from learned electronegativities
-  (non-local charge transfer, an electronic polarizability, the external potential).
+  (non-local charge transfer, an electronic polarizability, the external potential);
+* ``committee`` — :class:`~fieldforce.models.committee.CommitteeModel`, K trained models
+  of one family: their mean, and their spread as uncertainties (assembled, not trained).
 
 :func:`build_model` builds a family from its ``model:`` section; :func:`save_model` writes
 one file with the family, its configuration, the weights, the declared outputs with their
@@ -30,11 +32,13 @@ import torch
 
 from fieldforce.data.atomic import atomic_path
 from fieldforce.errors import DataError
+from fieldforce.models.committee import CommitteeModel
 from fieldforce.models.contract import (
     FieldModel,
     Output,
     families,
     family_class,
+    file_config,
     model_settings,
     output,
 )
@@ -97,12 +101,7 @@ def load_model(path: str | Path) -> FieldModel:
         raise DataError(f"{path}: unknown model family {family!r} (defined in "
                         f"{payload.get('module', '?')}); available: {', '.join(families())}")
     cls = family_class(family, head=payload["config"].get("head"))
-    defaults = getattr(cls.settings_class, "file_defaults", {})
-    config = {**defaults, **payload["config"]}
-    for key, value in defaults.items():  # a section (the descriptor): key by key
-        if isinstance(value, dict) and isinstance(payload["config"].get(key), dict):
-            config[key] = {**value, **payload["config"][key]}
-    model = cls(config)
+    model = cls(file_config(cls, payload["config"]))
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:  # weights that do not fit the configuration
@@ -114,7 +113,7 @@ def load_model(path: str | Path) -> FieldModel:
     return model
 
 
-__all__ = ["FieldModel", "KernelResponseModel", "LatentChargeModel", "Output", "QEqModel",
-           "ResponseModel",
+__all__ = ["CommitteeModel", "FieldModel", "KernelResponseModel", "LatentChargeModel",
+           "Output", "QEqModel", "ResponseModel",
            "build_model", "evaluate", "families", "family_class", "load_model",
            "model_settings", "output", "save_model"]

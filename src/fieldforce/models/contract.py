@@ -212,6 +212,17 @@ def family_class(name: Any, source: str | None = None, head: Any = None
     return heads[head]
 
 
+def file_config(cls: type[FieldModel], config: dict) -> dict:
+    """A model section read from a model file, completed with ``cls``'s ``file_defaults``
+    for the keys the file predates (a section, such as the descriptor, key by key)."""
+    defaults = getattr(cls.settings_class, "file_defaults", {})
+    merged = {**defaults, **config}
+    for key, value in defaults.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            merged[key] = {**value, **config[key]}
+    return merged
+
+
 def model_settings(config: dict | None, source: str | None = None) -> Section:
     """The ``model:`` section ``config`` checked against its family's settings."""
     config = dict(config or {})
@@ -389,4 +400,5 @@ class FieldModel(nn.Module):
 
 
 __all__ = ["BASE_OUTPUTS", "CHARGE_OUTPUTS", "EXTRAPOLATION", "FieldModel", "ModelSettings",
-           "Output", "families", "family_class", "heads", "model_settings", "output"]
+           "Output", "families", "family_class", "file_config", "heads", "model_settings",
+           "output"]

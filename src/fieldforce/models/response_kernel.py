@@ -49,7 +49,7 @@ from typing import ClassVar
 import torch
 
 from fieldforce.config import option
-from fieldforce.data.batch import Batch, collate, physical_components
+from fieldforce.data.batch import Batch
 from fieldforce.data.frame import Frame
 from fieldforce.descriptors import DescriptorSettings, SOAPFeatures, spherical_to_cartesian_l2
 from fieldforce.errors import ConfigError
@@ -59,6 +59,7 @@ from fieldforce.models.derivatives import rows_gradient
 from fieldforce.models.kernels import normalise
 from fieldforce.models.response import ResponseModel, field_coupling
 from fieldforce.models.response_kernel_fit import KernelFit
+from fieldforce.models.uncertainty import CalibratedUncertainties
 
 #: buffers whose shape the fit decides (resized when a model file is loaded)
 FITTED = ("sparse_invariant", "sparse_species", "sparse_whitener", "energy_weights",
@@ -97,7 +98,7 @@ class KernelResponseSettings(ModelSettings):
     folds: int = option(5, "folds of the cross-validation", minimum=2)
 
 
-class KernelResponseModel(KernelFit, FieldModel):
+class KernelResponseModel(KernelFit, CalibratedUncertainties, FieldModel):
     """Response model with sparse-GP heads (see the module docstring)."""
 
     family = "response"
@@ -285,51 +286,6 @@ class KernelResponseModel(KernelFit, FieldModel):
                     aniso + iso[:, None, None] * eye).sqrt()}
 
     # -- fit ---------------------------------------------------------------------------------
-
-    #: the properties with an uncertainty, in the order of ``uncertainty_scales``
-    UNCERTAIN = ("energy", "dipole", "polarizability", "forces")
-
-    @torch.no_grad()
-    def _zscores(self, frames: Sequence[Frame], names: Sequence[str]
-                 ) -> dict[str, torch.Tensor]:
-        """Errors over predicted standard deviations of each of ``names`` on ``frames``
-        (observable components; energies per structure), from one evaluation."""
-        from fieldforce.models.derivatives import evaluate
-
-        batch = collate(frames)
-        names = [n for n in names if n in batch.labels and bool(batch.label_mask[n].any())]
-        if not names:
-            return {}
-        with torch.enable_grad():
-            out = evaluate(self, batch, forces="forces" in names,
-                           requests={f"{n}_uncertainty" for n in names})
-        z = {}
-        for name in names:
-            if name == "forces":
-                mask = batch.atom_mask("forces")
-                error = (out["forces"] - batch.labels["forces"])[mask].reshape(-1).detach()
-                sigma = out["forces_uncertainty"][mask].reshape(-1)
-            else:
-                structures = torch.nonzero(batch.label_mask[name]).flatten()
-                error = physical_components(batch, name, (out[name] - batch.labels[name])[
-                    structures], structures).reshape(-1)
-                sigma = physical_components(batch, name, out[f"{name}_uncertainty"][
-                    structures], structures).reshape(-1)
-            z[name] = error / sigma.clamp_min(1e-300)
-        return z
-
-    def calibrate(self, frames: Sequence[Frame]) -> dict[str, float]:
-        """One factor per uncertainty (energy, dipole, polarizability, forces) that makes the
-        root-mean-square z-score (error / sigma) on ``frames`` 1: the posterior variance
-        of a GP with cross-validated noise is a shape, its scale is not a prediction."""
-        self.uncertainty_scales.fill_(1.0)
-        factors = {}
-        for name, z in self._zscores(frames, self.UNCERTAIN).items():
-            if z.numel() >= 2 and bool(torch.isfinite(z).all()):
-                factor = float(z.pow(2).mean().sqrt().clamp_min(1e-6))
-                self.uncertainty_scales[self.UNCERTAIN.index(name)] = factor
-                factors[name] = factor
-        return factors
 
     def fit_statistics(self, frames: Sequence[Frame]) -> None:
         """Nothing separate: :meth:`fit` sets every data-dependent constant."""

@@ -8,7 +8,8 @@ in the ``model:`` section cross-validated over structures (NOISE_GRID, and
 FORCE_RATIO_GRID for the force noise relative to the energy noise). It is a mixin: it
 uses the model's features, kernels (``_similarity``, ``_response_kernels``,
 ``_mu_alpha``), settings and buffers, and writes the buffers the prediction reads. The
-prediction, the uncertainties and the calibration stay in the model's module.
+prediction and the uncertainties stay in the model's module, their calibration in
+:mod:`fieldforce.models.uncertainty`.
 """
 
 from __future__ import annotations
