@@ -14,6 +14,7 @@ from fieldforce.data.batch import collate
 from fieldforce.data.frame import Frame
 from fieldforce.data.io import write_frames
 from fieldforce.errors import ConfigError
+from fieldforce.fields import PointChargeField
 from fieldforce.models import CommitteeModel, build_model, evaluate, load_model, save_model
 from fieldforce.simulation import FieldForceCalculator
 from fieldforce.training import Trainer, load_config
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 RESPONSE = {"descriptor": {"max_radial": 3, "max_angular": 2}, "hidden": [16], "channels": 4,
             "species": [1, 8]}
+QEQ = {"family": "qeq", "descriptor": {"max_radial": 3, "max_angular": 2, "cutoff": 3.5},
+       "hidden": [16], "species": [1, 8]}
 LATENT = {"family": "latent", "descriptor": {"max_radial": 3, "max_angular": 2, "cutoff": 3.5},
           "hidden": [16], "species": [1, 8]}
 FIELD = torch.tensor([0.03, -0.05, 0.08], dtype=torch.float64)
@@ -73,6 +76,25 @@ def test_mean_and_spread_are_the_members(response, frames):
         assert spread.abs().max() > 1e-4  # the members really differ
     # nothing asked, nothing paid: no spread computed
     assert "forces_uncertainty" not in evaluate(committee, batch, field=FIELD)
+
+
+@pytest.mark.parametrize("family", ["response", "qeq"])
+def test_force_spread_through_the_field_and_the_potential(family, response, frames):
+    """Each member's forces for the spread include what reaches them through the field
+    at the atoms (a point charge's field varies with the positions) and through the
+    external potential (QEq: the force q_i E of a uniform field)."""
+    models = response[:2] if family == "response" else members(QEQ, frames, k=2)
+    committee = CommitteeModel.from_models(models)
+    field = (PointChargeField(charge=0.8, center=[4.0, 1.0, -1.0]) if family == "response"
+             else FIELD)
+    batch = collate(frames[:3])
+    out = evaluate(committee, batch, field=field, requests={"forces_uncertainty"})
+    each = torch.stack([evaluate(m, batch, field=field)["forces"].detach() for m in models])
+    assert torch.allclose(out["forces"], each.mean(0), atol=1e-12)
+    assert torch.allclose(out["forces_uncertainty"], each.std(0), rtol=1e-10, atol=1e-12)
+    # the field's share of the spread is really there
+    without = torch.stack([evaluate(m, batch)["forces"].detach() for m in models])
+    assert not torch.allclose(each.std(0), without.std(0), atol=1e-6)
 
 
 def test_save_load_and_calculator(response, frames, tmp_path):

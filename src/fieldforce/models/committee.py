@@ -10,9 +10,9 @@ seeds. What it predicts:
   are the members' means too (non-gradient forces, ``extra_forces``, averaged as well);
 * on request, the members' standard deviation (K - 1 in the denominator) of the energy
   [B] eV, the forces [N, 3] eV/Å (one more backward pass, for all members at once: each
-  runs on its own copy of the positions; the spread of -dU_k/dr at the atoms' field
-  values, so a non-uniform field's gradient term is left out of it), and the dipole
-  [B, 3] and polarizability [B, 3, 3] where the family has them, as
+  runs on its own copy of the positions, and of the field and potential at the atoms,
+  whose position dependence is added by the chain rule), and the dipole [B, 3] and
+  polarizability [B, 3, 3] where the family has them, as
   ``<name>_uncertainty``, each times a factor calibrated on held-out frames
   (:mod:`fieldforce.models.uncertainty`).
 
@@ -20,11 +20,11 @@ Why: averaging members whose errors are partly independent lowers the error (on 
 water clusters three seeds of one setting, 0.0094 eV/Å each, give 0.0085 together:
 BENCHMARKS.md, "Committees"), and their disagreement is the usual signal of an
 environment the data did not cover (active learning, MD monitoring). It costs K model
-evaluations per step, less featomic's density, computed once for all members when
-their descriptors are the same. Born charges of a committee of charge models come from its mean
-charges (exact where the dipole is linear in the charges, isolated structures; to second
-order in the members' spread in periodic cells); the forces' spread leaves out the
-non-gradient forces.
+evaluations per step, less featomic's density, computed once for all members when their
+descriptors are the same (three members: 2.0-2.6x one model). Born charges of a
+committee of charge models come from its mean charges (exact where the dipole is linear
+in the charges, isolated structures; to second order in the members' spread in periodic
+cells); the forces' spread leaves out the non-gradient forces.
 """
 
 from __future__ import annotations
@@ -164,12 +164,14 @@ class CommitteeModel(CalibratedUncertainties, FieldModel):
             options["requests"] = theirs
         if self.shares_density and "geometry" not in options:
             options["geometry"] = self._shared_geometry(batch)
-        # each member on its own copy of the positions when their forces' spread is asked
-        # for: one backward pass then gives every member's forces at once
-        copies = ([batch.positions.clone() for _ in self.members]
-                  if "forces" in spreads and batch.positions.requires_grad else None)
-        outs = [member(batch if copies is None else batch.with_positions(copies[k]),
-                       atom_field, **options) for k, member in enumerate(self.members)]
+        # each member on its own copy of the positions (and of the field and potential at
+        # the atoms, functions of the positions) when their forces' spread is asked for:
+        # one backward pass then gives every member's forces at once
+        own = "forces" in spreads and batch.positions.requires_grad
+        inputs = [self._own_inputs(batch, atom_field, options) if own else
+                  (batch, atom_field, options) for _ in self.members]
+        outs = [member(b, field, **kwargs)
+                for member, (b, field, kwargs) in zip(self.members, inputs, strict=True)]
         self._member_outputs = outs  # for extra_forces, called next by the autograd helper
         out = {}
         for key, value in outs[0].items():
@@ -185,13 +187,56 @@ class CommitteeModel(CalibratedUncertainties, FieldModel):
             values = torch.stack([o[name].detach() for o in outs])
             out[f"{name}_uncertainty"] = self._scale(name) * values.std(0)
         if "forces" in spreads:
-            if copies is not None:
-                total = torch.stack([o["energy"].sum() for o in outs]).sum()
-                forces = torch.stack(torch.autograd.grad(total, copies, retain_graph=True))
-                out["forces_uncertainty"] = self._scale("forces") * forces.std(0).detach()
+            if own:
+                forces = self._member_forces(batch, atom_field, options, inputs, outs)
+                out["forces_uncertainty"] = self._scale("forces") * forces.std(0)
             else:
                 out["forces_uncertainty"] = torch.zeros_like(batch.positions)
         return out
+
+    @staticmethod
+    def _own_inputs(batch: Batch, atom_field: torch.Tensor, options: dict) -> tuple:
+        """A member's own copies of the positions, the field and the potential at the
+        atoms: distinct nodes of the graph, whose gradients are that member's alone."""
+        kwargs = dict(options)
+        if "atom_potential" in kwargs:
+            kwargs["atom_potential"] = kwargs["atom_potential"].clone()
+        return batch.with_positions(batch.positions.clone()), atom_field.clone(), kwargs
+
+    @staticmethod
+    def _member_forces(batch: Batch, atom_field: torch.Tensor, options: dict,
+                       inputs: list[tuple], outs: list[dict]) -> torch.Tensor:
+        """-dU_k/dr [K, N, 3] of every member from one backward pass through their own
+        copies, the position dependence of the field and the potential at the atoms (a
+        non-uniform field; the potential -E.r) added by the chain rule, one small
+        vector-Jacobian product each. Non-gradient forces (``extra_forces``) are not
+        included."""
+        sources = [atom_field] + ([options["atom_potential"]] if "atom_potential" in options
+                                  else [])
+        differentiable = [s.requires_grad for s in sources]
+        nodes = []
+        for b, field, kwargs in inputs:
+            copies = [field] + ([kwargs["atom_potential"]] if "atom_potential" in kwargs
+                                else [])
+            nodes.append([b.positions] + [t for t, on in zip(copies, differentiable,
+                                                             strict=True) if on])
+        total = torch.stack([o["energy"].sum() for o in outs]).sum()
+        grads = torch.autograd.grad(total, [t for group in nodes for t in group],
+                                    retain_graph=True, allow_unused=True)
+        width, forces = len(nodes[0]), []
+        chained = [s for s, on in zip(sources, differentiable, strict=True) if on]
+        for m in range(len(outs)):
+            g_positions, *upstream = grads[m * width:(m + 1) * width]
+            g = torch.zeros_like(batch.positions) if g_positions is None else g_positions
+            for source, u in zip(chained, upstream, strict=True):
+                if u is None:
+                    continue
+                (chain,) = torch.autograd.grad(source, batch.positions, u,
+                                               retain_graph=True, allow_unused=True)
+                if chain is not None:
+                    g = g + chain
+            forces.append(-g.detach())
+        return torch.stack(forces)
 
     def _shared_geometry(self, batch: Batch) -> FixedGeometry | None:
         """featomic's density of ``batch`` found once for every member (their descriptors
