@@ -130,11 +130,12 @@ def main() -> None:
     box = ROOT / "examples" / "water_box.xyz"
     field = torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
     models, requests = {}, {}
+    frames = load_water()[:50]
     for name in args.configs:
         built = []
         for _ in range(max(1, args.committee)):
             model = build_model({"family": "response", "species": [1, 8], **CONFIGS[name]})
-            model.fit_statistics(load_water()[:50])
+            model.fit_statistics(frames)
             built.append(model)
         models[name] = built[0]
         if args.committee >= 2:

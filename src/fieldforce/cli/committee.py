@@ -30,11 +30,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from fieldforce.data.atomic import refuse_overwriting
     from fieldforce.data.io import read_frames, source_files
-    from fieldforce.errors import ConfigError, DataError
+    from fieldforce.errors import DataError
     from fieldforce.models import CommitteeModel, load_model, save_model
 
-    if len(args.models) < 2:
-        raise ConfigError(f"a committee needs two or more models, got {len(args.models)}")
     inputs = {f"model {k + 1}": path for k, path in enumerate(args.models)}
     if args.calibrate is not None:
         if not args.calibrate.exists():

@@ -127,10 +127,6 @@ class CommitteeModel(CalibratedUncertainties, FieldModel):
         models = list(models)
         if len(models) < 2:
             raise ConfigError(f"a committee needs two or more models, got {len(models)}")
-        kinds = {(m.family, m.head) for m in models}
-        if len(kinds) > 1:
-            raise ConfigError("a committee's members must be of one family and head; got "
-                              + ", ".join(f"{f}/{h}" for f, h in sorted(kinds)))
         species = {tuple(m.species or ()) for m in models}
         if len(species) > 1:
             raise ConfigError("a committee's members must know the same elements; got "
@@ -185,11 +181,11 @@ class CommitteeModel(CalibratedUncertainties, FieldModel):
             if not all(name in o for o in outs):
                 continue  # not computed on this call (e.g. a dipole at zero field)
             values = torch.stack([o[name].detach() for o in outs])
-            out[f"{name}_uncertainty"] = self._scale(name) * values.std(0)
+            out[f"{name}_uncertainty"] = self.uncertainty_scale(name) * values.std(0)
         if "forces" in spreads:
             if own:
                 forces = self._member_forces(batch, atom_field, options, inputs, outs)
-                out["forces_uncertainty"] = self._scale("forces") * forces.std(0)
+                out["forces_uncertainty"] = self.uncertainty_scale("forces") * forces.std(0)
             else:
                 out["forces_uncertainty"] = torch.zeros_like(batch.positions)
         return out
@@ -250,9 +246,6 @@ class CommitteeModel(CalibratedUncertainties, FieldModel):
         density = features.fixed_density(batch.positions, batch.numbers, batch.cell,
                                          batch.pbc, batch.structure_index)
         return FixedGeometry(density, None, batch.n_atoms_per_structure.tolist())
-
-    def _scale(self, name: str) -> torch.Tensor:
-        return self.uncertainty_scales[UNCERTAIN.index(name)]
 
     def extra_forces(self, batch: Batch, positions: torch.Tensor, atom_field: torch.Tensor,
                      out: dict[str, torch.Tensor], create_graph: bool = False

@@ -228,7 +228,7 @@ class KernelResponseModel(KernelFit, CalibratedUncertainties, FieldModel):
                 design = batch.sum_per_structure(k)
                 variance = (design @ self.energy_factor).pow(2).sum(-1) + \
                     self.prior_scales[0] ** 2 * batch.sum_per_structure(residual)
-            out["energy_uncertainty"] = self.uncertainty_scales[0] * variance.sqrt()
+            out["energy_uncertainty"] = self.uncertainty_scale("energy") * variance.sqrt()
         if "forces_uncertainty" in requests:
             out["forces_uncertainty"] = self._force_uncertainty(batch.positions, k)
         if equivariant:
@@ -268,7 +268,7 @@ class KernelResponseModel(KernelFit, CalibratedUncertainties, FieldModel):
         if not positions.requires_grad or self.force_factor.numel() == 0:
             return torch.zeros_like(positions)
         grads = rows_gradient((k @ self.force_factor).sum(0), positions)  # [r, N, 3]
-        return self.uncertainty_scales[3] * grads.pow(2).sum(0).sqrt().detach()
+        return self.uncertainty_scale("forces") * grads.pow(2).sum(0).sqrt().detach()
 
     def _response_uncertainty(self, batch: Batch, k0, k1, k2) -> dict[str, torch.Tensor]:
         """Standard deviations of sum_i mu_i [B, 3] and sum_i alpha_i [B, 3, 3]."""
@@ -281,8 +281,8 @@ class KernelResponseModel(KernelFit, CalibratedUncertainties, FieldModel):
         cart = torch.einsum("mab,smrn->sabrn", basis, d2).reshape(b, 3, 3, -1)
         aniso = (cart @ self.aniso_factor).pow(2).sum(-1)
         eye = torch.eye(3, dtype=k0.dtype)
-        return {"dipole_uncertainty": self.uncertainty_scales[1] * dipole,
-                "polarizability_uncertainty": self.uncertainty_scales[2] * (
+        return {"dipole_uncertainty": self.uncertainty_scale("dipole") * dipole,
+                "polarizability_uncertainty": self.uncertainty_scale("polarizability") * (
                     aniso + iso[:, None, None] * eye).sqrt()}
 
     # -- fit ---------------------------------------------------------------------------------

@@ -60,6 +60,10 @@ class CalibratedUncertainties:
             z[name] = error.detach() / sigma.detach().clamp_min(1e-300)
         return z
 
+    def uncertainty_scale(self, name: str) -> torch.Tensor:
+        """The calibrated factor of ``name``'s uncertainty (a property of UNCERTAIN)."""
+        return self.uncertainty_scales[UNCERTAIN.index(name)]
+
     def calibrate(self, frames: Sequence[Frame]) -> dict[str, float]:
         """One factor per uncertainty that makes the root-mean-square z-score on
         ``frames`` 1; returns the factors set (those the frames could determine)."""
