@@ -46,6 +46,16 @@ CONFIGS = {
     "vectors2": {"interactions": 2, "interaction_vectors": True},
     "scaling_cutoff5_vectors2": {"interactions": 2, "interaction_vectors": True,
                                  "descriptor": {"radial_scaling": [3.0, 6], "cutoff": 5.0}},
+    # liquid water's and BaTiO3's best option: radial scaling at 4 Å, two layers passing
+    # vectors
+    "scaling_vectors2": {"interactions": 2, "interaction_vectors": True,
+                         "descriptor": {"radial_scaling": [3.0, 6]}},
+    # the DES370K dimers' option: the same with one network for all species (8-dim
+    # embedding) and 2 learned species channels (on water's 2 species the channels mix
+    # 2 densities into 2, the cost of the 8-element case per channel)
+    "dimers_vectors2": {"interactions": 2, "interaction_vectors": True,
+                        "species_embedding": 8,
+                        "descriptor": {"radial_scaling": [3.0, 6], "species_channels": 2}},
 }
 SIZES = {"192": (2, 2, 2), "768": (4, 4, 2)}
 MACE_TIMING = """
