@@ -88,6 +88,13 @@ def structure_key(frame: Frame) -> bytes:
     return atoms.numbers.tobytes() + np.round(atoms.positions, 6).tobytes()
 
 
+def _job_key(frame: Frame) -> bytes:
+    """:func:`structure_key` and the field the labelling job was asked for (a labelled
+    frame records it: the field the DFT felt may differ within the backend's tolerance)."""
+    requested = np.asarray(frame.atoms.info.get(_FIELD_KEY, frame.efield), float)
+    return structure_key(frame) + np.round(requested, 9).tobytes()
+
+
 def finished_parts(parts: Path) -> list[Path]:
     """The part files in ``parts`` that a labelling job finished, in name order.
 
@@ -115,17 +122,14 @@ def labelled_so_far(output: str | Path) -> list[Frame]:
         frames += [f for p in finished_parts(parts) for f in read_frames(p)]
     unique: dict[bytes, Frame] = {}
     for f in frames:
-        requested = np.asarray(f.atoms.info.get(_FIELD_KEY, f.efield), float)
-        unique.setdefault(structure_key(f) + np.round(requested, 9).tobytes(), f)
+        unique.setdefault(_job_key(f), f)
     return sorted(unique.values(), key=lambda f: f.atoms.info.get("label_position", -1))
 
 
 def _part_name(frame: Frame, props: set[str]) -> str:
     import hashlib
 
-    requested = np.asarray(frame.atoms.info.get(_FIELD_KEY, frame.efield), float)
-    blob = (structure_key(frame) + np.round(requested, 9).tobytes()
-            + ",".join(sorted(props)).encode())
+    blob = _job_key(frame) + ",".join(sorted(props)).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
