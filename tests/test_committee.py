@@ -203,3 +203,55 @@ def test_cli_trains_seeds_assembles_calibrates_and_refuses(frames, tmp_path, cap
                  "--calibrate", str(tmp_path / "missing.xyz")]) == 2
     assert "missing.xyz" in capsys.readouterr().err
     assert not (tmp_path / "c2.pt").exists()
+
+
+def test_training_committee_key_trains_seeds_on_one_split_and_resumes(frames, tmp_path,
+                                                                       capsys):
+    data = tmp_path / "frames.xyz"
+    write_frames(frames, data)
+    config = {"data": {"train": str(data), "valid_fraction": 0.25, "test_fraction": 0.25},
+              "model": RESPONSE, "output": str(tmp_path / "run"),
+              "training": {"max_epochs": 3, "batch_size": 4, "seed": 5}}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "train.yaml"), "--no-progress", "--committee",
+                 "2"]) == 0
+    assert "committee of 2" in capsys.readouterr().out
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [m["epochs"] for m in metrics["members"]] == [3, 3]
+    assert metrics["n_test"] == 2 and "forces" in metrics["test"]
+    seeds = [json.loads((run / f"member_{k}" / "metrics.json").read_text())["training"]["seed"]
+             for k in range(2)]
+    assert seeds == [5, 6]  # seed + k: different initial weights and batch order
+    # one split for all: member 0 is the single run of the same file (seed 5), and the
+    # committee's test frames are those that single run holds out
+    single = load_config({**config, "output": str(tmp_path / "single")})
+    from fieldforce.training import train
+    alone = train(single, progress=False)
+    assert alone["test"]["forces"]["rmse"] == pytest.approx(
+        metrics["members"][0]["test"]["forces"]["rmse"], rel=1e-9)
+    # model.pt is the committee of the two member files: their mean, a calibrated spread
+    committee = load_model(run / "model.pt")
+    parts = [load_model(run / f"member_{k}" / "model.pt") for k in range(2)]
+    batch = collate(frames[:3])
+    out = evaluate(committee, batch, field=FIELD, requests={"forces_uncertainty"})
+    each = stacked(parts, batch, field=FIELD)
+    assert torch.allclose(out["forces"], each["forces"].mean(0), atol=1e-12)
+    assert not torch.allclose(each["forces"][0], each["forces"][1], atol=1e-6)
+    factor = metrics["calibration"]["forces"]
+    assert torch.allclose(out["forces_uncertainty"], factor * each["forces"].std(0),
+                          rtol=1e-10, atol=1e-12)
+    # again: refused without --resume; with it, the finished members are read back as
+    # they were and the committee is rebuilt the same
+    assert main(["train", str(tmp_path / "train.yaml"), "--no-progress", "--committee",
+                 "2"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    stamp = (run / "member_0" / "model.pt").stat().st_mtime_ns
+    (run / "member_1" / "metrics.json").unlink()  # stopped while member 2 was finishing
+    assert main(["train", str(tmp_path / "train.yaml"), "--committee", "2", "--resume"]) == 0
+    assert "finished earlier" in capsys.readouterr().out
+    assert (run / "member_0" / "model.pt").stat().st_mtime_ns == stamp
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["test"]["forces"]["rmse"] == pytest.approx(metrics["test"]["forces"]["rmse"],
+                                                            rel=1e-9)
+    assert main(["train", str(tmp_path / "train.yaml"), "--committee", "0"]) == 2

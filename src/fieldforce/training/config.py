@@ -13,6 +13,7 @@
     training:
       seed: 0
       max_steps: 10000           # optimizer steps (cosine learning-rate decay over them)
+      committee: 1               # K > 1: K seeds on one split, saved as one committee
       loss_weights: {energy: 1.0, forces: 100.0, dipole: 100.0, polarizability: 100.0}
     output: runs/water
 
@@ -104,6 +105,9 @@ class TrainingSettings(Section):
 
     section: ClassVar[str] = "training"
     seed: int = option(0, "seed of the split, the initial weights and the batch order")
+    committee: int = option(1, "train this many members (seeds seed, seed + 1, ...; one "
+                            "split) and save their committee: mean and calibrated spread "
+                            "(fieldforce.training.committee); 1: one model", minimum=1)
     max_epochs: int = option(5000, "upper limit on training epochs", minimum=1)
     max_steps: int | None = option(10000, "upper limit on optimizer steps (checked after "
                                    "each epoch; null: max_epochs decides); the cosine "

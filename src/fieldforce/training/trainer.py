@@ -351,8 +351,16 @@ def train(config: dict, resume: bool = False, progress: bool = True,
     """Train from a checked config; with ``resume`` continue from the last checkpoint.
 
     An output directory that already holds a model is refused unless ``resume`` or
-    ``overwrite`` is given.
+    ``overwrite`` is given. ``training.committee: K > 1`` trains K seeds on one split and
+    saves their committee (:mod:`fieldforce.training.committee`).
     """
+    if config["training"].get("committee", 1) > 1:
+        from fieldforce.training.committee import train_committee
+
+        result = train_committee(config, resume=resume, progress=progress,
+                                 overwrite=overwrite)
+        result["summary"] = format_metrics(result["valid"], "validation set")
+        return result
     check_outputs(config, resume, overwrite)
     trainer = Trainer(config, progress=progress)
     if resume and not trainer.resume():
