@@ -4,6 +4,8 @@
 * :mod:`~fieldforce.training.sources` — frames from files, specs or shipped data; splits;
 * :mod:`~fieldforce.training.losses` — label spreads, prediction vs label, weighted loss;
 * :mod:`~fieldforce.training.trainer` — the loop (or a family's closed-form fit);
+* :mod:`~fieldforce.training.committee` — ``training.committee: K``: K seeds on one split
+  saved as one committee model;
 * :mod:`~fieldforce.training.schedule` — optimizer, learning-rate schedule, run length,
   early stopping, which weights model.pt keeps;
 * :mod:`~fieldforce.training.checkpoints` — checkpoints and ``--resume``;
