@@ -28,9 +28,8 @@ from pathlib import Path
 
 from fieldforce.data.atomic import write_json
 from fieldforce.models import CommitteeModel, load_model, save_model
-from fieldforce.training.evaluation import evaluate_frames
+from fieldforce.training.evaluation import score_held_out
 from fieldforce.training.outputs import check_outputs, make_output_directory
-from fieldforce.training.plots import calibration_plots, parity_plots
 from fieldforce.training.sources import split_data
 
 
@@ -87,24 +86,17 @@ def train_committee(config: dict, resume: bool = False, progress: bool = True,
                       "calibration": {"data": "validation frames", "frames": len(valid),
                                       "factors": factors},
                       "training": training})
-    valid_table, valid_pairs = evaluate_frames(committee, valid)
+    scores = score_held_out(committee, valid, test, output)
     result = {"epochs": sum(r["epochs"] for r in results), "steps": sum(
                   r.get("steps", 0) for r in results),
               "stopped_by": f"committee of {size}", "seconds": time.perf_counter() - start,
               "n_train": len(train), "n_valid": len(valid), "n_test": len(test),
-              "training": training, "valid": valid_table,
+              "training": training, **scores,
               "calibration": factors,
               "members": [{key: r.get(key) for key in ("epochs", "steps", "stopped_by",
                                                       "kept", "seconds", "valid", "test")
                            if key in r} for r in results]}
-    plots = parity_plots(valid_pairs, output, valid_table, prefix="parity_valid")
-    plots += calibration_plots(valid_pairs, output, prefix="calibration_valid")
-    if test:
-        test_table, test_pairs = evaluate_frames(committee, test)
-        result["test"] = test_table
-        plots += parity_plots(test_pairs, output, test_table, prefix="parity_test")
-        plots += calibration_plots(test_pairs, output, prefix="calibration_test")
-    result["plots"] = [str(p) for p in plots]
+    result["plots"] = [str(p) for p in result["plots"]]
     write_json(result, output / "metrics.json")
     return result
 

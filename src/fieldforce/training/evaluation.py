@@ -162,4 +162,22 @@ def evaluate_frames(model, frames: Sequence[Frame]) -> tuple[dict, dict]:
     return table, {k: v for k, v in pairs.items() if "ref" in v}
 
 
-__all__ = ["calibration", "evaluate_frames", "format_metrics", "metrics", "predict"]
+def score_held_out(model, valid: Sequence[Frame], test: Sequence[Frame], output) -> dict:
+    """A finished run's scores: ``{"valid": table, "test": table (with test frames),
+    "plots": [paths]}``, the tables of :func:`evaluate_frames` and the parity and
+    calibration plots of each set written to the directory ``output``."""
+    from fieldforce.training.plots import calibration_plots, parity_plots
+
+    scores: dict = {"plots": []}
+    for name, frames in (("valid", valid), ("test", test)):
+        if name == "test" and not frames:
+            continue
+        table, pairs = evaluate_frames(model, frames)
+        scores[name] = table
+        scores["plots"] += parity_plots(pairs, output, table, prefix=f"parity_{name}")
+        scores["plots"] += calibration_plots(pairs, output, prefix=f"calibration_{name}")
+    return scores
+
+
+__all__ = ["calibration", "evaluate_frames", "format_metrics", "metrics", "predict",
+           "score_held_out"]

@@ -38,10 +38,10 @@ from fieldforce.models.backbone import species_of
 from fieldforce.models.derivatives import evaluate
 from fieldforce.training import schedule
 from fieldforce.training.checkpoints import restore_checkpoint, save_checkpoint
-from fieldforce.training.evaluation import evaluate_frames, format_metrics
+from fieldforce.training.evaluation import format_metrics, score_held_out
 from fieldforce.training.losses import label_scales, weighted_loss
 from fieldforce.training.outputs import OUTPUT_FILES, check_outputs, make_output_directory
-from fieldforce.training.plots import calibration_plots, learning_curve, parity_plots
+from fieldforce.training.plots import learning_curve
 from fieldforce.training.sources import split_data
 
 
@@ -315,22 +315,16 @@ class Trainer:
         save_model(self.model, self.output / "model.pt",
                    extra={"epochs": self.epoch, "stopped_by": reason, "kept": kept,
                           "training": training})
-        valid_table, valid_pairs = evaluate_frames(self.model, self.valid)
+        scores = score_held_out(self.model, self.valid, self.test, self.output)
+        plots = scores.pop("plots")
         result = {"epochs": self.epoch, "steps": self.steps, "stopped_by": reason,
                   "kept": kept, "seconds": seconds,
                   "n_train": len(self.train), "n_valid": len(self.valid),
-                  "n_test": len(self.test), "training": training, "valid": valid_table}
+                  "n_test": len(self.test), "training": training, **scores}
         if fit_info:
             result["fit"] = fit_info
         if settled:
             result["settled"] = settled
-        plots = parity_plots(valid_pairs, self.output, valid_table, prefix="parity_valid")
-        plots += calibration_plots(valid_pairs, self.output, prefix="calibration_valid")
-        if self.test:
-            test_table, test_pairs = evaluate_frames(self.model, self.test)
-            result["test"] = test_table
-            plots += parity_plots(test_pairs, self.output, test_table, prefix="parity_test")
-            plots += calibration_plots(test_pairs, self.output, prefix="calibration_test")
         if self.history:
             plots.append(learning_curve(self.history, self.output / "learning_curve.png"))
         result["plots"] = [str(p) for p in plots]
