@@ -13,7 +13,9 @@ batch 2, Adam at 1e-2 with ReduceLROnPlateau, EMA, force weight 1000; energy wei
 for the first 5/8 of the epochs, then 100), float32 as there, E0s the least-squares
 average of the training set (CACE's ``compute_average_E0s``). Then it scores the test
 frames and times one energy + forces evaluation of 192-atom periodic water (water
-models only). Results: ``benchmarks/results/peer_cace[_DATASET].json``.
+models only). Results: ``benchmarks/results/peer_cace[_DATASET].json``. Resumable: the
+same command after a stop goes on from the last chunk of 10 epochs (``resume.pt`` in the
+run's work folder; delete it to start over).
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ forces = cace.modules.forces.Forces(energy_key="CACE_energy", forces_key="CACE_f
 model = NeuralNetworkPotential(input_modules=None, representation=representation,
                                output_modules=[atomwise, forces])
 model.to(device)
+# CACE's readout and its message-passing filter network build their layers at their first
+# call: one forward pass before the TrainingTask is made puts them in its optimizer (and in
+# its EMA copy). Made before it, as in this script until 2026-12-07, the optimizer trained
+# only the representation's weights (2,616 of BaTiO3's 46,611) and left the readout at its
+# random start; CACE's own example gets them in by remaking the task every 40 epochs.
+model(next(iter(valid_loader)).to_dict(), training=False)
 task = TrainingTask(model=model, losses=[loss("energy", "CACE_energy", 0.1),
                                          loss("forces", "CACE_forces", 1000)],
                     metrics=metrics, device=device, optimizer_args={"lr": 1e-2},
@@ -85,11 +93,37 @@ task = TrainingTask(model=model, losses=[loss("energy", "CACE_energy", 0.1),
                     scheduler_args={"mode": "min", "factor": 0.8, "patience": 10},
                     max_grad_norm=10, ema=True, ema_start=10, warmup_steps=5)
 first = max(1, (5 * epochs) // 8)
-start = time.perf_counter()
-task.fit(train_loader, valid_loader, epochs=first, screen_nan=False)
-task.update_loss([loss("energy", "CACE_energy", 100), loss("forces", "CACE_forces", 1000)])
-task.fit(train_loader, valid_loader, epochs=epochs - first, screen_nan=False)
-seconds = time.perf_counter() - start
+# resumable: CACE's own fit() has no resume, so it runs in chunks of CHUNK epochs and,
+# after each, TrainingTask.checkpoint() (model, EMA, optimizer, plateau scheduler) plus
+# the epoch count, CACE's global_step (its warm-up and EMA start count epochs) and the
+# RNG state go to resume.pt, written to a temporary name and moved into place; a run
+# resumed from it takes the same steps as one never stopped (only CACE's unused
+# best_model.pth forgets the best validation loss of earlier chunks)
+import os
+CHUNK, done, seconds = 10, 0, 0.0
+if os.path.exists("resume.pt"):
+    state = torch.load("resume.pt", weights_only=False)
+    if state["total"] != epochs:
+        sys.exit(f"resume.pt in {os.getcwd()} is a run of {state['total']} epochs, not "
+                 f"{epochs}: delete it to start over")
+    task.load_state_dict(state["task"])
+    done, seconds, task.global_step = state["epochs"], state["seconds"], state["global_step"]
+    torch.set_rng_state(state["rng"]); np.random.set_state(state["np_rng"])
+    print(f"resumed after epoch {done} of {epochs}", file=sys.stderr, flush=True)
+while done < epochs:
+    if done >= first:
+        task.update_loss([loss("energy", "CACE_energy", 100),
+                          loss("forces", "CACE_forces", 1000)])
+    n = min(CHUNK, (first if done < first else epochs) - done)
+    start = time.perf_counter()
+    task.fit(train_loader, valid_loader, epochs=n, screen_nan=False, checkpoint_path=None)
+    done, seconds = done + n, seconds + time.perf_counter() - start
+    task.checkpoint("resume.tmp")
+    state = {"task": torch.load("resume.tmp", weights_only=False), "epochs": done, "total": epochs,
+             "seconds": seconds, "global_step": task.global_step,
+             "rng": torch.get_rng_state(), "np_rng": np.random.get_state()}
+    torch.save(state, "resume.tmp"); os.replace("resume.tmp", "resume.pt")
+    print(f"epoch {done} of {epochs}, {seconds:.0f} s", file=sys.stderr, flush=True)
 model = task.ema_model.module if getattr(task, "ema_model", None) is not None else task.model
 from cace.tasks import EvaluateTask
 evaluator = EvaluateTask(model_path=model, device="cpu", energy_key="CACE_energy",
@@ -163,12 +197,14 @@ def main() -> None:
     box = str(ROOT / "examples" / "water_box.xyz") if args.dataset == "water" else "none"
     env = {"OMP_NUM_THREADS": str(args.threads), "PATH": "/usr/bin:/bin"}
     start = time.perf_counter()
-    done = subprocess.run([args.python, "-c", TRAIN, str(paths["train"]), str(paths["valid"]),
-                           str(paths["test"]), box, str(args.epochs), str(args.cutoff), "0"],
-                          cwd=work, env=env, capture_output=True, text=True)
-    (work / "train.log").write_text(done.stderr)
+    log_path = work / "train.log"
+    with open(log_path, "a") as log:  # streamed, so a stopped run's log is kept; appended on resume
+        done = subprocess.run([args.python, "-c", TRAIN, str(paths["train"]),
+                               str(paths["valid"]), str(paths["test"]), box, str(args.epochs),
+                               str(args.cutoff), "0"],
+                              cwd=work, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     if done.returncode:
-        raise SystemExit(f"CACE failed (log: {work / 'train.log'}):\n{done.stderr[-3000:]}")
+        raise SystemExit(f"CACE failed (log: {log_path}):\n{log_path.read_text()[-3000:]}")
     row = {**json.loads(done.stdout.strip().splitlines()[-1]), "epochs": args.epochs,
            "cutoff": args.cutoff, "threads": args.threads, "dataset": args.dataset,
            "n_train": n_train, "wall_seconds": time.perf_counter() - start}
@@ -176,7 +212,8 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / f"peer_cace{suffix}.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     results[key] = row
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    out.with_suffix(".tmp").write_text(json.dumps(results, indent=1) + "\n")
+    out.with_suffix(".tmp").replace(out)
     print(f"CACE {key}: E {row['energy_meV_per_atom']:.3f} meV/atom, F "
           f"{row['forces_eV_per_A']:.4f} eV/Å, {row['train_seconds']:.0f} s training")
 
