@@ -63,11 +63,9 @@ metrics = [Metrics(target_name="energy", predict_name="CACE_energy", name="e/ato
            Metrics(target_name="forces", predict_name="CACE_forces", name="f")]
 """
 
-TRAIN = CACE_IMPORTS + r"""
-train_path, valid_path, test_path, box_path, epochs, cutoff, seed = sys.argv[1:8]
-epochs, cutoff, seed = int(epochs), float(cutoff), int(seed)
-torch.manual_seed(seed)
-""" + CACE_SETUP + r"""
+#: CACE's water-example model (run after ``species``, ``cutoff`` and ``device`` are set);
+#: step_cost_vs_mace.py times it too
+CACE_MODEL = r"""
 representation = Cace(zs=species, n_atom_basis=3, embed_receiver_nodes=True, cutoff=cutoff,
                       cutoff_fn=PolynomialCutoff(cutoff=cutoff),
                       radial_basis=BesselRBF(cutoff=cutoff, n_rbf=6, trainable=True),
@@ -80,6 +78,14 @@ forces = cace.modules.forces.Forces(energy_key="CACE_energy", forces_key="CACE_f
 model = NeuralNetworkPotential(input_modules=None, representation=representation,
                                output_modules=[atomwise, forces])
 model.to(device)
+"""
+
+TRAIN = CACE_IMPORTS + r"""
+train_path, valid_path, test_path, box_path, epochs, cutoff, seed = sys.argv[1:8]
+epochs, cutoff, seed = int(epochs), float(cutoff), int(seed)
+torch.manual_seed(seed)
+""" + CACE_SETUP + r"""
+""" + CACE_MODEL + r"""
 # CACE's readout and its message-passing filter network build their layers at their first
 # call: one forward pass before the TrainingTask is made puts them in its optimizer (and in
 # its EMA copy). Made before it, as in this script until 2026-12-07, the optimizer trained

@@ -19,7 +19,9 @@ earlier files, ``mace_medium_over_fieldforce`` for the medium one). ``--committe
 adds, for each config, a committee of K such models (``<config>_committee<K>``, the
 members' mean: K evaluations) and the same with the members' force spread
 (``<config>_committee<K>_sigma``: K more backward passes, what an MD step that monitors
-the spread pays). Writes ``benchmarks/results/step_cost_vs_mace.json``.
+the spread pays). ``--cace-python`` times CACE too (``peer_cace.py``'s model, its water
+example's, float32, cutoff ``--cace-cutoff``; ``cace_over_fieldforce``). Writes
+``benchmarks/results/step_cost_vs_mace.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from peer_cace import CACE_IMPORTS, CACE_MODEL
 from peer_mace import SIZES as MACE_SIZES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +82,30 @@ print(json.dumps(out))
 """
 
 
+#: CACE (peer_cace.py's model: its water example, float32) timed the same way; its
+#: readout builds at the first call, the warm-up; the cost does not depend on the weights
+CACE_TIMING = CACE_IMPORTS + r"""
+from cace.tasks import EvaluateTask
+torch.set_num_threads(int(sys.argv[3]))
+torch.set_default_dtype(torch.float32)
+species, cutoff, device = [1, 8], float(sys.argv[1]), torch.device("cpu")
+""" + CACE_MODEL + r"""
+calc = EvaluateTask(model_path=model, device="cpu", energy_key="CACE_energy",
+                    forces_key="CACE_forces", atomic_energies={1: 0.0, 8: 0.0})
+box = ase.io.read(sys.argv[2])
+out = {}
+for name, rep in json.loads(sys.argv[4]).items():
+    atoms = box.repeat(rep)
+    calc(atoms)
+    times = []
+    for _ in range(int(sys.argv[5])):
+        atoms.positions[0, 0] += 1e-4
+        start = time.perf_counter(); calc(atoms); times.append(time.perf_counter() - start)
+    out[name] = times
+print(json.dumps(out))
+"""
+
+
 def peer_model(python: str, work: Path, size: str, r_max: float) -> Path:
     """A MACE of ``size`` (one epoch on 20 shipped frames), made once and reused."""
     name = f"{size}_mace" + ("" if r_max == 5.0 else f"_r{r_max:g}")
@@ -121,6 +148,10 @@ def main() -> None:
                         help="MACE sizes timed beside fieldforce (the first is the reference "
                              "of the printed ratio)")
     parser.add_argument("--r-max", type=float, default=5.0, help="the MACE models' cutoff, Å")
+    parser.add_argument("--cace-python", default=None,
+                        help="also time CACE (peer_cace.py's model) in this environment")
+    parser.add_argument("--cace-cutoff", type=float, default=5.5,
+                        help="CACE's cutoff, Å (5.5: its water example, the accuracy runs')")
     parser.add_argument("--committee", type=int, default=0, metavar="K",
                         help="also time each config as a committee of K models")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "step_cost_vs_mace")
@@ -137,6 +168,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     peers = {size: peer_model(args.python, args.work, size, args.r_max) for size in args.peers}
+    # each peer: the program, its arguments and its interpreter
+    timed = {f"mace_{size}": (MACE_TIMING, str(path), args.python)
+             for size, path in peers.items()}
+    if args.cace_python:
+        timed["cace"] = (CACE_TIMING, str(args.cace_cutoff), args.cace_python)
     box = ROOT / "examples" / "water_box.xyz"
     field = torch.tensor([0.0, 0.0, 0.1], dtype=torch.float64)
     models, requests = {}, {}
@@ -156,12 +192,12 @@ def main() -> None:
     atoms = {size: ase.io.read(box).repeat(rep) for size, rep in SIZES.items()}
     times: dict[str, dict[str, list[float]]] = {size: {} for size in SIZES}
     for _ in range(2):  # A B A B
-        for peer, path in peers.items():
-            result = subprocess.run([args.python, "-c", MACE_TIMING, str(path), str(box),
+        for peer, (program, first_argument, python) in timed.items():
+            result = subprocess.run([python, "-c", program, first_argument, str(box),
                                      str(args.threads), json.dumps(SIZES), str(args.repeat)],
                                     check=True, capture_output=True, text=True)
             for size, values in json.loads(result.stdout.strip().splitlines()[-1]).items():
-                times[size].setdefault(f"mace_{peer}", []).extend(values)
+                times[size].setdefault(peer, []).extend(values)
         for size, structure in atoms.items():
             for name, model in models.items():
                 asked = requests.get(name)
@@ -174,20 +210,22 @@ def main() -> None:
     rows = {}
     first = f"mace_{args.peers[0]}"
     for size, by_name in times.items():
-        peer_times = {peer: statistics.median(by_name[f"mace_{peer}"]) for peer in args.peers}
+        peer_times = {peer: statistics.median(by_name[peer]) for peer in timed}
         rows[size] = {}
         for name, values in by_name.items():
             median = statistics.median(values)
             rows[size][name] = {"median_s": median}
             for peer, peer_time in peer_times.items():
                 # "mace_over_fieldforce" (the small model) is the key of the earlier files
-                key = "mace_over_fieldforce" if peer == "small" else f"mace_{peer}_over_fieldforce"
+                key = ("mace_over_fieldforce" if peer == "mace_small"
+                       else f"{peer}_over_fieldforce")
                 rows[size][name][key] = peer_time / median
         for name, row in rows[size].items():
             print(f"{size:>4s} atoms  {name:24s} {1000 * row['median_s']:8.1f} ms   {first} / "
-                  f"this {peer_times[args.peers[0]] / row['median_s']:5.2f}", flush=True)
+                  f"this {peer_times[first] / row['median_s']:5.2f}", flush=True)
     write_json({"threads": args.threads, "repeat": args.repeat, "field_V_per_A": 0.1,
                 "peers": args.peers, "r_max": args.r_max, "committee": args.committee,
+                "cace_cutoff": args.cace_cutoff if args.cace_python else None,
                 "rows": rows}, args.out)
 
 
