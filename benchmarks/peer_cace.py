@@ -15,7 +15,8 @@ average of the training set (CACE's ``compute_average_E0s``). Then it scores the
 frames and times one energy + forces evaluation of 192-atom periodic water (water
 models only). Results: ``benchmarks/results/peer_cace[_DATASET].json``. Resumable: the
 same command after a stop goes on from the last chunk of 10 epochs (``resume.pt`` in the
-run's work folder; delete it to start over).
+run's work folder, ``benchmarks/runs/peer_cace/<dataset>_cutoff<R>``; delete it to start
+over).
 """
 
 from __future__ import annotations
@@ -194,7 +195,10 @@ def main() -> None:
                         choices=("water", "liquid_water", "des370k_dimers", "batio3"))
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--train-size", type=int, default=None)
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "peer_cace")
+    # under benchmarks/runs (kept in the working tree, not ignored as runs/ is), so a
+    # resumable run's resume.pt outlives the machine it ran on, as peer_mace.py's checkpoints
+    parser.add_argument("--work", type=Path,
+                        default=ROOT / "benchmarks" / "runs" / "peer_cace")
     args = parser.parse_args()
     key = f"cutoff{args.cutoff:g}" + (f"@n{args.train_size}" if args.train_size else "")
     work = args.work / f"{args.dataset}_{key}"
