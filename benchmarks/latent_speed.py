@@ -60,7 +60,7 @@ def coulomb_choice(model, batch) -> dict:
     cfg = model.config
     cell = batch.cell[0]
     method = _resolve_method(cfg["method"], _pbc_tensor(batch.pbc[0].numpy()), cell,
-                             batch.positions.shape[0])
+                             batch.positions.shape[0], cfg["accuracy"])
     params = splitting_parameters(method, cfg["accuracy"], batch.positions.shape[0],
                                   cell.numpy())
     return {"requested": cfg["method"], "accuracy": cfg["accuracy"],

@@ -7,7 +7,8 @@
 Periodic water at 1 g/cm³ (``examples/water_box.xyz`` repeated: 192 and 768 atoms).
 fieldforce: one energy + forces + dipole evaluation of the response model in a uniform
 0.1 V/Å field (field terms on: lambda-SOAP features and their gradients), for each
-architecture in ``--configs`` (untrained weights of the default architecture: the cost
+architecture in ``--configs`` (``latent_*``: the latent-charge family, energy + forces
+with its Ewald sum, in the same field) (untrained weights of the default architecture: the cost
 does not depend on their values). MACE: one energy + forces evaluation through its ASE
 calculator (float64) of each size in ``--peers``, the sizes of ``peer_mace.py`` (small:
 the issue's 96x0e, two interactions, max_L 0; medium: 64x0e + 64x1o, max_L 1), cutoff
@@ -53,6 +54,11 @@ CONFIGS = {
     # vectors
     "scaling_vectors2": {"interactions": 2, "interaction_vectors": True,
                          "descriptor": {"radial_scaling": [3.0, 6]}},
+    # liquid water's best option is that architecture in the latent family: the same
+    # backbone plus its latent charges' Ewald sum (torch-pme) and their energy in the field
+    "latent_scaling_vectors2": {"family": "latent", "interactions": 2,
+                                "interaction_vectors": True,
+                                "descriptor": {"radial_scaling": [3.0, 6]}},
     # the DES370K dimers' option: the same with one network for all species (8-dim
     # embedding) and 2 learned species channels (on water's 2 species the channels mix
     # 2 densities into 2, the cost of the 8-element case per channel)

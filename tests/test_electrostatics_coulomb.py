@@ -104,6 +104,29 @@ def test_mesh_methods_agree_with_ewald_to_the_requested_accuracy(method, triclin
     assert abs(e - e_ref) / abs(e_ref) < accuracy
 
 
+@pytest.mark.parametrize(("accuracy", "named"), [(1e-5, "p3m"), (1e-6, "ewald")])
+def test_auto_takes_the_method_of_its_limit_and_holds_the_accuracy(accuracy, named):
+    from fieldforce.electrostatics.coulomb import ewald_limit
+
+    # 576 atoms, water's density, on a jittered grid (no overlaps): above the Ewald
+    # limit at 1e-5, below it at 1e-6
+    grid = np.stack(np.meshgrid(*[np.arange(k) for k in (8, 8, 9)], indexing="ij"), -1)
+    rng = np.random.default_rng(3)
+    frac = (grid.reshape(-1, 3) + rng.uniform(-0.3, 0.3, (576, 3))) / (8, 8, 9)
+    atoms = Atoms("H576", scaled_positions=frac, cell=np.diag([17.6, 17.6, 19.8]), pbc=True)
+    q = rng.normal(scale=0.5, size=576)
+    q -= q.mean()
+    assert (ewald_limit(accuracy) <= 576) == (named != "ewald")
+    e_ref, f_ref = _energy_forces(atoms, q, "ewald", 1e-11)
+    e_auto, f_auto = _energy_forces(atoms, q, "auto", accuracy)
+    e_named, f_named = _energy_forces(atoms, q, named, accuracy)
+    np.testing.assert_allclose(f_auto, f_named, rtol=0, atol=1e-12)
+    assert e_auto == pytest.approx(e_named, rel=1e-13)
+    rms = np.sqrt((f_ref**2).mean())
+    assert np.sqrt(((f_auto - f_ref) ** 2).mean()) / rms < accuracy
+    assert abs(e_auto - e_ref) / abs(e_ref) < accuracy
+
+
 @pytest.mark.parametrize("method", ["ewald", "pme", "p3m"])
 def test_accuracy_bounds_the_force_error_on_the_coulomb_force_scale(method):
     # A nearly perfect crystal: its forces almost cancel (RMS ~ 1/10 of the force

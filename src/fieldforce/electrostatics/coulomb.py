@@ -203,7 +203,8 @@ def fourier_potential(
     return 2 * half
 
 
-def _resolve_method(method: str, pbc: torch.Tensor, cell: torch.Tensor, n: int) -> str:
+def _resolve_method(method: str, pbc: torch.Tensor, cell: torch.Tensor, n: int,
+                    accuracy: float) -> str:
     if method not in (*METHODS, "auto"):
         raise ConfigError(f"unknown Coulomb method {method!r}; expected one of "
                           f"{', '.join(METHODS)} or auto")
@@ -223,10 +224,23 @@ def _resolve_method(method: str, pbc: torch.Tensor, cell: torch.Tensor, n: int) 
         raise ConfigError("P3M (torch-pme 0.5) is inaccurate in triclinic cells (forces off "
                           "by ~1e-4 relative); use pme or ewald")
     if method == "auto":
-        if n < 1000:
+        if n < ewald_limit(accuracy):
             return "ewald"
         return "p3m" if orthorhombic else "pme"
     return method
+
+
+def ewald_limit(accuracy: float) -> int:
+    """Atom count below which ``auto`` takes the Ewald sum over a mesh method.
+
+    Ewald's cost grows as N^(3/2), the meshes' as N log N; where they cross depends on
+    the accuracy. Energy + forces of periodic water with Gaussian charges, one thread
+    (``benchmarks/coulomb_auto_method.py``, BENCHMARKS.md "Electrostatics scaling"): at
+    1e-5 Ewald wins at 384 atoms and P3M at 576 (1.5x) and 768 (3.5x); at 1e-6 Ewald
+    still wins at 576 and the meshes gain only 1.2x at 768; at 5e-7 (NaCl, 1000 atoms)
+    Ewald, PME and P3M are within 1.4x of one another.
+    """
+    return 500 if accuracy >= 1e-5 else 1000
 
 
 def coulomb_potential(
@@ -253,8 +267,9 @@ def coulomb_potential(
         bool or [3] bools: none (isolated), all (3D periodic) or two (slab).
     method
         ``direct`` (isolated systems), ``ewald``, ``pme``, ``p3m``, or ``auto``
-        (direct when isolated, Ewald below 1000 atoms, P3M above for orthorhombic
-        cells and PME for triclinic ones).
+        (direct when isolated, Ewald below :func:`ewald_limit` atoms: 500 at accuracy
+        1e-5 and looser, 1000 when tighter; P3M above for orthorhombic cells and PME
+        for triclinic ones).
     accuracy
         target relative accuracy of energies, and RMS force error relative to the
         Coulomb force scale k_e <q²> rho^(2/3) (the relative force error in

@@ -96,7 +96,7 @@ class CoulombOperator:
             cell = torch.zeros(3, 3, dtype=positions.dtype, device=positions.device)
         _check_geometry(positions, cell, pbc_t, widths)
         self.n_atoms = positions.shape[0]
-        self.method = _resolve_method(method, pbc_t, cell, self.n_atoms)
+        self.method = _resolve_method(method, pbc_t, cell, self.n_atoms, accuracy)
         self.params: SplittingParameters | None = None
         # copies (in the graph): moving the caller's tensors in place cannot change us
         self._positions, self._cell = positions.clone(), cell.clone()
