@@ -3,7 +3,7 @@ fieldforce and its peers on the same nested training subsets, as a table and a p
 
     python benchmarks/backbone_variants.py --variants new --train-size 25   # and 100, ...
     python benchmarks/peer_mace.py --python /tmp/peers/bin/python --train-size 25
-    python benchmarks/learning_curves.py [--dataset water]
+    python benchmarks/learning_curves.py [--dataset water] [--variants KEY ... --labels NAME ...]
 
 Reads the rows of ``backbone_variants[_DATASET].json`` (``name@nN`` and the full-set
 ``name``), ``peer_mace[_DATASET].json`` (``size@nN`` and ``size``) and
@@ -59,9 +59,17 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="water")
     parser.add_argument("--variants", nargs="+", default=["new", "products"],
-                        help="fieldforce rows (backbone_variants names) to draw")
+                        help="fieldforce rows (backbone_variants keys without @nN) to draw")
+    parser.add_argument("--labels", nargs="+", default=None,
+                        help="a short name for each of --variants, in the table and legend")
     args = parser.parse_args()
+    if args.labels is not None and len(args.labels) != len(args.variants):
+        parser.error(f"--labels needs one name per variant ({len(args.variants)}), "
+                     f"got {len(args.labels)}")
     data = curves(args.dataset, args.variants)
+    names = dict(zip(args.variants, args.labels or args.variants, strict=True))
+    data = {(f"fieldforce {names[k[len('fieldforce '):]]}" if k.startswith("fieldforce ")
+             else k): rows for k, rows in data.items()}
     print("| model | N train | forces eV/Å | energy meV/atom |")
     print("|---|---|---|---|")
     for label, rows in data.items():
