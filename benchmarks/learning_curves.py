@@ -24,7 +24,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ALIASES = {"force100_cosine_mp1": "new"}
 
 
-def curves(dataset: str, variants: list[str]) -> dict[str, list[dict]]:
+def curves(dataset: str, variants: list[str],
+           names: dict[str, str] | None = None) -> dict[str, list[dict]]:
+    """Rows per model; ``names``: a display name per fieldforce variant key."""
     suffix = "" if dataset == "water" else f"_{dataset}"
     out: dict[str, list[dict]] = {}
     sources = [(f"backbone_variants{suffix}.json", "fieldforce {}", variants),
@@ -46,7 +48,8 @@ def curves(dataset: str, variants: list[str]) -> dict[str, list[dict]]:
             n = int(size) if size else row.get("n_train")
             if n is None:
                 continue
-            out.setdefault(label.format(base), []).append(
+            shown = (names or {}).get(base, base) if wanted is not None else base
+            out.setdefault(label.format(shown), []).append(
                 {"n_train": n, "forces_eV_per_A": row["forces_eV_per_A"],
                  "energy_meV_per_atom": row["energy_meV_per_atom"]})
     # one point per size (an alias and its new name at the same size: the later row)
@@ -66,10 +69,8 @@ def main() -> None:
     if args.labels is not None and len(args.labels) != len(args.variants):
         parser.error(f"--labels needs one name per variant ({len(args.variants)}), "
                      f"got {len(args.labels)}")
-    data = curves(args.dataset, args.variants)
-    names = dict(zip(args.variants, args.labels or args.variants, strict=True))
-    data = {(f"fieldforce {names[k[len('fieldforce '):]]}" if k.startswith("fieldforce ")
-             else k): rows for k, rows in data.items()}
+    data = curves(args.dataset, args.variants,
+                  dict(zip(args.variants, args.labels or args.variants, strict=True)))
     print("| model | N train | forces eV/Å | energy meV/atom |")
     print("|---|---|---|---|")
     for label, rows in data.items():

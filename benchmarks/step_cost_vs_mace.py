@@ -7,11 +7,12 @@
 Periodic water at 1 g/cm³ (``examples/water_box.xyz`` repeated: 192 and 768 atoms).
 fieldforce: one energy + forces + dipole evaluation of the response model in a uniform
 0.1 V/Å field (field terms on: lambda-SOAP features and their gradients), for each
-architecture in ``--configs`` (``latent_*``: the latent-charge family, energy + forces
-with its Ewald sum, in the same field) (untrained weights of the default architecture: the cost
-does not depend on their values). MACE: one energy + forces evaluation through its ASE
-calculator (float64) of each size in ``--peers``, the sizes of ``peer_mace.py`` (small:
-the issue's 96x0e, two interactions, max_L 0; medium: 64x0e + 64x1o, max_L 1), cutoff
+architecture in ``--configs`` (``latent_*``: the latent-charge family instead, energy +
+forces with its Coulomb sum and Born-charge field force, in the same field; untrained
+weights of the default architecture: the cost does not depend on their values). MACE:
+one energy + forces evaluation through its ASE calculator (float64) of each size in
+``--peers``, the sizes of ``peer_mace.py`` (small: the issue's 96x0e, two interactions,
+max_L 0; medium: 64x0e + 64x1o, max_L 1), cutoff
 ``--r-max`` (5 Å, MACE's default; the accuracy runs of ``peer_mace.py`` use 4 Å), each
 made with ``mace_run_train`` for one epoch on 20 frames, in its own environment. They are
 timed alternately, A B A B, ``--repeat`` evaluations each time after a warm-up; the
@@ -55,7 +56,7 @@ CONFIGS = {
     "scaling_vectors2": {"interactions": 2, "interaction_vectors": True,
                          "descriptor": {"radial_scaling": [3.0, 6]}},
     # liquid water's best option is that architecture in the latent family: the same
-    # backbone plus its latent charges' Ewald sum (torch-pme) and their energy in the field
+    # backbone plus its latent charges' Coulomb sum (torch-pme) and their energy in the field
     "latent_scaling_vectors2": {"family": "latent", "interactions": 2,
                                 "interaction_vectors": True,
                                 "descriptor": {"radial_scaling": [3.0, 6]}},

@@ -236,7 +236,8 @@ def ewald_limit(accuracy: float) -> int:
     Ewald's cost grows as N^(3/2), the meshes' as N log N; where they cross depends on
     the accuracy. Energy + forces of periodic water with Gaussian charges, one thread
     (``benchmarks/coulomb_auto_method.py``, BENCHMARKS.md "Electrostatics scaling"): at
-    1e-5 Ewald wins at 384 atoms and P3M at 576 (1.5x) and 768 (3.5x); at 1e-6 Ewald
+    1e-5 the three are within the machine's noise of one another up to 384 atoms (Ewald
+    with half P3M's error) and P3M is 1.5x faster at 576 and 3.5x at 768; at 1e-6 Ewald
     still wins at 576 and the meshes gain only 1.2x at 768; at 5e-7 (NaCl, 1000 atoms)
     Ewald, PME and P3M are within 1.4x of one another.
     """
