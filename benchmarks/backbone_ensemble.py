@@ -6,7 +6,8 @@
 Loads the models that ``backbone_variants.py`` trained for one variant on the shipped
 water clusters (same split, different initial weights and batch orders: ``--seeds``),
 and scores every member and the mean prediction of every subset of two or more on the
-same test frames (energies per atom, forces). If the members' errors were independent
+same test frames (energies per atom, forces; ``--frames valid`` or ``held_out`` scores
+the validation frames, or both sets together, instead). If the members' errors were independent
 the mean of three would be ~1/sqrt(3) of a member's; if they are shared (the model
 class interpolates the same way whatever the seed), averaging gains little. Writes
 ``benchmarks/results/backbone_ensemble.json``.
@@ -29,6 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="new_wd0.1")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--frames", choices=("test", "valid", "held_out"), default="test",
+                        help="the frames scored: the test split, the validation frames, "
+                             "or both together (rows keyed VARIANT@valid, VARIANT@held_out)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "backbone_variants")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "backbone_ensemble.json")
@@ -42,7 +46,8 @@ def main() -> None:
     from fieldforce.training.evaluation import predict
 
     torch.set_num_threads(1)
-    _, _, test = splits(0)
+    _, valid, test = splits(0)
+    test = {"test": test, "valid": valid, "held_out": valid + test}[args.frames]
     members = {}
     for seed in args.seeds:
         path = args.work / f"water_{args.variant}_s{seed}_nNone" / "model.pt"
@@ -69,10 +74,11 @@ def main() -> None:
     for name, row in rows.items():
         print(f"| {name} | {row['energy_meV_per_atom']:.3f} | {row['forces_eV_per_A']:.4f} |")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results[args.variant] = {"command": f"python benchmarks/backbone_ensemble.py --variant "
-                                        f"{args.variant} --seeds "
-                                        + " ".join(map(str, args.seeds)),
-                             "n_test": len(test), "rows": rows}
+    key = args.variant + ("" if args.frames == "test" else f"@{args.frames}")
+    results[key] = {"command": f"python benchmarks/backbone_ensemble.py --variant "
+                               f"{args.variant} --seeds " + " ".join(map(str, args.seeds))
+                               + ("" if args.frames == "test" else f" --frames {args.frames}"),
+                    "frames": args.frames, "n_test": len(test), "rows": rows}
     write_json(results, args.out)
 
 

@@ -199,6 +199,8 @@ def main() -> None:
     # resumable run's resume.pt outlives the machine it ran on, as peer_mace.py's checkpoints
     parser.add_argument("--work", type=Path,
                         default=ROOT / "benchmarks" / "runs" / "peer_cace")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: benchmarks/results/peer_cace[_DATASET].json")
     args = parser.parse_args()
     key = f"cutoff{args.cutoff:g}" + (f"@n{args.train_size}" if args.train_size else "")
     work = args.work / f"{args.dataset}_{key}"
@@ -213,13 +215,18 @@ def main() -> None:
                                str(paths["valid"]), str(paths["test"]), box, str(args.epochs),
                                str(args.cutoff), "0"],
                               cwd=work, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    # CACE's own log (its per-epoch validation errors, time-stamped) is on stdout, before
+    # the result line: kept beside train.log, appended on resume
+    with open(work / "cace.log", "a") as log:
+        lines = done.stdout.splitlines(keepends=True)
+        log.write("".join(lines if done.returncode else lines[:-1]))
     if done.returncode:
         raise SystemExit(f"CACE failed (log: {log_path}):\n{log_path.read_text()[-3000:]}")
     row = {**json.loads(done.stdout.strip().splitlines()[-1]), "epochs": args.epochs,
            "cutoff": args.cutoff, "threads": args.threads, "dataset": args.dataset,
            "n_train": n_train, "wall_seconds": time.perf_counter() - start}
     suffix = "" if args.dataset == "water" else f"_{args.dataset}"
-    out = ROOT / "benchmarks" / "results" / f"peer_cace{suffix}.json"
+    out = args.out or ROOT / "benchmarks" / "results" / f"peer_cace{suffix}.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     results[key] = row
     out.with_suffix(".tmp").write_text(json.dumps(results, indent=1) + "\n")

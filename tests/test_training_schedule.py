@@ -68,6 +68,10 @@ def test_a_resumed_cosine_run_gives_the_same_model(tmp_path, frames, ema):
                     progress=False, data=(train, valid, []))
     assert again.resume() and again.epoch == 3 and again.steps == 12
     again.fit()
+    # the history's wall time goes on from the interrupted run's, never back to zero
+    seconds = [h["seconds"] for h in again.history]
+    assert len(seconds) == 6 and all(b > a > 0 for a, b in zip(seconds, seconds[1:],
+                                                               strict=False))
     a = load_model(tmp_path / "whole" / "model.pt").state_dict()
     b = load_model(tmp_path / "parts" / "model.pt").state_dict()
     for key in a:

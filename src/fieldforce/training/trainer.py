@@ -258,6 +258,9 @@ class Trainer:
         bar = tqdm(total=epochs, initial=self.epoch, disable=not self.progress,
                    desc="training", unit="epoch")
         reason = "max_epochs"
+        # wall time of the training so far, carried over a resume: when a run got within
+        # reach of its final error (benchmarks/training_time.py) is read off the history
+        before = self.history[-1].get("seconds", 0.0) if self.history else 0.0
         while self.epoch < t["max_epochs"]:
             train_loss = self.run_epoch()
             valid_loss, rmse = self.validate()
@@ -266,7 +269,8 @@ class Trainer:
                 self.scheduler.step(valid_loss)
             lr = self.optimizer.param_groups[0]["lr"]
             self.history.append({"epoch": self.epoch, "train_loss": train_loss,
-                                 "valid_loss": valid_loss, "lr": lr, **{
+                                 "valid_loss": valid_loss, "lr": lr,
+                                 "seconds": before + time.perf_counter() - start, **{
                                      f"valid_rmse_{k}": v for k, v in rmse.items()}})
             if valid_loss < self.best:
                 self.best, self.stale = valid_loss, 0
