@@ -47,14 +47,14 @@ def main() -> None:
 
     torch.set_num_threads(1)
     _, valid, test = splits(0)
-    test = {"test": test, "valid": valid, "held_out": valid + test}[args.frames]
+    scored = {"test": test, "valid": valid, "held_out": valid + test}[args.frames]
     members = {}
     for seed in args.seeds:
         path = args.work / f"water_{args.variant}_s{seed}_nNone" / "model.pt"
         if not path.exists():
             raise SystemExit(f"{path}: not trained; run benchmarks/backbone_variants.py "
                              f"--variants {args.variant} --seed {seed} first")
-        members[seed] = predict(load_model(path), test)
+        members[seed] = predict(load_model(path), scored)
     reference = members[args.seeds[0]]
 
     def errors(energy: np.ndarray, forces: np.ndarray) -> dict:
@@ -78,7 +78,7 @@ def main() -> None:
     results[key] = {"command": f"python benchmarks/backbone_ensemble.py --variant "
                                f"{args.variant} --seeds " + " ".join(map(str, args.seeds))
                                + ("" if args.frames == "test" else f" --frames {args.frames}"),
-                    "frames": args.frames, "n_test": len(test), "rows": rows}
+                    "frames": args.frames, "n_test": len(scored), "rows": rows}
     write_json(results, args.out)
 
 
