@@ -13,7 +13,9 @@ the committee of the first k seeds for k = 2..K (:class:`fieldforce.CommitteeMod
 members' mean); the committee's spreads calibrated on the validation part (the factor
 spread -> error), then on the test part the fraction of errors within one and two
 predicted standard deviations (0.683 / 0.954 if Gaussian and calibrated) and the rank
-correlation of |error| with sigma (Spearman). Writes
+correlation of |error| with sigma (Spearman). ``--frames valid`` scores the validation
+frames instead of the test split (entry ``<run>@valid``; the spread is still calibrated
+on them, so its coverage there is in-sample and says nothing). Writes
 ``benchmarks/results/committee_<dataset>.json`` (one entry per run).
 """
 
@@ -38,6 +40,8 @@ def main() -> None:
                         "without its @seed suffix")
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--frames", choices=("test", "valid"), default="test",
+                        help="the frames scored: the test split or the validation frames")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "backbone_variants")
     parser.add_argument("--out", type=Path, default=None,
@@ -54,6 +58,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     _, valid, test = splits(0, args.dataset, args.data_dir)
+    scored = test if args.frames == "test" else valid
     paths = [args.work / f"{args.dataset}_{args.run}_s{seed}_nNone" / "model.pt"
              for seed in args.seeds]
     missing = [str(p) for p in paths if not p.exists()]
@@ -63,7 +68,7 @@ def main() -> None:
     members = [load_model(p) for p in paths]
 
     def scores(model) -> dict:
-        table, _ = evaluate_frames(model, test)
+        table, _ = evaluate_frames(model, scored)
         row = {"forces_eV_per_A": table["forces"]["rmse"],
                "energy_meV_per_atom": 1000 * table["energy"]["rmse"]}
         for name in ("forces", "energy"):
@@ -72,7 +77,7 @@ def main() -> None:
         return row
 
     result = {"dataset": args.dataset, "run": args.run, "seeds": args.seeds,
-              "n_valid": len(valid), "n_test": len(test),
+              "frames": args.frames, "n_valid": len(valid), "n_test": len(test),
               "members": {str(s): scores(m) for s, m in zip(args.seeds, members, strict=True)},
               "committees": {}}
     for k in range(2, len(members) + 1):
@@ -82,7 +87,8 @@ def main() -> None:
     each = [row["forces_eV_per_A"] for row in result["members"].values()]
     result["member_mean_forces_eV_per_A"] = sum(each) / len(each)
 
-    print(f"{args.dataset}: {args.run}")
+    print(f"{args.dataset}: {args.run}, scored on the {args.frames} frames"
+          + (" (spread coverage in-sample)" if args.frames == "valid" else ""))
     print("| model | forces eV/Å | energy meV/atom | forces within 1σ / 2σ, Spearman | "
           "spread factor (F) |")
     print("|---|---|---|---|---|")
@@ -97,7 +103,7 @@ def main() -> None:
               f"{cal.get('spearman', float('nan')):.2f} | "
               f"{row['calibration_factors'].get('forces', float('nan')):.1f} |")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results[args.run] = result
+    results[args.run + ("" if args.frames == "test" else f"@{args.frames}")] = result
     write_json(results, args.out)
 
 
