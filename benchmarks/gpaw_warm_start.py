@@ -30,7 +30,7 @@ def label_both(frame, field: float, kpts) -> dict:
 
     out = {}
     for reuse in (True, False):
-        backend = make_metal._backend(kpts=kpts, reuse_scf=reuse)
+        backend = make_metal.dataset_backend(kpts=kpts, reuse_scf=reuse)
         start = time.perf_counter()
         labels = backend.label(frame.atoms, np.array([0.0, 0.0, field]),
                                make_metal.PROPERTIES)

@@ -233,7 +233,7 @@ def main() -> None:
         left = None
         if args.max_hours is not None:
             left = max(0.0, 3600 * args.max_hours - (time.perf_counter() - start))
-        report = label_frames(unlabelled, labelled, make_metal._backend(), PROPERTIES,
+        report = label_frames(unlabelled, labelled, make_metal.dataset_backend(), PROPERTIES,
                               max_seconds=left, workers=args.workers)
         # stopped early: the pairs finished so far. Only this NEB's points: a band that
         # did not converge ends elsewhere when rerun (other threads, other rounding), and

@@ -27,7 +27,7 @@ import numpy as np
 
 from fieldforce.data.io import read_frames
 from fieldforce.datasets import load_metal
-from fieldforce.datasets.make_metal import _key as frame_key
+from fieldforce.datasets.metal_finish import frame_key
 from fieldforce.models import load_model
 from fieldforce.simulation.calculator import FieldForceCalculator
 from fieldforce.training import evaluate_frames, load_config
@@ -58,7 +58,7 @@ def model_results(model, frame, field: float | None = None) -> dict:
 def path_comparison(model, frames, held_out: set | None = None) -> dict:
     """Per system and requested field: DFT and model barriers at fixed geometry, and at
     zero requested field the dipole and polarizability differences. ``held_out``: keys
-    (``make_metal._key``: geometry and requested field) of the test frames; each row
+    (``metal_finish.frame_key``: geometry and requested field) of the test frames; each row
     says which of its images are (a barrier between held-out frames is a prediction,
     between training frames a fit)."""
     out: dict = {}

@@ -31,6 +31,7 @@ EXCEPTIONS = {
     # backends: a pipeline that lives beside the data it makes
     "fieldforce.datasets.make_water": 7,
     "fieldforce.datasets.make_metal": 7,
+    "fieldforce.datasets.metal_finish": 7,
     "fieldforce.datasets.make_charge_transfer": 7,
 }
 

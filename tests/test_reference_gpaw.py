@@ -150,11 +150,12 @@ def test_reenergize_replaces_only_the_energy_once_the_run_repeats_the_label(tmp_
     monkeypatch.setattr(mm, "SETTINGS", cheap)
     field = np.array([0.0, 0.0, 0.2])
     old, new = tmp_path / "old.xyz", tmp_path / "new.xyz"
-    label_frames([Frame(_al100(), {"efield": field})], old, mm._backend(energy="extrapolated"),
-                 ["energy", "forces", "dipole"], progress=False)
+    label_frames([Frame(_al100(), {"efield": field})], old,
+                 mm.dataset_backend(energy="extrapolated"), ["energy", "forces", "dipole"],
+                 progress=False)
     assert mm.main(["reenergize", str(old), str(new)]) == 0
     (before,), (after,) = read_frames(old), read_frames(new)
-    free = mm._backend()  # the dataset's settings label the free energy
+    free = mm.dataset_backend()  # the dataset's settings label the free energy
     direct = free.label(_al100(), field, ["energy"])
     assert float(after.labels["energy"]) == pytest.approx(float(direct["energy"]), abs=1e-6)
     # Mermin's F = E - TS lies below the extrapolation E - TS/2

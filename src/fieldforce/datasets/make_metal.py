@@ -21,8 +21,9 @@ partly labelled set is already useful.
 
 ``label`` is labelling with the dataset's GPAW settings (:data:`SETTINGS`), resumable
 like any labelling job: it can run in pieces (``--max-hours``) and on many cores.
-``finish`` writes ``metal_meta.json`` beside the labelled file; ``--partial`` first
-collects the frames labelled so far (the parts folder) into it.
+``finish`` (:mod:`fieldforce.datasets.metal_finish`) writes ``metal_meta.json`` beside the
+labelled file; ``--partial`` first collects the frames labelled so far (the parts folder)
+into it, ``--extra`` adds other labelled files (the relaxed W(110) states).
 
 ``relax SYSTEM minimum|saddle --size 3 3 --out DIR [--max-hours H]`` relaxes an adatom's
 minimum, or its hop saddle held over the path's midpoint by symmetry, with the dataset's
@@ -60,7 +61,6 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from fieldforce.data.atomic import write_json
 from fieldforce.data.frame import Frame
 from fieldforce.datasets.metal_slabs import (
     clean_slab,
@@ -69,11 +69,7 @@ from fieldforce.datasets.metal_slabs import (
     thermal,
     write_hops,
 )
-from fieldforce.reference.labelling import (
-    add_label_command,
-    run_label_command,
-    structure_key,
-)
+from fieldforce.reference.labelling import add_label_command, run_label_command
 
 #: Level of theory. LCAO (dzp) costs ~6 min per frame with its polarizability on one
 #: core for the 13-atom Cu slabs, fd ~5x more; benchmarks/metal_convergence.py
@@ -162,7 +158,7 @@ def sample(out: Path, seed: int = SEED, systems=SYSTEMS) -> dict:
     return {"frames": len(frames), "counts": counts}
 
 
-def _backend(kpts: tuple[int, int] | None = None, **settings):
+def dataset_backend(kpts: tuple[int, int] | None = None, **settings):
     """The GPAW backend at the dataset's settings (``settings`` override some)."""
     from fieldforce.reference.backend import get_backend
 
@@ -252,10 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.step == "relaxed":
         return _relaxed(args)
     if args.step == "label":
-        return run_label_command(args, _backend(args.kpts), PROPERTIES)
+        return run_label_command(args, dataset_backend(args.kpts), PROPERTIES)
     if args.step == "reenergize":
         return _reenergize(args)
-    return _finish(args)
+    from fieldforce.datasets.metal_finish import finish  # imports this module's settings
+
+    return finish(args)
 
 
 def _reenergize(args) -> int:
@@ -264,8 +262,8 @@ def _reenergize(args) -> int:
 
     seconds = None if args.max_hours is None else 3600 * args.max_hours
     report, summary = reenergize(args.labelled, args.out,
-                                 _backend(args.kpts, energy="extrapolated"),
-                                 _backend(args.kpts, energy="free"),
+                                 dataset_backend(args.kpts, energy="extrapolated"),
+                                 dataset_backend(args.kpts, energy="free"),
                                  workers=args.workers, max_seconds=seconds)
     print(report)
     if summary:
@@ -275,11 +273,10 @@ def _reenergize(args) -> int:
 
 def _relax(args) -> int:
     from fieldforce.datasets.relax import hold_lateral, relax
-    from fieldforce.reference.backend import get_backend
 
     size = tuple(args.size)
     kpts = _kpts_for(size)  # the same k-point density as the dataset's 2x2 cells
-    backend = get_backend("gpaw", **{**SETTINGS, "kpts": kpts})
+    backend = dataset_backend(kpts)
     path = hop_path(args.system, images=RELAX_IMAGES, size=size)
     atoms = path[0] if args.which == "minimum" else path[RELAX_IMAGES // 2]
     if args.which == "saddle":
@@ -345,133 +342,6 @@ def _relaxed_thermal(atoms: Atoms, args, image: int, rng: np.random.Generator) -
                              rng.uniform(-1, 1), image=image, temperature=temperature,
                              around_relaxed=True))
     return frames
-
-
-def _key(frame: Frame) -> tuple:
-    """A frame's structure and target field: the same frame in two files."""
-    return structure_key(frame), round(float(frame.atoms.info.get("target_field", 0.0)), 9)
-
-
-def _finish(args) -> int:
-    from fieldforce.data.io import read_frames, write_frames
-    from fieldforce.reference.labelling import finished_parts, labelled_so_far
-
-    parts = args.parts or args.labelled.with_name(args.labelled.name + ".parts")
-    # the sampled plan: its order for the collected parts, its size for the metadata
-    planned = read_frames(args.planned) if args.planned is not None else None
-    if args.partial:
-        frames = [f for p in finished_parts(parts) for f in read_frames(p)]
-        # parts labelled before the backend aimed at the target field are relabelled by
-        # the running job: ship only labels the backend would reuse
-        backend = _backend()
-        kept = [f for f in frames if backend.accepts(
-            {"efield": f.efield}, np.array([0.0, 0.0, f.atoms.info["target_field"]]))]
-        if len(kept) < len(frames):
-            print(f"left out {len(frames) - len(kept)} frame(s) whose field misses the "
-                  f"target by more than field_tol (to be relabelled)")
-        frames = kept
-        if planned is not None:  # in the planned order
-            rank = {_key(f): k for k, f in enumerate(planned)}
-            frames.sort(key=lambda f: rank.get(_key(f), len(rank)))
-        write_frames(frames, args.labelled)
-    frames = read_frames(args.labelled)
-    if args.extra:
-        present = {_key(f) for f in frames}
-        added = []
-        for path in args.extra:
-            for f in labelled_so_far(path):
-                if _key(f) not in present:
-                    present.add(_key(f))
-                    added.append(f)
-        if added:
-            frames += added
-            write_frames(frames, args.labelled)
-        print(f"added {len(added)} frame(s) of {', '.join(map(str, args.extra))}")
-    out = args.labelled.parent / "metal_meta.json"
-    # How many shipped energies were relabelled from GPAW's zero-smearing extrapolation to
-    # the free energy (the default since 2026-12-05) is history, carried over: a frame's
-    # info cannot tell, since every label since records the other flavour beside its own
-    # (energy_extrapolated), and a set regenerated today is labelled free from the start.
-    relabelled = (json.loads(out.read_text()).get("energies_reenergized", 0)
-                  if out.exists() else 0)
-    ratios = [float(f.atoms.info["gauss_ratio"]) for f in frames
-              if "gauss_ratio" in f.atoms.info]
-    counts: dict[str, int] = {}
-    for f in frames:
-        key = f"{f.atoms.info.get('system')} {f.atoms.info.get('config_type')}"
-        counts[key] = counts.get(key, 0) + 1
-    meta = {
-        "level_of_theory": _backend().settings() | {"code": "GPAW"},
-        "properties": list(PROPERTIES),
-        "frames": len(frames),
-        "counts": counts,
-        # the Gauss check needs the two field runs of the polarizability; frames labelled
-        # without it (model_neb: energy, forces, dipole) have none
-        "gauss_ratio_range": [min(ratios), max(ratios)] if ratios else None,
-        "commands": [
-            "python -m fieldforce.datasets.make_metal sample --out metal_unlabelled.xyz",
-            "python -m fieldforce.datasets.make_metal label metal_unlabelled.xyz metal.xyz.gz "
-            "--workers 16",
-            "python -m fieldforce.datasets.make_metal finish metal.xyz.gz "
-            "--planned metal_unlabelled.xyz" + (" --extra " + " ".join(
-                p.name for p in args.extra) if args.extra else ""),
-        ],
-    }
-    if any(f.atoms.info.get("relaxed") for f in frames):
-        # the relaxed adatom states (W(110)): relaxed at zero field, then labelled at
-        # the target fields (what benchmarks/runs/w_relax holds)
-        relaxed = [
-            "python -m fieldforce.datasets.make_metal relax 'W(110)' minimum --size 2 2 "
-            "--out minimum",
-            "python -m fieldforce.datasets.make_metal relax 'W(110)' saddle --size 2 2 "
-            "--out saddle",
-            "python -m fieldforce.datasets.make_metal relaxed 'W(110)' --minimum minimum "
-            "--saddle saddle --fields 0 --out w_relaxed.xyz",
-            "python -m fieldforce.datasets.make_metal relaxed 'W(110)' --minimum minimum "
-            "--saddle saddle --fields 0.5 -0.5 --out w_relaxed_fields.xyz",
-            "python -m fieldforce.datasets.make_metal label w_relaxed.xyz "
-            "w_relaxed_labelled.xyz --kpts 4 4",
-            "python -m fieldforce.datasets.make_metal label w_relaxed_fields.xyz "
-            "w_relaxed_fields_labelled.xyz --kpts 4 4"]
-        if relabelled:  # labelled before the free energy was the default
-            relaxed += ["cat w_relaxed_labelled.xyz w_relaxed_fields_labelled.xyz > "
-                        "w_relaxed_all_labelled.xyz",
-                        "python -m fieldforce.datasets.make_metal reenergize "
-                        "w_relaxed_all_labelled.xyz w_relaxed_free.xyz"]
-        if any(f.atoms.info.get("around_relaxed") for f in frames):
-            # thermal displacements of those states (`relaxed --thermal`)
-            relaxed += ["python -m fieldforce.datasets.make_metal relaxed 'W(110)' "
-                        "--minimum minimum --saddle saddle --thermal 4 "
-                        "--out w_relaxed_thermal.xyz",
-                        "python -m fieldforce.datasets.make_metal label "
-                        "w_relaxed_thermal.xyz w_relaxed_thermal_labelled.xyz --kpts 4 4"]
-        meta["commands"][2:2] = relaxed
-    # a model's own NEB minima and saddles, labelled by DFT to check it (energy, forces,
-    # dipole): one command per model (each frame's neb_model) and system, at its fields
-    checked: dict[tuple[str, str], set[float]] = {}
-    for f in frames:
-        if f.atoms.info.get("config_type") == "model_neb":
-            key = (str(f.atoms.info.get("neb_model")), str(f.atoms.info["system"]))
-            checked.setdefault(key, set()).add(float(f.atoms.info["target_field"]))
-    for (model, system), fields in checked.items():
-        meta["commands"].insert(-1, f"python benchmarks/metal_barrier_dft.py --model {model} "
-                                f"--systems '{system}' --fields "
-                                + " ".join(f"{x:g}" for x in sorted(fields))
-                                + " --tag TAG  # model_neb frames, no polarizability; "
-                                "writes STEM_TAG_points_dft.xyz.gz, an --extra of finish")
-    if relabelled:
-        meta["energies_reenergized"] = relabelled
-        meta["commands"].insert(2, "python -m fieldforce.datasets.make_metal reenergize "
-                                "metal_extrapolated.xyz.gz metal.xyz.gz --workers 2  # the "
-                                "frames labelled with energy: extrapolated before 2026-12-05")
-    if planned is not None:
-        meta["planned_frames"] = len(planned)
-        # the --extra frames (relaxed states, model NEB states) are not in the plan
-        in_plan = {_key(f) for f in planned}
-        meta["frames_of_the_plan"] = sum(_key(f) in in_plan for f in frames)
-    write_json(meta, out)
-    print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
