@@ -24,6 +24,10 @@ median of 5 in the same process. Results are appended to
 and ``--train-size N`` trains on the first N frames of the training part for a learning
 curve (rows ``name@nN``); ``peer_mace.py`` takes the same two options, so the peer sees the
 identical frames.
+
+``--resume`` continues each variant's run from the ``checkpoint.pt`` in its run folder
+(a run stopped at a session's end; a finished run is read back unchanged); its training
+time then adds the stopped run's (``resumed_from_epoch`` says so).
 """
 
 from __future__ import annotations
@@ -389,6 +393,8 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue each run from the checkpoint in its run folder")
     parser.add_argument("--dataset", choices=list(DATASETS), default="water")
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--train-size", type=int, default=None,
@@ -429,8 +435,12 @@ def main() -> None:
                          "seed": args.seed}})
         start = time.perf_counter()
         trainer = Trainer(config, progress=False, data=(train, valid, []))
+        resumed, before = None, 0.0
+        if args.resume and trainer.resume():
+            resumed = trainer.epoch
+            before = trainer.history[-1].get("seconds", 0.0) if trainer.history else 0.0
         result = trainer.fit()
-        seconds = time.perf_counter() - start
+        seconds = before + time.perf_counter() - start
         table, _ = evaluate_frames(trainer.model, test)
         fitted, _ = evaluate_frames(trainer.model, train)  # the generalisation gap
         steps = result["epochs"] * int(np.ceil(len(train) / config["training"]["batch_size"]))
@@ -448,6 +458,7 @@ def main() -> None:
                "stopped_by": result["stopped_by"], "kept": result.get("kept"),
                "optimizer_steps": steps,
                "train_seconds": seconds, "threads": args.threads,
+               "resumed_from_epoch": resumed,
                "step_cost_192_s": step_cost(trainer.model) if args.dataset == "water" else None,
                "dataset": args.dataset,
                "n_train": len(train), "n_valid": len(valid), "n_test": len(test)}

@@ -226,3 +226,26 @@ def test_resuming_with_another_descriptor_is_one_clear_error(tmp_path, frames):
     same = Trainer(config(tmp_path, "run", max_epochs=2), progress=False,
                    data=(train, valid, []))
     assert same.resume() and same.epoch == 1
+
+
+@pytest.mark.parametrize("stop", ["max_steps", "early stopping"])
+def test_resuming_a_finished_run_trains_no_further(tmp_path, frames, stop):
+    """``--resume`` on a run that has already stopped (a rerun of the same command) must
+    give back the same model, not one more epoch: the stop is tested before training."""
+    train, valid = frames
+    options = ({"max_steps": 9, "max_epochs": 50} if stop == "max_steps" else
+               {"patience": 1, "max_epochs": 50, "learning_rate": 0.5})
+    first = Trainer(config(tmp_path, "done", **options), progress=False,
+                    data=(train, valid, []))
+    result = first.fit()
+    assert result["stopped_by"] == stop
+    kept = load_model(tmp_path / "done" / "model.pt").state_dict()
+    again = Trainer(config(tmp_path, "done", **options), progress=False,
+                    data=(train, valid, []))
+    assert again.resume()
+    rerun = again.fit()
+    assert (rerun["stopped_by"], rerun["epochs"], again.steps) == (
+        stop, result["epochs"], first.steps)
+    now = load_model(tmp_path / "done" / "model.pt").state_dict()
+    for key in kept:
+        torch.testing.assert_close(now[key], kept[key], rtol=0, atol=0, msg=key)

@@ -239,6 +239,15 @@ class Trainer:
 
     # -- the whole run -------------------------------------------------------
 
+    def _stop_reason(self) -> str | None:
+        """Why the run is over ("early stopping", "max_steps"), or None to go on."""
+        t = self.config["training"]
+        if self.stale >= schedule.patience(t):
+            return "early stopping"
+        if t.get("max_steps") and self.steps >= t["max_steps"]:
+            return "max_steps"
+        return None
+
     def fit(self) -> dict:
         """Train (epochs, or the family's closed-form fit); then :meth:`finish`."""
         if not self.gradient:
@@ -257,11 +266,13 @@ class Trainer:
         epochs = min(t["max_epochs"], math.ceil(self.total_steps() / self.steps_per_epoch()))
         bar = tqdm(total=epochs, initial=self.epoch, disable=not self.progress,
                    desc="training", unit="epoch")
-        reason = "max_epochs"
+        # a resumed run that had already stopped (the same command rerun) trains no
+        # further: the stop is tested before the first epoch, not only after each
+        reason = self._stop_reason() or "max_epochs"
         # wall time of the training so far, carried over a resume: when a run got within
         # reach of its final error (benchmarks/training_time.py) is read off the history
         before = self.history[-1].get("seconds", 0.0) if self.history else 0.0
-        while self.epoch < t["max_epochs"]:
+        while reason == "max_epochs" and self.epoch < t["max_epochs"]:
             train_loss = self.run_epoch()
             valid_loss, rmse = self.validate()
             self.epoch += 1
@@ -284,16 +295,11 @@ class Trainer:
             bar.update(1)
             bar.set_postfix({"loss": f"{valid_loss:.3g}",
                              **{k[:4]: f"{v:.3g}" for k, v in rmse.items()}})
-            if self.stale >= schedule.patience(t):
-                reason = "early stopping"
-                break
+            reason = self._stop_reason() or "max_epochs"
             minutes = t["max_minutes"]
-            if minutes is not None and time.perf_counter() - start > 60 * minutes:
-                reason = "max_minutes"
-                break
-            if t.get("max_steps") and self.steps >= t["max_steps"]:
-                reason = "max_steps"
-                break
+            if (reason == "max_epochs" and minutes is not None
+                    and time.perf_counter() - start > 60 * minutes):
+                reason = "max_minutes"  # of this call: a resumed run gets as many again
         bar.close()
         self.checkpoint()
         return self.finish(reason, time.perf_counter() - start)
