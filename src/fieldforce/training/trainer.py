@@ -268,11 +268,11 @@ class Trainer:
                    desc="training", unit="epoch")
         # a resumed run that had already stopped (the same command rerun) trains no
         # further: the stop is tested before the first epoch, not only after each
-        reason = self._stop_reason() or "max_epochs"
+        reason = self._stop_reason()  # None: go on
         # wall time of the training so far, carried over a resume: when a run got within
         # reach of its final error (benchmarks/training_time.py) is read off the history
         before = self.history[-1].get("seconds", 0.0) if self.history else 0.0
-        while reason == "max_epochs" and self.epoch < t["max_epochs"]:
+        while reason is None and self.epoch < t["max_epochs"]:
             train_loss = self.run_epoch()
             valid_loss, rmse = self.validate()
             self.epoch += 1
@@ -295,14 +295,14 @@ class Trainer:
             bar.update(1)
             bar.set_postfix({"loss": f"{valid_loss:.3g}",
                              **{k[:4]: f"{v:.3g}" for k, v in rmse.items()}})
-            reason = self._stop_reason() or "max_epochs"
+            reason = self._stop_reason()
             minutes = t["max_minutes"]
-            if (reason == "max_epochs" and minutes is not None
+            if (reason is None and minutes is not None
                     and time.perf_counter() - start > 60 * minutes):
                 reason = "max_minutes"  # of this call: a resumed run gets as many again
         bar.close()
         self.checkpoint()
-        return self.finish(reason, time.perf_counter() - start)
+        return self.finish(reason or "max_epochs", time.perf_counter() - start)
 
     def finish(self, reason: str, seconds: float, fit_info: dict | None = None) -> dict:
         """Keep the best or the last weights
