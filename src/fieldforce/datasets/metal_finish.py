@@ -36,11 +36,11 @@ def finish(args: argparse.Namespace) -> int:
     parts = args.parts or args.labelled.with_name(args.labelled.name + ".parts")
     # the sampled plan: its order for the collected parts, its size for the metadata
     planned = read_frames(args.planned) if args.planned is not None else None
+    backend = dataset_backend()
     if args.partial:
         frames = [f for p in finished_parts(parts) for f in read_frames(p)]
         # parts labelled before the backend aimed at the target field are relabelled by
         # the running job: ship only labels the backend would reuse
-        backend = dataset_backend()
         kept = [f for f in frames if backend.accepts(
             {"efield": f.efield}, np.array([0.0, 0.0, f.atoms.info["target_field"]]))]
         if len(kept) < len(frames):
@@ -57,8 +57,9 @@ def finish(args: argparse.Namespace) -> int:
         added = []
         for path in args.extra:
             for f in labelled_so_far(path):
-                if frame_key(f) not in present:
-                    present.add(frame_key(f))
+                key = frame_key(f)
+                if key not in present:
+                    present.add(key)
                     added.append(f)
         if added:
             frames += added
@@ -78,7 +79,7 @@ def finish(args: argparse.Namespace) -> int:
         key = f"{f.atoms.info.get('system')} {f.atoms.info.get('config_type')}"
         counts[key] = counts.get(key, 0) + 1
     meta = {
-        "level_of_theory": dataset_backend().settings() | {"code": "GPAW"},
+        "level_of_theory": backend.settings() | {"code": "GPAW"},
         "properties": list(PROPERTIES),
         "frames": len(frames),
         "counts": counts,
